@@ -1,0 +1,84 @@
+"""The ``lakegate`` command: serve, demo, submit, get, cancel, runs, check-config, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from gateway import __version__, logs
+from gateway.errors import ConfigError
+from gateway.settings import load_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    namespaces = len(settings.tenants.namespaces)
+    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    logs.configure(level=args.log_level)
+    if args.service == "databricks":
+        from gateway.emulator.databricks import load_config, serve
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        return _run_until_interrupted(serve(config, host=args.host, port=args.port))
+    print(f"unknown emulator '{args.service}'", file=sys.stderr)
+    return 2
+
+
+def _run_until_interrupted(coro: Coroutine[Any, Any, None]) -> int:
+    # Ctrl-C is how people stop the demo and the emulator; it is not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakegate",
+        description="Multi-tenant gateway between job schedulers and the Databricks Jobs API.",
+    )
+    parser.add_argument("--version", action="version", version=f"lakegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
+    check.add_argument("--config", default="config/gateway.yaml")
+    check.set_defaults(handler=_check_config)
+
+    emulator = sub.add_parser("emulator", help="run an emulated upstream for tests and demos")
+    emulator.add_argument("service", choices=["databricks"])
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--config", default=None, help="emulator YAML (default: built in)")
+    emulator.add_argument("--log-level", default="info")
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

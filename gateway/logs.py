@@ -1,0 +1,160 @@
+"""structlog set-up, context binding and the redaction that keeps credentials out of logs.
+
+Redaction runs as the last processor before rendering, over every value of every event, so a
+token that reaches a log through an exception message, a URL or a nested dict is still caught.
+It works on two levels: keys whose name says "secret" lose their value whatever it looks like,
+and string values are scrubbed of the shapes credentials have on the wire (bearer and basic
+headers, JWTs, Databricks PATs and OAuth secrets, form fields such as ``client_secret=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import structlog
+
+REDACTED = "[redacted]"
+
+LogFormat = Literal["auto", "json", "console"]
+
+_SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "subject_token",
+        "actor_token",
+        "client_secret",
+        "client_assertion",
+        "secret",
+        "password",
+        "api_key",
+        "apikey",
+        "bearer",
+        "jwt",
+        "private_key",
+        "signing_secret",
+        "webhook_secret",
+        "x-databricks-azure-sp-management-token",
+    }
+)
+
+_VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization header values, in any case, with any scheme we send.
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    # Compact JWS/JWT: three base64url segments, the first of which is a JSON header.
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
+    # Databricks personal access tokens (dapi + hex, optionally -N) and OAuth secrets (dose...).
+    (re.compile(r"\bdapi[0-9a-f]{16,}(?:-\d+)?\b"), REDACTED),
+    (re.compile(r"\bdose[0-9a-zA-Z]{16,}\b"), REDACTED),
+    # Form or query fields that carry credentials.
+    (
+        re.compile(
+            r"(?i)\b(client_secret|client_assertion|subject_token|access_token|token|password)"
+            r"=[^&\s\"']+"
+        ),
+        r"\1=" + REDACTED,
+    ),
+)
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with every credential-shaped substring replaced."""
+    for pattern, replacement in _VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _is_secret_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(("_token", "_secret", "_password"))
+
+
+def redact_value(value: Any) -> Any:
+    """Redact a log value of any shape, recursing through mappings and sequences."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if _is_secret_key(k) and v not in (None, "") else redact_value(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    # Exceptions, URLs, pydantic models: their text is what a renderer would print.
+    return redact_text(str(value))
+
+
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: scrub every key and value of the event."""
+    for key in list(event_dict):
+        value = event_dict[key]
+        if _is_secret_key(key) and value not in (None, ""):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = redact_value(value)
+    return event_dict
+
+
+def shared_processors() -> list[structlog.types.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+
+
+def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
+    """Configure structlog and the stdlib root logger once, at process start."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared_processors(), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries that log through stdlib (aiohttp.access, asyncio) get the same redaction.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors(),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+@contextmanager
+def bound(**context: Any) -> Iterator[None]:
+    """Bind context (request_id, namespace, run_id) for the duration of a block."""
+    with structlog.contextvars.bound_contextvars(**context):
+        yield

@@ -1,0 +1,1 @@
+"""Runs: the submission service, admission, and the poller that follows runs to their end."""
