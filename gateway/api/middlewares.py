@@ -1,0 +1,105 @@
+"""Request context: request id, log context, the access log, HTTP metrics, the body limit.
+
+``request_context`` runs outermost, so every response, error or not, carries X-Request-Id,
+is counted and is logged once. Neither headers nor bodies are logged: they may hold tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.api.keys import METRICS, PROBLEM, REQUEST_ID
+from gateway.errors import PayloadTooLarge
+from gateway.logs import bound, get_logger
+from gateway.settings import NAMESPACE_RE
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Any other method is counted as OTHER: a caller must not be able to mint label values.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# nginx's convention for "the client went away before the answer".
+_CLIENT_CLOSED = 499
+
+log = get_logger("gateway.api.access")
+
+
+def request_id_for(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is safe to log and echo, else a fresh one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template; unmatched paths share one label to bound cardinality."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _log_context(request: web.Request, request_id: str) -> dict[str, Any]:
+    context: dict[str, Any] = {"request_id": request_id}
+    namespace = request.match_info.get("namespace")
+    # Only a valid name is bound: anything else is caller noise of any length.
+    if namespace is not None and NAMESPACE_RE.match(namespace):
+        context["namespace"] = namespace
+    return context
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request_id_for(request)
+    request[REQUEST_ID] = request_id
+    route = route_template(request)
+    method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+    started = time.perf_counter()
+    # problem_middleware answers every error, so 500 here means it failed itself.
+    status = 500
+    with bound(**_log_context(request, request_id)):
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        except web.HTTPException as exc:
+            # Only non-errors (redirects) get this far; they still carry the request id.
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        except asyncio.CancelledError:
+            status = _CLIENT_CLOSED
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics = request.config_dict[METRICS]
+            metrics.http_requests.labels(method=method, route=route, status=str(status)).inc()
+            metrics.http_latency.labels(method=method, route=route).observe(elapsed)
+            event: dict[str, Any] = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            }
+            if PROBLEM in request:
+                event["problem"] = request[PROBLEM]
+            log.info("http_request", **event)
+
+
+def body_limit(max_bytes: int) -> Middleware:
+    """Refuse a declared Content-Length over the limit before a byte of the body is read."""
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > max_bytes:
+            raise PayloadTooLarge(
+                f"The request body is {length} bytes; this gateway accepts at most {max_bytes}."
+            )
+        return await handler(request)
+
+    return limit

@@ -1,0 +1,85 @@
+"""The /v1 run handlers: parse, call the RunService, shape the answer.
+
+Handlers hold no logic of their own beyond HTTP: validation is in ``schemas``, the wire shape
+in ``views``, errors become problem+json in ``problems``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.keys import SERVICE, SETTINGS
+from gateway.api.schemas import (
+    check_list_parameters,
+    parse_cursor,
+    parse_idempotency_key,
+    parse_limit,
+    parse_namespace,
+    parse_run_id,
+    parse_states,
+    parse_submit,
+)
+from gateway.api.views import run_location, run_view
+from gateway.errors import PayloadTooLarge
+from gateway.model import RunState
+
+# Accepted by the ledger but not yet known to Databricks: the caller should poll (202).
+_NOT_YET_SUBMITTED = frozenset({RunState.QUEUED, RunState.SUBMITTING})
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # aiohttp stops reading at the application's client_max_size; this catches a composition
+    # root that set that higher than the configured limit.
+    limit = request.config_dict[SETTINGS].server.max_body_bytes
+    body = await request.read()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
+
+
+async def submit_run(request: web.Request) -> web.Response:
+    namespace = parse_namespace(request.match_info["namespace"])
+    key = parse_idempotency_key(request.headers.getall("Idempotency-Key", []))
+    submission = parse_submit(await _read_body(request))
+    outcome = await request.config_dict[SERVICE].submit(namespace, submission, idempotency_key=key)
+    run = outcome.run
+    if not outcome.created:
+        status = 200
+    elif run.state in _NOT_YET_SUBMITTED:
+        status = 202
+    else:
+        status = 201
+    return web.json_response(
+        run_view(run),
+        status=status,
+        headers={"Location": run_location(run.namespace, run.id)},
+    )
+
+
+async def get_run(request: web.Request) -> web.Response:
+    namespace = parse_namespace(request.match_info["namespace"])
+    run_id = parse_run_id(request.match_info["run_id"])
+    run = await request.config_dict[SERVICE].get(namespace, run_id)
+    return web.json_response(run_view(run, history=True))
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    namespace = parse_namespace(request.match_info["namespace"])
+    query = request.query
+    check_list_parameters(set(query.keys()))
+    page = await request.config_dict[SERVICE].list(
+        namespace,
+        states=parse_states(query.getall("state", [])),
+        limit=parse_limit(query.getall("limit", [])),
+        cursor=parse_cursor(query.getall("cursor", [])),
+    )
+    return web.json_response(
+        {"runs": [run_view(run) for run in page.runs], "next_cursor": page.next_cursor}
+    )
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    namespace = parse_namespace(request.match_info["namespace"])
+    run_id = parse_run_id(request.match_info["run_id"])
+    run = await request.config_dict[SERVICE].cancel(namespace, run_id)
+    return web.json_response(run_view(run), status=202)
