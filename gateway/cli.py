@@ -10,22 +10,53 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from gateway import __version__, logs
+from gateway.cli_client import add_client_commands
 from gateway.errors import ConfigError
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    settings = _load_or_report(args.config)
+    if settings is None:
+        return 2
+    namespaces = len(settings.tenants.namespaces)
+    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    return 0
+
+
+def _load_or_report(path: str) -> Settings | None:
     try:
-        settings = load_settings(args.config)
+        return load_settings(path)
     except ConfigError as exc:
         print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _load_or_report(args.config)
+    if settings is None:
         return 2
-    namespaces = len(settings.tenants.namespaces)
-    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    logs.configure(level=settings.logging.level, fmt=settings.logging.format)
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    # run_app turns SIGTERM and SIGINT into a graceful shutdown: in-flight requests finish,
+    # then every cleanup_ctx closes what it opened.
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        access_log=None,
+        print=lambda _: print(f"lakegate {__version__} serving on http://{host}:{port}"),
+    )
     return 0
 
 
@@ -59,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lakegate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_client_commands(sub)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default="config/gateway.yaml")
+    serve.add_argument("--host", default=None, help="overrides server.host")
+    serve.add_argument("--port", type=int, default=None, help="overrides server.port")
+    serve.set_defaults(handler=_serve)
 
     check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
     check.add_argument("--config", default="config/gateway.yaml")
