@@ -1,0 +1,276 @@
+"""A Databricks workspace's OAuth token endpoint: discovery, and grants that yield a token.
+
+Every grant goes through ``request_token``: one form POST to the token endpoint, retried under
+a declared policy when the endpoint is briefly unable (429, 5xx, timeouts, dropped
+connections), and parsed by the pure ``parse_token_response``. ``client_credentials`` is the
+OAuth M2M grant (reference §3); token exchange for federation is one more grant beside it.
+
+Errors are ``TokenEndpointError`` (an ``IdentityError``: the namespace's identity cannot be
+had), ``transient`` when trying again later may help. Secrets are sent, never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from gateway.databricks.auth import AccessToken
+from gateway.databricks.retries import RetryPolicy
+from gateway.databricks.wire import parse_retry_after
+from gateway.errors import TokenEndpointError
+from gateway.logs import get_logger
+
+log = get_logger(__name__)
+
+DISCOVERY_PATH = "/oidc/.well-known/oauth-authorization-server"
+DEFAULT_TOKEN_PATH = "/oidc/v1/token"  # noqa: S105 (a path, not a credential)
+DEFAULT_SCOPE = "all-apis"
+# Token endpoints answer in well under a second; the go SDK allows a minute of retries.
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
+DEFAULT_TOKEN_RETRY = RetryPolicy(deadline=60.0, initial=0.5, maximum=10.0)
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+Clock = Callable[[], float]
+
+
+async def discover_token_endpoint(
+    session: aiohttp.ClientSession,
+    host: str,
+    *,
+    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+) -> str:
+    """The workspace's ``token_endpoint`` from OIDC discovery; ``{host}/oidc/v1/token`` if not.
+
+    Discovery failing is only a warning: every workspace serves the standard path. An
+    endpoint on another origin is refused, so a client secret only ever goes to the
+    allow-listed workspace host.
+    """
+    host = host.rstrip("/")
+    fallback = host + DEFAULT_TOKEN_PATH
+    try:
+        async with session.get(
+            host + DISCOVERY_PATH,
+            headers={"Accept": "application/json"},
+            timeout=request_timeout,
+            allow_redirects=False,
+        ) as resp:
+            status = resp.status
+            raw = await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("oauth_discovery_failed", host=host, error=type(exc).__name__)
+        return fallback
+    endpoint = _discovered_endpoint(status, raw)
+    if endpoint is None:
+        log.warning("oauth_discovery_failed", host=host, http_status=status)
+        return fallback
+    if not _same_origin(endpoint, host):
+        log.warning("oauth_discovery_foreign_endpoint", host=host, token_endpoint=endpoint)
+        return fallback
+    return endpoint
+
+
+async def client_credentials(
+    session: aiohttp.ClientSession,
+    token_endpoint: str,
+    client_id: str,
+    client_secret: str,
+    scope: str = DEFAULT_SCOPE,
+    *,
+    namespace: str,
+    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
+    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    clock: Clock = time.time,
+) -> AccessToken:
+    """The OAuth M2M grant: client id and secret in HTTP Basic auth, the rest as a form."""
+    return await request_token(
+        session,
+        token_endpoint,
+        {"grant_type": "client_credentials", "scope": scope},
+        authorization=basic_authorization(client_id, client_secret),
+        namespace=namespace,
+        source="oauth-m2m",
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
+    )
+
+
+async def request_token(
+    session: aiohttp.ClientSession,
+    token_endpoint: str,
+    form: Mapping[str, str],
+    *,
+    authorization: str | None,
+    namespace: str,
+    source: str,
+    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
+    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    clock: Clock = time.time,
+) -> AccessToken:
+    """POST one grant to the token endpoint, retrying transient failures within the deadline.
+
+    ``authorization`` is the client authentication header, if the grant has one.
+    """
+    request_headers = {"Accept": "application/json"}
+    if authorization is not None:
+        request_headers["Authorization"] = authorization
+    hints = _RetryAfterHints()
+    retrying = retry.token_endpoint(token_endpoint, retry_after=hints)
+
+    async def attempt() -> AccessToken:
+        # Expiry counts from before the request: a token is never trusted longer than it lives.
+        sent_at = clock()
+        try:
+            async with session.post(
+                token_endpoint,
+                data=dict(form),
+                headers=request_headers,
+                timeout=request_timeout,
+                allow_redirects=False,
+            ) as resp:
+                status, headers = resp.status, resp.headers
+                text = (await resp.read()).decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TokenEndpointError(
+                f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
+                namespace=namespace,
+                source=source,
+                transient=True,
+            ) from exc
+        try:
+            return parse_token_response(
+                status,
+                text,
+                endpoint=token_endpoint,
+                namespace=namespace,
+                source=source,
+                now=sent_at,
+            )
+        except TokenEndpointError as error:
+            hints.remember(error, parse_retry_after(headers))
+            raise
+
+    token: AccessToken = await retrying(attempt)
+    return token
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """HTTP Basic client authentication, as the Databricks SDKs send it (no form-encoding)."""
+    pair = f"{client_id}:{client_secret}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def parse_token_response(
+    status: int,
+    text: str,
+    *,
+    endpoint: str,
+    namespace: str,
+    source: str,
+    now: float,
+) -> AccessToken:
+    """A token endpoint's answer as an ``AccessToken``, or the ``TokenEndpointError`` it means."""
+    payload = _json_object(text)
+    if status != 200:
+        raise _oauth_error(
+            status, payload, text, endpoint=endpoint, namespace=namespace, source=source
+        )
+
+    def malformed(problem: str) -> TokenEndpointError:
+        return TokenEndpointError(
+            f"token endpoint {endpoint} answered 200 with {problem}",
+            namespace=namespace,
+            source=source,
+            http_status=status,
+        )
+
+    if payload is None:
+        raise malformed("a body that is not a JSON object")
+    value = payload.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise malformed("no access_token")
+    token_type = payload.get("token_type", "Bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise malformed(f"token_type {token_type!r}, not Bearer")
+    expires_in = payload.get("expires_in")
+    if isinstance(expires_in, str) and expires_in.isdigit():
+        expires_in = int(expires_in)
+    if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+        raise malformed("no positive integer expires_in")
+    return AccessToken(value=value, expires_at=now + expires_in)
+
+
+def _oauth_error(
+    status: int,
+    payload: Mapping[str, Any] | None,
+    text: str,
+    *,
+    endpoint: str,
+    namespace: str,
+    source: str,
+) -> TokenEndpointError:
+    # RFC 6749 §5.2 names them error/error_description; some Databricks paths use Okta-style
+    # errorCode/errorSummary, which the SDKs read too.
+    code = description = None
+    if payload is not None:
+        code = _str(payload.get("error")) or _str(payload.get("errorCode"))
+        description = _str(payload.get("error_description")) or _str(payload.get("errorSummary"))
+    if description is None and payload is None:
+        description = " ".join(text.split())[:300] or None
+    detail = ": ".join(part for part in (code, description) if part) or f"HTTP {status}"
+    return TokenEndpointError(
+        f"token endpoint {endpoint} refused the request ({status}): {detail}",
+        namespace=namespace,
+        source=source,
+        http_status=status,
+        error_code=code,
+        transient=status in _TRANSIENT_STATUSES,
+    )
+
+
+class _RetryAfterHints:
+    """Retry-After of the token endpoint's answers, by the error each one became.
+
+    ``TokenEndpointError`` has no ``retry_after`` field, so the wait reads it from here.
+    """
+
+    def __init__(self) -> None:
+        self._error: BaseException | None = None
+        self._seconds: float | None = None
+
+    def remember(self, error: BaseException, seconds: float | None) -> None:
+        self._error, self._seconds = error, seconds
+
+    def __call__(self, exc: BaseException) -> float | None:
+        return self._seconds if exc is self._error else None
+
+
+def _discovered_endpoint(status: int, raw: bytes) -> str | None:
+    if status != 200:
+        return None
+    payload = _json_object(raw.decode("utf-8", "replace"))
+    endpoint = payload.get("token_endpoint") if payload else None
+    return endpoint if isinstance(endpoint, str) and endpoint else None
+
+
+def _same_origin(url: str, host: str) -> bool:
+    a, b = urlsplit(url), urlsplit(host)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
