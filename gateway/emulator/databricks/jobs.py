@@ -1,0 +1,267 @@
+"""Jobs API one-time runs, under /api/2.1/ and /api/2.2/: submit, get, cancel, list, output.
+
+Behaviour follows shared/reference/databricks.md section 1. Choices where it is silent:
+
+- runs/list shows only the runs the calling principal created: lakegate gives each namespace
+  its own identity and relies on not seeing the others' runs. runs/get and runs/cancel
+  accept any run id of the workspace, as a workspace admin's would.
+- runs/cancel-all with ``all_queued_runs`` cancels the caller's queued runs only.
+- a task run id works wherever a run id does, as on the real service.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aiohttp import web
+
+from gateway.emulator.databricks.runs import LimitReached, ListQuery
+from gateway.emulator.databricks.validation import Invalid, parse_json_object, parse_submit
+from gateway.emulator.databricks.views import (
+    TASKS_PAGE_SIZE,
+    Site,
+    decode_cursor,
+    decode_offset,
+    encode_cursor,
+    output_view,
+    run_view,
+    task_run_view,
+)
+from gateway.emulator.databricks.workspace import PRINCIPAL, Workspace, api_error, invalid
+from gateway.logs import get_logger
+
+log = get_logger(__name__)
+
+API_PREFIX = r"/api/{version:2\.[12]}/jobs/runs"
+LIST_MAX = 25
+LIST_DEFAULT = 20
+_RUN_TYPES = frozenset({"JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"})
+_MULTI_TASK_OUTPUT = (
+    "Retrieving the output of runs with multiple tasks is not supported. "
+    "Please retrieve the output of each individual task run instead."
+)
+
+
+class _BadParam(Exception):
+    pass
+
+
+def _no_such_run(run_id: int) -> web.Response:
+    return invalid(f"Run {run_id} does not exist.")
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return False
+    # py-sdk sends true/false; Airflow's GET params arrive as True/False.
+    lowered = raw.lower()
+    if lowered not in ("true", "false"):
+        raise _BadParam(f"Invalid value for parameter {name}: expected true or false, got {raw}")
+    return lowered == "true"
+
+
+def _int(request: web.Request, name: str, *, required: bool = False) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise _BadParam(f"Missing required field: {name}")
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _BadParam(
+            f"Invalid value for parameter {name}: expected an integer, got {raw}"
+        ) from None
+
+
+def _body_run_id(body: dict[str, Any]) -> int:
+    run_id = body.get("run_id")
+    if run_id is None:
+        raise _BadParam("Missing required field: run_id")
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        raise _BadParam("Invalid value for field run_id: expected an integer")
+    return run_id
+
+
+class JobsApi:
+    """The handlers; the workspace is their only state."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"{API_PREFIX}/submit", self.submit),
+            web.get(f"{API_PREFIX}/get", self.get),
+            web.post(f"{API_PREFIX}/cancel", self.cancel),
+            web.post(f"{API_PREFIX}/cancel-all", self.cancel_all),
+            web.get(f"{API_PREFIX}/list", self.list),
+            web.get(f"{API_PREFIX}/get-output", self.get_output),
+            # Last: any other /api/ path, or a known path with the wrong method.
+            web.route("*", "/api/{tail:.*}", self.not_found),
+        ]
+
+    def _site(self, request: web.Request) -> Site:
+        base = self._ws.config.public_url or str(request.url.origin())
+        return Site(base, self._ws.config.workspace_id)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        spec = parse_submit(await request.text())
+        if isinstance(spec, Invalid):
+            return api_error(400, spec.error_code, spec.message)
+        principal = request[PRINCIPAL]
+        now = self._ws.now_ms()
+        registry = self._ws.registry
+        try:
+            run_id, created = registry.submit(spec, principal, now)
+        except LimitReached as exc:
+            log.info("emulator_run_refused", principal=principal.name, reason=str(exc))
+            next_end = registry.next_end_ms()
+            wait = math.ceil((next_end - now) / 1000) if next_end is not None else 1
+            return api_error(
+                429,
+                "REQUEST_LIMIT_EXCEEDED",
+                str(exc),
+                retry_after=max(1, wait),
+                with_request_info=True,
+            )
+        log.info(
+            "emulator_run_submitted" if created else "emulator_run_deduplicated",
+            run_id=run_id,
+            principal=principal.name,
+            run_name=spec.run_name,
+        )
+        return web.json_response({"run_id": run_id})
+
+    async def get(self, request: web.Request) -> web.Response:
+        try:
+            run_id = _int(request, "run_id", required=True)
+        except _BadParam as exc:
+            return invalid(str(exc))
+        assert run_id is not None
+        now = self._ws.now_ms()
+        record = self._ws.registry.get(run_id)
+        if record is None:
+            found = self._ws.registry.get_task(run_id)
+            if found is None:
+                return _no_such_run(run_id)
+            return web.json_response(task_run_view(*found, now, self._site(request)))
+        offset, page = 0, None
+        if request.match_info["version"] == "2.2":
+            page = TASKS_PAGE_SIZE
+            token = request.query.get("page_token")
+            if token:
+                decoded = decode_offset(token)
+                if decoded is None:
+                    return invalid(f"Invalid page token: {token}")
+                offset = decoded
+        view = run_view(record, now, self._site(request), tasks_offset=offset, tasks_page=page)
+        return web.json_response(view)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        body = parse_json_object(await request.text())
+        if isinstance(body, Invalid):
+            return api_error(400, body.error_code, body.message)
+        try:
+            run_id = _body_run_id(body)
+        except _BadParam as exc:
+            return invalid(str(exc))
+        if not self._ws.registry.cancel(run_id, self._ws.now_ms()):
+            return _no_such_run(run_id)
+        log.info("emulator_run_cancel_requested", run_id=run_id, principal=request[PRINCIPAL].name)
+        return web.json_response({})
+
+    async def cancel_all(self, request: web.Request) -> web.Response:
+        body = parse_json_object(await request.text())
+        if isinstance(body, Invalid):
+            return api_error(400, body.error_code, body.message)
+        job_id = body.get("job_id")
+        if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int)):
+            return invalid("Invalid value for field job_id: expected an integer")
+        if job_id is None and body.get("all_queued_runs") is not True:
+            return invalid("Either job_id or all_queued_runs must be specified.")
+        principal = request[PRINCIPAL]
+        count = self._ws.registry.cancel_all(principal, self._ws.now_ms(), job_id=job_id)
+        log.info("emulator_runs_cancelled", principal=principal.name, count=count, job_id=job_id)
+        return web.json_response({})
+
+    async def list(self, request: web.Request) -> web.Response:
+        try:
+            query = self._list_query(request)
+        except _BadParam as exc:
+            return invalid(str(exc))
+        now = self._ws.now_ms()
+        page = self._ws.registry.owned_by(request[PRINCIPAL], query, now)
+        site = self._site(request)
+        body: dict[str, Any] = {}
+        if page.runs:
+            body["runs"] = [run_view(r, now, site, tasks=query.expand_tasks) for r in page.runs]
+        body["has_more"] = page.has_more
+        if page.next_token is not None:
+            body["next_page_token"] = encode_cursor("before", page.next_token)
+        if page.prev_token is not None:
+            body["prev_page_token"] = encode_cursor("after", page.prev_token)
+        return web.json_response(body)
+
+    def _list_query(self, request: web.Request) -> ListQuery:
+        active_only = _bool(request, "active_only")
+        completed_only = _bool(request, "completed_only")
+        if active_only and completed_only:
+            raise _BadParam("active_only and completed_only cannot both be true.")
+        limit = _int(request, "limit")
+        if limit is None:
+            limit = LIST_DEFAULT
+        elif limit == 0:
+            limit = LIST_MAX
+        elif limit > LIST_MAX:
+            raise _BadParam(f"Invalid limit {limit} - it has to be no more than {LIST_MAX}.")
+        elif limit < 0:
+            raise _BadParam(f"Invalid limit {limit} - it has to be no less than 0.")
+        offset = _int(request, "offset") or 0
+        if offset < 0:
+            raise _BadParam(f"Invalid offset {offset} - it has to be no less than 0.")
+        run_type = request.query.get("run_type")
+        if run_type is not None and run_type not in _RUN_TYPES:
+            raise _BadParam(f"Invalid value for parameter run_type: {run_type}")
+        cursor = None
+        token = request.query.get("page_token")
+        if token:
+            decoded = decode_cursor(token)
+            if decoded is None:
+                raise _BadParam(f"Invalid page token: {token}")
+            cursor = decoded
+        return ListQuery(
+            limit=limit,
+            active_only=active_only,
+            completed_only=completed_only,
+            job_id=_int(request, "job_id"),
+            start_time_from=_int(request, "start_time_from"),
+            start_time_to=_int(request, "start_time_to"),
+            offset=offset,
+            cursor=cursor,
+            submit_runs=run_type in (None, "SUBMIT_RUN"),
+            expand_tasks=_bool(request, "expand_tasks"),
+        )
+
+    async def get_output(self, request: web.Request) -> web.Response:
+        try:
+            run_id = _int(request, "run_id", required=True)
+        except _BadParam as exc:
+            return invalid(str(exc))
+        assert run_id is not None
+        now = self._ws.now_ms()
+        if self._ws.registry.get(run_id) is not None:
+            return invalid(_MULTI_TASK_OUTPUT)
+        found = self._ws.registry.get_task(run_id)
+        if found is None:
+            return _no_such_run(run_id)
+        return web.json_response(output_view(*found, now, self._site(request)))
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        tail = request.match_info["tail"]
+        _, _, rest = tail.partition("/")
+        # Real workspaces name the path without its /api/<version> prefix.
+        shown = "/" + rest if tail[:1].isdigit() else "/" + tail
+        return api_error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {shown}'")

@@ -1,0 +1,264 @@
+"""The emulator's aiohttp application, and a server to run it on a real socket.
+
+Middlewares, outermost first: request counting, fault injection (before anything takes
+effect), unexpected-error answers, authentication of ``/api/`` by the identity service, and
+the per-endpoint request-rate limits. ``/emulator/`` is neither counted, faulted nor
+authenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from gateway.emulator.clock import Clock
+from gateway.emulator.databricks.admin import AdminApi
+from gateway.emulator.databricks.config import EmulatorConfig
+from gateway.emulator.databricks.faults import ADMIN_PREFIX, FaultSpec, faults_middleware
+from gateway.emulator.databricks.identity import AuthFailure, IdentityService
+from gateway.emulator.databricks.jobs import JobsApi
+from gateway.emulator.databricks.workspace import PRINCIPAL, Workspace, api_error
+from gateway.logs import get_logger
+
+log = get_logger(__name__)
+
+WORKSPACE = web.AppKey("lakegate_emulator_workspace", Workspace)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Long enough for an in-flight answer, short enough that a test's teardown never waits on a
+# client that went away.
+_SHUTDOWN_TIMEOUT = 2.0
+
+
+def _route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+def _stats_middleware(ws: Workspace) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(ADMIN_PREFIX):
+            return await handler(request)
+        template = _route_template(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            ws.stats.record(request.method, template, exc.status)
+            raise
+        except asyncio.CancelledError:
+            ws.stats.record(request.method, template, "cancelled")
+            raise
+        transport = request.transport
+        gone = transport is None or transport.is_closing()
+        ws.stats.record(request.method, template, "dropped" if gone else response.status)
+        return response
+
+    return middleware
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("emulator_handler_failed", method=request.method, path=request.path)
+        return api_error(500, "INTERNAL_ERROR", "Internal error.", with_request_info=True)
+
+
+def _auth_middleware(ws: Workspace) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        try:
+            request[PRINCIPAL] = ws.identity.authenticate(request.headers.get("Authorization"))
+        except AuthFailure as failure:
+            headers = {}
+            message = failure.body.get("message")
+            if isinstance(message, str):
+                headers["X-Databricks-Reason-Phrase"] = message
+            return web.json_response(failure.body, status=failure.status, headers=headers)
+        response = await handler(request)
+        response.headers["X-Databricks-Org-Id"] = str(ws.config.workspace_id)
+        return response
+
+    return middleware
+
+
+def _rate_middleware(ws: Workspace) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        _, sep, endpoint = request.path.partition("/jobs/")
+        if not sep or not request.path.startswith("/api/"):
+            return await handler(request)
+        refusal = ws.limiter.check(endpoint)
+        if refusal is None:
+            return await handler(request)
+        log.info("emulator_rate_limited", endpoint=endpoint, retry_after=refusal.retry_after)
+        return api_error(
+            429,
+            "REQUEST_LIMIT_EXCEEDED",
+            refusal.message,
+            retry_after=refusal.retry_after,
+            with_request_info=True,
+        )
+
+    return middleware
+
+
+def _host_metadata(ws: Workspace) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        # Newer SDKs read this on every Config init; without it they find no OIDC endpoint.
+        base = ws.config.public_url or str(request.url.origin())
+        account_id = ws.identity.config.account_id
+        return web.json_response(
+            {
+                "oidc_endpoint": f"{base}/oidc",
+                "account_id": account_id,
+                "workspace_id": str(ws.config.workspace_id),
+                "cloud": ws.config.cloud,
+                "token_federation_default_oidc_audiences": [account_id],
+            }
+        )
+
+    return handler
+
+
+def create_app(
+    config: EmulatorConfig | None = None, *, clock: Clock | None = None
+) -> web.Application:
+    """The emulated workspace as an aiohttp application; its state is ``app[WORKSPACE]``."""
+    ws = Workspace(config or EmulatorConfig(), clock or Clock())
+    app = web.Application(
+        middlewares=[
+            _stats_middleware(ws),
+            faults_middleware(ws.faults),
+            _errors_middleware,
+            _auth_middleware(ws),
+            _rate_middleware(ws),
+        ]
+    )
+    app[WORKSPACE] = ws
+    app.add_routes(AdminApi(ws).routes())
+    app.add_routes(ws.identity.routes())
+    app.router.add_get("/.well-known/databricks-config", _host_metadata(ws))
+    app.add_routes(JobsApi(ws).routes())
+    app.cleanup_ctx.append(ws.identity.cleanup_ctx)
+
+    async def release_hangs(_app: web.Application) -> None:
+        ws.faults.release_hangs()
+
+    app.on_shutdown.append(release_hangs)
+    return app
+
+
+class EmulatorServer:
+    """The emulator on a real loopback socket, for tests, the CLI and benchmarks.
+
+    ``async with EmulatorServer(config) as server:`` listens on 127.0.0.1 and a free port;
+    ``server.url`` is the workspace host to give a client. In-process helpers (``fault``,
+    ``advance``, ``runs``, ``stats``, ``reset``) do what the /emulator/ API does.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock = clock or Clock()
+        self.app = create_app(self.config, clock=self.clock)
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.app[WORKSPACE]
+
+    @property
+    def identity(self) -> IdentityService:
+        return self.workspace.identity
+
+    @property
+    def port(self) -> int:
+        if self._runner is None:
+            raise RuntimeError("the emulator is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        sockets = [addr for addr in runner.addresses if isinstance(addr, tuple)]
+        self._port = int(sockets[0][1])
+        log.info("emulator_started", url=self.url, workspace_id=self.config.workspace_id)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+            log.info("emulator_stopped")
+
+    async def __aenter__(self) -> EmulatorServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def fault(self, **spec: Any) -> str:
+        """Add a fault rule (fields of ``FaultSpec``); returns its id."""
+        return self.workspace.faults.add(FaultSpec(**spec))
+
+    def clear_faults(self) -> None:
+        self.workspace.faults.clear()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run ever created, as GET /emulator/runs lists them."""
+        return self.workspace.run_summaries()
+
+    def stats(self) -> dict[str, Any]:
+        return self.workspace.stats_dict()
+
+    def reset(self) -> None:
+        self.workspace.reset()
+
+
+async def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the emulator until cancelled."""
+    async with EmulatorServer(config, host=host, port=port):
+        await asyncio.Event().wait()
