@@ -1,0 +1,153 @@
+"""The SQLite ledger's queries, and its values: times as integer microseconds, JSON as text."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.errors import StoreError
+from gateway.model import RunRecord, RunState, Transition
+from gateway.store.base import OutboxEntry
+
+MAX_ID = 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ALL_STATES = json.dumps(sorted(RunState))
+
+
+INSERT_RUN = """
+INSERT INTO runs (namespace, state, spec, request_fingerprint, workspace, idempotency_key,
+                  databricks_host, callback_url, labels, next_poll_at, state_message,
+                  created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING *
+"""
+UPDATE_RUN = """
+UPDATE runs SET state = ?, state_message = ?, databricks_run_id = ?, databricks_host = ?,
+                run_page_url = ?, next_poll_at = ?, attempts = ?, cancel_requested = ?,
+                updated_at = ?
+WHERE id = ?
+RETURNING *
+"""
+# A state filter is one JSON array parameter, so no query is ever assembled from strings.
+LIST_RUNS = """
+SELECT * FROM runs WHERE namespace = ? AND id < ? AND state IN (SELECT value FROM json_each(?))
+ORDER BY id DESC LIMIT ?
+"""
+DUE_RUNS = """
+SELECT * FROM runs WHERE next_poll_at <= ? AND state IN (SELECT value FROM json_each(?))
+ORDER BY next_poll_at, id LIMIT ?
+"""
+COUNT_RUNS = """
+SELECT count(*) AS n FROM runs WHERE namespace = ? AND state IN (SELECT value FROM json_each(?))
+"""
+COUNT_BY_STATE = """
+SELECT state, count(*) AS n FROM runs
+WHERE namespace = ? AND state IN (SELECT value FROM json_each(?)) GROUP BY state
+"""
+COUNT_ALL_RUNS = """
+SELECT namespace, state, count(*) AS n FROM runs
+WHERE state IN (SELECT value FROM json_each(?)) GROUP BY namespace, state
+"""
+
+
+def to_us(moment: datetime) -> int:
+    """Integer microseconds since the epoch: exact, and ordered the way SQL compares numbers."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"the ledger needs timezone-aware times, got naive {moment}")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + value * _MICROSECOND
+
+
+def _maybe_time(value: int | None) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; NaN and non-JSON values raise here, before any transaction starts."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def states_param(states: Collection[RunState] | None) -> str:
+    """A JSON array for ``state IN (SELECT value FROM json_each(?))``; None means every state."""
+    return _ALL_STATES if states is None else json.dumps(sorted(RunState(s) for s in states))
+
+
+def event_row(event: Mapping[str, Any] | None) -> tuple[str, str | None]:
+    """The outbox row's type and JSON, checked before any transaction starts."""
+    if event is None:
+        return "", None
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        raise ValueError('an outbox event needs a string "type"')
+    return event_type, dumps(event)
+
+
+def row_state(row: sqlite3.Row) -> RunState:
+    try:
+        return RunState(row["state"])
+    except ValueError as exc:
+        raise StoreError(f"run {row['id']} has an unknown state {row['state']!r}") from exc
+
+
+def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRecord:
+    try:
+        return RunRecord(
+            id=row["id"],
+            namespace=row["namespace"],
+            state=RunState(row["state"]),
+            spec=json.loads(row["spec"]),
+            request_fingerprint=row["request_fingerprint"],
+            workspace=row["workspace"],
+            created_at=from_us(row["created_at"]),
+            updated_at=from_us(row["updated_at"]),
+            idempotency_key=row["idempotency_key"],
+            databricks_host=row["databricks_host"],
+            databricks_run_id=row["databricks_run_id"],
+            run_page_url=row["run_page_url"],
+            state_message=row["state_message"],
+            callback_url=row["callback_url"],
+            labels=json.loads(row["labels"]),
+            next_poll_at=_maybe_time(row["next_poll_at"]),
+            attempts=row["attempts"],
+            cancel_requested=bool(row["cancel_requested"]),
+            history=history,
+        )
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"run {row['id']} in the ledger is malformed: {exc}") from exc
+
+
+def decode_transition(row: sqlite3.Row) -> Transition:
+    try:
+        return Transition(
+            from_state=None if row["from_state"] is None else RunState(row["from_state"]),
+            to_state=RunState(row["to_state"]),
+            at=from_us(row["at"]),
+            message=row["message"],
+        )
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"history of run {row['run_id']} is malformed: {exc}") from exc
+
+
+def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
+    try:
+        return OutboxEntry(
+            id=row["id"],
+            run_id=row["run_id"],
+            namespace=row["namespace"],
+            event_type=row["event_type"],
+            payload=json.loads(row["payload"]),
+            created_at=from_us(row["created_at"]),
+            attempts=row["attempts"],
+            next_attempt_at=_maybe_time(row["next_attempt_at"]),
+            delivered_at=_maybe_time(row["delivered_at"]),
+            dead_at=_maybe_time(row["dead_at"]),
+        )
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"outbox row {row['id']} is malformed: {exc}") from exc

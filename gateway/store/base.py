@@ -1,0 +1,219 @@
+"""The run ledger's contract: what the runs service and the poller may ask of a store.
+
+Every backend (SQLite now, PostgreSQL later) keeps these promises and passes the same test
+suite, ``tests/store``. The promises that matter most:
+
+- A run is durable, in QUEUED or SUBMITTING, before anyone calls Databricks about it, and its
+  id is what the Databricks idempotency token is made from (with ``installation_id``).
+- Every state change is a compare-and-set validated by ``gateway.model.transition``, recorded
+  in the run's history, and written in one transaction with the outbox row it produces.
+- The ledger never holds a credential: there is no column for one, and callers must not put a
+  token in a spec, a label, a message or an outbox payload.
+- Reads are scoped by namespace wherever a caller's request leads to them; only the poller,
+  which acts for no caller, reads a run by id alone.
+
+Timestamps go in and come out timezone-aware (UTC out); a naive datetime is refused with
+ValueError. Backend failures surface as ``gateway.errors.StoreError`` and nothing else;
+programming errors (an illegal transition, a bad argument) stay ValueErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.model import NamespaceUsage, RunRecord, RunState
+
+INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMITTING})
+
+# Called inside create_run's write transaction with the namespace's usage at that instant; it
+# returns the initial state (QUEUED or SUBMITTING) or raises (e.g. QuotaExceeded) to refuse.
+# It must be quick and must not await: the ledger is locked while it runs.
+Admit = Callable[[NamespaceUsage], RunState]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to insert: everything the caller decides before the ledger assigns an id."""
+
+    namespace: str
+    spec: Mapping[str, Any]
+    request_fingerprint: str
+    workspace: str
+    state: RunState = RunState.SUBMITTING
+    idempotency_key: str | None = None
+    databricks_host: str | None = None
+    callback_url: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    next_poll_at: datetime | None = None
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state not in INITIAL_STATES:
+            raise ValueError(f"a run starts QUEUED or SUBMITTING, not {self.state}")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An outbox row as stored; ``id`` is stable and unique, fit for a webhook-id.
+
+    ``payload`` is the event exactly as given to ``Store.transition``; ``event_type`` is its
+    ``"type"``.
+    """
+
+    id: int
+    run_id: int
+    namespace: str
+    event_type: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    dead_at: datetime | None = None
+
+
+class Store(Protocol):
+    """The durable run ledger. One instance per process, opened once and closed once."""
+
+    @property
+    def installation_id(self) -> str:
+        """Random, made once per ledger by its first migration; StoreError before open()."""
+        ...
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations in order; opening an open store does nothing."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection; closing twice, or a store never opened, does nothing."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the ledger answers a trivial query, raise StoreError otherwise."""
+        ...
+
+    async def create_run(
+        self, new: NewRun, now: datetime, *, admit: Admit | None = None
+    ) -> tuple[RunRecord, bool]:
+        """Insert a run with its first history entry; return it and whether it was created.
+
+        With an ``idempotency_key``, a second request with the same key in the same namespace
+        returns the existing run and False when its ``request_fingerprint`` matches (even if the
+        namespace is over quota by now), and raises ``gateway.errors.Conflict`` when it does
+        not. ``admit``, when given, chooses the initial state instead of ``new.state``, in the
+        same transaction as the insert, so concurrent submissions cannot overshoot a quota.
+        Ids are positive int64s, increasing, never reused.
+        """
+        ...
+
+    async def get_run(
+        self, namespace: str, run_id: int, *, with_history: bool = False
+    ) -> RunRecord | None:
+        """The run, or None if there is none with this id in this namespace."""
+        ...
+
+    async def get_run_by_id(self, run_id: int, *, with_history: bool = False) -> RunRecord | None:
+        """The run whatever its namespace: for the poller and operators only."""
+        ...
+
+    async def list_runs(
+        self,
+        namespace: str,
+        *,
+        states: Collection[RunState] | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[RunRecord]:
+        """Up to ``limit`` runs of the namespace, newest first, with ids below ``before_id``.
+
+        Pass the last id of a page as ``before_id`` to get the next. History is not loaded.
+        """
+        ...
+
+    async def transition(
+        self,
+        run_id: int,
+        to_state: RunState,
+        *,
+        expected: Collection[RunState],
+        now: datetime,
+        message: str = "",
+        databricks_run_id: int | None = None,
+        databricks_host: str | None = None,
+        run_page_url: str | None = None,
+        next_poll_at: datetime | None = None,
+        outbox_event: Mapping[str, Any] | None = None,
+    ) -> RunRecord | None:
+        """Move the run to ``to_state`` if it is in one of ``expected``; return the new record.
+
+        None when the run does not exist or its state is not in ``expected`` (someone else got
+        there first): nothing is written. ``gateway.model.IllegalTransition`` when the state
+        matches but the move is forbidden. On success, in one transaction: the state, ``message``
+        as the state message, the given optional fields (None leaves a field as it is), a
+        history entry, and an outbox row for ``outbox_event``: the event as the webhook
+        dispatcher will send it, JSON-serialisable, with a string ``"type"`` (ValueError or
+        TypeError before anything is written otherwise). A terminal state clears
+        ``next_poll_at``: an ended run is never due. Moving to the state the run is already in
+        updates the fields but records no history and writes no outbox row.
+        """
+        ...
+
+    async def update_run(
+        self,
+        run_id: int,
+        *,
+        now: datetime | None = None,
+        next_poll_at: datetime | None = None,
+        attempts: int | None = None,
+        add_attempts: int = 0,
+        state_message: str | None = None,
+        run_page_url: str | None = None,
+    ) -> RunRecord | None:
+        """Bookkeeping that is not a state change; None if the run does not exist.
+
+        None leaves a field as it is. ``attempts`` sets the counter and ``add_attempts`` then
+        adds to it atomically, so concurrent increments are never lost. ``next_poll_at`` is
+        ignored for an ended run. ``updated_at`` moves to ``now`` only when it is given, so
+        routine polling does not make a run look recently changed.
+        """
+        ...
+
+    async def due_runs(
+        self, now: datetime, *, states: Collection[RunState], limit: int
+    ) -> list[RunRecord]:
+        """Runs in ``states`` whose ``next_poll_at`` is at or before ``now``, most overdue first.
+
+        A run without ``next_poll_at`` is never due. SQLite serves a single replica, so this
+        only reads; a backend shared by replicas will lease what it returns to the caller
+        (keyword arguments for an owner and a lease time will be added then), so callers must
+        act on every run they get and move its ``next_poll_at`` on.
+        """
+        ...
+
+    async def request_cancel(self, namespace: str, run_id: int, now: datetime) -> RunRecord | None:
+        """Flag the run for cancellation and make it due now; None if not in this namespace.
+
+        An ended run is returned unchanged. Only the first request makes the run due, so a
+        caller repeating it cannot hurry the poller past its backoff. The store only records
+        the wish: the runs service or the poller carries it out.
+        """
+        ...
+
+    async def count_runs(self, namespace: str, states: Collection[RunState] | None = None) -> int:
+        """How many runs the namespace has in ``states`` (in any state when None)."""
+        ...
+
+    async def counts_by_namespace_state(
+        self, states: Collection[RunState] | None = None
+    ) -> dict[tuple[str, RunState], int]:
+        """Run counts per (namespace, state), for metrics; pairs with no runs are absent."""
+        ...
+
+    async def list_outbox(
+        self, *, run_id: int | None = None, limit: int = 100
+    ) -> list[OutboxEntry]:
+        """Outbox rows, oldest first, of one run or of all runs."""
+        ...

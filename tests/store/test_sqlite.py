@@ -1,0 +1,175 @@
+"""What only the SQLite backend promises: its file, its schema, and its failure modes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import StoreError
+from gateway.model import RunState
+from gateway.store._sqlite_schema import split_statements
+from gateway.store.sqlite import SqliteStore
+from tests.store.factories import NOW, at, new_run
+
+S = RunState
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "deep" / "er" / "lakegate.db"
+
+
+@pytest.fixture
+async def store(path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(path)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read the ledger file directly, as an operator with the sqlite3 shell would."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def execute(path: Path, sql: str) -> None:
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(sql)
+
+
+async def test_ledger_file_is_in_wal_mode_in_a_created_directory(
+    store: SqliteStore, path: Path
+) -> None:
+    """open() creates the missing directories and leaves the file in WAL journal mode."""
+    assert await asyncio.to_thread(path.is_file)
+    assert query(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -> None:
+    """schema_migrations lists every migration once, however often the ledger is opened."""
+    await store.close()
+    await store.open()
+    assert query(path, "SELECT version, name FROM schema_migrations") == [(1, "ledger")]
+
+
+async def test_no_column_could_hold_a_credential(store: SqliteStore, path: Path) -> None:
+    """No table has a column for a token, secret, password or credential."""
+    tables = [row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='table'")]
+    columns = [
+        str(column[1]) for table in tables for column in query(path, f"PRAGMA table_info({table})")
+    ]
+    assert "spec" in columns
+    assert not [c for c in columns if any(w in c for w in ("token", "secret", "passw", "cred"))]
+
+
+async def test_times_are_stored_as_utc_microseconds(store: SqliteStore, path: Path) -> None:
+    """Timestamps are integer microseconds since the epoch, so SQL compares them exactly."""
+    await store.create_run(new_run(next_poll_at=at(0.000001)), NOW)
+    [(created, poll)] = query(path, "SELECT created_at, next_poll_at FROM runs")
+    assert created == int(NOW.timestamp()) * 1_000_000
+    assert poll == created + 1
+
+
+async def test_outbox_failure_rolls_the_transition_back(store: SqliteStore, path: Path) -> None:
+    """If the outbox row cannot be written, the state change and its history are undone."""
+    run, _ = await store.create_run(new_run(), NOW)
+    execute(
+        path,
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'full'); END",
+    )
+    event = {"type": "run.finished", "data": {"state": "FAILED"}}
+    with pytest.raises(StoreError, match="full"):
+        await store.transition(
+            run.id, S.FAILED, expected={S.SUBMITTING}, now=at(1), outbox_event=event
+        )
+    after = await store.get_run("team-a", run.id, with_history=True)
+    assert after is not None
+    assert (after.state, len(after.history), after.next_poll_at) == (S.SUBMITTING, 1, None)
+    assert query(path, "SELECT count(*) FROM outbox") == [(0,)]
+
+
+async def test_two_ledgers_have_different_installation_ids(tmp_path: Path) -> None:
+    """Each new ledger draws its own installation id."""
+    ids = set()
+    for name in ("a.db", "b.db"):
+        store = SqliteStore(tmp_path / name)
+        await store.open()
+        ids.add(store.installation_id)
+        await store.close()
+    assert len(ids) == 2
+
+
+async def test_in_memory_ledger_works(tmp_path: Path) -> None:
+    """ ":memory:" gives a working, private ledger (for one process and tests)."""
+    store = SqliteStore(":memory:")
+    await store.open()
+    try:
+        run, _ = await store.create_run(new_run(), NOW)
+        assert await store.get_run("team-a", run.id) == run
+    finally:
+        await store.close()
+
+
+async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    """Opening garbage raises StoreError naming the file, not a sqlite3 exception."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"not a database, just bytes " * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db") as info:
+        await SqliteStore(path).open()
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+async def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:
+    """A ledger path below a regular file raises StoreError."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot prepare"):
+        await SqliteStore(blocker / "lakegate.db").open()
+
+
+async def test_a_malformed_row_is_a_store_error(store: SqliteStore, path: Path) -> None:
+    """A row the code cannot read (e.g. written by a newer version) raises StoreError."""
+    run, _ = await store.create_run(new_run(), NOW)
+    execute(path, "UPDATE runs SET spec = '{not json'")
+    with pytest.raises(StoreError, match=f"run {run.id}"):
+        await store.get_run_by_id(run.id)
+
+
+async def test_cancelled_callers_leave_no_half_written_run(store: SqliteStore) -> None:
+    """Callers cancelled mid-write leave whole runs or none, and the store keeps working."""
+    for delay in range(12):
+        task = asyncio.create_task(store.create_run(new_run(), NOW))
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    run, _ = await store.create_run(new_run(), NOW)
+    for listed in await store.list_runs("team-a", limit=100):
+        got = await store.get_run("team-a", listed.id, with_history=True)
+        assert got is not None
+        assert len(got.history) == 1
+    assert run.id == (await store.list_runs("team-a", limit=1))[0].id
+
+
+def test_statements_split_where_sqlite_would() -> None:
+    """Trigger bodies and comments stay inside their statement; trailing comments are dropped."""
+    script = (
+        "-- lead\nCREATE TABLE t (x TEXT DEFAULT ';');\n"
+        "CREATE TRIGGER g AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 'a;b';\nEND;\n-- end\n"
+    )
+    assert split_statements(script) == [
+        "-- lead\nCREATE TABLE t (x TEXT DEFAULT ';');",
+        "CREATE TRIGGER g AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 'a;b';\nEND;",
+    ]
+
+
+def test_a_migration_cut_short_is_refused() -> None:
+    """A script ending inside a statement raises instead of applying part of it."""
+    with pytest.raises(ValueError, match="middle of a statement"):
+        split_statements("CREATE TABLE a (x);\nCREATE TABLE b (\n")
