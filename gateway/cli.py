@@ -60,6 +60,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    logs.configure(level=args.log_level, fmt="console")
+    from pathlib import Path
+
+    from gateway.demo import run_demo
+
+    return _run_until_interrupted(
+        run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+    )
+
+
 def _emulator(args: argparse.Namespace) -> int:
     logs.configure(level=args.log_level)
     if args.service == "databricks":
@@ -97,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="overrides server.host")
     serve.add_argument("--port", type=int, default=None, help="overrides server.port")
     serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="run the gateway with an emulated workspace (SQLite)")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--emulator-port", type=int, default=0, help="default: any free port")
+    demo.add_argument("--data-dir", default=".lakegate", help="where the demo ledger lives")
+    demo.add_argument("--log-level", default="warning")
+    demo.set_defaults(handler=_demo)
 
     check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
     check.add_argument("--config", default="config/gateway.yaml")

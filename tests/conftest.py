@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-pytest_plugins = ["tests.fixtures.databricks_emulator"]
+pytest_plugins = ["tests.fixtures.databricks_emulator", "tests.fixtures.gateway"]
 
 
 @pytest.fixture(autouse=True)

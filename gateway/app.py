@@ -1,0 +1,216 @@
+"""The composition root: builds every component from settings and owns its lifetime.
+
+Each resource is opened and closed by exactly one ``cleanup_ctx`` generator, in order: the
+ledger, the HTTP session to Databricks, the identities, the run service, and the background
+tasks (poller, metrics refresher), which are cancelled and awaited on shutdown. Tests inject
+fakes through ``Overrides`` instead of patching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from gateway import __version__
+from gateway.api import setup_api
+from gateway.api.keys import METRICS, READINESS, SERVICE, SETTINGS, ReadinessReport
+from gateway.databricks.jobs import JobsClient
+from gateway.errors import LakegateError
+from gateway.identity.resolver import IdentityResolver, StaticResolver
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.model import RunState
+from gateway.runs.poller import Poller
+from gateway.runs.service import RunsService, utcnow
+from gateway.settings import Settings
+from gateway.store.base import Store
+from gateway.store.sqlite import SqliteStore
+
+log = get_logger(__name__)
+
+STORE = web.AppKey("lakegate.store", Store)
+DATABRICKS_HTTP = web.AppKey("lakegate.databricks_http", aiohttp.ClientSession)
+IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
+RUNS = web.AppKey("lakegate.runs", RunsService)
+POLLER = web.AppKey("lakegate.poller", Poller)
+TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
+
+METRICS_REFRESH_SECONDS = 15.0
+NOT_ENDED = frozenset(s for s in RunState if not s.terminal)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What tests and embedders may replace; everything else is built from settings."""
+
+    store: Store | None = None
+    identities: Callable[[aiohttp.ClientSession], IdentityResolver] | None = None
+    clock: Callable[[], datetime] | None = None
+    environ: Mapping[str, str] | None = None
+    run_poller: bool = True
+    poll_idle_seconds: float = 0.5
+    inline_submit_seconds: float = 10.0
+
+
+def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
+    over = overrides or Overrides()
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[TASKS] = []
+    setup_api(app, settings)
+    app.cleanup_ctx.append(_store_ctx(settings, over))
+    app.cleanup_ctx.append(_http_ctx(settings))
+    app.cleanup_ctx.append(_identities_ctx(settings, over))
+    app.cleanup_ctx.append(_service_ctx(settings, over))
+    app.cleanup_ctx.append(_background_ctx(over))
+    return app
+
+
+Ctx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _store_ctx(settings: Settings, over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = over.store or SqliteStore(settings.store.sqlite_path)
+        await store.open()
+        app[STORE] = store
+        log.info("store_opened", backend=settings.store.backend)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return ctx
+
+
+def _http_ctx(settings: Settings) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        # One session for every call to Databricks and its token endpoints; per-host caps are
+        # the Jobs client's, the pool here only bounds sockets overall.
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": f"lakegate/{__version__}"},
+            trust_env=True,
+        )
+        app[DATABRICKS_HTTP] = session
+        try:
+            yield
+        finally:
+            await session.close()
+
+    return ctx
+
+
+def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        session = app[DATABRICKS_HTTP]
+        if over.identities is not None:
+            resolver: IdentityResolver = over.identities(session)
+        else:
+            resolver = StaticResolver(settings, session, over.environ or os.environ)
+        app[IDENTITIES] = resolver
+        try:
+            yield
+        finally:
+            closer = getattr(resolver, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    return ctx
+
+
+def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        metrics = app[METRICS]
+        clock = over.clock or utcnow
+        jobs = JobsClient.from_settings(
+            app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
+        )
+        service = RunsService(
+            store=app[STORE],
+            jobs=jobs,
+            identities=app[IDENTITIES],
+            settings=settings,
+            metrics=metrics,
+            clock=clock,
+            inline_submit_seconds=over.inline_submit_seconds,
+        )
+        app[RUNS] = service
+        app[SERVICE] = service
+        app[POLLER] = Poller(
+            store=app[STORE],
+            jobs=jobs,
+            identities=app[IDENTITIES],
+            service=service,
+            settings=settings.poller,
+            metrics=metrics,
+            clock=clock,
+            idle_seconds=over.poll_idle_seconds,
+        )
+        app[READINESS] = _readiness(app, settings)
+        yield
+
+    return ctx
+
+
+def _background_ctx(over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = app[TASKS]
+        if over.run_poller:
+            tasks.append(asyncio.create_task(app[POLLER].run_forever(), name="poller"))
+        tasks.append(asyncio.create_task(_refresh_run_gauges(app), name="run-gauges"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            tasks.clear()
+
+    return ctx
+
+
+def _readiness(
+    app: web.Application, settings: Settings
+) -> Callable[[], Awaitable[ReadinessReport]]:
+    async def check() -> ReadinessReport:
+        report: dict[str, tuple[bool, str]] = {}
+        try:
+            await app[STORE].ping()
+            report["store"] = (True, settings.store.backend)
+        except LakegateError as exc:
+            report["store"] = (False, exc.message)
+        count = len(settings.workspaces)
+        report["workspaces"] = (count > 0, f"{count} workspace(s) on the allow-list")
+        tasks = {t.get_name(): t for t in app[TASKS]}
+        poller = tasks.get("poller")
+        if poller is not None:
+            report["poller"] = (not poller.done(), "running" if not poller.done() else "stopped")
+        return report
+
+    return check
+
+
+async def _refresh_run_gauges(app: web.Application) -> None:
+    metrics = app[METRICS]
+    while True:
+        try:
+            counts = await app[STORE].counts_by_namespace_state(NOT_ENDED)
+        except LakegateError as exc:
+            log.warning("run_gauges_failed", error=exc.message)
+        else:
+            metrics.runs.clear()
+            for (namespace, state), count in counts.items():
+                metrics.runs.labels(namespace=namespace, state=state.value).set(count)
+        await asyncio.sleep(METRICS_REFRESH_SECONDS)

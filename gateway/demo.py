@@ -1,0 +1,162 @@
+"""``lakegate demo``: the gateway and an emulated Databricks workspace in one process.
+
+Every start makes fresh credentials (no secret is written in a file), gives them to the
+emulated workspace as a user PAT and two OAuth service principals, and builds tenant settings
+for three namespaces that use them. The ledger is SQLite in a local folder. The process prints
+the URL and a ready curl line, and runs until interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+from gateway.app import create_app
+from gateway.emulator.databricks import EmulatorConfig
+from gateway.emulator.databricks.server import EmulatorServer
+from gateway.logs import get_logger
+from gateway.settings import Settings
+
+log = get_logger(__name__)
+
+DEMO_NAMESPACES = ("team-a", "team-b", "team-c")
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """One identity per demo namespace, made for this start only."""
+
+    identities: dict[str, dict[str, Any]]
+    service_principals: list[dict[str, Any]]
+    users: list[dict[str, Any]]
+
+
+def make_credentials() -> DemoCredentials:
+    pat = "dapi" + secrets.token_hex(16)
+    sp_a = {"name": "lakegate-team-a", "application_id": str(uuid.uuid4())}
+    sp_c = {"name": "lakegate-team-c", "application_id": str(uuid.uuid4())}
+    secret_a, secret_c = "dose" + secrets.token_hex(16), "dose" + secrets.token_hex(16)
+    return DemoCredentials(
+        identities={
+            "team-a": {
+                "type": "oauth-m2m",
+                "client_id": sp_a["application_id"],
+                "client_secret": secret_a,
+            },
+            "team-b": {"type": "pat", "token": pat},
+            "team-c": {
+                "type": "oauth-m2m",
+                "client_id": sp_c["application_id"],
+                "client_secret": secret_c,
+            },
+        },
+        service_principals=[{**sp_a, "secrets": [secret_a]}, {**sp_c, "secrets": [secret_c]}],
+        users=[{"name": "team-b@example.com", "pats": [pat]}],
+    )
+
+
+def emulator_config(creds: DemoCredentials) -> EmulatorConfig:
+    return EmulatorConfig.model_validate(
+        {
+            "identity": {"users": creds.users, "service_principals": creds.service_principals},
+            # A few seconds a phase, so each state can be watched.
+            "lifecycle": {
+                "pending_seconds": 3,
+                "running_seconds": 12,
+                "terminating_seconds": 2,
+                "rules": [{"run_name": "*-flaky-*", "result": "FAILED", "running_seconds": 5}],
+            },
+            "limits": {"max_active_runs": 200},
+        }
+    )
+
+
+def gateway_settings(
+    creds: DemoCredentials, *, workspace_url: str, port: int, data_dir: Path
+) -> Settings:
+    return Settings.model_validate(
+        {
+            "server": {"host": "127.0.0.1", "port": port},
+            "store": {"backend": "sqlite", "sqlite_path": str(data_dir / "demo.db")},
+            "workspaces": {"demo": {"host": workspace_url}},
+            "poller": {"min_interval_seconds": 1, "max_interval_seconds": 5},
+            "tenants": {
+                "defaults": {"workspace": "demo"},
+                "namespaces": {ns: {"identity": creds.identities[ns]} for ns in DEMO_NAMESPACES},
+            },
+        }
+    )
+
+
+SAMPLE_SPEC = {
+    "spec": {
+        "run_name": "demo-etl",
+        "tasks": [
+            {
+                "task_key": "main",
+                "notebook_task": {"notebook_path": "/Shared/etl"},
+                "existing_cluster_id": "0101-000000-demo",
+            }
+        ],
+    },
+    "labels": {"team": "a"},
+}
+
+
+def banner(url: str, workspace_url: str) -> str:
+    body = json.dumps(SAMPLE_SPEC)
+    return "\n".join(
+        [
+            f"lakegate {__version__} demo",
+            f"  gateway:             {url}   (API: {url}/openapi.json)",
+            f"  emulated workspace:  {workspace_url}",
+            f"  namespaces:          {', '.join(DEMO_NAMESPACES)}"
+            " (team-a, team-c: OAuth M2M; team-b: PAT)",
+            "",
+            "Submit a run:",
+            f"  curl -s -X POST {url}/v1/namespaces/team-a/runs "
+            f"-H 'Content-Type: application/json' -d '{body}'",
+            "Follow it:",
+            f"  lakegate get --url {url} -n team-a <id>    or    "
+            f"lakegate runs --url {url} -n team-a",
+            "Ctrl-C stops the demo.",
+        ]
+    )
+
+
+async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    creds = make_credentials()
+    async with EmulatorServer(emulator_config(creds), port=emulator_port) as emulator:
+        settings = gateway_settings(creds, workspace_url=emulator.url, port=port, data_dir=data_dir)
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, settings.server.host, port)
+            await site.start()
+            bound = runner.addresses[0][1] if runner.addresses else port
+            print(banner(f"http://127.0.0.1:{bound}", emulator.url), flush=True)
+            await _wait_for_stop()
+        finally:
+            await runner.cleanup()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
