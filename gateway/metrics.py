@@ -63,6 +63,35 @@ class Metrics:
             registry=r,
         )
 
+        self.token_cache = Counter(
+            "lakegate_token_cache_events_total",
+            "Token cache events (hit, miss, refresh, refresh_error, invalidated, evicted) by "
+            "identity type.",
+            ["event", "kind"],
+            registry=r,
+        )
+        self.token_endpoint_latency = Histogram(
+            "lakegate_token_endpoint_seconds",
+            "Time to obtain a token from a token endpoint or TokenRequest, by identity type.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.token_endpoint_errors = Counter(
+            "lakegate_token_endpoint_errors_total",
+            "Failed token fetches by identity type and error class.",
+            ["kind", "error"],
+            registry=r,
+        )
+
+    def observe_token_event(self, event: str, kind: str) -> None:
+        self.token_cache.labels(event=event, kind=kind).inc()
+
+    def observe_token_fetch(self, kind: str, seconds: float, error: str | None) -> None:
+        self.token_endpoint_latency.labels(kind=kind).observe(seconds)
+        if error is not None:
+            self.token_endpoint_errors.labels(kind=kind, error=error).inc()
+
     def observe_databricks_call(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.databricks_calls.labels(endpoint=endpoint, outcome=outcome).inc()
         self.databricks_latency.labels(endpoint=endpoint).observe(seconds)
