@@ -97,6 +97,14 @@ class StaticResolver:
         )
         identity = policy.identity
         try:
+            if getattr(identity, "secret", None) is not None or not isinstance(
+                identity, PatIdentity | OAuthM2MIdentity
+            ):
+                raise IdentityNotConfigured(
+                    f"namespace '{namespace}': identity type '{identity.type}' with Kubernetes "
+                    "objects needs the Kubernetes resolver (set kubernetes.mode)",
+                    namespace=namespace,
+                )
             if isinstance(identity, PatIdentity):
                 token = resolve_secret(identity.token, identity.token_env, self._environ)
                 credential: TokenProvider = PatCredential(token, namespace=namespace)
@@ -108,11 +116,11 @@ class StaticResolver:
                 credential = OAuthM2MCredential(
                     self._session,
                     host=workspace.host,
-                    client_id=identity.client_id,
+                    client_id=identity.client_id or "",
                     client_secret=secret,
                     namespace=namespace,
                 )
-                key = _identity_key("oauth-m2m", workspace.host, identity.client_id)
+                key = _identity_key("oauth-m2m", workspace.host, identity.client_id or "")
             else:  # pragma: no cover - the settings union is closed
                 raise TypeError(type(identity).__name__)
         except ConfigError as exc:

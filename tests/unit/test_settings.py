@@ -71,7 +71,7 @@ def test_error_in_tenants_file_names_that_file_and_key(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenants=tenants))
     assert problems == [
         f"{tmp_path / 'tenants.yaml'}: namespaces.team-a.identity: "
-        "give exactly one of 'token' or 'token_env'"
+        "pat: give exactly one of 'token', 'token_env', 'secret'"
     ]
 
 
@@ -161,3 +161,58 @@ def test_shipped_example_configuration_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     settings = load_settings(root / "config" / "gateway.yaml", environ={})
     assert "team-a" in settings.tenants.namespaces
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"type": "pat", "secret": {"name": "databricks-token"}},
+        {"type": "oauth-m2m", "secret": {"name": "databricks-oauth"}},
+        {"type": "oauth-m2m", "client_id": "abc", "client_secret_env": "S"},
+        {"type": "service-account-federation", "service_account": "etl", "client_id": "sp"},
+        {"type": "pod-token-federation"},
+        {"type": "azure-client-secret", "tenant_id": "t", "client_id": "c", "client_secret": "x"},
+        {"type": "azure-workload-identity", "tenant_id": "t", "client_id": "c", "token_file": "f"},
+        {"type": "default"},
+    ],
+)
+def test_every_identity_type_loads(tmp_path: Path, identity: dict[str, object]) -> None:
+    """Each identity type of the tenant policy validates in its documented form."""
+    tenants = "namespaces:\n  team-a:\n    identity: " + repr(identity).replace("'", '"') + "\n"
+    settings = load_settings(write(tmp_path, tenants=tenants), environ={})
+    policy = settings.tenants.policy("team-a")
+    assert policy is not None and policy.identity is not None
+    assert policy.identity.type == identity["type"]
+
+
+@pytest.mark.parametrize(
+    ("identity", "message"),
+    [
+        ({"type": "oauth-m2m", "client_secret": "x"}, "'client_id' is required"),
+        ({"type": "pat", "token": "x", "secret": {"name": "s"}}, "give exactly one of"),
+        ({"type": "pat", "secret": {"name": "Not_A_Name"}}, "not a Kubernetes object name"),
+        ({"type": "service-account-federation"}, "service_account: Field required"),
+        ({"type": "kerberos"}, "does not match any of the expected tags"),
+    ],
+)
+def test_bad_identities_are_refused_with_the_reason(
+    tmp_path: Path, identity: dict[str, object], message: str
+) -> None:
+    """An identity that cannot work is refused at start-up, saying why."""
+    tenants = "namespaces:\n  team-a:\n    identity: " + repr(identity).replace("'", '"') + "\n"
+    problems = problems_of(write(tmp_path, tenants=tenants))
+    assert any(message in p for p in problems), problems
+
+
+def test_kubernetes_explicit_mode_needs_host_and_token(tmp_path: Path) -> None:
+    """Explicit Kubernetes access without a host is refused."""
+    problems = problems_of(write(tmp_path, gateway=GATEWAY + "kubernetes: {mode: explicit}\n"))
+    assert "needs 'host' and 'token_file'" in problems[0]
+
+
+def test_azure_authority_is_normalized(tmp_path: Path) -> None:
+    """The Entra authority keeps its path and ends with one slash."""
+    gateway = GATEWAY + "identity: {azure_authority: 'http://127.0.0.1:9/'}\n"
+    settings = load_settings(write(tmp_path, gateway=gateway), environ={})
+    assert settings.identity.azure_authority == "http://127.0.0.1:9/"
+    assert settings.identity.default_for_unconfigured is False

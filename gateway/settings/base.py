@@ -1,0 +1,45 @@
+"""What every settings model shares: frozen, strict, and the checks several sections use."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Kubernetes object names (Secrets, ServiceAccounts): RFC 1123 subdomains.
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def normalize_host(value: str) -> str:
+    """Workspace hosts are compared as ``scheme://netloc``; plain http only on loopback."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError(f"'{value}' is not a URL like https://adb-123.4.azuredatabricks.net")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"'{value}' must be a bare host URL, without a path or query")
+    if parts.scheme == "http" and (parts.hostname or "") not in _LOOPBACK_HOSTS:
+        raise ValueError(f"'{value}' uses plain http; only https is allowed off loopback")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def normalize_authority(value: str) -> str:
+    """An OAuth authority such as https://login.microsoftonline.com/, with a trailing slash."""
+    parts = urlsplit(value.strip())
+    host = normalize_host(f"{parts.scheme}://{parts.netloc}")
+    path = parts.path.rstrip("/")
+    return f"{host}{path}/"
+
+
+def exactly_one(owner: str, **given: object) -> None:
+    """Raise unless exactly one of the named fields is set."""
+    present = [name for name, value in given.items() if value is not None]
+    if len(present) != 1:
+        names = ", ".join(f"'{n}'" for n in given)
+        raise ValueError(f"{owner}: give exactly one of {names}")

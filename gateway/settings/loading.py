@@ -1,0 +1,131 @@
+"""Loading: read the files, apply environment overrides, validate, name every problem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import SecretStr, ValidationError
+
+from gateway.errors import ConfigError
+from gateway.settings.root import Settings
+from gateway.settings.tenants import IDENTITY_TYPES
+
+ENV_PREFIX = "LAKEGATE_"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}: {exc}"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    return data
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """``LAKEGATE_SERVER__PORT=9000`` -> ``{"server": {"port": 9000}}``; values parse as YAML."""
+    overrides: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if not all(path):
+            continue
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        try:
+            node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+        origin[path] = name
+    return overrides, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _problems(
+    exc: ValidationError,
+    source: dict[str, str],
+    origin: Mapping[tuple[str, ...], str],
+) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        # Discriminated unions add the tag to the path ('identity.pat.token'); people write
+        # 'identity.token', so drop it.
+        loc = tuple(p for p in loc if p not in IDENTITY_TYPES)
+        env_name = next((v for k, v in origin.items() if loc[: len(k)] == k), None)
+        if env_name:
+            where = f"environment {env_name}"
+        elif loc and loc[0] == "tenants":
+            where = source["tenants"]
+            loc = loc[1:]
+        else:
+            where = source["gateway"]
+        key = ".".join(loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {key}: {message}")
+    return problems
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate; raise ``ConfigError`` naming every bad file and key."""
+    environ = os.environ if environ is None else environ
+    gateway_path = Path(path)
+    data = _read_yaml(gateway_path)
+    overrides, origin = _env_overrides(environ)
+    data = _merge(data, overrides)
+    source = {"gateway": str(gateway_path), "tenants": str(gateway_path)}
+    tenants_file = data.get("tenants_file")
+    if tenants_file is not None:
+        if not isinstance(tenants_file, str):
+            raise ConfigError([f"{gateway_path}: tenants_file: must be a path"])
+        tenants_path = (gateway_path.parent / tenants_file).resolve()
+        if "tenants" in data:
+            raise ConfigError(
+                [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]
+            )
+        data["tenants"] = _read_yaml(tenants_path)
+        data["tenants_file"] = str(tenants_path)
+        source["tenants"] = str(tenants_path)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, source, origin)) from exc
+
+
+def resolve_secret(
+    inline: SecretStr | None, env_name: str | None, environ: Mapping[str, str]
+) -> str:
+    """The secret's value from the settings or the named environment variable."""
+    if inline is not None:
+        return inline.get_secret_value()
+    if env_name is None:
+        raise ConfigError(["a secret has neither a value nor an environment variable"])
+    value = environ.get(env_name)
+    if not value:
+        raise ConfigError([f"environment {env_name}: is not set or empty"])
+    return value

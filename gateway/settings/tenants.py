@@ -1,0 +1,190 @@
+"""tenants.yaml: per-namespace policy (workspace, identity, quotas) and its defaults.
+
+An identity's secret is given inline (masked), named by an environment variable of the
+gateway, or held in a Kubernetes Secret in the tenant's own namespace (``secret``); exactly one
+of these. A Secret is read when a token is needed, so rotating it needs no restart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, Frozen, exactly_one
+
+
+class SecretRef(Frozen):
+    """A Secret in the tenant's own namespace; never another's."""
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not OBJECT_NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not a Kubernetes object name")
+        return value
+
+
+class PatIdentity(Frozen):
+    """A personal access token (Secret key ``token``)."""
+
+    type: Literal["pat"]
+    token: SecretStr | None = None
+    token_env: str | None = None
+    secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PatIdentity:
+        exactly_one("pat", token=self.token, token_env=self.token_env, secret=self.secret)
+        return self
+
+
+class OAuthM2MIdentity(Frozen):
+    """A Databricks service principal's OAuth client (Secret keys client_id, client_secret)."""
+
+    type: Literal["oauth-m2m"]
+    client_id: str | None = Field(default=None, min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_env: str | None = None
+    secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OAuthM2MIdentity:
+        exactly_one(
+            "oauth-m2m",
+            client_secret=self.client_secret,
+            client_secret_env=self.client_secret_env,
+            secret=self.secret,
+        )
+        if self.client_id is None and self.secret is None:
+            raise ValueError("oauth-m2m: 'client_id' is required unless 'secret' holds it")
+        return self
+
+
+class ServiceAccountFederation(Frozen):
+    """Workload identity federation with a token minted for a ServiceAccount of the tenant."""
+
+    type: Literal["service-account-federation"]
+    service_account: str
+    # The Databricks service principal whose federation policy trusts the ServiceAccount;
+    # without it the account-wide policy applies.
+    client_id: str | None = None
+    audience: str | None = None
+
+    @field_validator("service_account")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not OBJECT_NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not a Kubernetes object name")
+        return value
+
+
+class PodTokenFederation(Frozen):
+    """Federation with the gateway pod's own projected token (identity.pod_token_file)."""
+
+    type: Literal["pod-token-federation"]
+    client_id: str | None = None
+    token_file: str | None = None
+
+
+class AzureClientSecretIdentity(Frozen):
+    """An Entra ID service principal with a client secret, for Azure Databricks."""
+
+    type: Literal["azure-client-secret"]
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    client_secret_env: str | None = None
+    secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AzureClientSecretIdentity:
+        exactly_one(
+            "azure-client-secret",
+            client_secret=self.client_secret,
+            client_secret_env=self.client_secret_env,
+            secret=self.secret,
+        )
+        return self
+
+
+class AzureWorkloadIdentity(Frozen):
+    """Azure workload identity: a federated token file used as the client assertion."""
+
+    type: Literal["azure-workload-identity"]
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    token_file: str = Field(min_length=1)
+
+
+class DefaultIdentity(Frozen):
+    """The gateway's own identity (DATABRICKS_* environment), chosen for this namespace."""
+
+    type: Literal["default"]
+
+
+IdentitySettings = Annotated[
+    PatIdentity
+    | OAuthM2MIdentity
+    | ServiceAccountFederation
+    | PodTokenFederation
+    | AzureClientSecretIdentity
+    | AzureWorkloadIdentity
+    | DefaultIdentity,
+    Field(discriminator="type"),
+]
+IDENTITY_TYPES = (
+    "pat",
+    "oauth-m2m",
+    "service-account-federation",
+    "pod-token-federation",
+    "azure-client-secret",
+    "azure-workload-identity",
+    "default",
+)
+
+
+class QuotaSettings(Frozen):
+    max_active_runs: int = Field(default=20, ge=1)
+    max_queued_runs: int = Field(default=200, ge=0)
+    submissions_per_minute: float = Field(default=120.0, gt=0)
+    burst: int = Field(default=20, ge=1)
+    default_timeout_seconds: int = Field(default=0, ge=0)
+    max_timeout_seconds: int = Field(default=0, ge=0)
+
+
+class TenantPolicy(Frozen):
+    workspace: str | None = None
+    identity: IdentitySettings | None = None
+    quotas: QuotaSettings | None = None
+
+
+class TenantDefaults(Frozen):
+    workspace: str | None = None
+    quotas: QuotaSettings = QuotaSettings()
+
+
+class TenantsSettings(Frozen):
+    defaults: TenantDefaults = TenantDefaults()
+    namespaces: dict[str, TenantPolicy] = Field(default_factory=dict)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _names(cls, value: dict[str, TenantPolicy]) -> dict[str, TenantPolicy]:
+        for name in value:
+            if not NAMESPACE_RE.match(name):
+                raise ValueError(f"'{name}' is not a Kubernetes namespace name (RFC 1123 label)")
+        return value
+
+    def policy(self, namespace: str) -> TenantPolicy | None:
+        return self.namespaces.get(namespace)
+
+    def quotas(self, namespace: str) -> QuotaSettings:
+        policy = self.namespaces.get(namespace)
+        return (policy.quotas if policy and policy.quotas else None) or self.defaults.quotas
+
+    def workspace_name(self, namespace: str) -> str | None:
+        policy = self.namespaces.get(namespace)
+        return (policy.workspace if policy else None) or self.defaults.workspace
