@@ -181,7 +181,8 @@ def test_every_identity_type_loads(tmp_path: Path, identity: dict[str, object]) 
     tenants = "namespaces:\n  team-a:\n    identity: " + repr(identity).replace("'", '"') + "\n"
     settings = load_settings(write(tmp_path, tenants=tenants), environ={})
     policy = settings.tenants.policy("team-a")
-    assert policy is not None and policy.identity is not None
+    assert policy is not None
+    assert policy.identity is not None
     assert policy.identity.type == identity["type"]
 
 
