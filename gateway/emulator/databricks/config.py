@@ -1,8 +1,8 @@
 """The emulator's configuration: frozen pydantic models, loaded from YAML.
 
 Every field has a default, so ``EmulatorConfig()`` is a working workspace (with nobody in it:
-the ``identity`` section says who may call). ``load_config(path)`` raises ``ConfigError``
-naming the file and the key of every problem.
+the ``identity`` section says who may call, and ``entra`` which Entra ID apps may).
+``load_config(path)`` raises ``ConfigError`` naming the file and the key of every problem.
 """
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from gateway.emulator.databricks.entra_config import EntraConfig
 from gateway.emulator.databricks.identity import IdentityConfig
 from gateway.emulator.databricks.lifecycle import Outcome
 from gateway.emulator.databricks.validation import ASKABLE
@@ -95,6 +103,7 @@ class EmulatorConfig(_Frozen):
     # Seeds the random draws of probabilistic faults, for reproducible tests.
     random_seed: int | None = None
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    entra: EntraConfig = Field(default_factory=EntraConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
@@ -104,6 +113,19 @@ class EmulatorConfig(_Frozen):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("public_url must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _entra_apps_are_their_service_principals(self) -> EmulatorConfig:
+        # Each Entra app becomes the service principal with its client id; one also listed
+        # under identity (to give it a PAT, say) must be the same principal.
+        names = {sp.application_id: sp.name for sp in self.identity.service_principals}
+        for client_id, name in self.entra.apps().items():
+            if names.get(client_id, name) != name:
+                raise ValueError(
+                    f"entra app {client_id} is named {name!r}, but the identity service "
+                    f"principal with that application_id is {names[client_id]!r}"
+                )
+        return self
 
 
 def load_config(path: str | None) -> EmulatorConfig:

@@ -16,13 +16,17 @@ Wire shapes follow shared/reference/databricks.md: a bad, unknown, expired or re
 gets the real 403 ``{"error_code": 403, "message": "Invalid access token."}``; a request with
 no credential (or a non-Bearer one) gets 401 with the message a real workspace sends (or the
 403, per ``missing_credential_status``). Tokens are never logged; principals are, by name.
+
+Tokens issued elsewhere (the emulated Entra ID, ``entra``) are accepted through a
+``TokenSource`` added with ``add_token_source``: asked after the workspace's own tokens, it
+names the principal, refuses the token with an ``AuthFailure``, or does not know it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -56,6 +60,7 @@ __all__ = [
     "Principal",
     "PrincipalsUpdate",
     "ServicePrincipalConfig",
+    "TokenSource",
     "UserConfig",
 ]
 
@@ -72,12 +77,33 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class AuthFailure(Exception):
-    """A request the workspace refuses to authenticate; ``body`` is the exact JSON answer."""
+    """A request the workspace refuses to authenticate; ``body`` is the exact JSON answer.
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    ``reason`` is the label it is counted under in the stats.
+    """
+
+    def __init__(self, status: int, body: dict[str, Any], *, reason: str = "invalid_token") -> None:
         super().__init__(body.get("message", "authentication failed"))
         self.status = status
         self.body = body
+        self.reason = reason
+
+
+class TokenSource(Protocol):
+    """Bearer tokens another issuer makes that the workspace accepts too."""
+
+    def authenticate(self, token: str, now: float) -> Principal | None:
+        """The principal ``token`` proves; None if this source never issued it.
+
+        Raises ``AuthFailure`` for a token it issued but the workspace refuses.
+        """
+        ...
+
+    def revoke_token(self, token: str) -> bool: ...
+
+    def revoke_principal(self, principal: Principal) -> int: ...
+
+    def stats(self) -> dict[str, Any]: ...
 
 
 class _Admin(BaseModel):
@@ -125,10 +151,20 @@ class IdentityService:
             error_status=grant_status,
         )
         self._token_endpoint = TokenEndpoint(config, clock, self._registry, verifier, self._stats)
+        self._sources: dict[str, TokenSource] = {}
 
     @property
     def config(self) -> IdentityConfig:
         return self._config
+
+    @property
+    def documents(self) -> DocumentCache:
+        """The cache of issuer documents, shared so every JWKS fetch uses one session."""
+        return self._documents
+
+    def add_token_source(self, name: str, source: TokenSource) -> None:
+        """Accept the tokens ``source`` issued; its stats appear under ``name``."""
+        self._sources[name] = source
 
     # -- the contract the server codes against ------------------------------------------
 
@@ -141,7 +177,7 @@ class IdentityService:
                 raise AuthFailure(403, dict(INVALID_TOKEN_BODY))
             raise AuthFailure(401, dict(MISSING_CREDENTIAL_BODY))
         token = token.strip()
-        principal = self._registry.lookup(token, self._clock.now()) if token else None
+        principal = self._lookup(token, self._clock.now()) if token else None
         if principal is None:
             reason = "expired_token" if self._registry.expired(token) else "invalid_token"
             self._stats.auth_failures_by_reason[reason] += 1
@@ -149,6 +185,21 @@ class IdentityService:
             raise AuthFailure(403, dict(INVALID_TOKEN_BODY))
         self._stats.authenticated_by_principal[principal.name] += 1
         return principal
+
+    def _lookup(self, token: str, now: float) -> Principal | None:
+        principal = self._registry.lookup(token, now)
+        if principal is not None:
+            return principal
+        for source in self._sources.values():
+            try:
+                principal = source.authenticate(token, now)
+            except AuthFailure as failure:
+                self._stats.auth_failures_by_reason[failure.reason] += 1
+                log.debug("emulator_auth_refused", reason=failure.reason)
+                raise
+            if principal is not None:
+                return principal
+        return None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -175,13 +226,16 @@ class IdentityService:
             **self._stats.as_dict(),
             "jwks_fetches": self._documents.fetches,
             "registry": self._registry.counts(),
+            **{name: source.stats() for name, source in self._sources.items()},
         }
 
     # -- the same operations as the admin API, for in-process callers (fault injection) --
 
     def revoke_token(self, token: str) -> bool:
         """Revoke one issued token or PAT; True if it was known."""
-        revoked = self._registry.revoke_token(token)
+        revoked = self._registry.revoke_token(token) or any(
+            source.revoke_token(token) for source in self._sources.values()
+        )
         log.info("emulator_token_revoked", known=revoked)
         return revoked
 
@@ -192,6 +246,7 @@ class IdentityService:
         if found is None:
             raise KeyError(principal)
         count = self._registry.revoke_principal(found, include_pats=include_pats)
+        count += sum(source.revoke_principal(found) for source in self._sources.values())
         log.info("emulator_principal_revoked", principal=found.name, revoked=count)
         return count
 

@@ -3,7 +3,8 @@
 Middlewares, outermost first: request counting, fault injection (before anything takes
 effect), unexpected-error answers, authentication of ``/api/`` by the identity service, and
 the per-endpoint request-rate limits. ``/emulator/`` is neither counted, faulted nor
-authenticated.
+authenticated. The emulated Entra ID (``entra``) is served on the same app, so its token
+endpoints are counted and faulted like the workspace's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from gateway.emulator.clock import Clock
 from gateway.emulator.databricks.admin import AdminApi
 from gateway.emulator.databricks.config import EmulatorConfig
+from gateway.emulator.databricks.entra import EntraService
 from gateway.emulator.databricks.faults import ADMIN_PREFIX, FaultSpec, faults_middleware
 from gateway.emulator.databricks.identity import AuthFailure, IdentityService
 from gateway.emulator.databricks.jobs import JobsApi
@@ -27,6 +29,7 @@ from gateway.logs import get_logger
 log = get_logger(__name__)
 
 WORKSPACE = web.AppKey("lakegate_emulator_workspace", Workspace)
+ENTRA = web.AppKey("lakegate_emulator_entra", EntraService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Long enough for an in-flight answer, short enough that a test's teardown never waits on a
 # client that went away.
@@ -145,8 +148,11 @@ def create_app(
         ]
     )
     app[WORKSPACE] = ws
+    # Registers the Entra apps as service principals and its tokens with the identity service.
+    app[ENTRA] = EntraService(ws.config.entra, ws.clock, ws.identity)
     app.add_routes(AdminApi(ws).routes())
     app.add_routes(ws.identity.routes())
+    app.add_routes(app[ENTRA].routes())
     app.router.add_get("/.well-known/databricks-config", _host_metadata(ws))
     app.add_routes(JobsApi(ws).routes())
     app.cleanup_ctx.append(ws.identity.cleanup_ctx)
@@ -188,6 +194,10 @@ class EmulatorServer:
     @property
     def identity(self) -> IdentityService:
         return self.workspace.identity
+
+    @property
+    def entra(self) -> EntraService:
+        return self.app[ENTRA]
 
     @property
     def port(self) -> int:
