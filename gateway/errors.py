@@ -176,11 +176,13 @@ class TokenEndpointError(IdentityError):
         http_status: int | None = None,
         error_code: str | None = None,
         transient: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, namespace=namespace, source=source)
         self.http_status = http_status
         self.error_code = error_code
         self.transient = transient
+        self.retry_after = retry_after
 
     def fields(self) -> dict[str, object]:
         out = super().fields()

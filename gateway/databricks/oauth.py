@@ -3,7 +3,9 @@
 Every grant goes through ``request_token``: one form POST to the token endpoint, retried under
 a declared policy when the endpoint is briefly unable (429, 5xx, timeouts, dropped
 connections), and parsed by the pure ``parse_token_response``. ``client_credentials`` is the
-OAuth M2M grant (reference §3); token exchange for federation is one more grant beside it.
+OAuth M2M grant (reference §3); ``exchange_token`` is RFC 8693 token exchange for OIDC
+federation (§4.1). Entra ID's token endpoint speaks the same dialect, so its grants use
+``request_token`` too.
 
 Errors are ``TokenEndpointError`` (an ``IdentityError``: the namespace's identity cannot be
 had), ``transient`` when trying again later may help. Secrets are sent, never logged.
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from gateway.databricks.auth import AccessToken
-from gateway.databricks.retries import RetryPolicy
+from gateway.databricks.retries import RetryPolicy, retry_after_of
 from gateway.databricks.wire import parse_retry_after
 from gateway.errors import TokenEndpointError
 from gateway.logs import get_logger
@@ -31,6 +33,8 @@ log = get_logger(__name__)
 DISCOVERY_PATH = "/oidc/.well-known/oauth-authorization-server"
 DEFAULT_TOKEN_PATH = "/oidc/v1/token"  # noqa: S105 (a path, not a credential)
 DEFAULT_SCOPE = "all-apis"
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (a URN)
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
 # Token endpoints answer in well under a second; the go SDK allows a minute of retries.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
 DEFAULT_TOKEN_RETRY = RetryPolicy(deadline=60.0, initial=0.5, maximum=10.0)
@@ -101,6 +105,45 @@ async def client_credentials(
     )
 
 
+async def exchange_token(
+    session: aiohttp.ClientSession,
+    token_endpoint: str,
+    subject_token: str,
+    *,
+    client_id: str | None = None,
+    scope: str = DEFAULT_SCOPE,
+    namespace: str,
+    source: str = "federation",
+    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
+    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+    clock: Clock = time.time,
+) -> AccessToken:
+    """RFC 8693 token exchange: a JWT from a trusted issuer for a Databricks token.
+
+    No client authentication: the JWT is the proof. ``client_id`` selects that service
+    principal's federation policies; without it the account-wide policies apply.
+    """
+    form = {
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": subject_token,
+        "subject_token_type": JWT_TOKEN_TYPE,
+        "scope": scope,
+    }
+    if client_id:
+        form["client_id"] = client_id
+    return await request_token(
+        session,
+        token_endpoint,
+        form,
+        authorization=None,
+        namespace=namespace,
+        source=source,
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
+    )
+
+
 async def request_token(
     session: aiohttp.ClientSession,
     token_endpoint: str,
@@ -120,8 +163,7 @@ async def request_token(
     request_headers = {"Accept": "application/json"}
     if authorization is not None:
         request_headers["Authorization"] = authorization
-    hints = _RetryAfterHints()
-    retrying = retry.token_endpoint(token_endpoint, retry_after=hints)
+    retrying = retry.token_endpoint(token_endpoint, retry_after=retry_after_of)
 
     async def attempt() -> AccessToken:
         # Expiry counts from before the request: a token is never trusted longer than it lives.
@@ -143,18 +185,15 @@ async def request_token(
                 source=source,
                 transient=True,
             ) from exc
-        try:
-            return parse_token_response(
-                status,
-                text,
-                endpoint=token_endpoint,
-                namespace=namespace,
-                source=source,
-                now=sent_at,
-            )
-        except TokenEndpointError as error:
-            hints.remember(error, parse_retry_after(headers))
-            raise
+        return parse_token_response(
+            status,
+            text,
+            endpoint=token_endpoint,
+            namespace=namespace,
+            source=source,
+            now=sent_at,
+            retry_after=parse_retry_after(headers),
+        )
 
     token: AccessToken = await retrying(attempt)
     return token
@@ -174,12 +213,22 @@ def parse_token_response(
     namespace: str,
     source: str,
     now: float,
+    retry_after: float | None = None,
 ) -> AccessToken:
-    """A token endpoint's answer as an ``AccessToken``, or the ``TokenEndpointError`` it means."""
+    """A token endpoint's answer as an ``AccessToken``, or the ``TokenEndpointError`` it means.
+
+    ``retry_after`` is the answer's Retry-After, carried by the error for the retry policy.
+    """
     payload = _json_object(text)
     if status != 200:
         raise _oauth_error(
-            status, payload, text, endpoint=endpoint, namespace=namespace, source=source
+            status,
+            payload,
+            text,
+            endpoint=endpoint,
+            namespace=namespace,
+            source=source,
+            retry_after=retry_after,
         )
 
     def malformed(problem: str) -> TokenEndpointError:
@@ -214,6 +263,7 @@ def _oauth_error(
     endpoint: str,
     namespace: str,
     source: str,
+    retry_after: float | None,
 ) -> TokenEndpointError:
     # RFC 6749 §5.2 names them error/error_description; some Databricks paths use Okta-style
     # errorCode/errorSummary, which the SDKs read too.
@@ -221,6 +271,8 @@ def _oauth_error(
     if payload is not None:
         code = _str(payload.get("error")) or _str(payload.get("errorCode"))
         description = _str(payload.get("error_description")) or _str(payload.get("errorSummary"))
+        # Entra appends trace and correlation ids on new lines (CRLF); keep messages one line.
+        description = " ".join(description.split()) if description else None
     if description is None and payload is None:
         description = " ".join(text.split())[:300] or None
     detail = ": ".join(part for part in (code, description) if part) or f"HTTP {status}"
@@ -231,24 +283,8 @@ def _oauth_error(
         http_status=status,
         error_code=code,
         transient=status in _TRANSIENT_STATUSES,
+        retry_after=retry_after,
     )
-
-
-class _RetryAfterHints:
-    """Retry-After of the token endpoint's answers, by the error each one became.
-
-    ``TokenEndpointError`` has no ``retry_after`` field, so the wait reads it from here.
-    """
-
-    def __init__(self) -> None:
-        self._error: BaseException | None = None
-        self._seconds: float | None = None
-
-    def remember(self, error: BaseException, seconds: float | None) -> None:
-        self._error, self._seconds = error, seconds
-
-    def __call__(self, exc: BaseException) -> float | None:
-        return self._seconds if exc is self._error else None
 
 
 def _discovered_endpoint(status: int, raw: bytes) -> str | None:

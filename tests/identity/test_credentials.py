@@ -12,8 +12,10 @@ from structlog.testing import capture_logs
 from gateway.databricks.auth import TokenProvider
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import CredentialUnavailable, TokenEndpointError
+from gateway.identity.cache import CacheKey, TokenCache
 from gateway.identity.credentials import OAuthM2MCredential, PatCredential
 from tests.databricks.scripted import Reply, ScriptedServer
+from tests.identity.fakes import Clock, settle
 
 TOKEN_PATH = "/oidc/v1/token"
 DISCOVERY = "/oidc/.well-known/oauth-authorization-server"
@@ -24,22 +26,6 @@ PAT = "dapi0123456789abcdef0123456789ab"
 def grant(value: str, expires_in: int = 3600, delay: float = 0.0) -> Reply:
     body = {"access_token": value, "token_type": "Bearer", "expires_in": expires_in}
     return Reply(json=body, delay=delay)
-
-
-class Clock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
@@ -70,15 +56,6 @@ async def make(
     yield build
     for cred in made:
         await cred.aclose()
-
-
-async def settle() -> None:
-    """Wait until no token refresh task is running (they are named oauth-refresh-*)."""
-    for _ in range(200):
-        await asyncio.sleep(0.005)
-        if not any(t.get_name().startswith("oauth-refresh-") for t in asyncio.all_tasks()):
-            return
-    raise AssertionError("a token refresh is still running")
 
 
 # --- PAT ------------------------------------------------------------------------------------
@@ -227,7 +204,7 @@ async def test_failed_background_refresh_keeps_the_token_and_backs_off(
     with capture_logs() as logs:
         assert await cred.token() == "at-1"
         await settle()
-    assert "oauth_background_refresh_failed" in [e["event"] for e in logs]
+    assert "token_background_refresh_failed" in [e["event"] for e in logs]
     clock.now += 30
     assert await cred.token() == "at-1"
     await settle()
@@ -324,9 +301,7 @@ async def test_secret_and_tokens_stay_out_of_repr_and_logs(
     assert SECRET not in repr(cred)
     assert "sp-1" in repr(cred)
     events = [e["event"] for e in logs]
-    assert {"token_endpoint_retrying", "oauth_token_refreshed", "oauth_token_invalidated"} <= set(
-        events
-    )
+    assert {"token_endpoint_retrying", "token_refreshed", "token_invalidated"} <= set(events)
     assert not any(SECRET in str(v) or "at-secret" in str(v) for e in logs for v in e.values())
 
 
@@ -334,3 +309,26 @@ def test_oauth_without_a_secret_is_unavailable(session: aiohttp.ClientSession) -
     """A missing client secret is refused when the credential is built."""
     with pytest.raises(CredentialUnavailable):
         OAuthM2MCredential(session, "https://h", "sp-1", "", namespace="team-a")
+
+
+async def test_a_shared_cache_holds_the_token_under_the_namespace(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """Given a shared cache, the token lives there under namespace and client id; aclose
+    leaves that cache open."""
+    server.script("POST", TOKEN_PATH, grant("at-1"))
+    cache = TokenCache()
+    cred = OAuthM2MCredential(
+        session,
+        server.url,
+        "sp-1",
+        SECRET,
+        namespace="team-a",
+        token_endpoint=server.url + TOKEN_PATH,
+        cache=cache,
+    )
+    await cred.token()
+    await cred.aclose()
+    key = CacheKey("team-a", "oauth-m2m:client/sp-1", server.url)
+    assert cache.invalidate(key, "at-1")
+    await cache.aclose()
