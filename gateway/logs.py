@@ -49,7 +49,13 @@ _SECRET_KEYS = frozenset(
 
 _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization header values, in any case, with any scheme we send.
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    # "token <value>" only when the value looks like one (has a digit or a symbol), so that
+    # prose such as "token endpoint refused" stays readable.
+    (
+        re.compile(r"(?i)\b(token)\s+(?=[A-Za-z]*[0-9._~+/=\-])[A-Za-z0-9._~+/=\-]{8,}"),
+        r"\1 " + REDACTED,
+    ),
     # Compact JWS/JWT: three base64url segments, the first of which is a JSON header.
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
     # Databricks personal access tokens (dapi + hex, optionally -N) and OAuth secrets (dose...).
@@ -147,6 +153,9 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # aiosqlite logs every statement with its parameters at debug: whole run specs, labels
+    # and callback URLs, which the API itself never returns.
+    logging.getLogger("aiosqlite").setLevel(max(numeric, logging.INFO))
 
 
 def get_logger(name: str | None = None) -> Any:

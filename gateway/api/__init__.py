@@ -16,7 +16,7 @@ from gateway.settings import Settings
 
 __all__ = ["setup_api", "setup_middlewares", "setup_routes"]
 
-RUNS = "/v1/namespaces/{namespace}/runs"
+RUNS = "/v1/namespaces/{namespace:[^/]+}/runs"
 
 
 def setup_routes(app: web.Application) -> None:
@@ -24,8 +24,8 @@ def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_post(RUNS, runs.submit_run, name="submit_run")
     router.add_get(RUNS, runs.list_runs, name="list_runs", allow_head=False)
-    router.add_get(RUNS + "/{run_id}", runs.get_run, name="get_run", allow_head=False)
-    router.add_post(RUNS + "/{run_id}/cancel", runs.cancel_run, name="cancel_run")
+    router.add_get(RUNS + "/{run_id:[^/]+}", runs.get_run, name="get_run", allow_head=False)
+    router.add_post(RUNS + "/{run_id:[^/]+}/cancel", runs.cancel_run, name="cancel_run")
     router.add_get("/healthz", ops.healthz, name="healthz", allow_head=False)
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)

@@ -27,6 +27,7 @@ OPAQUE = "Zk9xTUtQbmFhcmR2YXJrLXRva2Vu"
         (f"Authorization: Bearer {OPAQUE}", OPAQUE),
         (f"authorization=basic {OPAQUE}", OPAQUE),
         (f"sent token {PAT} to host", PAT),
+        (f"Token {OPAQUE}2 was refused", OPAQUE),
         (f"client secret is {OAUTH_SECRET}", OAUTH_SECRET),
         (f"subject {JWT} refused", JWT),
         (f"grant_type=x&subject_token={OPAQUE}&scope=all-apis", OPAQUE),
@@ -40,9 +41,16 @@ def test_redact_text_removes_credential_shapes(text: str, secret: str) -> None:
     assert logs.REDACTED in redacted
 
 
-def test_redact_text_keeps_ordinary_words() -> None:
-    """Plain messages pass through untouched."""
-    text = "run 42 of namespace team-a reached SUCCEEDED"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "run 42 of namespace team-a reached SUCCEEDED",
+        "token endpoint http://127.0.0.1:8/oidc/v1/token refused the request (503)",
+        "token exchange failed: invalid_grant",
+    ],
+)
+def test_redact_text_keeps_ordinary_words(text: str) -> None:
+    """Plain messages, including prose about tokens, pass through untouched."""
     assert logs.redact_text(text) == text
 
 
