@@ -1,0 +1,96 @@
+"""``KubeClient``: the Kubernetes edge as the composition root sees it, over one ``ApiClient``.
+
+It owns the ``ApiClient`` (opened by ``open()``, closed by ``aclose()``) and every informer it
+made, and closes those first so no loop outlives its connection pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from gateway.kube.cache import Listener
+from gateway.kube.client import KubeConfig, open_api_client
+from gateway.kube.informer import ServiceAccountInformer
+from gateway.kube.reflector import InformerOptions
+from gateway.kube.reviews import ReviewResult, TokenReviewer
+from gateway.kube.secrets import SecretData, SecretReader
+from gateway.kube.selectors import LabelSelector
+from gateway.kube.tokens import DEFAULT_EXPIRATION_SECONDS, MintedToken, TokenMinter
+
+
+class KubeClient:
+    """Secrets, TokenRequest, TokenReview and the ServiceAccount informer, on one client."""
+
+    def __init__(self, api: Any, *, request_timeout: tuple[float, float] = (5.0, 30.0)) -> None:
+        self.api = api
+        self.request_timeout = request_timeout
+        self._secrets = SecretReader(api, request_timeout=request_timeout)
+        self._tokens = TokenMinter(api, request_timeout=request_timeout)
+        self._reviews = TokenReviewer(api, request_timeout=request_timeout)
+        self._informers: list[ServiceAccountInformer] = []
+        self._closed = False
+
+    @classmethod
+    async def open(cls, config: KubeConfig, *, environ: Mapping[str, str] | None = None) -> Self:
+        """Build the process's ``ApiClient`` from ``config``; raises ``ConfigError``."""
+        api = await open_api_client(config, environ=environ)
+        return cls(api, request_timeout=config.request_timeout)
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData:
+        return await self._secrets.read_secret(namespace, name)
+
+    async def mint_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: Sequence[str],
+        expiration_seconds: int = DEFAULT_EXPIRATION_SECONDS,
+    ) -> MintedToken:
+        return await self._tokens.mint_token(
+            namespace, service_account, audiences=audiences, expiration_seconds=expiration_seconds
+        )
+
+    async def review(self, token: str, audiences: Sequence[str]) -> ReviewResult:
+        return await self._reviews.review(token, audiences)
+
+    def service_account_informer(
+        self,
+        *,
+        selectors: Sequence[str | LabelSelector],
+        namespaces: Sequence[str] | None = None,
+        options: InformerOptions | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> ServiceAccountInformer:
+        """A new, unstarted informer; the caller starts it, and ``aclose()`` here stops it."""
+        informer = ServiceAccountInformer(
+            self.api,
+            selectors=selectors,
+            namespaces=namespaces,
+            options=options,
+            request_timeout=self.request_timeout,
+            listeners=listeners,
+        )
+        self._informers.append(informer)
+        return informer
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for informer in self._informers:
+            await informer.aclose()
+        await self.api.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
