@@ -83,6 +83,18 @@ def _emulator(args: argparse.Namespace) -> int:
                 print(f"  - {problem}", file=sys.stderr)
             return 2
         return _run_until_interrupted(serve(config, host=args.host, port=args.port))
+    if args.service == "kubernetes":
+        from gateway.emulator import kubernetes as kube_emulator
+
+        try:
+            kube_config = kube_emulator.load_config(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        return _run_until_interrupted(
+            kube_emulator.serve(kube_config, host=args.host, port=args.port)
+        )
     print(f"unknown emulator '{args.service}'", file=sys.stderr)
     return 2
 
@@ -121,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     emulator = sub.add_parser("emulator", help="run an emulated upstream for tests and demos")
-    emulator.add_argument("service", choices=["databricks"])
+    emulator.add_argument("service", choices=["databricks", "kubernetes"])
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8081)
     emulator.add_argument("--config", default=None, help="emulator YAML (default: built in)")

@@ -7,7 +7,11 @@ from collections.abc import Iterator
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-pytest_plugins = ["tests.fixtures.databricks_emulator", "tests.fixtures.gateway"]
+pytest_plugins = [
+    "tests.fixtures.databricks_emulator",
+    "tests.fixtures.gateway",
+    "tests.fixtures.kube_api",
+]
 
 
 @pytest.fixture(autouse=True)
