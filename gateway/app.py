@@ -23,13 +23,17 @@ from gateway.api import setup_api
 from gateway.api.keys import METRICS, READINESS, SERVICE, SETTINGS, ReadinessReport
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
-from gateway.identity.resolver import IdentityResolver, StaticResolver
+from gateway.identity import plans
+from gateway.identity.builders import Builder
+from gateway.identity.cache import TokenCache
+from gateway.identity.resolver import IdentityResolver, NamespaceResolver
+from gateway.kube import InformerOptions, KubeClient, KubeConfig, ServiceAccountInformer
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
 from gateway.runs.poller import Poller
 from gateway.runs.service import RunsService, utcnow
-from gateway.settings import Settings
+from gateway.settings import KubernetesSettings, Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -41,6 +45,8 @@ IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
+KUBE = web.AppKey("lakegate.kube", KubeClient)
+INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
 
 METRICS_REFRESH_SECONDS = 15.0
 NOT_ENDED = frozenset(s for s in RunState if not s.terminal)
@@ -110,20 +116,69 @@ def _http_ctx(settings: Settings) -> Ctx:
     return ctx
 
 
+def kube_config(settings: KubernetesSettings) -> KubeConfig:
+    """The Kubernetes edge's connection settings from the ``kubernetes`` section."""
+    timeout = (min(5.0, settings.request_timeout_seconds), settings.request_timeout_seconds)
+    if settings.mode == "explicit":
+        return KubeConfig(
+            mode="explicit",
+            host=settings.host,
+            token_file=settings.token_file,
+            request_timeout=timeout,
+        )
+    if settings.mode == "kubeconfig":
+        return KubeConfig(
+            mode="kubeconfig",
+            kubeconfig=settings.kubeconfig,
+            context=settings.context,
+            request_timeout=timeout,
+        )
+    return KubeConfig(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
+
+
 def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         session = app[DATABRICKS_HTTP]
         if over.identities is not None:
-            resolver: IdentityResolver = over.identities(session)
-        else:
-            resolver = StaticResolver(settings, session, over.environ or os.environ)
-        app[IDENTITIES] = resolver
-        try:
+            app[IDENTITIES] = over.identities(session)
             yield
+            return
+        environ = over.environ if over.environ is not None else os.environ
+        cache = TokenCache(max_entries=settings.identity.token_cache_size, observer=app[METRICS])
+        kube: KubeClient | None = None
+        informer: ServiceAccountInformer | None = None
+        try:
+            if settings.kubernetes.mode != "off":
+                kube = await KubeClient.open(kube_config(settings.kubernetes), environ=environ)
+                app[KUBE] = kube
+                if settings.identity.discover_from_kubernetes:
+                    informer = kube.service_account_informer(
+                        selectors=plans.ENABLED_SELECTORS,
+                        namespaces=list(settings.kubernetes.namespaces) or None,
+                        options=InformerOptions(
+                            watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
+                            resync_seconds=settings.kubernetes.resync_seconds,
+                            fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
+                        ),
+                    )
+                    app[INFORMER] = informer
+            resolver = NamespaceResolver(
+                settings,
+                builder=Builder(session, cache, settings.identity, kube),
+                environ=environ,
+                accounts=informer,
+                kube=kube,
+            )
+            if informer is not None:
+                informer.add_listener(resolver.on_account_change)
+                informer.start()
+            app[IDENTITIES] = resolver
+            yield
+            await resolver.aclose()
         finally:
-            closer = getattr(resolver, "aclose", None)
-            if closer is not None:
-                await closer()
+            await cache.aclose()
+            if kube is not None:
+                await kube.aclose()
 
     return ctx
 
@@ -149,7 +204,6 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
         app[POLLER] = Poller(
             store=app[STORE],
             jobs=jobs,
-            identities=app[IDENTITIES],
             service=service,
             settings=settings.poller,
             metrics=metrics,
@@ -193,6 +247,10 @@ def _readiness(
             report["store"] = (False, exc.message)
         count = len(settings.workspaces)
         report["workspaces"] = (count > 0, f"{count} workspace(s) on the allow-list")
+        informer = app.get(INFORMER)
+        if informer is not None:
+            status = informer.status
+            report["kubernetes"] = (status.ready, f"ServiceAccount informer {status.mode}")
         tasks = {t.get_name(): t for t in app[TASKS]}
         poller = tasks.get("poller")
         if poller is not None:

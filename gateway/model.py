@@ -112,6 +112,8 @@ class RunRecord:
     state_message: str = ""
     callback_url: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The ServiceAccount or Secret the request chose in its namespace; names, never secrets.
+    identity_ref: Mapping[str, str] = field(default_factory=dict)
     next_poll_at: datetime | None = None
     attempts: int = 0
     cancel_requested: bool = False

@@ -21,12 +21,13 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from gateway.errors import InvalidRequest
 from gateway.model import RunState
 from gateway.runs.types import SubmitRequest
-from gateway.settings import NAMESPACE_RE
+from gateway.settings import NAMESPACE_RE, OBJECT_NAME_RE
 
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
@@ -59,6 +60,24 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+class IdentityChoice(BaseModel):
+    """Another ServiceAccount or Secret of the request's own namespace to run as."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    service_account: str | None = Field(default=None, pattern=OBJECT_NAME_RE.pattern)
+    secret: str | None = Field(default=None, pattern=OBJECT_NAME_RE.pattern)
+
+    @model_validator(mode="after")
+    def _one(self) -> IdentityChoice:
+        if (self.service_account is None) == (self.secret is None):
+            raise ValueError("must name exactly one of 'service_account' or 'secret'")
+        return self
+
+    def as_ref(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class SubmitBody(BaseModel):
     """The body of POST /v1/namespaces/{namespace}/runs."""
 
@@ -67,6 +86,7 @@ class SubmitBody(BaseModel):
     spec: dict[str, Any]
     callback_url: str | None = None
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    identity: IdentityChoice | None = None
 
     @field_validator("spec")
     @classmethod
@@ -93,7 +113,12 @@ class SubmitBody(BaseModel):
         return url
 
     def to_request(self) -> SubmitRequest:
-        return SubmitRequest(spec=self.spec, callback_url=self.callback_url, labels=self.labels)
+        return SubmitRequest(
+            spec=self.spec,
+            callback_url=self.callback_url,
+            labels=self.labels,
+            identity=self.identity.as_ref() if self.identity else {},
+        )
 
 
 _MAX_REPORTED = 5

@@ -1,25 +1,65 @@
-"""Which Databricks identity a namespace runs as.
+"""Which Databricks identity a namespace runs as: the precedence of ``plans``, with I/O.
 
-This is the static resolver of the first slice: a namespace's identity comes from the tenant
-policy in tenants.yaml (a PAT or an OAuth M2M client, inline or named by an environment
-variable). The Kubernetes-backed resolver of the identity issue implements the same protocol.
-A namespace with no identity is refused: it never runs as anybody else.
+Resolutions are kept for ``identity.resolution_ttl_seconds`` and made once however many
+requests wait (single flight per namespace and override). A change to one of the namespace's
+ServiceAccounts, or a refused token, forgets the namespace's resolutions, so the next request
+re-reads Kubernetes: a rotated Secret or a new label takes effect without a restart.
+
+Failures close: a Secret that cannot be read (RBAC, API down) refuses the namespace; it never
+falls through to another identity.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-
 from gateway.databricks.auth import TokenProvider
 from gateway.databricks.jobs import Workspace
-from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed, IdentityNotConfigured
-from gateway.identity.credentials import OAuthM2MCredential, PatCredential
-from gateway.settings import OAuthM2MIdentity, PatIdentity, Settings, resolve_secret
+from gateway.errors import (
+    ConfigError,
+    CredentialUnavailable,
+    IdentityNotConfigured,
+    InvalidRequest,
+    LakegateError,
+)
+from gateway.identity import plans
+from gateway.identity.builders import Builder, Kube
+from gateway.identity.default import default_plan
+from gateway.identity.plans import Account, Plan
+from gateway.kube import KubeNotFound
+from gateway.logs import get_logger
+from gateway.settings import (
+    OBJECT_NAME_RE,
+    DefaultIdentity,
+    OAuthM2MIdentity,
+    PatIdentity,
+    ServiceAccountFederation,
+    Settings,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityOverride:
+    """A request's choice of another ServiceAccount or Secret in its own namespace."""
+
+    service_account: str | None = None
+    secret: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.service_account is None) == (self.secret is None):
+            raise InvalidRequest(
+                "identity names exactly one of service_account or secret", field="identity"
+            )
+        name = self.service_account or self.secret or ""
+        if not OBJECT_NAME_RE.match(name):
+            raise InvalidRequest(f"'{name}' is not a Kubernetes object name", field="identity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,108 +71,229 @@ class ResolvedIdentity:
     workspace: Workspace
     credential: TokenProvider
     key: str
+    kind: str
+    origin: str
 
 
 class IdentityResolver(Protocol):
-    async def resolve(self, namespace: str) -> ResolvedIdentity: ...
+    async def resolve(
+        self, namespace: str, override: IdentityOverride | None = None
+    ) -> ResolvedIdentity: ...
 
 
-def _identity_key(kind: str, host: str, subject: str) -> str:
-    # Runs of one identity are listed together by the poller; the key must tell identities
-    # apart without carrying a secret, so a PAT is represented by a digest of itself.
-    digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
-    return f"{kind}:{host}:{digest}"
+class AccountIndex(Protocol):
+    """ServiceAccounts by namespace (``gateway.kube.ServiceAccountInformer``)."""
+
+    async def get(self, namespace: str, name: str) -> Account | None: ...
+    async def in_namespace(self, namespace: str) -> Sequence[Account]: ...
 
 
-class StaticResolver:
-    """Identities declared in the tenant policy; credentials built once and kept."""
+@dataclass(frozen=True, slots=True)
+class _Held:
+    identity: ResolvedIdentity
+    until: float
 
+
+ResolutionKey = tuple[str, IdentityOverride | None]
+
+
+class NamespaceResolver:
     def __init__(
         self,
         settings: Settings,
-        session: aiohttp.ClientSession,
+        *,
+        builder: Builder,
         environ: Mapping[str, str],
+        accounts: AccountIndex | None = None,
+        kube: Kube | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._session = session
+        self._builder = builder
+        self._accounts = accounts
+        self._kube = kube
         self._environ = environ
-        self._resolved: dict[str, ResolvedIdentity] = {}
+        self._clock = clock
+        self._default = default_plan(settings, environ)
+        self._held: dict[ResolutionKey, _Held] = {}
+        self._pending: dict[ResolutionKey, asyncio.Task[ResolvedIdentity]] = {}
+        self._check_policies_need_nothing_missing()
 
-    async def resolve(self, namespace: str) -> ResolvedIdentity:
-        cached = self._resolved.get(namespace)
-        if cached is not None:
-            return cached
-        resolved = self._build(namespace)
-        self._resolved[namespace] = resolved
-        return resolved
+    @property
+    def discovers(self) -> bool:
+        return self._kube is not None and self._settings.identity.discover_from_kubernetes
+
+    async def resolve(
+        self, namespace: str, override: IdentityOverride | None = None
+    ) -> ResolvedIdentity:
+        key = (namespace, override)
+        held = self._held.get(key)
+        if held is not None and held.until > self._clock():
+            return held.identity
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._resolve(namespace, override))
+            self._pending[key] = task
+            task.add_done_callback(functools.partial(self._settle, key))
+        # A caller that gives up must not cancel the resolution others wait for.
+        return await asyncio.shield(task)
+
+    def forget(self, namespace: str) -> None:
+        """Drop the namespace's resolutions; the next request resolves it afresh."""
+        for key in [k for k in self._held if k[0] == namespace]:
+            del self._held[key]
+
+    def on_account_change(self, change: object) -> None:
+        """Informer listener: any change to a namespace's ServiceAccounts may change its plan."""
+        account = getattr(change, "account", None)
+        namespace = getattr(account, "namespace", None)
+        if isinstance(namespace, str):
+            self.forget(namespace)
 
     async def aclose(self) -> None:
-        """Stop token refreshes in flight; the composition root calls this at shutdown."""
-        for resolved in self._resolved.values():
-            closer = getattr(resolved.credential, "aclose", None)
-            if closer is not None:
-                await closer()
-        self._resolved.clear()
+        for task in list(self._pending.values()):
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        self._pending.clear()
+        self._held.clear()
 
-    def _build(self, namespace: str) -> ResolvedIdentity:
-        policy = self._settings.tenants.policy(namespace)
-        if policy is None or policy.identity is None:
-            raise IdentityNotConfigured(
-                f"namespace '{namespace}' has no Databricks identity: add it under "
-                "'namespaces' in the tenants file with an identity (type pat or oauth-m2m)",
-                namespace=namespace,
-            )
-        workspace_name = self._settings.tenants.workspace_name(namespace)
-        settings = self._settings.workspaces.get(workspace_name) if workspace_name else None
-        if workspace_name is None or settings is None:
-            raise HostNotAllowed(
-                f"namespace '{namespace}' names no workspace from the allow-list: set "
-                "'workspace' in its tenant policy or 'defaults.workspace'",
-                namespace=namespace,
-            )
-        workspace = Workspace(
-            host=settings.host,
-            api_version=settings.api_version,
-            max_concurrent_requests=settings.max_concurrent_requests,
+    # --- resolution -------------------------------------------------------------------------
+
+    def _settle(self, key: ResolutionKey, task: asyncio.Task[ResolvedIdentity]) -> None:
+        self._pending.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        ttl = self._settings.identity.resolution_ttl_seconds
+        self._held[key] = _Held(task.result(), self._clock() + ttl)
+
+    async def _resolve(self, namespace: str, override: IdentityOverride | None) -> ResolvedIdentity:
+        plan = await self._plan(namespace, override)
+        credential = self._builder.credential(plan, namespace, lambda: self.forget(namespace))
+        listed = self._settings.workspaces[plan.workspace.name]
+        log.info(
+            "identity_resolved",
+            namespace=namespace,
+            kind=plan.kind,
+            origin=plan.origin,
+            workspace=plan.workspace.name,
         )
-        identity = policy.identity
-        try:
-            if getattr(identity, "secret", None) is not None or not isinstance(
-                identity, PatIdentity | OAuthM2MIdentity
-            ):
-                raise IdentityNotConfigured(
-                    f"namespace '{namespace}': identity type '{identity.type}' with Kubernetes "
-                    "objects needs the Kubernetes resolver (set kubernetes.mode)",
-                    namespace=namespace,
-                )
-            if isinstance(identity, PatIdentity):
-                token = resolve_secret(identity.token, identity.token_env, self._environ)
-                credential: TokenProvider = PatCredential(token, namespace=namespace)
-                key = _identity_key("pat", workspace.host, token)
-            elif isinstance(identity, OAuthM2MIdentity):
-                secret = resolve_secret(
-                    identity.client_secret, identity.client_secret_env, self._environ
-                )
-                credential = OAuthM2MCredential(
-                    self._session,
-                    host=workspace.host,
-                    client_id=identity.client_id or "",
-                    client_secret=secret,
-                    namespace=namespace,
-                )
-                key = _identity_key("oauth-m2m", workspace.host, identity.client_id or "")
-            else:  # pragma: no cover - the settings union is closed
-                raise TypeError(type(identity).__name__)
-        except ConfigError as exc:
-            raise CredentialUnavailable(
-                f"namespace '{namespace}': {exc.message}",
-                namespace=namespace,
-                source="tenants file",
-            ) from exc
         return ResolvedIdentity(
             namespace=namespace,
-            workspace_name=workspace_name,
-            workspace=workspace,
+            workspace_name=plan.workspace.name,
+            workspace=Workspace.from_settings(listed),
             credential=credential,
-            key=key,
+            key=f"{plan.key}@{plan.workspace.host}",
+            kind=plan.kind,
+            origin=plan.origin,
         )
+
+    async def _plan(self, namespace: str, override: IdentityOverride | None) -> Plan:
+        policy = self._settings.tenants.policy(namespace)
+        pinned = policy.identity if policy else None
+        if pinned is not None and override is None:
+            return plans.from_policy(
+                self._settings, namespace, pinned, self._environ, self._default
+            )
+        if pinned is not None:
+            raise InvalidRequest(
+                f"namespace '{namespace}' has its identity set by the operator; a request "
+                "cannot choose another",
+                field="identity",
+            )
+        if override is not None:
+            return await self._overridden(namespace, override)
+        if self.discovers:
+            found = await self._discover(namespace)
+            if found is not None:
+                return found
+        if self._default is not None and self._settings.identity.default_for_unconfigured:
+            return self._default
+        raise IdentityNotConfigured(
+            plans.not_configured_message(namespace, kubernetes=self.discovers),
+            namespace=namespace,
+        )
+
+    async def _overridden(self, namespace: str, override: IdentityOverride) -> Plan:
+        if not self.discovers:
+            raise InvalidRequest(
+                "choosing a ServiceAccount or Secret needs lakegate's Kubernetes discovery, "
+                "which is off",
+                field="identity",
+            )
+        if override.service_account is not None:
+            assert self._accounts is not None
+            account = await self._accounts.get(namespace, override.service_account)
+            if account is None or not plans.is_enabled(account):
+                raise CredentialUnavailable(
+                    f"ServiceAccount '{override.service_account}' in namespace '{namespace}' "
+                    f"does not exist or is not labelled {plans.ENABLED_SELECTORS[0]}",
+                    namespace=namespace,
+                    source="request",
+                )
+            return plans.from_service_account(self._settings, account)
+        assert override.secret is not None
+        keys = await self._secret_keys(namespace, override.secret)
+        if keys is None:
+            raise CredentialUnavailable(
+                f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
+                namespace=namespace,
+                source="request",
+            )
+        return plans.from_secret(self._settings, namespace, override.secret, keys)
+
+    async def _discover(self, namespace: str) -> Plan | None:
+        assert self._accounts is not None
+        try:
+            accounts = await self._accounts.in_namespace(namespace)
+        except LakegateError as exc:
+            raise CredentialUnavailable(
+                f"namespace '{namespace}': cannot list its ServiceAccounts: {exc.message}",
+                namespace=namespace,
+                source="ServiceAccounts",
+            ) from exc
+        account = plans.choose_account(namespace, [a for a in accounts if plans.is_enabled(a)])
+        if account is not None:
+            return plans.from_service_account(self._settings, account)
+        for name in plans.WELL_KNOWN_SECRETS:
+            keys = await self._secret_keys(namespace, name)
+            if keys is not None:
+                return plans.from_secret(self._settings, namespace, name, keys)
+        return None
+
+    async def _secret_keys(self, namespace: str, name: str) -> list[str] | None:
+        """The Secret's keys; None only when it does not exist. Any other failure refuses."""
+        assert self._kube is not None
+        try:
+            data = await self._kube.read_secret(namespace, name)
+        except KubeNotFound:
+            return None
+        except LakegateError as exc:
+            raise CredentialUnavailable(
+                f"namespace '{namespace}': cannot read Secret '{name}': {exc.message}",
+                namespace=namespace,
+                source=f"Secret '{name}'",
+            ) from exc
+        return sorted(data)
+
+    def _check_policies_need_nothing_missing(self) -> None:
+        """Refuse at start-up a tenant policy that needs Kubernetes when it is off."""
+        if self._kube is not None:
+            return
+        problems = []
+        for namespace, policy in self._settings.tenants.namespaces.items():
+            identity = policy.identity
+            needs = isinstance(identity, ServiceAccountFederation) or (
+                isinstance(identity, PatIdentity | OAuthM2MIdentity) and identity.secret
+            )
+            if needs:
+                problems.append(
+                    f"tenants.namespaces.{namespace}.identity: needs the Kubernetes API "
+                    "(a Secret or ServiceAccount), but kubernetes.mode is off"
+                )
+            if isinstance(identity, DefaultIdentity) and self._default is None:
+                problems.append(
+                    f"tenants.namespaces.{namespace}.identity: type default, but the gateway "
+                    "has no DATABRICKS_HOST and credential in its environment"
+                )
+        if problems:
+            raise ConfigError(problems)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
-from gateway.identity.resolver import IdentityResolver, ResolvedIdentity
+from gateway.identity.resolver import ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -50,13 +50,16 @@ LIST_THRESHOLD = 3
 START_TIME_SLACK = timedelta(minutes=10)
 
 
+def _ref_key(run: RunRecord) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(run.identity_ref.items()))
+
+
 class Poller:
     def __init__(
         self,
         *,
         store: Store,
         jobs: JobsClient,
-        identities: IdentityResolver,
         service: RunsService,
         settings: PollerSettings,
         metrics: Metrics,
@@ -66,7 +69,6 @@ class Poller:
     ) -> None:
         self._store = store
         self._jobs = jobs
-        self._identities = identities
         self._service = service
         self._settings = settings
         self._metrics = metrics
@@ -111,24 +113,25 @@ class Poller:
         for run in due:
             if run.next_poll_at is not None:
                 self._metrics.poll_lag.observe(max(0.0, (now - run.next_poll_at).total_seconds()))
-        by_namespace: dict[str, list[RunRecord]] = defaultdict(list)
+        # A group is the runs of one namespace under one identity: those are listed together.
+        groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
         for run in due:
-            by_namespace[run.namespace].append(run)
+            groups[(run.namespace, _ref_key(run))].append(run)
         async with asyncio.TaskGroup() as tasks:
-            for namespace, runs in by_namespace.items():
-                tasks.create_task(self._guarded(namespace, runs))
+            for runs in groups.values():
+                tasks.create_task(self._guarded(runs))
         return len(due)
 
-    async def _guarded(self, namespace: str, due: list[RunRecord]) -> None:
+    async def _guarded(self, due: list[RunRecord]) -> None:
         async with self._groups:
             try:
-                await self._poll_namespace(namespace, due)
+                await self._poll_group(due)
             except LakegateError as exc:
                 await self._postpone(due, f"polling failed: {exc}")
 
-    async def _poll_namespace(self, namespace: str, due: list[RunRecord]) -> None:
+    async def _poll_group(self, due: list[RunRecord]) -> None:
         try:
-            identity = await self._identities.resolve(namespace)
+            identity = await self._service.identity_of(due[0])
         except LakegateError as exc:
             await self._postpone(due, f"identity unavailable: {exc}")
             return
@@ -136,7 +139,7 @@ class Poller:
         for run in submitting:
             await self._resubmit(run, identity)
         if len(submitting) < len(due):
-            await self._refresh_group(identity)
+            await self._refresh_group(identity, _ref_key(due[0]))
 
     async def _resubmit(self, run: RunRecord, identity: ResolvedIdentity) -> None:
         age = (self._clock() - run.created_at).total_seconds()
@@ -151,12 +154,12 @@ class Poller:
         if updated.cancel_requested and updated.databricks_run_id is not None:
             await self._service.cancel_remote(updated)
 
-    async def _refresh_group(self, identity: ResolvedIdentity) -> None:
-        """Refresh every active run of the namespace with as few calls as the group allows."""
+    async def _refresh_group(self, identity: ResolvedIdentity, ref_key: str) -> None:
+        """Refresh every active run of the group with as few calls as the group allows."""
         group = await self._store.list_runs(
             identity.namespace, states=REMOTE_ACTIVE_STATES, limit=100_000, before_id=None
         )
-        group = [r for r in group if r.databricks_run_id is not None]
+        group = [r for r in group if r.databricks_run_id is not None and _ref_key(r) == ref_key]
         if not group:
             return
         listed: dict[int, RunSnapshot] = {}

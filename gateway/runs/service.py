@@ -14,7 +14,7 @@ import base64
 import binascii
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from gateway.databricks.jobs import JobsClient
@@ -25,7 +25,7 @@ from gateway.errors import (
     LakegateError,
     NotFound,
 )
-from gateway.identity.resolver import IdentityResolver, ResolvedIdentity
+from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -46,6 +46,13 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def override_of(ref: Mapping[str, str]) -> IdentityOverride | None:
+    """A request's identity choice as the resolver takes it; None for the namespace's own."""
+    if not ref:
+        return None
+    return IdentityOverride(service_account=ref.get("service_account"), secret=ref.get("secret"))
 
 
 def _encode_cursor(run_id: int) -> str:
@@ -94,13 +101,15 @@ class RunsService:
         self, namespace: str, request: SubmitRequest, *, idempotency_key: str | None
     ) -> SubmitOutcome:
         # Resolving first refuses an unconfigured namespace before anything is stored.
-        identity = await self._identities.resolve(namespace)
+        override = override_of(request.identity)
+        identity = await self._identities.resolve(namespace, override)
         spec = prepare_spec(request.spec, self._settings.tenants.quotas(namespace))
         fingerprint = request_fingerprint(
             {
                 "spec": dict(request.spec),
                 "callback_url": request.callback_url,
                 "labels": dict(request.labels),
+                "identity": dict(request.identity),
             }
         )
         now = self._clock()
@@ -114,6 +123,7 @@ class RunsService:
             idempotency_key=idempotency_key,
             callback_url=request.callback_url,
             labels=dict(request.labels),
+            identity_ref=dict(request.identity),
             # Keeps the poller away while this request submits inline.
             next_poll_at=now + timedelta(seconds=self._inline_submit_seconds + 5),
         )
@@ -176,7 +186,7 @@ class RunsService:
         """Send a SUBMITTING run to Databricks once; record what came of it."""
         now = self._clock()
         try:
-            identity = identity or await self._identities.resolve(run.namespace)
+            identity = identity or await self.identity_of(run)
             token = databricks_idempotency_token(self._store.installation_id, run.id)
             async with asyncio.timeout(deadline):
                 remote_id = await self._jobs.submit(
@@ -211,13 +221,17 @@ class RunsService:
         if run.databricks_run_id is None:
             return
         try:
-            identity = await self._identities.resolve(run.namespace)
+            identity = await self.identity_of(run)
             async with asyncio.timeout(self._inline_submit_seconds):
                 await self._jobs.cancel(
                     identity.workspace, identity.credential, run.databricks_run_id
                 )
         except (TimeoutError, LakegateError) as exc:
             log.warning("cancel_deferred", run_id=run.id, namespace=run.namespace, reason=str(exc))
+
+    async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
+        """The identity the run was submitted under (its namespace's, or the one it chose)."""
+        return await self._identities.resolve(run.namespace, override_of(run.identity_ref))
 
     async def give_up_submitting(self, run: RunRecord, reason: str) -> RunRecord | None:
         return await self._finish(run, RunState.INTERNAL_ERROR, reason)

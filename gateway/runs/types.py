@@ -16,6 +16,9 @@ class SubmitRequest:
     spec: Mapping[str, Any]
     callback_url: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Another ServiceAccount or Secret of the namespace to run as: {"service_account": name}
+    # or {"secret": name}; empty for the namespace's own identity.
+    identity: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

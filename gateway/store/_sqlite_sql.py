@@ -21,8 +21,8 @@ _ALL_STATES = json.dumps(sorted(RunState))
 INSERT_RUN = """
 INSERT INTO runs (namespace, state, spec, request_fingerprint, workspace, idempotency_key,
                   databricks_host, callback_url, labels, next_poll_at, state_message,
-                  created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  created_at, updated_at, identity_ref)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """
 UPDATE_RUN = """
@@ -114,6 +114,7 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             state_message=row["state_message"],
             callback_url=row["callback_url"],
             labels=json.loads(row["labels"]),
+            identity_ref=json.loads(row["identity_ref"]),
             next_poll_at=_maybe_time(row["next_poll_at"]),
             attempts=row["attempts"],
             cancel_requested=bool(row["cancel_requested"]),

@@ -47,6 +47,7 @@ class NewRun:
     databricks_host: str | None = None
     callback_url: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    identity_ref: Mapping[str, str] = field(default_factory=dict)
     next_poll_at: datetime | None = None
     message: str = ""
 

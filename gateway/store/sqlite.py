@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
@@ -142,7 +143,8 @@ class SqliteStore:
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, new.message, at, at),
+                 next_poll_at, new.message, at, at,
+                 json.dumps(dict(new.identity_ref), sort_keys=True)),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
             await _record_transition(conn, row["id"], None, state, at, new.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -32,6 +33,17 @@ async def test_created_run_reads_back_as_written(store: Store) -> None:
     assert got.created_at.utcoffset() == timedelta(0)
     assert got.next_poll_at == at(30)
     assert (got.databricks_run_id, got.attempts, got.cancel_requested) == (None, 0, False)
+
+
+async def test_identity_choice_reads_back(store: Store) -> None:
+    """The ServiceAccount or Secret a request chose is kept with the run; none reads as {}."""
+    chosen = dataclasses.replace(new_run(), identity_ref={"service_account": "etl"})
+    run, _ = await store.create_run(chosen, NOW)
+    plain, _ = await store.create_run(new_run(), NOW)
+    got = await store.get_run("team-a", run.id)
+    assert got is not None
+    assert got.identity_ref == {"service_account": "etl"}
+    assert plain.identity_ref == {}
 
 
 async def test_new_run_has_its_first_history_entry(store: Store) -> None:

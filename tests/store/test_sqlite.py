@@ -55,7 +55,10 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
     """schema_migrations lists every migration once, however often the ledger is opened."""
     await store.close()
     await store.open()
-    assert query(path, "SELECT version, name FROM schema_migrations") == [(1, "ledger")]
+    assert query(path, "SELECT version, name FROM schema_migrations") == [
+        (1, "ledger"),
+        (2, "identity_ref"),
+    ]
 
 
 async def test_no_column_could_hold_a_credential(store: SqliteStore, path: Path) -> None:
