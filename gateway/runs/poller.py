@@ -85,6 +85,13 @@ class Poller:
             except LakegateError as exc:
                 log.error("poll_tick_failed", error=str(exc))
                 handled = 0
+            except Exception as exc:
+                # One bad tick must not stop every run from being followed; the error is
+                # logged (without a traceback, whose formatting would block the loop) and the
+                # next tick comes after a pause, so a persistent bug cannot spin the CPU.
+                log.error("poll_tick_crashed", error=repr(exc))
+                await asyncio.sleep(self._settings.min_interval_seconds)
+                continue
             if handled == 0:
                 await asyncio.sleep(self._idle_seconds)
 
