@@ -33,7 +33,7 @@ def default_plan(settings: Settings, environ: Mapping[str, str]) -> Plan | None:
     host = _get(environ, "DATABRICKS_HOST")
     if host is None:
         return None
-    if not host.startswith(("https://", "http://")):
+    if not host.lower().startswith(("https://", "http://")):
         host = f"https://{host}"
     found = settings.workspace_named(host)
     if found is None:

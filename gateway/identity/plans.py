@@ -267,7 +267,16 @@ def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[st
     """OAuth M2M when the Secret holds client_id and client_secret; a PAT when it holds token."""
     workspace = workspace_of(settings, namespace)
     origin = f"Secret '{name}'"
-    if "client_secret" in keys:
+    if {"token", "ca.crt", "namespace"} <= set(keys):
+        # A ServiceAccount token Secret: its token is a Kubernetes credential, which must
+        # never be sent to Databricks as if it were a PAT.
+        raise CredentialUnavailable(
+            f"Secret '{name}' in namespace '{namespace}' is a Kubernetes ServiceAccount token, "
+            "not a Databricks credential",
+            namespace=namespace,
+            source=origin,
+        )
+    if "client_id" in keys and "client_secret" in keys:
         return Plan("oauth-m2m", workspace, origin, secret_name=name)
     if "token" in keys:
         return Plan("pat", workspace, origin, secret_name=name)

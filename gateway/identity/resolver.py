@@ -35,7 +35,9 @@ from gateway.kube import KubeNotFound
 from gateway.logs import get_logger
 from gateway.settings import (
     OBJECT_NAME_RE,
+    AzureClientSecretIdentity,
     DefaultIdentity,
+    IdentitySettings,
     OAuthM2MIdentity,
     PatIdentity,
     ServiceAccountFederation,
@@ -117,6 +119,10 @@ class NamespaceResolver:
         self._default = default_plan(settings, environ)
         self._held: dict[ResolutionKey, _Held] = {}
         self._pending: dict[ResolutionKey, asyncio.Task[ResolvedIdentity]] = {}
+        # Every resolution in flight, including those forget() detached, for aclose.
+        self._tasks: set[asyncio.Task[ResolvedIdentity]] = set()
+        # Bumped by forget(): a resolution started before a forget is not held afterwards.
+        self._generations: dict[str, int] = {}
         self._check_policies_need_nothing_missing()
 
     @property
@@ -134,14 +140,22 @@ class NamespaceResolver:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._resolve(namespace, override))
             self._pending[key] = task
-            task.add_done_callback(functools.partial(self._settle, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            generation = self._generations.get(namespace, 0)
+            task.add_done_callback(functools.partial(self._settle, key, generation))
         # A caller that gives up must not cancel the resolution others wait for.
         return await asyncio.shield(task)
 
     def forget(self, namespace: str) -> None:
         """Drop the namespace's resolutions; the next request resolves it afresh."""
+        self._generations[namespace] = self._generations.get(namespace, 0) + 1
         for key in [k for k in self._held if k[0] == namespace]:
             del self._held[key]
+        # A resolution in flight read Kubernetes before the change: its waiters still get
+        # it, but later callers start afresh and it is not held (see _settle).
+        for key in [k for k in self._pending if k[0] == namespace]:
+            del self._pending[key]
 
     def on_account_change(self, change: object) -> None:
         """Informer listener: any change to a namespace's ServiceAccounts may change its plan."""
@@ -151,17 +165,23 @@ class NamespaceResolver:
             self.forget(namespace)
 
     async def aclose(self) -> None:
-        for task in list(self._pending.values()):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._pending.clear()
         self._held.clear()
 
     # --- resolution -------------------------------------------------------------------------
 
-    def _settle(self, key: ResolutionKey, task: asyncio.Task[ResolvedIdentity]) -> None:
-        self._pending.pop(key, None)
+    def _settle(
+        self, key: ResolutionKey, generation: int, task: asyncio.Task[ResolvedIdentity]
+    ) -> None:
+        if self._pending.get(key) is task:
+            del self._pending[key]
         if task.cancelled() or task.exception() is not None:
+            return
+        if generation != self._generations.get(key[0], 0):
             return
         ttl = self._settings.identity.resolution_ttl_seconds
         self._held[key] = _Held(task.result(), self._clock() + ttl)
@@ -276,24 +296,35 @@ class NamespaceResolver:
         return sorted(data)
 
     def _check_policies_need_nothing_missing(self) -> None:
-        """Refuse at start-up a tenant policy that needs Kubernetes when it is off."""
-        if self._kube is not None:
-            return
+        """Refuse at start-up every tenant policy that cannot work, all of them at once."""
         problems = []
         for namespace, policy in self._settings.tenants.namespaces.items():
-            identity = policy.identity
-            needs = isinstance(identity, ServiceAccountFederation) or (
-                isinstance(identity, PatIdentity | OAuthM2MIdentity) and identity.secret
-            )
-            if needs:
-                problems.append(
-                    f"tenants.namespaces.{namespace}.identity: needs the Kubernetes API "
-                    "(a Secret or ServiceAccount), but kubernetes.mode is off"
-                )
-            if isinstance(identity, DefaultIdentity) and self._default is None:
-                problems.append(
-                    f"tenants.namespaces.{namespace}.identity: type default, but the gateway "
-                    "has no DATABRICKS_HOST and credential in its environment"
-                )
+            if policy.identity is not None:
+                where = f"tenants.namespaces.{namespace}.identity"
+                problems += [f"{where}: {p}" for p in self._policy_problems(policy.identity)]
         if problems:
             raise ConfigError(problems)
+
+    def _policy_problems(self, identity: IdentitySettings) -> list[str]:
+        problems = []
+        needs_kube = isinstance(identity, ServiceAccountFederation) or (
+            isinstance(identity, PatIdentity | OAuthM2MIdentity | AzureClientSecretIdentity)
+            and identity.secret is not None
+        )
+        if needs_kube and self._kube is None:
+            problems.append(
+                "needs the Kubernetes API (a Secret or ServiceAccount), but kubernetes.mode is off"
+            )
+        if isinstance(identity, DefaultIdentity) and self._default is None:
+            problems.append(
+                "type default, but the gateway has no DATABRICKS_HOST and credential in its "
+                "environment"
+            )
+        env = None
+        if isinstance(identity, PatIdentity):
+            env = identity.token_env
+        elif isinstance(identity, OAuthM2MIdentity | AzureClientSecretIdentity):
+            env = identity.client_secret_env
+        if env is not None and not self._environ.get(env):
+            problems.append(f"environment {env} is not set or empty")
+        return problems

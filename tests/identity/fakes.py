@@ -65,9 +65,11 @@ class Observer:
         self.fetches.append((kind, error))
 
 
-async def settle() -> None:
-    """Wait until no token refresh task is running."""
-    for _ in range(400):
+async def settle(within: float = 10.0) -> None:
+    """Wait until no token refresh task is running (a bound generous for a loaded CI box)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
         await asyncio.sleep(0.005)
         if not any(t.get_name().startswith(REFRESH_TASK_PREFIX) for t in asyncio.all_tasks()):
             return
