@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.databricks_emulator",
     "tests.fixtures.gateway",
     "tests.fixtures.kube_api",
+    "tests.fixtures.identity_stack",
 ]
 
 

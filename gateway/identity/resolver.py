@@ -15,7 +15,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.databricks.auth import TokenProvider
@@ -53,6 +53,9 @@ class IdentityOverride:
 
     service_account: str | None = None
     secret: str | None = None
+    # Following a run already submitted (polling, cancelling) under this ServiceAccount: it
+    # may have lost its label since; withdrawing the label stops new work, not old runs.
+    following: bool = False
 
     def __post_init__(self) -> None:
         if (self.service_account is None) == (self.secret is None):
@@ -75,6 +78,10 @@ class ResolvedIdentity:
     key: str
     kind: str
     origin: str
+    # The ServiceAccount or Secret this identity came from ({} for the tenant policy or the
+    # default): a run keeps it, so it is followed by the principal that submitted it even
+    # after the namespace's identity changes.
+    pin: Mapping[str, str] = field(default_factory=dict)
 
 
 class IdentityResolver(Protocol):
@@ -97,6 +104,18 @@ class _Held:
 
 
 ResolutionKey = tuple[str, IdentityOverride | None]
+
+
+def _pin_of(plan: Plan) -> dict[str, str]:
+    if plan.origin.startswith("ServiceAccount") and plan.service_account:
+        return {"service_account": plan.service_account}
+    if plan.origin.startswith("Secret") and plan.secret_name:
+        return {"secret": plan.secret_name}
+    return {}
+
+
+def _pin_key(pin: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(pin.items()))
 
 
 class NamespaceResolver:
@@ -123,6 +142,9 @@ class NamespaceResolver:
         self._tasks: set[asyncio.Task[ResolvedIdentity]] = set()
         # Bumped by forget(): a resolution started before a forget is not held afterwards.
         self._generations: dict[str, int] = {}
+        # The last plan each ServiceAccount or Secret gave, to follow runs it submitted after
+        # the informer stopped listing it (its label was removed).
+        self._followable: dict[tuple[str, str], Plan] = {}
         self._check_policies_need_nothing_missing()
 
     @property
@@ -188,6 +210,9 @@ class NamespaceResolver:
 
     async def _resolve(self, namespace: str, override: IdentityOverride | None) -> ResolvedIdentity:
         plan = await self._plan(namespace, override)
+        pin = _pin_of(plan)
+        if pin:
+            self._followable[(namespace, _pin_key(pin))] = plan
         credential = self._builder.credential(plan, namespace, lambda: self.forget(namespace))
         listed = self._settings.workspaces[plan.workspace.name]
         log.info(
@@ -205,6 +230,7 @@ class NamespaceResolver:
             key=f"{plan.key}@{plan.workspace.host}",
             kind=plan.kind,
             origin=plan.origin,
+            pin=pin,
         )
 
     async def _plan(self, namespace: str, override: IdentityOverride | None) -> Plan:
@@ -243,7 +269,12 @@ class NamespaceResolver:
         if override.service_account is not None:
             assert self._accounts is not None
             account = await self._accounts.get(namespace, override.service_account)
-            if account is None or not plans.is_enabled(account):
+            remembered = self._followable.get(
+                (namespace, _pin_key({"service_account": override.service_account}))
+            )
+            if override.following and remembered is not None and account is None:
+                return remembered
+            if account is None or not (override.following or plans.is_enabled(account)):
                 raise CredentialUnavailable(
                     f"ServiceAccount '{override.service_account}' in namespace '{namespace}' "
                     f"does not exist or is not labelled {plans.ENABLED_SELECTORS[0]}",

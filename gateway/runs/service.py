@@ -16,9 +16,11 @@ import dataclasses
 import random
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import (
+    CredentialUnavailable,
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
     InvalidRequest,
@@ -48,11 +50,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def override_of(ref: Mapping[str, str]) -> IdentityOverride | None:
-    """A request's identity choice as the resolver takes it; None for the namespace's own."""
+def override_of(ref: Mapping[str, str], *, following: bool = False) -> IdentityOverride | None:
+    """A run's identity choice as the resolver takes it; None for the namespace's own."""
     if not ref:
         return None
-    return IdentityOverride(service_account=ref.get("service_account"), secret=ref.get("secret"))
+    return IdentityOverride(
+        service_account=ref.get("service_account"), secret=ref.get("secret"), following=following
+    )
 
 
 def _encode_cursor(run_id: int) -> str:
@@ -123,7 +127,9 @@ class RunsService:
             idempotency_key=idempotency_key,
             callback_url=request.callback_url,
             labels=dict(request.labels),
-            identity_ref=dict(request.identity),
+            # What the run runs as: the request's choice, or the ServiceAccount or Secret the
+            # namespace's identity came from, so the run is followed by the same principal.
+            identity_ref=dict(request.identity or identity.pin),
             # Keeps the poller away while this request submits inline.
             next_poll_at=now + timedelta(seconds=self._inline_submit_seconds + 5),
         )
@@ -229,9 +235,54 @@ class RunsService:
         except (TimeoutError, LakegateError) as exc:
             log.warning("cancel_deferred", run_id=run.id, namespace=run.namespace, reason=str(exc))
 
+    async def remote_run(
+        self, run: RunRecord, *, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Databricks' runs/get answer for ``run``, whole, asked with the run's own identity.
+
+        For the Databricks-compatible facade, which passes every field on; the poller reads
+        runs through ``JobsClient.get`` instead.
+        """
+        if run.databricks_run_id is None:
+            raise NotFound(f"run {run.id} has not reached Databricks")
+        identity = await self.identity_of(run)
+        return await self._jobs.get_payload(
+            identity.workspace, identity.credential, run.databricks_run_id, params=params
+        )
+
+    async def remote_output(
+        self, namespace: str, task_run_id: int, *, run: RunRecord | None = None
+    ) -> dict[str, Any]:
+        """Databricks' runs/get-output for a task run, asked with the namespace's identity.
+
+        With ``run`` (the ledger run the task belongs to) the identity is the one that run
+        was submitted under; without it, the namespace's own. Databricks' ACLs then decide
+        what that principal may read.
+        """
+        if run is not None:
+            identity = await self.identity_of(run)
+        else:
+            identity = await self._identities.resolve(namespace, None)
+        return await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+
     async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
-        """The identity the run was submitted under (its namespace's, or the one it chose)."""
-        return await self._identities.resolve(run.namespace, override_of(run.identity_ref))
+        """The identity the run was submitted under; the namespace's own once that is gone."""
+        override = override_of(run.identity_ref, following=True)
+        if override is None:
+            return await self._identities.resolve(run.namespace)
+        try:
+            return await self._identities.resolve(run.namespace, override)
+        except (CredentialUnavailable, InvalidRequest) as exc:
+            # The ServiceAccount lost its label or the Secret was deleted: following the run
+            # with the namespace's current identity beats leaving it unfollowed.
+            log.warning(
+                "run_identity_gone",
+                run_id=run.id,
+                namespace=run.namespace,
+                identity=dict(run.identity_ref),
+                reason=exc.message,
+            )
+            return await self._identities.resolve(run.namespace)
 
     async def give_up_submitting(self, run: RunRecord, reason: str) -> RunRecord | None:
         return await self._finish(run, RunState.INTERNAL_ERROR, reason)
