@@ -1,9 +1,10 @@
 """The composition root: builds every component from settings and owns its lifetime.
 
 Each resource is opened and closed by exactly one ``cleanup_ctx`` generator, in order: the
-ledger, the HTTP session to Databricks, the identities, the run service, and the background
-tasks (poller, metrics refresher), which are cancelled and awaited on shutdown. Tests inject
-fakes through ``Overrides`` instead of patching.
+ledger, the HTTP session to Databricks, the Kubernetes client, the identities, the callers
+(authentication methods, grants, and the HTTP session for JWT issuers' keys), the run service,
+and the background tasks (poller, metrics refresher), which are cancelled and awaited on
+shutdown. Tests inject fakes through ``Overrides`` instead of patching.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +22,16 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.api import setup_api
-from gateway.api.keys import METRICS, READINESS, SERVICE, SETTINGS, ReadinessReport
+from gateway.api.callers import CallerGate
+from gateway.api.keys import (
+    CALLERS,
+    METRICS,
+    READINESS,
+    REMOTE_RUNS,
+    SERVICE,
+    SETTINGS,
+    ReadinessReport,
+)
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -47,6 +58,7 @@ POLLER = web.AppKey("lakegate.poller", Poller)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
 KUBE = web.AppKey("lakegate.kube", KubeClient)
 INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
+JWKS_HTTP = web.AppKey("lakegate.jwks_http", aiohttp.ClientSession)
 
 METRICS_REFRESH_SECONDS = 15.0
 NOT_ENDED = frozenset(s for s in RunState if not s.terminal)
@@ -63,6 +75,9 @@ class Overrides:
     run_poller: bool = True
     poll_idle_seconds: float = 0.5
     inline_submit_seconds: float = 10.0
+    # Reads the settings again (``lakegate serve`` passes its loader); when given, SIGHUP
+    # reloads the ``callers`` section (methods' keys, issuers, grants) without a restart.
+    settings_source: Callable[[], Settings] | None = None
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -74,7 +89,9 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     setup_api(app, settings)
     app.cleanup_ctx.append(_store_ctx(settings, over))
     app.cleanup_ctx.append(_http_ctx(settings))
+    app.cleanup_ctx.append(_kube_ctx(settings, over))
     app.cleanup_ctx.append(_identities_ctx(settings, over))
+    app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
     app.cleanup_ctx.append(_background_ctx(over))
     return app
@@ -136,6 +153,23 @@ def kube_config(settings: KubernetesSettings) -> KubeConfig:
     return KubeConfig(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
 
 
+def _kube_ctx(settings: Settings, over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        # One ApiClient for identity discovery, TokenReview and namespace labels alike.
+        if settings.kubernetes.mode == "off":
+            yield
+            return
+        environ = over.environ if over.environ is not None else os.environ
+        kube = await KubeClient.open(kube_config(settings.kubernetes), environ=environ)
+        app[KUBE] = kube
+        try:
+            yield
+        finally:
+            await kube.aclose()
+
+    return ctx
+
+
 def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         session = app[DATABRICKS_HTTP]
@@ -145,23 +179,20 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
             return
         environ = over.environ if over.environ is not None else os.environ
         cache = TokenCache(max_entries=settings.identity.token_cache_size, observer=app[METRICS])
-        kube: KubeClient | None = None
+        kube = app.get(KUBE)
         informer: ServiceAccountInformer | None = None
         try:
-            if settings.kubernetes.mode != "off":
-                kube = await KubeClient.open(kube_config(settings.kubernetes), environ=environ)
-                app[KUBE] = kube
-                if settings.identity.discover_from_kubernetes:
-                    informer = kube.service_account_informer(
-                        selectors=plans.ENABLED_SELECTORS,
-                        namespaces=list(settings.kubernetes.namespaces) or None,
-                        options=InformerOptions(
-                            watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
-                            resync_seconds=settings.kubernetes.resync_seconds,
-                            fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
-                        ),
-                    )
-                    app[INFORMER] = informer
+            if kube is not None and settings.identity.discover_from_kubernetes:
+                informer = kube.service_account_informer(
+                    selectors=plans.ENABLED_SELECTORS,
+                    namespaces=list(settings.kubernetes.namespaces) or None,
+                    options=InformerOptions(
+                        watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
+                        resync_seconds=settings.kubernetes.resync_seconds,
+                        fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
+                    ),
+                )
+                app[INFORMER] = informer
             resolver = NamespaceResolver(
                 settings,
                 builder=Builder(session, cache, settings.identity, kube),
@@ -176,11 +207,83 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
             yield
             await resolver.aclose()
         finally:
+            if informer is not None:
+                await informer.aclose()
             await cache.aclose()
-            if kube is not None:
-                await kube.aclose()
 
     return ctx
+
+
+def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        # The one session for JWT issuers' discovery documents and key sets; it opens no
+        # connection until a JWT from a configured issuer arrives.
+        session = aiohttp.ClientSession(
+            headers={"User-Agent": f"lakegate/{__version__}"}, trust_env=True
+        )
+        kube = app.get(KUBE)
+        try:
+            app[JWKS_HTTP] = session
+            gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
+            app[CALLERS] = gate
+            _announce(gate)
+            with _reload_on_sighup(gate, over.settings_source):
+                yield
+            await gate.aclose()
+        finally:
+            await session.close()
+
+    return ctx
+
+
+def _announce(gate: CallerGate) -> None:
+    ok, detail = gate.readiness()
+    if gate.disabled:
+        # Loud on purpose: a gateway in this mode lets anyone act for any namespace.
+        log.warning(
+            "callers_authentication_disabled",
+            detail=detail,
+            hint="method 'none' is for demos; list kubernetes, api_key or jwt in callers.methods",
+        )
+    elif not ok:
+        log.warning("callers_not_configured", detail=detail)
+    else:
+        log.info("callers_configured", detail=detail)
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -> Iterator[None]:
+    if source is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        try:
+            # Reading and validating the files touches the disk: off the loop.
+            fresh = await asyncio.to_thread(source)
+            gate.reload(fresh.callers)
+        except LakegateError as exc:
+            log.error("callers_reload_failed", error=exc.message)
+
+    def on_signal() -> None:
+        task = asyncio.create_task(reload(), name="callers-reload")
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_signal)
+    except (NotImplementedError, RuntimeError):
+        log.warning("callers_reload_unavailable", detail="SIGHUP cannot be handled here")
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in pending:
+            task.cancel()
 
 
 def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
@@ -201,6 +304,7 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
         )
         app[RUNS] = service
         app[SERVICE] = service
+        app[REMOTE_RUNS] = service
         app[POLLER] = Poller(
             store=app[STORE],
             jobs=jobs,

@@ -4,6 +4,10 @@ Every start makes fresh credentials (no secret is written in a file), gives them
 emulated workspace as a user PAT and two OAuth service principals, and builds tenant settings
 for three namespaces that use them. The ledger is SQLite in a local folder. The process prints
 the URL and a ready curl line, and runs until interrupted.
+
+Caller authentication is off (method ``none``): anyone who reaches the port may act for any
+namespace. The gateway logs a warning saying so at start-up, /readyz reports it, and the
+banner repeats it; the demo listens on loopback only.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ def gateway_settings(
             "store": {"backend": "sqlite", "sqlite_path": str(data_dir / "demo.db")},
             "workspaces": {"demo": {"host": workspace_url}},
             "poller": {"min_interval_seconds": 1, "max_interval_seconds": 5},
+            # Demo only: no credential needed, every namespace open to every caller.
+            "callers": {"methods": ["none"]},
             "tenants": {
                 "defaults": {"workspace": "demo"},
                 "namespaces": {ns: {"identity": creds.identities[ns]} for ns in DEMO_NAMESPACES},
@@ -128,6 +134,7 @@ def banner(url: str, workspace_url: str) -> str:
             "Follow it:",
             f"  lakegate get --url {url} -n team-a <id>    or    "
             f"lakegate runs --url {url} -n team-a",
+            "AUTHENTICATION DISABLED: any caller may act for any namespace (demo only).",
             "Ctrl-C stops the demo.",
         ]
     )

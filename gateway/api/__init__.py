@@ -2,7 +2,8 @@
 
 The composition root creates ``web.Application(client_max_size=settings.server.max_body_bytes)``,
 calls ``setup_api(app, settings)``, and sets the keys of ``gateway.api.keys`` in a
-``cleanup_ctx`` before the server accepts requests.
+``cleanup_ctx`` before the server accepts requests; among them ``CALLERS``, without which every
+protected route answers 401.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api import ops, runs
+from gateway.api.callers import callers_middleware
+from gateway.api.compat import databricks_errors, setup_compat_routes
 from gateway.api.middlewares import body_limit, request_context
 from gateway.api.problems import problem_middleware
 from gateway.settings import Settings
@@ -30,6 +33,8 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
     router.add_get("/openapi.json", ops.openapi, name="openapi", allow_head=False)
+    # The Databricks-compatible facade owns everything under /api/.
+    setup_compat_routes(app)
 
 
 def setup_middlewares(app: web.Application, settings: Settings) -> None:
@@ -39,7 +44,13 @@ def setup_middlewares(app: web.Application, settings: Settings) -> None:
         [
             request_context,
             problem_middleware,
+            # Inside the problem middleware, so /api/ errors, the refusals of every middleware
+            # after it included, answer in Databricks' shape and never reach problem+json.
+            databricks_errors,
             body_limit(settings.server.max_body_bytes),
+            # Last, just before the handler: the caller is known before a byte of the body is
+            # read. It refuses nothing itself; handlers call callers.authorize.
+            callers_middleware,
         ]
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.keys import METRICS, PROBLEM, REQUEST_ID
+from gateway.api.keys import CALLER, METRICS, PROBLEM, REQUEST_ID
 from gateway.errors import PayloadTooLarge
 from gateway.logs import bound, get_logger
 from gateway.settings import NAMESPACE_RE
@@ -87,6 +87,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             }
             if PROBLEM in request:
                 event["problem"] = request[PROBLEM]
+            if CALLER in request:
+                event["caller"] = request[CALLER].subject
             log.info("http_request", **event)
 
 

@@ -11,7 +11,7 @@ import yaml
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from gateway.api.keys import METRICS, READINESS, ReadinessReport
+from gateway.api.keys import CALLERS, METRICS, READINESS, ReadinessReport
 from gateway.api.problems import log_unexpected
 from gateway.logs import get_logger
 
@@ -52,12 +52,22 @@ async def readyz(request: web.Request) -> web.Response:
         # A readiness check that crashes means "not ready", not "the probe endpoint is broken".
         await log_unexpected("readiness_check_failed", exc)
         report = {"readiness": (False, "the readiness checks failed; see the gateway's logs")}
+    report = {**report, "callers": _callers_check(request)}
     checks = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in report.items()}
     ready = all(ok for ok, _ in report.values())
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+def _callers_check(request: web.Request) -> tuple[bool, str]:
+    # Always reported, so a gateway running with authentication disabled says so to anyone
+    # who looks, and one with no method configured is not ready to serve anybody.
+    gate = request.config_dict.get(CALLERS)
+    if gate is None:
+        return False, "caller authentication is not set up: every call is refused"
+    return gate.readiness()
 
 
 async def metrics(request: web.Request) -> web.Response:

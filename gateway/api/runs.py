@@ -1,13 +1,15 @@
 """The /v1 run handlers: parse, call the RunService, shape the answer.
 
 Handlers hold no logic of their own beyond HTTP: validation is in ``schemas``, the wire shape
-in ``views``, errors become problem+json in ``problems``.
+in ``views``, errors become problem+json in ``problems``. Each first asks ``authorize``, before
+even the namespace's name is checked, so an unknown caller learns nothing, not even that.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.api.callers import authorize
 from gateway.api.keys import SERVICE, SETTINGS
 from gateway.api.schemas import (
     check_list_parameters,
@@ -38,6 +40,7 @@ async def _read_body(request: web.Request) -> bytes:
 
 
 async def submit_run(request: web.Request) -> web.Response:
+    await authorize(request, request.match_info["namespace"], "runs.submit")
     namespace = parse_namespace(request.match_info["namespace"])
     key = parse_idempotency_key(request.headers.getall("Idempotency-Key", []))
     submission = parse_submit(await _read_body(request))
@@ -57,6 +60,7 @@ async def submit_run(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
+    await authorize(request, request.match_info["namespace"], "runs.get")
     namespace = parse_namespace(request.match_info["namespace"])
     run_id = parse_run_id(request.match_info["run_id"])
     run = await request.config_dict[SERVICE].get(namespace, run_id)
@@ -64,6 +68,7 @@ async def get_run(request: web.Request) -> web.Response:
 
 
 async def list_runs(request: web.Request) -> web.Response:
+    await authorize(request, request.match_info["namespace"], "runs.list")
     namespace = parse_namespace(request.match_info["namespace"])
     query = request.query
     check_list_parameters(set(query.keys()))
@@ -79,6 +84,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def cancel_run(request: web.Request) -> web.Response:
+    await authorize(request, request.match_info["namespace"], "runs.cancel")
     namespace = parse_namespace(request.match_info["namespace"])
     run_id = parse_run_id(request.match_info["run_id"])
     run = await request.config_dict[SERVICE].cancel(namespace, run_id)

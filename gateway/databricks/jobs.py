@@ -120,6 +120,19 @@ class JobsClient:
         payload = await self._call(ws, cred, "GET", "runs/get", params={"run_id": str(run_id)})
         return wire.parse_run(payload)
 
+    async def get_payload(
+        self,
+        ws: Workspace,
+        cred: TokenProvider,
+        run_id: int,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """runs/get as Databricks sends it, for callers that pass the run on whole (the
+        Databricks-compatible facade); ``params`` adds page_token and the like."""
+        query = {**(params or {}), "run_id": str(run_id)}
+        return await self._call(ws, cred, "GET", "runs/get", params=query)
+
     async def cancel(self, ws: Workspace, cred: TokenProvider, run_id: int) -> None:
         """Ask Databricks to cancel; the run ends later, through TERMINATING."""
         await self._call(ws, cred, "POST", "runs/cancel", body={"run_id": run_id})

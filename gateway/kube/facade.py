@@ -13,6 +13,7 @@ from typing import Any, Self
 from gateway.kube.cache import Listener
 from gateway.kube.client import KubeConfig, open_api_client
 from gateway.kube.informer import ServiceAccountInformer
+from gateway.kube.namespaces import NamespaceReader
 from gateway.kube.reflector import InformerOptions
 from gateway.kube.reviews import ReviewResult, TokenReviewer
 from gateway.kube.secrets import SecretData, SecretReader
@@ -21,7 +22,8 @@ from gateway.kube.tokens import DEFAULT_EXPIRATION_SECONDS, MintedToken, TokenMi
 
 
 class KubeClient:
-    """Secrets, TokenRequest, TokenReview and the ServiceAccount informer, on one client."""
+    """Secrets, Namespaces, TokenRequest, TokenReview and the ServiceAccount informer, on one
+    client."""
 
     def __init__(self, api: Any, *, request_timeout: tuple[float, float] = (5.0, 30.0)) -> None:
         self.api = api
@@ -29,6 +31,7 @@ class KubeClient:
         self._secrets = SecretReader(api, request_timeout=request_timeout)
         self._tokens = TokenMinter(api, request_timeout=request_timeout)
         self._reviews = TokenReviewer(api, request_timeout=request_timeout)
+        self._namespaces = NamespaceReader(api, request_timeout=request_timeout)
         self._informers: list[ServiceAccountInformer] = []
         self._closed = False
 
@@ -55,6 +58,10 @@ class KubeClient:
 
     async def review(self, token: str, audiences: Sequence[str]) -> ReviewResult:
         return await self._reviews.review(token, audiences)
+
+    async def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """The namespace's labels, or None when it does not exist."""
+        return await self._namespaces.namespace_labels(name)
 
     def service_account_informer(
         self,

@@ -7,6 +7,19 @@ Secrets are ``SecretStr`` and print as ``**********``.
 """
 
 from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, normalize_authority, normalize_host
+from gateway.settings.callers import (
+    ApiKeySettings,
+    CallerMethod,
+    CallersSettings,
+    ClaimMap,
+    GrantSettings,
+    JwtIssuer,
+    KubernetesCallers,
+    SaltedHash,
+    Selector,
+    parse_salted_hash,
+    parse_selector,
+)
 from gateway.settings.loading import ENV_PREFIX, load_settings, resolve_secret
 from gateway.settings.root import Settings
 from gateway.settings.sections import (
@@ -41,12 +54,19 @@ __all__ = [
     "IDENTITY_TYPES",
     "NAMESPACE_RE",
     "OBJECT_NAME_RE",
+    "ApiKeySettings",
     "AzureClientSecretIdentity",
     "AzureWorkloadIdentity",
+    "CallerMethod",
+    "CallersSettings",
+    "ClaimMap",
     "DatabricksSettings",
     "DefaultIdentity",
+    "GrantSettings",
     "IdentityOptions",
     "IdentitySettings",
+    "JwtIssuer",
+    "KubernetesCallers",
     "KubernetesSettings",
     "LoggingSettings",
     "OAuthM2MIdentity",
@@ -54,7 +74,9 @@ __all__ = [
     "PodTokenFederation",
     "PollerSettings",
     "QuotaSettings",
+    "SaltedHash",
     "SecretRef",
+    "Selector",
     "ServerSettings",
     "ServiceAccountFederation",
     "Settings",
@@ -66,5 +88,7 @@ __all__ = [
     "load_settings",
     "normalize_authority",
     "normalize_host",
+    "parse_salted_hash",
+    "parse_selector",
     "resolve_secret",
 ]

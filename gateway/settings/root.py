@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from gateway.settings.base import Frozen
+from gateway.settings.callers import CallersSettings
 from gateway.settings.sections import (
     DatabricksSettings,
     IdentityOptions,
@@ -26,6 +27,7 @@ class Settings(Frozen):
     poller: PollerSettings = PollerSettings()
     identity: IdentityOptions = IdentityOptions()
     kubernetes: KubernetesSettings = KubernetesSettings()
+    callers: CallersSettings = CallersSettings()
     workspaces: dict[str, WorkspaceSettings] = Field(default_factory=dict)
     tenants_file: str | None = None
     tenants: TenantsSettings = TenantsSettings()
@@ -42,6 +44,16 @@ class Settings(Frozen):
                 raise ValueError(
                     f"{key}: workspace '{name}' is not in the workspaces allow-list "
                     f"(known: {', '.join(sorted(known)) or 'none'})"
+                )
+        if self.kubernetes.mode == "off":
+            if "kubernetes" in self.callers.methods:
+                raise ValueError(
+                    "callers.methods: 'kubernetes' needs kubernetes.mode other than off"
+                )
+            if self.callers.uses_selectors():
+                raise ValueError(
+                    "callers: a namespace_selector reads namespace labels, which needs "
+                    "kubernetes.mode other than off"
                 )
         return self
 

@@ -10,9 +10,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api import setup_api
-from gateway.api.keys import METRICS, READINESS, SERVICE, SETTINGS, Readiness, ReadinessReport
+from gateway.api.callers import CallerGate
+from gateway.api.keys import (
+    CALLERS,
+    METRICS,
+    READINESS,
+    SERVICE,
+    SETTINGS,
+    Readiness,
+    ReadinessReport,
+)
 from gateway.metrics import Metrics
-from gateway.settings import ServerSettings, Settings
+from gateway.settings import CallersSettings, ServerSettings, Settings
 from tests.api.fakes import FakeRunService
 
 Client = TestClient[web.Request, web.Application]
@@ -45,6 +54,8 @@ def build_app(
         app[METRICS] = metrics or Metrics()
         app[READINESS] = readiness
         app[SETTINGS] = settings
+        # These tests are about the API, not about who calls it: every caller is let in.
+        app[CALLERS] = CallerGate(CallersSettings(methods=("none",)))
         yield
 
     app.cleanup_ctx.append(components)

@@ -10,6 +10,7 @@ the cluster through it (``KubeApiServer`` offers the same operations in-process)
     PUT    /emulator/namespaces/{ns}/secrets/{name}         {type, string_data, data, labels}
     DELETE /emulator/namespaces/{ns}/secrets/{name}
     DELETE /emulator/namespaces/{ns}                        with everything in it
+    PATCH  /emulator/namespaces/{ns}                        {labels}: null removes; creates
     POST   /emulator/rbac/deny   {verb, resource, namespace?, name?, user?} -> {"id": "deny-1"}
     GET    /emulator/rbac        {"rules": [...]}
     DELETE /emulator/rbac        remove every deny rule;  DELETE /emulator/rbac/{id}: one
@@ -153,6 +154,7 @@ class AdminApi:
             web.put(f"{ns}/secrets/{{name}}", self.put_secret),
             web.delete(f"{ns}/secrets/{{name}}", self.delete_secret),
             web.delete(ns, self.delete_namespace),
+            web.patch(ns, self.label_namespace),
             web.post("/emulator/rbac/deny", self.deny),
             web.get("/emulator/rbac", self.rules),
             web.delete("/emulator/rbac", self.allow),
@@ -217,6 +219,12 @@ class AdminApi:
         if not self._cluster.store.delete_namespace(namespace):
             raise _error(404, f"no namespace {namespace}")
         return web.json_response({"deleted": namespace})
+
+    async def label_namespace(self, request: web.Request) -> web.Response:
+        namespace = _namespace(request)
+        body = await _parse(request, LabelPatch)
+        labels = self._cluster.store.label_namespace(namespace, body.labels)
+        return web.json_response({"name": namespace, "labels": labels})
 
     async def deny(self, request: web.Request) -> web.Response:
         body = await _parse(request, DenyBody)

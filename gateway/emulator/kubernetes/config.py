@@ -136,6 +136,7 @@ class SecretConfig(_Frozen):
 
 
 class NamespaceConfig(_Frozen):
+    labels: Labels = Field(default_factory=dict)
     service_accounts: dict[str, ServiceAccountConfig] = Field(default_factory=dict)
     secrets: dict[str, SecretConfig] = Field(default_factory=dict)
 

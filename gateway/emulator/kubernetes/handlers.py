@@ -1,4 +1,5 @@
-"""The read side of the fake API: ServiceAccounts (get, list, watch), Secrets, discovery.
+"""The read side of the fake API: ServiceAccounts (get, list, watch), Secrets, Namespaces
+(get), discovery.
 
 Authentication and RBAC happen in the server's middlewares before any of these run.
 """
@@ -80,6 +81,7 @@ class CoreApi:
             web.get(f"{ns}/serviceaccounts", self.list_service_accounts),
             web.get(f"{ns}/serviceaccounts/{{name}}", self.get_service_account),
             web.get(f"{ns}/secrets/{{name}}", self.get_secret),
+            web.get(ns, self.get_namespace),
             web.get("/.well-known/openid-configuration", self.openid_configuration),
             web.get("/openid/v1/jwks", self.jwks),
         ]
@@ -142,6 +144,19 @@ class CoreApi:
         if secret is None:
             raise not_found("secrets", name)
         return json_response(secret.to_json())
+
+    async def get_namespace(self, request: web.Request) -> web.Response:
+        name = request.match_info["namespace"]
+        store = self._cluster.store
+        if name not in store.namespaces:
+            raise not_found("namespaces", name)
+        metadata: dict[str, Any] = {"name": name}
+        labels = store.namespace_labels.get(name)
+        if labels:
+            metadata["labels"] = dict(labels)
+        body = {"kind": "Namespace", "apiVersion": "v1", "metadata": metadata}
+        body["status"] = {"phase": "Active"}
+        return json_response(body)
 
     async def openid_configuration(self, _request: web.Request) -> web.Response:
         cluster = self._cluster

@@ -24,6 +24,7 @@ from gateway.emulator.kubernetes.config import (
     KubeEmulatorConfig,
     SecretConfig,
     ServiceAccountConfig,
+    check_labels,
     check_namespace,
     check_object_name,
 )
@@ -262,6 +263,11 @@ class KubeApiServer:
 
     def delete_namespace(self, namespace: str) -> bool:
         return self.cluster.store.delete_namespace(namespace)
+
+    def label_namespace(self, namespace: str, labels: Mapping[str, str | None]) -> dict[str, str]:
+        """Merge ``labels`` into the namespace's (creating it); a None value removes one."""
+        check_labels({k: v for k, v in labels.items() if v is not None})
+        return self.cluster.store.label_namespace(check_namespace(namespace), labels)
 
     # --- RBAC, watches, keys ----------------------------------------------------------------
 

@@ -50,6 +50,8 @@ class Store:
         self._clock = clock
         self.resource_version = 0
         self.namespaces: set[str] = set()
+        # Only namespaces that were given labels appear here; the others have none.
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         self.service_accounts: dict[tuple[str, str], ServiceAccount] = {}
         self.secrets: dict[tuple[str, str], Secret] = {}
         self._history: deque[ChangeEvent] = deque()
@@ -63,6 +65,8 @@ class Store:
         store = cls(clock, config.watch.history_size)
         for ns, spec in config.namespaces.items():
             store.namespaces.add(ns)
+            if spec.labels:
+                store.namespace_labels[ns] = dict(spec.labels)
             for name, sa in spec.service_accounts.items():
                 store.put_service_account(
                     ns, name, labels=sa.labels, annotations=sa.annotations, uid=sa.uid
@@ -224,4 +228,13 @@ class Store:
         for key in [k for k in self.secrets if k[0] == namespace]:
             self.delete_secret(*key)
         self.namespaces.discard(namespace)
+        self.namespace_labels.pop(namespace, None)
         return True
+
+    def label_namespace(self, namespace: str, labels: Mapping[str, str | None]) -> dict[str, str]:
+        """Create the namespace if need be and merge-patch its labels (None removes one)."""
+        self.namespaces.add(namespace)
+        merged = _merge(self.namespace_labels.get(namespace, {}), labels)
+        self.namespace_labels[namespace] = merged
+        self._next_rv()
+        return merged
