@@ -43,14 +43,15 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(level=settings.logging.level, fmt=settings.logging.format)
     from aiohttp import web
 
-    from gateway.app import create_app
+    from gateway.app import Overrides, create_app
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     # run_app turns SIGTERM and SIGINT into a graceful shutdown: in-flight requests finish,
     # then every cleanup_ctx closes what it opened.
     web.run_app(
-        create_app(settings),
+        # SIGHUP re-reads the configuration and applies what can change live (callers).
+        create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
         host=host,
         port=port,
         shutdown_timeout=settings.server.shutdown_grace_seconds,

@@ -84,6 +84,14 @@ def _retry_after(exc: LakegateError) -> dict[str, str] | None:
     return {"Retry-After": str(max(0, math.ceil(seconds)))}
 
 
+def _headers(exc: LakegateError) -> dict[str, str] | None:
+    headers = _retry_after(exc) or {}
+    if exc.status == 401:
+        # RFC 9110: a 401 names the scheme the caller should use.
+        headers["WWW-Authenticate"] = 'Bearer realm="lakegate"'
+    return headers or None
+
+
 def from_error(request: web.Request, exc: LakegateError) -> web.Response:
     return problem_response(
         request,
@@ -92,7 +100,7 @@ def from_error(request: web.Request, exc: LakegateError) -> web.Response:
         title=exc.title,
         detail=exc.message,
         extra=exc.fields(),
-        headers=_retry_after(exc),
+        headers=_headers(exc),
     )
 
 

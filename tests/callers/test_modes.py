@@ -61,6 +61,7 @@ async def test_no_method_refuses_everyone_and_is_not_ready(
     stack = await callers_stack({}, kubernetes=False)
     async with http.get(f"{stack.url}/v1/namespaces/team-00/runs") as response:
         assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="lakegate"'
     async with http.get(f"{stack.url}/readyz") as response:
         body = await response.json()
     assert response.status == 503

@@ -273,7 +273,7 @@ def test_no_rule_lists_secrets_or_uses_wildcards(role: str, rule: Doc) -> None:
 
 
 def test_gateway_cluster_role_holds_only_the_cluster_wide_rights() -> None:
-    """Cluster-wide: only ServiceAccount list/watch (the informer) and TokenReview create."""
+    """Cluster-wide: ServiceAccount list/watch (the informer), TokenReview, namespace get."""
     rules = one("ClusterRole", "lakegate", BASE)["rules"]
     granted = {
         (group, resource, verb)
@@ -286,6 +286,7 @@ def test_gateway_cluster_role_holds_only_the_cluster_wide_rights() -> None:
         ("", "serviceaccounts", "list"),
         ("", "serviceaccounts", "watch"),
         ("authentication.k8s.io", "tokenreviews", "create"),
+        ("", "namespaces", "get"),
     }
     assert all(not rule.get("resourceNames") for rule in rules)
 
