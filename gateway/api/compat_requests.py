@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.compat_errors import CompatError
 from gateway.api.compat_wire import epoch_ms
+from gateway.api.jsonbody import depth, strict_loads
 from gateway.api.schemas import MAX_LABELS, MAX_SPEC_DEPTH, LabelKey, LabelValue
 from gateway.model import TERMINAL_STATES, RunRecord, RunState
 from gateway.runs.types import SubmitRequest
@@ -44,7 +44,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+        body = strict_loads(raw)
     except (ValueError, RecursionError) as exc:
         raise CompatError(
             "Invalid JSON given in the body of the request - failed to parse given JSON",
@@ -56,30 +56,6 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             error_code="MALFORMED_REQUEST",
         )
     return body
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    # 1e999 parses as infinity, which the ledger would later send on as 'Infinity'.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, level + 1) for child in node)
-    return deepest
 
 
 def parse_submit(raw: bytes, labels_header: Sequence[str]) -> tuple[SubmitRequest, str | None]:
@@ -105,7 +81,7 @@ def parse_submit(raw: bytes, labels_header: Sequence[str]) -> tuple[SubmitReques
     if not all(isinstance(task, dict) for task in tasks):
         raise CompatError("Invalid value for field tasks: expected a list of tasks")
     # The ledger stores and fingerprints the spec; bound its nesting before anything does.
-    if _depth(spec) > MAX_SPEC_DEPTH:
+    if depth(spec) > MAX_SPEC_DEPTH:
         raise CompatError(f"The request nests deeper than {MAX_SPEC_DEPTH} levels")
     labels = parse_labels(labels_header)
     return SubmitRequest(spec=spec, labels=labels), token or None

@@ -7,8 +7,6 @@ input is never echoed back whole in a message: it may be long, or hold something
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, NoReturn
@@ -24,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.api.jsonbody import depth, strict_loads
 from gateway.errors import InvalidRequest
 from gateway.model import RunState
 from gateway.runs.types import SubmitRequest
@@ -45,19 +44,6 @@ _LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
 
 LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
-
-
-def _depth(value: Any) -> int:
-    """How deeply a decoded JSON value nests, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, level + 1) for child in node)
-    return deepest
 
 
 class IdentityChoice(BaseModel):
@@ -98,7 +84,7 @@ class SubmitBody(BaseModel):
             raise ValueError("every entry of 'tasks' must be an object")
         # The service fingerprints and forwards the spec; bound its nesting so neither
         # recursion nor Databricks' own limits are the first to object.
-        if _depth(spec) > MAX_SPEC_DEPTH:
+        if depth(spec) > MAX_SPEC_DEPTH:
             raise ValueError(f"nests deeper than {MAX_SPEC_DEPTH} levels")
         return spec
 
@@ -166,22 +152,10 @@ def _refuse(exc: ValidationError) -> NoReturn:
     raise InvalidRequest(detail, field=described[0][0]) from exc
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    # 1e999 parses as infinity, which json.dumps would later send on as 'Infinity'.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
 def parse_submit(body: bytes) -> SubmitRequest:
     """Decode and validate a submission body."""
     try:
-        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
+        data = strict_loads(body)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
         raise InvalidRequest(
