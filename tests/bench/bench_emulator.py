@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import multiprocessing
 import os
-import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 import aiohttp
+from _stack import Phase, run_phase  # the load generator every benchmark shares
 
 from gateway import logs
 from gateway.emulator.databricks import EmulatorConfig, EmulatorServer
@@ -59,58 +55,6 @@ async def _serve_until_told(conn: Connection) -> None:
 def serve_in_child(conn: Connection) -> None:
     logs.configure(level="warning", fmt="console")
     asyncio.run(_serve_until_told(conn))
-
-
-@dataclass
-class Phase:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    elapsed: float = 0.0
-
-    def report(self) -> str:
-        n = len(self.latencies)
-        if not n:
-            return f"{self.name:<12} no successful requests; errors {self.errors}"
-        ordered = sorted(self.latencies)
-        p50 = statistics.median(ordered) * 1000
-        p99 = ordered[min(n - 1, int(n * 0.99))] * 1000
-        errors = sum(self.errors.values())
-        return (
-            f"{self.name:<12} {n:>7} ok {errors:>5} err {n / self.elapsed:>9.0f} req/s"
-            f"   p50 {p50:>6.2f} ms   p99 {p99:>6.2f} ms   max {ordered[-1] * 1000:>7.2f} ms"
-        )
-
-
-async def run_phase(
-    name: str,
-    workers: int,
-    budget: int,
-    seconds: float,
-    call: Callable[[int], Awaitable[None]],
-) -> Phase:
-    phase = Phase(name)
-    counter = itertools.count()
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            i = next(counter)
-            if i >= budget:
-                return
-            started = time.perf_counter()
-            try:
-                await call(i)
-            except (aiohttp.ClientError, AssertionError, TimeoutError) as exc:
-                key = type(exc).__name__ + (f": {exc}" if isinstance(exc, AssertionError) else "")
-                phase.errors[key] = phase.errors.get(key, 0) + 1
-            else:
-                phase.latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    phase.elapsed = time.perf_counter() - started
-    return phase
 
 
 async def drive(url: str, args: argparse.Namespace) -> list[Phase]:
