@@ -63,6 +63,9 @@ class Metrics:
             registry=r,
         )
 
+        # Children by (event, kind): every token() call reports here, and labels() costs more
+        # than the lookup it reports (a lock, label validation, a tuple); a dict hit does not.
+        self._token_events: dict[tuple[str, str], Counter] = {}
         self.token_cache = Counter(
             "lakegate_token_cache_events_total",
             "Token cache events (hit, miss, refresh, refresh_error, invalidated, evicted) by "
@@ -85,7 +88,11 @@ class Metrics:
         )
 
     def observe_token_event(self, event: str, kind: str) -> None:
-        self.token_cache.labels(event=event, kind=kind).inc()
+        child = self._token_events.get((event, kind))
+        if child is None:
+            child = self.token_cache.labels(event=event, kind=kind)
+            self._token_events[(event, kind)] = child
+        child.inc()
 
     def observe_token_fetch(self, kind: str, seconds: float, error: str | None) -> None:
         self.token_endpoint_latency.labels(kind=kind).observe(seconds)

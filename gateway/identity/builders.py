@@ -7,7 +7,7 @@ from the next fetch on; the cache refetches after a refusal (compare-and-invalid
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
@@ -52,6 +52,16 @@ class Builder:
     cache: TokenCache
     options: IdentityOptions
     kube: Kube | None
+    # Every resolution builds new credentials; sharing the workspace's token endpoint spares
+    # each of them (and so every cold namespace, and every refresh after a re-resolution) the
+    # discovery GET that otherwise precedes its first token request.
+    endpoints: dict[str, sources.TokenEndpoint] = field(default_factory=dict, compare=False)
+
+    def _endpoint(self, host: str) -> sources.TokenEndpoint:
+        found = self.endpoints.get(host)
+        if found is None:
+            found = self.endpoints[host] = sources.TokenEndpoint(self.session, host)
+        return found
 
     def credential(
         self, plan: Plan, namespace: str, on_invalidate: Callable[[], None]
@@ -94,6 +104,7 @@ class Builder:
                 client_id=plan.client_id,
                 namespace=namespace,
                 source=source,
+                endpoint=self._endpoint(host),
             )
         if plan.kind == "pod-token-federation":
             assert plan.token_file is not None
@@ -104,6 +115,7 @@ class Builder:
                 client_id=plan.client_id,
                 namespace=namespace,
                 source=source,
+                endpoint=self._endpoint(host),
             )
         if plan.kind == "azure-client-secret":
             return self._azure_secret(plan, namespace, source)
@@ -125,7 +137,12 @@ class Builder:
     def _oauth(self, plan: Plan, namespace: str, host: str, source: str) -> Fetch:
         if plan.secret_name and plan.client_id is None:
             return sources.oauth_m2m_from_secret(
-                self.session, host, self._read, namespace, plan.secret_name
+                self.session,
+                host,
+                self._read,
+                namespace,
+                plan.secret_name,
+                endpoint=self._endpoint(host),
             )
         client_id = plan.client_id or ""
         if plan.secret_name is None:
@@ -136,6 +153,7 @@ class Builder:
                 self._inline(plan, namespace),
                 namespace=namespace,
                 source=source,
+                endpoint=self._endpoint(host),
             )
         secret_name = plan.secret_name
 
@@ -145,7 +163,13 @@ class Builder:
                 self._read, namespace, secret_name, ("client_secret",)
             )
             inner = sources.oauth_m2m(
-                self.session, host, client_id, secret, namespace=namespace, source=source
+                self.session,
+                host,
+                client_id,
+                secret,
+                namespace=namespace,
+                source=source,
+                endpoint=self._endpoint(host),
             )
             return await inner()
 

@@ -145,13 +145,16 @@ def oauth_m2m(
     retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
     request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
     clock: Clock = time.time,
+    endpoint: TokenEndpoint | None = None,
 ) -> Fetch:
     """A service principal's client id and secret given as values, traded for tokens."""
     if not client_id or not client_secret:
         raise CredentialUnavailable(
             "OAuth M2M needs a client id and a client secret", namespace=namespace, source=source
         )
-    endpoint = TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout)
+    endpoint = endpoint or TokenEndpoint(
+        session, host, token_endpoint, request_timeout=request_timeout
+    )
 
     async def fetch() -> AccessToken:
         return await oauth.client_credentials(
@@ -181,10 +184,13 @@ def oauth_m2m_from_secret(
     retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
     request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
     clock: Clock = time.time,
+    endpoint: TokenEndpoint | None = None,
 ) -> Fetch:
     """OAuth M2M with the client id and secret read from a Secret (keys ``client_id`` and
     ``client_secret``) on every fetch, so a rotated secret is used from the next fetch on."""
-    endpoint = TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout)
+    endpoint = endpoint or TokenEndpoint(
+        session, host, token_endpoint, request_timeout=request_timeout
+    )
 
     async def fetch() -> AccessToken:
         client_id, client_secret = await secret_values(
@@ -221,13 +227,16 @@ def federated(
     retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
     request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
     clock: Clock = time.time,
+    endpoint: TokenEndpoint | None = None,
 ) -> Fetch:
     """A subject JWT, obtained afresh on every fetch, exchanged at the workspace.
 
     ``client_id`` names the service principal whose federation policies must accept the JWT
     (workload identity federation); without it the account-wide policies apply.
     """
-    endpoint = TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout)
+    endpoint = endpoint or TokenEndpoint(
+        session, host, token_endpoint, request_timeout=request_timeout
+    )
 
     async def fetch() -> AccessToken:
         jwt = await subject_token()

@@ -18,6 +18,7 @@ import asyncio
 import os
 import ssl
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,5 +225,10 @@ async def open_api_client(
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError([f"{_SECTION}: ca_file: cannot use {cfg.ssl_ca_cert}: {exc}"]) from exc
     api.user_agent = config.user_agent
+    if not urllib.request.getproxies():
+        # kubernetes-asyncio makes its session with trust_env=True, so aiohttp reads ~/.netrc
+        # and the proxy variables in worker threads on every request; with no proxy set there
+        # is nothing to find. (A private attribute: tests/kube pin it.)
+        api.rest_client.pool_manager._trust_env = False
     log.info("kube_client_opened", mode=config.mode, host=cfg.host)
     return api

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.kube import KubeClient
 from gateway.kube.client import KubeConfig, TokenFile, load_configuration, open_api_client
 
 ENV = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
@@ -153,3 +154,12 @@ async def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
     """A kubeconfig path that does not exist fails with a configuration error."""
     with pytest.raises(ConfigError, match="kubeconfig"):
         await load_configuration(KubeConfig(mode="kubeconfig", kubeconfig=str(tmp_path / "absent")))
+
+
+async def test_no_proxy_means_no_per_request_environment_lookups(kube: KubeClient) -> None:
+    """Without proxy variables the client's session does not trust the environment.
+
+    kubernetes-asyncio builds its session with trust_env=True; lakegate turns it off through a
+    private attribute, so a new client version that renames it fails here, not in production.
+    """
+    assert kube.api.rest_client.pool_manager._trust_env is False
