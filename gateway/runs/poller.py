@@ -7,6 +7,11 @@ and the list does not say how). Polling a few thousand active runs so costs a fe
 per identity per interval instead of one call per run. The interval follows the age of the
 group's youngest run (``model.next_poll_delay``), with jitter so groups do not align.
 
+Most polls change nothing: the runs whose state held are rescheduled together, in one ledger
+transaction per group (``Store.reschedule_runs``), so the ledger's writes grow with the number
+of groups, not of runs. Only a run whose state changed gets a transaction of its own, through
+``Store.transition``, with an outbox event when it ended.
+
 SUBMITTING runs whose inline submission failed or was cut short by a crash are submitted
 again with the same idempotency token, so Databricks answers with the run it may already have
 created. At start-up every SUBMITTING run is made due at once.
@@ -39,7 +44,7 @@ from gateway.model import (
 from gateway.runs.service import Clock, RunsService, utcnow
 from gateway.runs.specs import finished_event
 from gateway.settings import PollerSettings
-from gateway.store.base import Store
+from gateway.store.base import Reschedule, Store
 
 log = get_logger(__name__)
 
@@ -103,9 +108,10 @@ class Poller:
             states=frozenset({RunState.SUBMITTING}),
             limit=1_000_000,
         )
-        for run in runs:
-            await self._store.update_run(run.id, next_poll_at=now)
         if runs:
+            await self._store.reschedule_runs(
+                [Reschedule(run.id, RunState.SUBMITTING, next_poll_at=now) for run in runs]
+            )
             log.info("reconcile_submitting", count=len(runs))
         return len(runs)
 
@@ -187,13 +193,36 @@ class Poller:
         for found in fetched:
             if found is not None:
                 listed[found.run_id] = found
-        delay = self._group_delay(group)
-        for run in group:
-            current = listed.get(run.databricks_run_id or 0)
-            if current is None:
-                continue
-            await self._apply(run, current, delay)
-            if run.cancel_requested and current.status.life_cycle_state in ("PENDING", "RUNNING"):
+        next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group))
+        seen = [
+            (run, current)
+            for run in group
+            if (current := listed.get(run.databricks_run_id or 0)) is not None
+        ]
+        # The runs whose state held are rescheduled in one transaction; each run that moved
+        # gets its own, through transition(), which also writes its history and outbox event.
+        held: list[Reschedule] = []
+        moved: list[tuple[RunRecord, RunSnapshot, RunState]] = []
+        for run, snapshot in seen:
+            target = reconcile(run.state, map_remote_status(snapshot.status))
+            if target is None:
+                held.append(
+                    Reschedule(
+                        run.id,
+                        run.state,
+                        next_poll_at=next_poll_at,
+                        state_message=remote_state_message(snapshot.status) or run.state_message,
+                        run_page_url=snapshot.run_page_url,
+                    )
+                )
+            else:
+                moved.append((run, snapshot, target))
+        if held:
+            await self._store.reschedule_runs(held)
+        for run, snapshot, target in moved:
+            await self._apply(run, snapshot, target, next_poll_at)
+        for run, snapshot in seen:
+            if run.cancel_requested and snapshot.status.life_cycle_state in ("PENDING", "RUNNING"):
                 await self._service.cancel_remote(run)
 
     async def _get(self, identity: ResolvedIdentity, run: RunRecord) -> RunSnapshot | None:
@@ -209,18 +238,11 @@ class Poller:
             )
             return None
 
-    async def _apply(self, run: RunRecord, snapshot: RunSnapshot, delay: float) -> None:
-        target = reconcile(run.state, map_remote_status(snapshot.status))
-        now = self._clock()
+    async def _apply(
+        self, run: RunRecord, snapshot: RunSnapshot, target: RunState, next_poll_at: datetime
+    ) -> None:
+        """Move a run whose remote state changed: its own transaction, CAS on what was seen."""
         message = remote_state_message(snapshot.status)
-        if target is None:
-            await self._store.update_run(
-                run.id,
-                next_poll_at=now + timedelta(seconds=delay),
-                run_page_url=snapshot.run_page_url,
-                state_message=message or run.state_message,
-            )
-            return
         if target.terminal:
             await self._finish(run, target, message, snapshot.run_page_url)
             return
@@ -228,10 +250,10 @@ class Poller:
             run.id,
             target,
             expected=frozenset({run.state}),
-            now=now,
+            now=self._clock(),
             message=message,
             run_page_url=snapshot.run_page_url,
-            next_poll_at=now + timedelta(seconds=delay),
+            next_poll_at=next_poll_at,
         )
         if moved is not None:
             self._metrics.transitions.labels(state=target.value).inc()
@@ -268,9 +290,16 @@ class Poller:
 
     async def _postpone(self, runs: Iterable[RunRecord], reason: str) -> None:
         now = self._clock()
-        for run in runs:
-            delay = self._settings.min_interval_seconds * self._rng.uniform(1.0, 2.0)
-            await self._store.update_run(
-                run.id, next_poll_at=now + timedelta(seconds=delay), state_message=reason
-            )
+        low = self._settings.min_interval_seconds
+        await self._store.reschedule_runs(
+            [
+                Reschedule(
+                    run.id,
+                    run.state,
+                    next_poll_at=now + timedelta(seconds=low * self._rng.uniform(1.0, 2.0)),
+                    state_message=reason,
+                )
+                for run in runs
+            ]
+        )
         log.warning("poll_postponed", reason=reason)

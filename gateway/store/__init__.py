@@ -6,7 +6,8 @@ from gateway.store.base import (
     Admit,
     NewRun,
     OutboxEntry,
+    Reschedule,
     Store,
 )
 
-__all__ = ["INITIAL_STATES", "Admit", "NewRun", "OutboxEntry", "Store"]
+__all__ = ["INITIAL_STATES", "Admit", "NewRun", "OutboxEntry", "Reschedule", "Store"]

@@ -1,4 +1,7 @@
-"""Bringing a SQLite ledger up: its directory, its connection settings and its migrations."""
+"""Bringing a SQLite ledger up: its directory, its connection settings and its migrations.
+
+Everything here blocks: it runs on the store's own thread, never on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,13 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from gateway.store.migrate import Migration, load_migrations
 
 
 def prepare(path: str) -> tuple[Migration, ...]:
-    """Blocking start-up work, run in a thread: the ledger's directory and the migrations."""
+    """Start-up work before connecting: the ledger's directory and the migrations."""
     if path != ":memory:" and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     migrations = load_migrations("sqlite")
@@ -22,61 +24,62 @@ def prepare(path: str) -> tuple[Migration, ...]:
     return migrations
 
 
-async def configure(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     # The busy timeout first, so the rest waits for other processes instead of failing.
     # synchronous=FULL: an accepted run must survive a power cut, not only a crash, before
     # Databricks hears of it.
-    await conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
-    await _enter_wal(conn, patience=busy_timeout_ms / 1000)
-    await conn.execute("PRAGMA synchronous = FULL")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+    _enter_wal(conn, patience=busy_timeout_ms / 1000)
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
 
 
 def _locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
-async def _enter_wal(conn: aiosqlite.Connection, *, patience: float) -> None:
+def _enter_wal(conn: sqlite3.Connection, *, patience: float) -> None:
     # Turning a new file to WAL needs an exclusive lock, and SQLite reports "locked" at once,
     # without waiting out the busy timeout, while another process does the same: so a few
     # processes starting on a fresh ledger together retry here instead.
-    retrying = AsyncRetrying(
+    retrying = Retrying(
         retry=retry_if_exception(_locked),
         wait=wait_random(0.005, 0.05),
         stop=stop_after_delay(patience),
         reraise=True,
     )
-    async for attempt in retrying:
+    for attempt in retrying:
         with attempt:
-            await conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL")
 
 
-async def migrate(conn: aiosqlite.Connection, migrations: tuple[Migration, ...]) -> None:
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> None:
     """Apply pending migrations in order, each atomically with its schema_migrations row."""
-    await conn.execute(
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
     for migration in migrations:
         try:
-            await conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             # Checked under the write lock, so two processes opening one ledger at once cannot
             # both apply a migration.
-            done = await conn.execute_fetchall(
+            done = conn.execute(
                 "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-            )
-            if not list(done):
+            ).fetchone()
+            if done is None:
                 for statement in split_statements(migration.sql):
-                    await conn.execute(statement)
-                await conn.execute(
+                    conn.execute(statement)
+                conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at)"
                     " VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
                     (migration.version, migration.name),
                 )
-            await conn.commit()
+            conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                await conn.rollback()
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
 
 

@@ -30,7 +30,9 @@ INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMI
 
 # Called inside create_run's write transaction with the namespace's usage at that instant; it
 # returns the initial state (QUEUED or SUBMITTING) or raises (e.g. QuotaExceeded) to refuse.
-# It must be quick and must not await: the ledger is locked while it runs.
+# It must be quick and must not await: the ledger is locked while it runs. A backend may call
+# it on its own thread (SQLite does), so it must not touch the event loop, and any state it
+# shares with other code needs a threading lock.
 Admit = Callable[[NamespaceUsage], RunState]
 
 
@@ -74,6 +76,21 @@ class OutboxEntry:
     next_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
     dead_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """When to poll a run next, and what the last poll saw, for a run whose state held.
+
+    Applied only while the run is still in ``state``; None leaves ``state_message`` or
+    ``run_page_url`` as it is.
+    """
+
+    run_id: int
+    state: RunState
+    next_poll_at: datetime
+    state_message: str | None = None
+    run_page_url: str | None = None
 
 
 class Store(Protocol):
@@ -179,6 +196,17 @@ class Store(Protocol):
         adds to it atomically, so concurrent increments are never lost. ``next_poll_at`` is
         ignored for an ended run. ``updated_at`` moves to ``now`` only when it is given, so
         routine polling does not make a run look recently changed.
+        """
+        ...
+
+    async def reschedule_runs(self, updates: Collection[Reschedule]) -> int:
+        """Apply many ``Reschedule``s in one transaction; return how many runs were updated.
+
+        The poller's bookkeeping after a poll that changed no run's state: one write for a
+        whole group of runs instead of one per run. A run no longer in the update's ``state``
+        (it moved on meanwhile) or that does not exist is left alone and not counted.
+        ``updated_at`` does not move. An update naming a terminal ``state`` is a caller bug
+        (an ended run is never due): ValueError before anything is written.
         """
         ...
 

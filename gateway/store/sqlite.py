@@ -1,11 +1,15 @@
-"""The embedded ledger: SQLite in WAL mode through aiosqlite, for a single replica.
+"""The embedded ledger: SQLite in WAL mode, for a single replica.
 
-One connection, owned by the store and run in aiosqlite's thread, so no call blocks the event
-loop. An asyncio lock gives each operation the connection to itself: a transaction spans
-several awaits, and another coroutine's statement must not land inside it. Writes take the
-database lock up front (BEGIN IMMEDIATE), so a read-modify-write never meets a concurrent
-writer from another process halfway through; reads run in a deferred transaction, so the
-rows and the history they return are one snapshot.
+One ``sqlite3`` connection lives on one thread of the store's own (one worker) executor, and
+never leaves it, so no call blocks the event loop. Every Store method is one job on that
+thread: BEGIN, the whole body, COMMIT (or ROLLBACK), in a single hand-over from the loop and
+a single one back. The executor's queue runs the jobs one after the other, so transactions
+never interleave and no lock is needed on the loop's side; and a caller cancelled while it
+waits leaves its operation either never started or finished whole, never half done.
+
+Writes take the database lock up front (BEGIN IMMEDIATE), so a read-modify-write never meets
+a concurrent writer from another process halfway through; reads run in a deferred
+transaction, so the rows and the history they return are one snapshot.
 """
 
 from __future__ import annotations
@@ -15,12 +19,10 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from gateway import model
 from gateway.errors import Conflict, StoreError
@@ -34,6 +36,7 @@ from gateway.store._sqlite_sql import (
     INSERT_RUN,
     LIST_RUNS,
     MAX_ID,
+    RESCHEDULE_RUN,
     UPDATE_RUN,
     decode_outbox,
     decode_run,
@@ -44,10 +47,13 @@ from gateway.store._sqlite_sql import (
     states_param,
     to_us,
 )
-from gateway.store.base import INITIAL_STATES, Admit, NewRun, OutboxEntry
+from gateway.store.base import INITIAL_STATES, Admit, NewRun, OutboxEntry, Reschedule
 
 # RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
 MIN_SQLITE = (3, 38, 0)
+
+T = TypeVar("T")
+Body = Callable[[sqlite3.Connection], T]
 
 
 class SqliteStore:
@@ -55,10 +61,14 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self._path = os.fspath(path)
-        self._busy_timeout_ms = int(busy_timeout * 1000)
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._busy_timeout = busy_timeout
+        # Both set while the store is open, and only on the event loop: a connection lives on
+        # its executor's one thread, and every job on that thread gets that connection.
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: _Connection | None = None
         self._installation_id: str | None = None
+        # Serializes open() and close() only; operations never take it.
+        self._lifetime = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteStore({self._path!r})"
@@ -72,44 +82,44 @@ class SqliteStore:
     # --- lifetime -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        async with self._lock:
-            if self._conn is None:
-                await self._open()
-
-    async def _open(self) -> None:
-        if sqlite3.sqlite_version_info < MIN_SQLITE:
-            raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old: lakegate needs 3.38+")
-        try:
-            migrations = await asyncio.to_thread(prepare, self._path)
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot prepare the run ledger at {self._path}: {exc}") from exc
-        with _translated(f"opening the run ledger at {self._path}"):
-            conn = await aiosqlite.connect(self._path, isolation_level=None)
+        async with self._lifetime:
+            if self._executor is not None:
+                return
+            if sqlite3.sqlite_version_info < MIN_SQLITE:
+                raise StoreError(
+                    f"SQLite {sqlite3.sqlite_version} is too old: lakegate needs 3.38+"
+                )
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-ledger")
+            conn = _Connection(self._path, self._busy_timeout)
             try:
-                conn.row_factory = sqlite3.Row
-                await configure(conn, self._busy_timeout_ms)
-                await migrate(conn, migrations)
-                row = await _one(conn, "SELECT value FROM meta WHERE key = 'installation_id'")
+                installation_id = await asyncio.get_running_loop().run_in_executor(
+                    executor, conn.connect
+                )
             except BaseException:
-                await conn.close()
+                # A cancelled open() may still connect; the job queued behind undoes that.
+                executor.submit(conn.disconnect)
+                executor.shutdown(wait=False)
                 raise
-        if row is None:
-            await conn.close()
-            raise StoreError("the run ledger has no installation id")
-        self._installation_id = str(row["value"])
-        self._conn = conn
+            self._executor, self._conn = executor, conn
+            self._installation_id = installation_id
 
     async def close(self) -> None:
-        async with self._lock:
-            conn, self._conn = self._conn, None
-            self._installation_id = None
-            if conn is not None:
-                with _translated("closing the run ledger"):
-                    await conn.close()
+        async with self._lifetime:
+            executor, conn = self._executor, self._conn
+            self._executor, self._conn, self._installation_id = None, None, None
+            if executor is None or conn is None:
+                return
+            try:
+                # Behind the jobs callers already queued, which finish first; shielded, so a
+                # cancelled close() still closes the connection.
+                await asyncio.shield(
+                    asyncio.get_running_loop().run_in_executor(executor, conn.disconnect)
+                )
+            finally:
+                executor.shutdown(wait=False)
 
     async def ping(self) -> None:
-        async with self._tx(write=False) as conn:
-            await _one(conn, "SELECT 1")
+        await self._run(lambda conn: _one(conn, "SELECT 1"), write=False)
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -118,9 +128,11 @@ class SqliteStore:
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
-        async with self._tx(write=True) as conn:
+        identity_ref = json.dumps(dict(new.identity_ref), sort_keys=True)
+
+        def body(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             if new.idempotency_key is not None:
-                found = await _one(
+                found = _one(
                     conn,
                     "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?",
                     (new.namespace, new.idempotency_key),
@@ -135,34 +147,39 @@ class SqliteStore:
                     return decode_run(found), False
             state = new.state
             if admit is not None:
-                state = admit(await _usage(conn, new.namespace))
+                state = admit(_usage(conn, new.namespace))
                 if state not in INITIAL_STATES:
                     raise ValueError(f"admission chose {state}; a run starts QUEUED or SUBMITTING")
-            row = await _one(
+            row = _one(
                 conn,
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, new.message, at, at,
-                 json.dumps(dict(new.identity_ref), sort_keys=True)),
+                 next_poll_at, new.message, at, at, identity_ref),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
-            await _record_transition(conn, row["id"], None, state, at, new.message)
-        return decode_run(row), True
+            _record_transition(conn, row["id"], None, state, at, new.message)
+            return decode_run(row), True
+
+        return await self._run(body, write=True)
 
     async def get_run(
         self, namespace: str, run_id: int, *, with_history: bool = False
     ) -> RunRecord | None:
-        async with self._tx(write=False) as conn:
-            row = await _one(
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(
                 conn, "SELECT * FROM runs WHERE id = ? AND namespace = ?", (run_id, namespace)
             )
-            return await _with_history(conn, row) if with_history else _maybe_run(row)
+            return _with_history(conn, row) if with_history else _maybe_run(row)
+
+        return await self._run(body, write=False)
 
     async def get_run_by_id(self, run_id: int, *, with_history: bool = False) -> RunRecord | None:
-        async with self._tx(write=False) as conn:
-            row = await _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
-            return await _with_history(conn, row) if with_history else _maybe_run(row)
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+            return _with_history(conn, row) if with_history else _maybe_run(row)
+
+        return await self._run(body, write=False)
 
     async def list_runs(
         self,
@@ -173,13 +190,13 @@ class SqliteStore:
         before_id: int | None = None,
     ) -> list[RunRecord]:
         _check_limit(limit)
-        below = MAX_ID if before_id is None else before_id
-        async with self._tx(write=False) as conn:
-            rows = await conn.execute_fetchall(
-                LIST_RUNS,
-                (namespace, below, states_param(states), limit),
-            )
-        return [decode_run(row) for row in rows]
+        params = (
+            namespace,
+            MAX_ID if before_id is None else before_id,
+            states_param(states),
+            limit,
+        )
+        return await self._run(lambda conn: _runs(conn, LIST_RUNS, params), write=False)
 
     async def transition(
         self,
@@ -195,16 +212,18 @@ class SqliteStore:
         next_poll_at: datetime | None = None,
         outbox_event: Mapping[str, Any] | None = None,
     ) -> RunRecord | None:
-        # Everything that can be refused is checked before the write lock is taken.
+        # Everything that can be refused is checked before the job is queued.
         at = to_us(now)
         poll_at = None if next_poll_at is None else to_us(next_poll_at)
         event_type, payload = event_row(outbox_event)
-        async with self._tx(write=True) as conn:
-            row = await _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+        expected = frozenset(expected)
+
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None or (current := row_state(row)) not in expected:
                 return None
             model.transition(current, to_state)
-            updated = await _one(
+            updated = _one(
                 conn,
                 UPDATE_RUN,
                 (to_state, message, _given(databricks_run_id, row["databricks_run_id"]),
@@ -215,14 +234,16 @@ class SqliteStore:
             )  # fmt: skip
             assert updated is not None  # the row was read under the same write lock
             if current != to_state:
-                await _record_transition(conn, run_id, current, to_state, at, message)
+                _record_transition(conn, run_id, current, to_state, at, message)
                 if payload is not None:
-                    await conn.execute(
+                    conn.execute(
                         "INSERT INTO outbox (run_id, namespace, event_type, payload, created_at,"
                         " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (run_id, row["namespace"], event_type, payload, at, at),
                     )
-        return decode_run(updated)
+            return decode_run(updated)
+
+        return await self._run(body, write=True)
 
     async def update_run(
         self,
@@ -237,12 +258,13 @@ class SqliteStore:
     ) -> RunRecord | None:
         at = None if now is None else to_us(now)
         poll_at = None if next_poll_at is None else to_us(next_poll_at)
-        async with self._tx(write=True) as conn:
-            row = await _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             state = row_state(row)
-            updated = await _one(
+            updated = _one(
                 conn,
                 UPDATE_RUN,
                 (state, _given(state_message, row["state_message"]), row["databricks_run_id"],
@@ -251,87 +273,152 @@ class SqliteStore:
                  _given(attempts, row["attempts"]) + add_attempts, row["cancel_requested"],
                  _given(at, row["updated_at"]), run_id),
             )  # fmt: skip
-        return decode_run(updated) if updated is not None else None
+            return _maybe_run(updated)
+
+        return await self._run(body, write=True)
+
+    async def reschedule_runs(self, updates: Collection[Reschedule]) -> int:
+        rows = []
+        for update in updates:
+            state = RunState(update.state)
+            if state.terminal:
+                raise ValueError(f"run {update.run_id}: an ended run ({state}) is never due")
+            rows.append(
+                (to_us(update.next_poll_at), update.state_message, update.run_page_url,
+                 update.run_id, state)
+            )  # fmt: skip
+        if not rows:
+            return 0
+        # One transaction, so one fsync, for all of them.
+        return await self._run(
+            lambda conn: max(conn.executemany(RESCHEDULE_RUN, rows).rowcount, 0), write=True
+        )
 
     async def due_runs(
         self, now: datetime, *, states: Collection[RunState], limit: int
     ) -> list[RunRecord]:
         _check_limit(limit)
-        async with self._tx(write=False) as conn:
-            rows = await conn.execute_fetchall(
-                DUE_RUNS,
-                (to_us(now), states_param(states), limit),
-            )
-        return [decode_run(row) for row in rows]
+        params = (to_us(now), states_param(states), limit)
+        return await self._run(lambda conn: _runs(conn, DUE_RUNS, params), write=False)
 
     async def request_cancel(self, namespace: str, run_id: int, now: datetime) -> RunRecord | None:
         at = to_us(now)
-        async with self._tx(write=True) as conn:
-            row = await _one(
+
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(
                 conn, "SELECT * FROM runs WHERE id = ? AND namespace = ?", (run_id, namespace)
             )
             if row is None or row["cancel_requested"] or row_state(row).terminal:
                 return _maybe_run(row)
-            updated = await _one(
+            updated = _one(
                 conn,
                 "UPDATE runs SET cancel_requested = 1, next_poll_at = ?, updated_at = ?"
                 " WHERE id = ? RETURNING *",
                 (at, at, run_id),
             )
-        return _maybe_run(updated)
+            return _maybe_run(updated)
+
+        return await self._run(body, write=True)
 
     async def count_runs(self, namespace: str, states: Collection[RunState] | None = None) -> int:
-        async with self._tx(write=False) as conn:
-            row = await _one(
-                conn,
-                COUNT_RUNS,
-                (namespace, states_param(states)),
-            )
-        return int(row["n"]) if row is not None else 0
+        params = (namespace, states_param(states))
+
+        def body(conn: sqlite3.Connection) -> int:
+            row = _one(conn, COUNT_RUNS, params)
+            return int(row["n"]) if row is not None else 0
+
+        return await self._run(body, write=False)
 
     async def counts_by_namespace_state(
         self, states: Collection[RunState] | None = None
     ) -> dict[tuple[str, RunState], int]:
-        async with self._tx(write=False) as conn:
-            rows = await conn.execute_fetchall(
-                COUNT_ALL_RUNS,
-                (states_param(states),),
-            )
-        return {(row["namespace"], RunState(row["state"])): int(row["n"]) for row in rows}
+        params = (states_param(states),)
+
+        def body(conn: sqlite3.Connection) -> dict[tuple[str, RunState], int]:
+            rows = conn.execute(COUNT_ALL_RUNS, params).fetchall()
+            return {(row["namespace"], RunState(row["state"])): int(row["n"]) for row in rows}
+
+        return await self._run(body, write=False)
 
     async def list_outbox(
         self, *, run_id: int | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
         _check_limit(limit)
-        async with self._tx(write=False) as conn:
-            rows = await conn.execute_fetchall(
+
+        def body(conn: sqlite3.Connection) -> list[OutboxEntry]:
+            rows = conn.execute(
                 "SELECT * FROM outbox WHERE ? IS NULL OR run_id = ? ORDER BY id LIMIT ?",
                 (run_id, run_id, limit),
-            )
-        return [decode_outbox(row) for row in rows]
+            ).fetchall()
+            return [decode_outbox(row) for row in rows]
+
+        return await self._run(body, write=False)
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _tx(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreError("the run ledger is not open")
-            with _translated("using the run ledger"):
+    async def _run(self, body: Body[T], *, write: bool) -> T:
+        """Run ``body`` in one transaction on the store's thread, and wait for it."""
+        executor, conn = self._executor, self._conn
+        if executor is None or conn is None:
+            raise StoreError("the run ledger is not open")
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, conn.transaction, body, write
+        )
+
+
+class _Connection:
+    """The sqlite3 connection of one open(): every method runs on its executor's thread."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+
+    def connect(self) -> str:
+        """Connect, configure and migrate; return the installation id."""
+        try:
+            migrations = prepare(self._path)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot prepare the run ledger at {self._path}: {exc}") from exc
+        with _translated(f"opening the run ledger at {self._path}"):
+            conn = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+            try:
+                conn.row_factory = sqlite3.Row
+                configure(conn, int(self._busy_timeout * 1000))
+                migrate(conn, migrations)
+                row = _one(conn, "SELECT value FROM meta WHERE key = 'installation_id'")
+                if row is None:
+                    raise StoreError("the run ledger has no installation id")
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+        return str(row["value"])
+
+    def disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with _translated("closing the run ledger"):
+                conn.close()
+
+    def transaction(self, body: Body[T], write: bool) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreError("the run ledger is not open")
+        with _translated("using the run ledger"):
+            if conn.in_transaction:
+                # Left open by a rollback that failed; none of it was committed.
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
                 if conn.in_transaction:
-                    # Left open by a rollback that failed; none of it was committed.
-                    await conn.rollback()
-                # Everything is inside the try: aiosqlite runs a statement even when its caller
-                # is cancelled while waiting, and the rollback queued behind it must undo it.
-                try:
-                    await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    yield conn
-                    await conn.commit()
-                except BaseException:
                     with contextlib.suppress(sqlite3.Error):
-                        await conn.rollback()
-                    raise
+                        conn.execute("ROLLBACK")
+                raise
+            return result
 
 
 @contextlib.contextmanager
@@ -343,18 +430,21 @@ def _translated(doing: str) -> Iterator[None]:
         raise StoreError(f"{doing}: {type(exc).__name__}: {exc}") from exc
 
 
-async def _one(
-    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()
-) -> sqlite3.Row | None:
-    rows = list(await conn.execute_fetchall(sql, params))
+def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    # fetchall, not fetchone: a RETURNING statement is only finished once its rows are read.
+    rows: list[sqlite3.Row] = conn.execute(sql, params).fetchall()
     return rows[0] if rows else None
 
 
-async def _usage(conn: aiosqlite.Connection, namespace: str) -> NamespaceUsage:
-    rows = await conn.execute_fetchall(
+def _runs(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+    return [decode_run(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def _usage(conn: sqlite3.Connection, namespace: str) -> NamespaceUsage:
+    rows = conn.execute(
         COUNT_BY_STATE,
         (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})),
-    )
+    ).fetchall()
     counts = {RunState(row["state"]): int(row["n"]) for row in rows}
     return NamespaceUsage(
         namespace=namespace,
@@ -363,27 +453,27 @@ async def _usage(conn: aiosqlite.Connection, namespace: str) -> NamespaceUsage:
     )
 
 
-async def _record_transition(
-    conn: aiosqlite.Connection,
+def _record_transition(
+    conn: sqlite3.Connection,
     run_id: int,
     from_state: RunState | None,
     to_state: RunState,
     at: int,
     message: str,
 ) -> None:
-    await conn.execute(
+    conn.execute(
         "INSERT INTO run_transitions (run_id, from_state, to_state, at, message)"
         " VALUES (?, ?, ?, ?, ?)",
         (run_id, from_state, to_state, at, message),
     )
 
 
-async def _with_history(conn: aiosqlite.Connection, row: sqlite3.Row | None) -> RunRecord | None:
+def _with_history(conn: sqlite3.Connection, row: sqlite3.Row | None) -> RunRecord | None:
     if row is None:
         return None
-    entries = await conn.execute_fetchall(
+    entries = conn.execute(
         "SELECT * FROM run_transitions WHERE run_id = ? ORDER BY id", (row["id"],)
-    )
+    ).fetchall()
     return decode_run(row, tuple(decode_transition(entry) for entry in entries))
 
 

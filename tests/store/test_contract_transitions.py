@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.model import IllegalTransition, RunRecord, RunState, Transition
-from gateway.store import Store
+from gateway.store import Reschedule, Store
 from tests.store.factories import NOW, at, new_run
 
 S = RunState
@@ -237,3 +237,74 @@ async def test_update_run_cannot_make_an_ended_run_due(store: Store) -> None:
     updated = await store.update_run(run.id, now=at(2), next_poll_at=at(3))
     assert updated is not None
     assert updated.next_poll_at is None
+
+
+async def test_reschedule_runs_updates_many_runs_at_once(store: Store) -> None:
+    """Poll time and message of every listed run move together; URL only where one is given."""
+    first, second = await submitted(store), await submitted(store)
+    updates = [
+        Reschedule(first.id, S.SUBMITTING, at(30), "Running", "https://adb/#run/1"),
+        Reschedule(second.id, S.SUBMITTING, at(40), "Pending"),
+    ]
+    assert await store.reschedule_runs(updates) == 2
+    one, two = await store.get_run_by_id(first.id), await store.get_run_by_id(second.id)
+    assert one is not None
+    assert two is not None
+    assert (one.next_poll_at, one.state_message, one.run_page_url) == (
+        at(30),
+        "Running",
+        "https://adb/#run/1",
+    )
+    assert (two.next_poll_at, two.state_message, two.run_page_url) == (at(40), "Pending", None)
+    assert one.updated_at == two.updated_at == NOW
+    history = await store.get_run_by_id(first.id, with_history=True)
+    assert history is not None
+    assert len(history.history) == 1
+
+
+async def test_reschedule_runs_leaves_what_is_not_given(store: Store) -> None:
+    """Without a message or URL only the poll time moves; the state and history stay."""
+    run = await submitted(store)
+    await store.update_run(run.id, state_message="Waiting", run_page_url="https://adb/#run/9")
+    assert await store.reschedule_runs([Reschedule(run.id, S.SUBMITTING, at(50))]) == 1
+    got = await store.get_run_by_id(run.id)
+    assert got is not None
+    assert (got.state, got.next_poll_at, got.state_message, got.run_page_url) == (
+        S.SUBMITTING,
+        at(50),
+        "Waiting",
+        "https://adb/#run/9",
+    )
+
+
+async def test_reschedule_runs_leaves_a_run_that_changed_state(store: Store) -> None:
+    """A run that moved since it was polled keeps what its transition wrote."""
+    run, other = await submitted(store), await submitted(store)
+    await store.transition(run.id, S.CANCELED, expected={S.SUBMITTING}, now=at(1))
+    updates = [
+        Reschedule(run.id, S.SUBMITTING, at(30), "x"),
+        Reschedule(other.id, S.SUBMITTING, at(30), "y"),
+        Reschedule(424242, S.SUBMITTING, at(30), "z"),
+    ]
+    assert await store.reschedule_runs(updates) == 1
+    got = await store.get_run_by_id(run.id)
+    assert got is not None
+    assert (got.next_poll_at, got.state, got.state_message) == (None, S.CANCELED, "")
+
+
+async def test_reschedule_runs_refuses_to_make_an_ended_run_due(store: Store) -> None:
+    """An update expecting a terminal state is a caller bug: ValueError, nothing written."""
+    run, ended = await submitted(store), await submitted(store)
+    await store.transition(ended.id, S.FAILED, expected={S.SUBMITTING}, now=at(1))
+    updates = [
+        Reschedule(run.id, S.SUBMITTING, at(30), "x"),
+        Reschedule(ended.id, S.FAILED, at(30), "y"),
+    ]
+    with pytest.raises(ValueError, match="never due"):
+        await store.reschedule_runs(updates)
+    assert await store.get_run_by_id(run.id) == run
+
+
+async def test_reschedule_runs_of_nothing_is_nothing(store: Store) -> None:
+    """An empty batch updates nothing and returns 0."""
+    assert await store.reschedule_runs([]) == 0

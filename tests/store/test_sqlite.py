@@ -160,6 +160,34 @@ async def test_cancelled_callers_leave_no_half_written_run(store: SqliteStore) -
     assert run.id == (await store.list_runs("team-a", limit=1))[0].id
 
 
+async def test_calls_queued_before_close_finish_and_later_ones_fail(store: SqliteStore) -> None:
+    """close() waits for the calls already sent; a call after it raises StoreError."""
+    run, _ = await store.create_run(new_run(), NOW)
+    reads = [asyncio.create_task(store.get_run_by_id(run.id)) for _ in range(20)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert await asyncio.gather(*reads) == [run] * 20
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_run_by_id(run.id)
+
+
+async def test_a_cancelled_open_leaves_the_store_reopenable(path: Path) -> None:
+    """open() cancelled at any point leaves the store closed or open, and open() then works."""
+    for turns in range(8):
+        store = SqliteStore(path)
+        task = asyncio.create_task(store.open())
+        for _ in range(turns):
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.open()
+        try:
+            run, _ = await store.create_run(new_run(), NOW)
+            assert await store.get_run_by_id(run.id) == run
+        finally:
+            await store.close()
+
+
 def test_statements_split_where_sqlite_would() -> None:
     """Trigger bodies and comments stay inside their statement; trailing comments are dropped."""
     script = (
