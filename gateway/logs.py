@@ -153,9 +153,6 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # aiosqlite logs every statement with its parameters at debug: whole run specs, labels
-    # and callback URLs, which the API itself never returns.
-    logging.getLogger("aiosqlite").setLevel(max(numeric, logging.INFO))
 
 
 def get_logger(name: str | None = None) -> Any:
