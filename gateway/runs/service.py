@@ -23,6 +23,7 @@ from gateway.errors import (
     CredentialUnavailable,
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
+    DatabricksRunNotFound,
     InvalidRequest,
     LakegateError,
     NotFound,
@@ -256,14 +257,23 @@ class RunsService:
         """Databricks' runs/get-output for a task run, asked with the namespace's identity.
 
         With ``run`` (the ledger run the task belongs to) the identity is the one that run
-        was submitted under; without it, the namespace's own. Databricks' ACLs then decide
-        what that principal may read.
+        was submitted under. Without it, the task run must belong to one of the namespace's
+        runs (its ``metadata.job_run_id``): another namespace's task run is no run at all,
+        whatever Databricks' ACLs would let the namespace's principal read.
         """
         if run is not None:
             identity = await self.identity_of(run)
-        else:
-            identity = await self._identities.resolve(namespace, None)
-        return await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+            return await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+        identity = await self._identities.resolve(namespace, None)
+        payload = await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+        metadata = payload.get("metadata")
+        parent = metadata.get("job_run_id") if isinstance(metadata, Mapping) else None
+        owner = None
+        if isinstance(parent, int) and not isinstance(parent, bool):
+            owner = await self._store.get_run_by_remote_id(namespace, parent)
+        if owner is None:
+            raise DatabricksRunNotFound(f"run {task_run_id} is not a task of this namespace's runs")
+        return payload
 
     async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
         """The identity the run was submitted under; the namespace's own once that is gone."""

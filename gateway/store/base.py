@@ -137,6 +137,12 @@ class Store(Protocol):
         """The run whatever its namespace: for the poller and operators only."""
         ...
 
+    async def get_run_by_remote_id(
+        self, namespace: str, databricks_run_id: int
+    ) -> RunRecord | None:
+        """The namespace's run that Databricks knows as ``databricks_run_id``, or None."""
+        ...
+
     async def list_runs(
         self,
         namespace: str,

@@ -181,6 +181,19 @@ class SqliteStore:
 
         return await self._run(body, write=False)
 
+    async def get_run_by_remote_id(
+        self, namespace: str, databricks_run_id: int
+    ) -> RunRecord | None:
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            row = _one(
+                conn,
+                "SELECT * FROM runs WHERE namespace = ? AND databricks_run_id = ?",
+                (namespace, databricks_run_id),
+            )
+            return _maybe_run(row)
+
+        return await self._run(body, write=False)
+
     async def list_runs(
         self,
         namespace: str,

@@ -38,7 +38,8 @@ class Who:
     refused: int = 403
 
 
-def _callers() -> dict[str, object]:
+def callers_section() -> dict[str, object]:
+    """The ``callers`` section both matrices (this one and the facade's) run under."""
     return {
         "methods": ["kubernetes", "api_key", "jwt"],
         "kubernetes": {"audiences": [AUDIENCE]},
@@ -68,7 +69,9 @@ def _callers() -> dict[str, object]:
     }
 
 
-def _who(kube: KubeApiServer, issuer: JwtIssuer) -> list[Who]:
+def matrix_callers(kube: KubeApiServer, issuer: JwtIssuer) -> list[Who]:
+    """The 18 callers: the ten namespaces' ServiceAccounts first, in namespace order."""
+
     def sa(ns: str, name: str = RUNNER) -> dict[str, str]:
         return bearer(kube.mint_token(ns, name, audiences=[AUDIENCE]))
 
@@ -99,8 +102,8 @@ async def test_only_allowed_combinations_succeed_and_refused_ones_never_reach_da
     http: aiohttp.ClientSession,
 ) -> None:
     """18 callers x 10 namespaces x 4 endpoints: success exactly where allowed."""
-    stack = await callers_stack(_callers(), namespaces=10, issuer=issuer)
-    callers = _who(kube, issuer)
+    stack = await callers_stack(callers_section(), namespaces=10, issuer=issuer)
+    callers = matrix_callers(kube, issuer)
     base = stack.url + "/v1/namespaces/{ns}/runs"
 
     # One run per namespace, by its own ServiceAccount, for get and cancel to aim at.

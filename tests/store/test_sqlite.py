@@ -58,6 +58,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
     assert query(path, "SELECT version, name FROM schema_migrations") == [
         (1, "ledger"),
         (2, "identity_ref"),
+        (3, "remote_id"),
     ]
 
 
