@@ -308,3 +308,16 @@ async def test_reschedule_runs_refuses_to_make_an_ended_run_due(store: Store) ->
 async def test_reschedule_runs_of_nothing_is_nothing(store: Store) -> None:
     """An empty batch updates nothing and returns 0."""
     assert await store.reschedule_runs([]) == 0
+
+
+async def test_a_run_is_found_by_its_databricks_id_in_its_namespace_only(store: Store) -> None:
+    """get_run_by_remote_id finds the namespace's run by Databricks' id, never another's."""
+    run, _ = await store.create_run(new_run(), NOW)
+    await store.transition(
+        run.id, S.PENDING, expected={S.SUBMITTING}, now=at(1), databricks_run_id=9001
+    )
+    found = await store.get_run_by_remote_id("team-a", 9001)
+    assert found is not None
+    assert found.id == run.id
+    assert await store.get_run_by_remote_id("team-b", 9001) is None
+    assert await store.get_run_by_remote_id("team-a", 9002) is None
