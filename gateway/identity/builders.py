@@ -145,24 +145,10 @@ class Builder:
                 endpoint=self._endpoint(host),
             )
         client_id = plan.client_id or ""
-        if plan.secret_name is None:
-            return sources.oauth_m2m(
-                self.session,
-                host,
-                client_id,
-                self._inline(plan, namespace),
-                namespace=namespace,
-                source=source,
-                endpoint=self._endpoint(host),
-            )
-        secret_name = plan.secret_name
-
-        # The policy names the client id; only the secret is in the Secret.
-        async def fetch() -> AccessToken:
-            (secret,) = await sources.secret_values(
-                self._read, namespace, secret_name, ("client_secret",)
-            )
-            inner = sources.oauth_m2m(
+        return self._with_client_secret(
+            plan,
+            namespace,
+            lambda secret: sources.oauth_m2m(
                 self.session,
                 host,
                 client_id,
@@ -170,42 +156,41 @@ class Builder:
                 namespace=namespace,
                 source=source,
                 endpoint=self._endpoint(host),
-            )
-            return await inner()
-
-        return fetch
+            ),
+        )
 
     def _azure_secret(self, plan: Plan, namespace: str, source: str) -> Fetch:
         assert plan.tenant_id
         assert plan.client_id
         tenant_id, client_id = plan.tenant_id, plan.client_id
-        authority = self.options.azure_authority
-        if plan.secret_name is None:
-            return sources_azure.azure_client_secret(
+        return self._with_client_secret(
+            plan,
+            namespace,
+            lambda secret: sources_azure.azure_client_secret(
                 self.session,
-                authority,
+                self.options.azure_authority,
                 tenant_id,
                 client_id,
-                self._inline(plan, namespace),
+                secret,
                 namespace=namespace,
                 source=source,
-            )
+            ),
+        )
+
+    def _with_client_secret(
+        self, plan: Plan, namespace: str, make: Callable[[str], Fetch]
+    ) -> Fetch:
+        """The fetch ``make`` builds from the client secret: inline, or read from the
+        Secret at every fetch so that a rotated one is used (the policy names the client id)."""
+        if plan.secret_name is None:
+            return make(self._inline(plan, namespace))
         secret_name = plan.secret_name
 
         async def fetch() -> AccessToken:
             (secret,) = await sources.secret_values(
                 self._read, namespace, secret_name, ("client_secret",)
             )
-            inner = sources_azure.azure_client_secret(
-                self.session,
-                authority,
-                tenant_id,
-                client_id,
-                secret,
-                namespace=namespace,
-                source=source,
-            )
-            return await inner()
+            return await make(secret)()
 
         return fetch
 
