@@ -75,7 +75,8 @@ class Overrides:
     environ: Mapping[str, str] | None = None
     run_poller: bool = True
     poll_idle_seconds: float = 0.5
-    inline_submit_seconds: float = 10.0
+    # Replaces poller.inline_submit_seconds when set (tests make Databricks look slow fast).
+    inline_submit_seconds: float | None = None
     # Reads the settings again (``lakegate serve`` passes its loader); when given, SIGHUP
     # reloads the ``callers`` section (methods' keys, issuers, grants) without a restart.
     settings_source: Callable[[], Settings] | None = None
@@ -303,7 +304,11 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
             settings=settings,
             metrics=metrics,
             clock=clock,
-            inline_submit_seconds=over.inline_submit_seconds,
+            inline_submit_seconds=(
+                over.inline_submit_seconds
+                if over.inline_submit_seconds is not None
+                else settings.poller.inline_submit_seconds
+            ),
         )
         app[RUNS] = service
         app[SERVICE] = service

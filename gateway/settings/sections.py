@@ -51,6 +51,9 @@ class PollerSettings(Frozen):
     min_interval_seconds: float = Field(default=5.0, gt=0)
     max_interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=200, ge=1)
+    # How long a submission waits for Databricks before the caller gets 202 SUBMITTING and the
+    # poller carries on with the same idempotency token.
+    inline_submit_seconds: float = Field(default=10.0, gt=0, le=120)
     submit_deadline_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")

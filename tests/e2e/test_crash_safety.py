@@ -113,7 +113,12 @@ async def process_stack(tmp_path: Path) -> AsyncIterator[StackStarter]:
     group = ProcessGroup(tmp_path)
     session = aiohttp.ClientSession()
 
-    async def start(namespaces: int, *, databricks: dict[str, Any] | None = None) -> ProcessStack:
+    async def start(
+        namespaces: int,
+        *,
+        databricks: dict[str, Any] | None = None,
+        poller: dict[str, Any] | None = None,
+    ) -> ProcessStack:
         emulator_raw, gateway_raw, principals = stack_configs(
             namespaces, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}
         )
@@ -124,6 +129,7 @@ async def process_stack(tmp_path: Path) -> AsyncIterator[StackStarter]:
         gateway_raw["logging"] = {"level": "info", "format": "json"}
         gateway_raw["workspaces"] = {"emulated": {"host": emulator_url}}
         gateway_raw["databricks"] = {**gateway_raw["databricks"], **(databricks or {})}
+        gateway_raw["poller"] = {**gateway_raw["poller"], **(poller or {})}
         gateway_raw["tenants"]["defaults"]["quotas"] = GENEROUS_QUOTAS
         emulator_yaml = _write_yaml(tmp_path / "emulator.yaml", emulator_raw)
         gateway_yaml = _write_yaml(tmp_path / "gateway.yaml", gateway_raw)
@@ -300,17 +306,8 @@ async def test_run_answered_202_survives_a_sigkill_and_lands_once(
     process_stack: StackStarter, fault: dict[str, Any], runs_before_crash: int
 ) -> None:
     """A run answered 202 SUBMITTING, then SIGKILLed, ends with exactly one Databricks run."""
-    # Each runs/submit attempt is cut after 0.5 s and the submission deferred after about
-    # 1 s, so the caller gets its 202 at once (inline_submit_seconds is not a YAML setting).
-    stack = await process_stack(
-        1,
-        databricks={
-            "request_timeout_seconds": 0.5,
-            "retry_deadline_seconds": 1.0,
-            "retry_initial_seconds": 0.05,
-            "retry_max_seconds": 0.2,
-        },
-    )
+    # The gateway answers 202 once Databricks has not confirmed the submission in 0.5 s.
+    stack = await process_stack(1, poller={"inline_submit_seconds": 0.5})
     await stack.add_fault(path="/api/*/jobs/runs/submit", probability=1.0, **fault)
     client = stack.client(timeout=20.0, retry=RIDE_OUT_RESTARTS)
     namespace = namespace_name(0)
