@@ -28,6 +28,7 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 _CLIENT_CLOSED = 499
 
 log = get_logger("gateway.api.access")
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def request_id_for(request: web.Request) -> str:
@@ -89,7 +90,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 event["problem"] = request[PROBLEM]
             if CALLER in request:
                 event["caller"] = request[CALLER].subject
-            log.info("http_request", **event)
+            # Kubelet probes and Prometheus scrapes every few seconds would drown the log;
+            # their successes are counted in the metrics and logged only at debug.
+            if route in _QUIET_ROUTES and status < 400:
+                log.debug("http_request", **event)
+            else:
+                log.info("http_request", **event)
 
 
 def body_limit(max_bytes: int) -> Middleware:

@@ -91,6 +91,18 @@ async def test_one_access_log_event_per_request_without_headers(client: Client) 
     assert "s3cr3t-value" not in repr(logs)
 
 
+async def test_probes_and_scrapes_are_logged_at_debug(client: Client) -> None:
+    """Successful /healthz, /readyz and /metrics requests log at debug, not info."""
+    with capture_logs() as logs:
+        await client.get("/healthz")
+        await client.get("/metrics")
+        await client.get(f"{RUNS}/1")
+    levels = {e["route"]: e["log_level"] for e in logs if e["event"] == "http_request"}
+    assert levels["/healthz"] == "debug"
+    assert levels["/metrics"] == "debug"
+    assert levels["/v1/namespaces/{namespace}/runs/{run_id}"] == "info"
+
+
 async def test_access_log_names_the_problem_of_an_error(client: Client) -> None:
     """An error's access log event carries its problem type slug."""
     with capture_logs() as logs:
