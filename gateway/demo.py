@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import shutil
 import signal
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +121,15 @@ SAMPLE_SPEC = {
 }
 
 
-def banner(url: str, workspace_url: str) -> str:
+def _command() -> str:
+    """How to run lakegate from this shell: `make demo` installs it in .venv, not on PATH."""
+    beside = Path(sys.executable).with_name("lakegate")
+    if beside.exists() and shutil.which("lakegate") != str(beside):
+        return os.path.relpath(beside) if beside.is_relative_to(Path.cwd()) else str(beside)
+    return "lakegate"
+
+
+def banner(url: str, workspace_url: str, cli: str = "lakegate") -> str:
     body = json.dumps(SAMPLE_SPEC)
     return "\n".join(
         [
@@ -132,8 +143,7 @@ def banner(url: str, workspace_url: str) -> str:
             f"  curl -s -X POST {url}/v1/namespaces/team-a/runs "
             f"-H 'Content-Type: application/json' -d '{body}'",
             "Follow it:",
-            f"  lakegate get --url {url} -n team-a <id>    or    "
-            f"lakegate runs --url {url} -n team-a",
+            f"  {cli} get --url {url} -n team-a <id>    or    {cli} runs --url {url} -n team-a",
             "AUTHENTICATION DISABLED: any caller may act for any namespace (demo only).",
             "Ctrl-C stops the demo.",
         ]
@@ -151,7 +161,8 @@ async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
             site = web.TCPSite(runner, settings.server.host, port)
             await site.start()
             bound = runner.addresses[0][1] if runner.addresses else port
-            print(banner(f"http://127.0.0.1:{bound}", emulator.url), flush=True)
+            cli = await asyncio.to_thread(_command)  # looks at the file system
+            print(banner(f"http://127.0.0.1:{bound}", emulator.url, cli), flush=True)
             await _wait_for_stop()
         finally:
             await runner.cleanup()
