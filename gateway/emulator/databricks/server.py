@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from gateway.emulator.databricks.faults import ADMIN_PREFIX, FaultSpec, faults_m
 from gateway.emulator.databricks.identity import AuthFailure, IdentityService
 from gateway.emulator.databricks.jobs import JobsApi
 from gateway.emulator.databricks.workspace import PRINCIPAL, Workspace, api_error
+from gateway.emulator.serving import LoopbackServer
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,9 +31,6 @@ log = get_logger(__name__)
 WORKSPACE = web.AppKey("lakegate_emulator_workspace", Workspace)
 ENTRA = web.AppKey("lakegate_emulator_entra", EntraService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Long enough for an in-flight answer, short enough that a test's teardown never waits on a
-# client that went away.
-_SHUTDOWN_TIMEOUT = 2.0
 
 
 def _route_template(request: web.Request) -> str:
@@ -164,7 +161,7 @@ def create_app(
     return app
 
 
-class EmulatorServer:
+class EmulatorServer(LoopbackServer):
     """The emulator on a real loopback socket, for tests, the CLI and benchmarks.
 
     ``async with EmulatorServer(config) as server:`` listens on 127.0.0.1 and a free port;
@@ -182,10 +179,9 @@ class EmulatorServer:
     ) -> None:
         self.config = config or EmulatorConfig()
         self.clock = clock or Clock()
-        self.app = create_app(self.config, clock=self.clock)
-        self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        super().__init__(
+            create_app(self.config, clock=self.clock), host=host, port=port, name="emulator"
+        )
 
     @property
     def workspace(self) -> Workspace:
@@ -199,53 +195,11 @@ class EmulatorServer:
     def entra(self) -> EntraService:
         return self.app[ENTRA]
 
-    @property
-    def port(self) -> int:
-        if self._runner is None:
-            raise RuntimeError("the emulator is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    async def start(self) -> None:
-        runner = web.AppRunner(
-            self.app,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=_SHUTDOWN_TIMEOUT,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        sockets = [addr for addr in runner.addresses if isinstance(addr, tuple)]
-        self._port = int(sockets[0][1])
+    def _on_started(self) -> None:
         log.info("emulator_started", url=self.url, workspace_id=self.config.workspace_id)
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-            log.info("emulator_stopped")
-
-    async def __aenter__(self) -> EmulatorServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _on_stopped(self) -> None:
+        log.info("emulator_stopped")
 
     def fault(self, **spec: Any) -> str:
         """Add a fault rule (fields of ``FaultSpec``); returns its id."""

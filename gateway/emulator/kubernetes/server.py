@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +31,7 @@ from gateway.emulator.kubernetes.handlers import CoreApi
 from gateway.emulator.kubernetes.status import StatusError, route_not_found, unauthorized
 from gateway.emulator.kubernetes.tokens import PrivateKey
 from gateway.emulator.kubernetes.watch import STREAM_STARTED
+from gateway.emulator.serving import LoopbackServer
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
@@ -39,9 +39,6 @@ log = get_logger(__name__)
 CLUSTER = web.AppKey("lakegate_kube_emulator_cluster", Cluster)
 DISCOVERY_PATHS = frozenset({"/.well-known/openid-configuration", "/openid/v1/jwks"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Long enough for an in-flight answer, short enough that teardown never waits on a client
-# that went away.
-_SHUTDOWN_TIMEOUT = 2.0
 
 
 async def _answer(
@@ -113,7 +110,7 @@ def create_app(
     return app
 
 
-class KubeApiServer:
+class KubeApiServer(LoopbackServer):
     """The fake API on a real loopback socket, for tests, the CLI and the demo.
 
     ``async with KubeApiServer(config) as kube:`` listens on 127.0.0.1 and a free port;
@@ -132,64 +129,23 @@ class KubeApiServer:
     ) -> None:
         self.config = config or KubeEmulatorConfig()
         self.clock = clock or Clock()
-        self.app = create_app(self.config, clock=self.clock, signing_key=signing_key)
-        self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
+        app = create_app(self.config, clock=self.clock, signing_key=signing_key)
+        super().__init__(app, host=host, port=port, name="fake Kubernetes API")
 
     @property
     def cluster(self) -> Cluster:
         return self.app[CLUSTER]
 
     @property
-    def port(self) -> int:
-        if self._runner is None:
-            raise RuntimeError("the fake Kubernetes API is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    @property
     def issuer(self) -> str:
         return self.cluster.issuer
 
-    async def start(self) -> None:
-        runner = web.AppRunner(
-            self.app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        sockets = [addr for addr in runner.addresses if isinstance(addr, tuple)]
-        self._port = int(sockets[0][1])
+    def _on_started(self) -> None:
         self.cluster.base_url = self.url
         log.info("kube_emulator_started", url=self.url, issuer=self.issuer)
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-            log.info("kube_emulator_stopped")
-
-    async def __aenter__(self) -> KubeApiServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _on_stopped(self) -> None:
+        log.info("kube_emulator_stopped")
 
     # --- objects ------------------------------------------------------------------------
 
