@@ -12,7 +12,7 @@ given as a numeric string (v1 endpoints) is accepted.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -56,28 +56,22 @@ def azure_client_secret(
 ) -> Fetch:
     """An Entra ID application's client secret, traded for Azure Databricks tokens."""
     _require(namespace, source, tenant_id=tenant_id, client_id=client_id, secret=client_secret)
-    endpoint = entra_token_endpoint(authority, tenant_id)
 
-    async def fetch() -> AccessToken:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "scope": scope,
-        }
-        return await oauth.request_token(
-            session,
-            endpoint,
-            form,
-            authorization=None,
-            namespace=namespace,
-            source=source,
-            retry=retry,
-            request_timeout=request_timeout,
-            clock=clock,
-        )
+    async def credentials() -> dict[str, str]:
+        return {"client_secret": client_secret}
 
-    return fetch
+    return _entra_fetch(
+        session,
+        entra_token_endpoint(authority, tenant_id),
+        client_id,
+        credentials,
+        scope=scope,
+        namespace=namespace,
+        source=source,
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
+    )
 
 
 def azure_workload_identity(
@@ -97,14 +91,48 @@ def azure_workload_identity(
     """An Entra ID application that trusts a federated JWT: ``assertion`` yields the JWT on
     every fetch (``sources.token_file(path)`` for AKS's projected token, or a minted one)."""
     _require(namespace, source, tenant_id=tenant_id, client_id=client_id)
-    endpoint = entra_token_endpoint(authority, tenant_id)
+
+    async def credentials() -> dict[str, str]:
+        # Re-read at every fetch: the kubelet rotates the projected token.
+        return {
+            "client_assertion_type": JWT_BEARER_ASSERTION,
+            "client_assertion": await assertion(),
+        }
+
+    return _entra_fetch(
+        session,
+        entra_token_endpoint(authority, tenant_id),
+        client_id,
+        credentials,
+        scope=scope,
+        namespace=namespace,
+        source=source,
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
+    )
+
+
+def _entra_fetch(
+    session: aiohttp.ClientSession,
+    endpoint: str,
+    client_id: str,
+    credentials: Callable[[], Awaitable[dict[str, str]]],
+    *,
+    scope: str,
+    namespace: str,
+    source: str,
+    retry: RetryPolicy,
+    request_timeout: aiohttp.ClientTimeout,
+    clock: Clock,
+) -> Fetch:
+    """A client-credentials grant at Entra; ``credentials`` gives how the client proves itself."""
 
     async def fetch() -> AccessToken:
         form = {
             "grant_type": "client_credentials",
             "client_id": client_id,
-            "client_assertion_type": JWT_BEARER_ASSERTION,
-            "client_assertion": await assertion(),
+            **(await credentials()),
             "scope": scope,
         }
         return await oauth.request_token(
