@@ -152,24 +152,20 @@ def oauth_m2m(
         raise CredentialUnavailable(
             "OAuth M2M needs a client id and a client secret", namespace=namespace, source=source
         )
-    endpoint = endpoint or TokenEndpoint(
-        session, host, token_endpoint, request_timeout=request_timeout
+
+    async def credentials() -> tuple[str, str]:
+        return client_id, client_secret
+
+    return _client_credentials(
+        session,
+        endpoint or TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout),
+        credentials,
+        scope=scope,
+        namespace=namespace,
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
     )
-
-    async def fetch() -> AccessToken:
-        return await oauth.client_credentials(
-            session,
-            await endpoint.url(),
-            client_id,
-            client_secret,
-            scope,
-            namespace=namespace,
-            retry=retry,
-            request_timeout=request_timeout,
-            clock=clock,
-        )
-
-    return fetch
 
 
 def oauth_m2m_from_secret(
@@ -188,14 +184,40 @@ def oauth_m2m_from_secret(
 ) -> Fetch:
     """OAuth M2M with the client id and secret read from a Secret (keys ``client_id`` and
     ``client_secret``) on every fetch, so a rotated secret is used from the next fetch on."""
-    endpoint = endpoint or TokenEndpoint(
-        session, host, token_endpoint, request_timeout=request_timeout
-    )
 
-    async def fetch() -> AccessToken:
+    async def credentials() -> tuple[str, str]:
         client_id, client_secret = await secret_values(
             read_secret, namespace, secret_name, ("client_id", "client_secret")
         )
+        return client_id, client_secret
+
+    return _client_credentials(
+        session,
+        endpoint or TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout),
+        credentials,
+        scope=scope,
+        namespace=namespace,
+        retry=retry,
+        request_timeout=request_timeout,
+        clock=clock,
+    )
+
+
+def _client_credentials(
+    session: aiohttp.ClientSession,
+    endpoint: TokenEndpoint,
+    credentials: Callable[[], Awaitable[tuple[str, str]]],
+    *,
+    scope: str,
+    namespace: str,
+    retry: RetryPolicy,
+    request_timeout: aiohttp.ClientTimeout,
+    clock: Clock,
+) -> Fetch:
+    """OAuth M2M at the workspace; ``credentials`` gives the client id and secret per fetch."""
+
+    async def fetch() -> AccessToken:
+        client_id, client_secret = await credentials()
         return await oauth.client_credentials(
             session,
             await endpoint.url(),
