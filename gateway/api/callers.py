@@ -21,7 +21,7 @@ authenticated.
 The modules behind this one: ``callers_gate`` (which method judges a credential; reload),
 ``callers_kube`` (TokenReview), ``callers_keys`` (API keys), ``callers_jwt`` and
 ``callers_jwks`` (OIDC issuers), ``callers_policy`` (grants and label selectors),
-``callers_cache`` (bounded TTL cache with single flight), ``callers_types`` (the values).
+``callers_types`` (the values).
 """
 
 from __future__ import annotations

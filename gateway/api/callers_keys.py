@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.api.callers_cache import TtlCache
+from gateway.singleflight import TtlCache
 from gateway.api.callers_types import Identity, Refused
 from gateway.settings import ApiKeySettings, SaltedHash, parse_salted_hash, parse_selector
 
@@ -80,7 +80,7 @@ class ApiKeyAuthenticator:
         )
         self._salted = tuple((e.salted, e.identity) for e in self._entries if e.salted)
         self._slots = asyncio.Semaphore(SALTED_WORKERS)
-        self._cache: TtlCache[Identity | str] = TtlCache(10_000)
+        self._cache: TtlCache[str, Identity | str] = TtlCache(10_000)
 
     async def authenticate(self, key: str) -> Identity:
         if not key or len(key) > MAX_KEY_CHARS:

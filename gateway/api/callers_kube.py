@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gateway.api.callers_cache import TtlCache
+from gateway.singleflight import TtlCache
 from gateway.api.callers_jwt import unverified_claims
 from gateway.api.callers_types import Identity, Refused, bounded
 from gateway.settings import NAMESPACE_RE, KubernetesCallers
@@ -75,7 +75,7 @@ class KubernetesAuthenticator:
         self.settings = settings
         self._reviewer = reviewer
         self._wall = wall_clock
-        self._cache: TtlCache[Outcome] = TtlCache(settings.cache_size, clock=clock)
+        self._cache: TtlCache[str, Outcome] = TtlCache(settings.cache_size, clock=clock)
 
     async def authenticate(self, token: str) -> Identity:
         outcome = await self._cache.get(token_key(token), lambda: self._review(token))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Protocol
 
-from gateway.api.callers_cache import TtlCache
+from gateway.singleflight import TtlCache
 from gateway.api.callers_types import Caller, Identity
 from gateway.settings import NAMESPACE_RE, GrantSettings, Selector, parse_selector
 
@@ -81,7 +81,7 @@ class Authorizer:
     ) -> None:
         self._labels = labels
         self._cache_seconds = cache_seconds
-        self._cache: TtlCache[_Labels] = TtlCache(max_entries, clock=clock)
+        self._cache: TtlCache[str, _Labels] = TtlCache(max_entries, clock=clock)
 
     async def allows(self, caller: Caller, namespace: str) -> bool:
         if caller.may_act_for(namespace):
