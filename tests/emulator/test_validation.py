@@ -216,3 +216,139 @@ def test_queue_and_task_timeouts_are_read() -> None:
         60,
         30,
     )
+
+
+SINGLE_TASK_TYPES = {
+    "notebook_task": NOTEBOOK,
+    "spark_python_task": {"python_file": "jobs/etl.py", "parameters": ["--date", "2026-01-01"]},
+    "spark_jar_task": {"main_class_name": "org.example.Main", "parameters": ["1"]},
+    "python_wheel_task": {"package_name": "etl", "entry_point": "main"},
+    "spark_submit_task": {"parameters": ["--class", "org.example.Main", "dbfs:/etl.jar"]},
+    "sql_task": {"warehouse_id": "w1", "query": {"query_id": "q1"}},
+    "dbt_task": {"commands": ["dbt run"]},
+    "pipeline_task": {"pipeline_id": "p1"},
+    "run_job_task": {"job_id": 42},
+}
+
+
+@pytest.mark.parametrize("task_type", sorted(SINGLE_TASK_TYPES))
+def test_a_top_level_task_type_is_a_run_of_one_task(task_type: str) -> None:
+    """The single-task shape (no tasks[]) becomes one task holding the type and compute."""
+    compute = {"new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 1}}
+    libraries = [{"pypi": {"package": "requests==2.32.3"}}]
+    spec = submit(
+        run_name="nightly",
+        libraries=libraries,
+        **{task_type: SINGLE_TASK_TYPES[task_type]},
+        **compute,
+    )
+    assert isinstance(spec, SubmitSpec)
+    assert spec.single_task is True
+    [only] = spec.tasks
+    assert (only.task_key, only.task_type) == ("nightly", task_type)
+    assert only.body == {
+        "task_key": "nightly",
+        task_type: SINGLE_TASK_TYPES[task_type],
+        **compute,
+        "libraries": libraries,
+    }
+
+
+@pytest.mark.parametrize(
+    ("run_name", "task_key"),
+    [
+        (None, "Untitled"),
+        ("", "Untitled"),
+        ("team-a/etl 42", "team-a_etl_42"),
+        ("x" * 150, "x" * 100),
+    ],
+)
+def test_the_single_task_is_named_after_the_run(run_name: str | None, task_key: str) -> None:
+    """Its task_key is the run name in the task-key alphabet, at most 100 characters."""
+    spec = submit(run_name=run_name, existing_cluster_id="0101-abc", notebook_task=NOTEBOOK)
+    assert isinstance(spec, SubmitSpec)
+    assert spec.tasks[0].task_key == task_key
+
+
+def test_a_single_task_asks_for_its_outcome_like_any_task() -> None:
+    """The emulator's outcome parameters work in the single-task shape too."""
+    params = {"lakegate_emulator_result": "FAILED", "lakegate_emulator_seconds": "3"}
+    spec = submit(notebook_task={**NOTEBOOK, "base_parameters": params})
+    assert isinstance(spec, SubmitSpec)
+    assert (spec.tasks[0].asked_outcome, spec.tasks[0].asked_seconds) == (Outcome.FAILED, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"tasks": [task()], "notebook_task": NOTEBOOK}, "not both"),
+        (
+            {"notebook_task": NOTEBOOK, "spark_python_task": {"python_file": "x.py"}},
+            "exactly one task type",
+        ),
+        ({"notebook_task": {}}, "notebook_task.notebook_path is required"),
+        ({"notebook_task": "x"}, "Invalid value for field notebook_task"),
+    ],
+)
+def test_a_bad_single_task_body_is_refused(body: dict[str, Any], fragment: str) -> None:
+    """tasks[] with a top-level task type, or a bad top-level task, is INVALID_PARAMETER_VALUE."""
+    result = parse_submit(json.dumps(body))
+    assert isinstance(result, Invalid)
+    assert result.error_code == "INVALID_PARAMETER_VALUE"
+    assert fragment in result.message
+
+
+def test_an_empty_tasks_list_beside_a_task_type_is_the_single_task_shape() -> None:
+    """tasks: [] says no tasks, so a top-level task type alone makes the run."""
+    spec = submit(tasks=[], notebook_task=NOTEBOOK)
+    assert isinstance(spec, SubmitSpec)
+    assert [t.task_type for t in spec.tasks] == ["notebook_task"]
+
+
+def test_null_fields_count_as_absent_at_every_depth() -> None:
+    """Nulls, as prefect-databricks sends them, are dropped before anything is read."""
+    spec = submit(
+        run_name=None,
+        timeout_seconds=None,
+        idempotency_token=None,
+        queue={"enabled": None},
+        git_source=None,
+        notebook_task=None,
+        spark_python_task=None,
+        tasks=[
+            {
+                "task_key": "main",
+                "notebook_task": {"notebook_path": "/Shared/etl", "base_parameters": None},
+                "spark_python_task": None,
+                "spark_jar_task": None,
+                "existing_cluster_id": None,
+                "new_cluster": {"spark_version": "15.4.x-scala2.12", "autoscale": None},
+                "depends_on": None,
+                "timeout_seconds": None,
+                "libraries": None,
+            }
+        ],
+    )
+    assert isinstance(spec, SubmitSpec)
+    assert (spec.run_name, spec.timeout_seconds, spec.queue_enabled) == ("Untitled", 0, None)
+    assert spec.single_task is False
+    assert spec.body == {"queue": {}, "tasks": [spec.tasks[0].body]}
+    assert spec.tasks[0].body == {
+        "task_key": "main",
+        "notebook_task": {"notebook_path": "/Shared/etl"},
+        "new_cluster": {"spark_version": "15.4.x-scala2.12"},
+    }
+
+
+def test_null_list_items_are_kept() -> None:
+    """Only object members are dropped; a null inside a list is still refused."""
+    result = submit(tasks=[task(spark_python_task={"python_file": "x.py", "parameters": [None]})])
+    assert isinstance(result, Invalid)
+    assert "parameters must be a list of strings" in result.message
+
+
+def test_a_null_task_key_is_a_missing_task_key() -> None:
+    """task_key: null is the same refusal as no task_key."""
+    result = submit(tasks=[{"task_key": None, "notebook_task": NOTEBOOK}])
+    assert isinstance(result, Invalid)
+    assert "Task key must be specified" in result.message

@@ -4,6 +4,11 @@
 Databricks ``error_code`` and a message. The real messages are unverified (reference section
 8); these say what is wrong in the words a Databricks user would recognise.
 
+Every body is read with its null members dropped, at any depth: Databricks reads a JSON null
+as unset, and prefect-databricks sends every unset field (task types included) as null. A
+body without ``tasks`` but with a top-level task type is the single-task shape that Airflow's
+classic operators and flytekit send (reference section 9); it runs as a run of one task.
+
 A task may steer its own emulated fate with ``lakegate_emulator_result`` and
 ``lakegate_emulator_seconds``: keys of ``notebook_task.base_parameters`` or
 ``python_wheel_task.named_parameters``, or ``name=value`` entries of a ``parameters`` list.
@@ -25,6 +30,9 @@ MAX_TOKEN_CHARS = 64
 MAX_TASKS = 1000
 MAX_RUN_NAME_BYTES = 4096
 _TASK_KEY_RE = re.compile(r"^[\w\-.]{1,100}$")
+_TASK_KEY_SPILL = re.compile(r"[^\w\-.]")
+# What moves from the top level of a single-task body into its one task, besides the type.
+_SINGLE_TASK_FIELDS = ("existing_cluster_id", "new_cluster", "libraries")
 # Only what a test or a demo may ask for; the others are what the emulator decides.
 ASKABLE = frozenset(Outcome) - {Outcome.USER_CANCELED, Outcome.UPSTREAM_FAILED}
 _LIST_PARAM_TASKS = (
@@ -65,6 +73,8 @@ class SubmitSpec:
     queue_enabled: bool | None
     tasks: tuple[TaskSpec, ...]
     body: dict[str, Any]
+    # Submitted in the single-task shape (a top-level task type, no tasks[]).
+    single_task: bool = False
 
 
 class _Reject(Exception):
@@ -74,19 +84,30 @@ class _Reject(Exception):
 
 
 def parse_json_object(text: str) -> dict[str, Any] | Invalid:
-    """The body as a JSON object, or the MALFORMED_REQUEST answer Databricks gives."""
+    """The body as a JSON object without its nulls, or the MALFORMED_REQUEST answer."""
     try:
         body = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
+        if not isinstance(body, dict):
+            return Invalid(
+                "MALFORMED_REQUEST",
+                "Invalid JSON given in the body of the request - expected a map",
+            )
+        without_nulls: dict[str, Any] = _without_nulls(body)
+    except (json.JSONDecodeError, RecursionError):
         return Invalid(
             "MALFORMED_REQUEST",
             "Invalid JSON given in the body of the request - failed to parse given JSON",
         )
-    if not isinstance(body, dict):
-        return Invalid(
-            "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map"
-        )
-    return body
+    return without_nulls
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` with every null member of every object left out; list items are kept."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def parse_submit(text: str) -> SubmitSpec | Invalid:
@@ -116,14 +137,12 @@ def _submit(body: dict[str, Any]) -> SubmitSpec:
         if not isinstance(queue["enabled"], bool):
             raise _Reject("Invalid value for field queue.enabled: expected a boolean")
         queue_enabled = queue["enabled"]
-    tasks = body.get("tasks")
-    if tasks is None or (isinstance(tasks, list) and not tasks):
-        raise _Reject("At least one task is required: tasks must be a non-empty list")
-    if not isinstance(tasks, list):
-        raise _Reject("Invalid value for field tasks: expected a list of tasks")
-    if len(tasks) > MAX_TASKS:
-        raise _Reject(f"A run can have at most {MAX_TASKS} tasks, got {len(tasks)}")
-    specs = tuple(_task(i, task) for i, task in enumerate(tasks))
+    name = run_name or "Untitled"
+    single_types = _task_types(body)
+    if single_types:
+        specs: tuple[TaskSpec, ...] = (_task("", _single_task(body, name, single_types)),)
+    else:
+        specs = _listed_tasks(body.get("tasks"))
     _check_graph(specs)
     return SubmitSpec(
         run_name=run_name if run_name is not None else "Untitled",
@@ -132,22 +151,59 @@ def _submit(body: dict[str, Any]) -> SubmitSpec:
         queue_enabled=queue_enabled,
         tasks=specs,
         body=body,
+        single_task=bool(single_types),
     )
 
 
-def _task(index: int, task: Any) -> TaskSpec:
-    where = f"tasks[{index}]"
-    if not isinstance(task, dict):
-        raise _Reject(f"Invalid value for field {where}: expected an object")
+def _task_types(body: dict[str, Any]) -> list[str]:
+    # Any *_task key is a task type, as newer SDKs keep adding them; nulls are gone already.
+    return [name for name in body if name.endswith("_task")]
+
+
+def _single_task(body: dict[str, Any], run_name: str, types: list[str]) -> dict[str, Any]:
+    """The one task of a single-task body: its task type(s) and compute, under a task key.
+
+    The reference does not say which task_key Databricks shows for such a run. The emulator
+    names the task after the run, as the Jobs UI names the task of a single-task job after
+    the job (unverified): the run name in the task-key alphabet, other characters as '_',
+    at most 100 characters. An empty ``tasks`` list is read as no tasks at all.
+    """
+    if body.get("tasks", []) != []:
+        raise _Reject(
+            "A run is either a list of tasks or a single task: give tasks or a top-level "
+            f"task type, not both (found tasks and {', '.join(sorted(types))})"
+        )
+    task: dict[str, Any] = {"task_key": _TASK_KEY_SPILL.sub("_", run_name)[:100]}
+    task.update({name: body[name] for name in types})
+    task.update({name: body[name] for name in _SINGLE_TASK_FIELDS if name in body})
+    return task
+
+
+def _listed_tasks(tasks: Any) -> tuple[TaskSpec, ...]:
+    if tasks is None or (isinstance(tasks, list) and not tasks):
+        raise _Reject("At least one task is required: tasks must be a non-empty list")
+    if not isinstance(tasks, list):
+        raise _Reject("Invalid value for field tasks: expected a list of tasks")
+    if len(tasks) > MAX_TASKS:
+        raise _Reject(f"A run can have at most {MAX_TASKS} tasks, got {len(tasks)}")
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise _Reject(f"Invalid value for field tasks[{i}]: expected an object")
+    return tuple(_task(f"tasks[{i}].", task) for i, task in enumerate(tasks))
+
+
+def _task(where: str, task: dict[str, Any]) -> TaskSpec:
+    """One task; ``where`` prefixes its fields in messages ("tasks[3]." or "" for the run)."""
     key = task.get("task_key")
     if key is None or key == "":
-        raise _Reject(f"Task key must be specified: {where}.task_key is missing")
+        raise _Reject(f"Task key must be specified: {where}task_key is missing")
     if not isinstance(key, str) or not _TASK_KEY_RE.match(key):
+        place = where.rstrip(".") or "the run"
         raise _Reject(
-            f"Invalid task_key {json.dumps(key)} in {where}: it must be 1 to 100 characters "
+            f"Invalid task_key {json.dumps(key)} in {place}: it must be 1 to 100 characters "
             "of letters, digits, '_', '-' and '.'"
         )
-    types = [name for name in task if name.endswith("_task")]
+    types = _task_types(task)
     if len(types) != 1:
         found = ", ".join(sorted(types)) or "none"
         raise _Reject(
@@ -157,7 +213,7 @@ def _task(index: int, task: Any) -> TaskSpec:
     task_type = types[0]
     payload = task[task_type]
     if not isinstance(payload, dict):
-        raise _Reject(f"Invalid value for field {where}.{task_type}: expected an object")
+        raise _Reject(f"Invalid value for field {where}{task_type}: expected an object")
     for required in _REQUIRED_FIELDS.get(task_type, ()):
         if not isinstance(payload.get(required), str) or not payload[required]:
             raise _Reject(f"Task {key}: {task_type}.{required} is required")
@@ -165,7 +221,7 @@ def _task(index: int, task: Any) -> TaskSpec:
     if not isinstance(depends, list) or not all(
         isinstance(d, dict) and isinstance(d.get("task_key"), str) for d in depends
     ):
-        raise _Reject(f"Invalid value for field {where}.depends_on: expected [{{task_key}}]")
+        raise _Reject(f"Invalid value for field {where}depends_on: expected [{{task_key}}]")
     params = _emulator_params(key, task_type, payload)
     return TaskSpec(
         task_key=key,
@@ -173,7 +229,7 @@ def _task(index: int, task: Any) -> TaskSpec:
         depends_on=tuple(d["task_key"] for d in depends),
         asked_outcome=_asked_outcome(key, params.get(RESULT_PARAM)),
         asked_seconds=_asked_seconds(key, params.get(SECONDS_PARAM)),
-        timeout_seconds=_non_negative_int(task, "timeout_seconds", prefix=f"{where}."),
+        timeout_seconds=_non_negative_int(task, "timeout_seconds", prefix=where),
         body=task,
     )
 

@@ -102,7 +102,8 @@ def run_view(
         "run_as_user_name": creator_of(record),
         "attempt_number": 0,
         "trigger": "ONE_TIME",
-        "format": "MULTI_TASK",
+        # Unverified: that a run keeps the format it was submitted in.
+        "format": "SINGLE_TASK" if record.spec.single_task else "MULTI_TASK",
         "state": state_view(snap),
         "status": status_view(snap),
         **_times(snap, with_queue=True),
@@ -162,9 +163,18 @@ def task_run_view(record: RunRecord, task: TaskRun, now_ms: int, site: Site) -> 
     return view
 
 
-def output_view(record: RunRecord, task: TaskRun, now_ms: int, site: Site) -> dict[str, Any]:
-    """runs/get-output of one task run: its metadata, and what it left once it ended."""
-    out: dict[str, Any] = {"metadata": task_run_view(record, task, now_ms, site)}
+def output_view(
+    record: RunRecord, task: TaskRun, now_ms: int, site: Site, *, of_run: bool = False
+) -> dict[str, Any]:
+    """runs/get-output of one task run: its metadata, and what it left once it ended.
+
+    ``of_run`` when asked for by the id of the task's single-task run: the metadata is then
+    that run's.
+    """
+    metadata = (
+        run_view(record, now_ms, site) if of_run else task_run_view(record, task, now_ms, site)
+    )
+    out: dict[str, Any] = {"metadata": metadata}
     snap = record.task_snapshot(task, now_ms)
     if not snap.terminal or snap.ending is None:
         return out
