@@ -293,3 +293,17 @@ async def test_host_metadata_points_at_the_oidc_endpoints(api: Api) -> None:
     assert reply.status == 200
     assert reply.body["oidc_endpoint"] == f"{api.emulator.url}/oidc"
     assert reply.body["workspace_id"] == "5432109876543210"
+
+
+async def test_host_metadata_has_the_shape_of_a_workspace_host(api: Api) -> None:
+    """Every field of the reference's host metadata, describing a workspace host."""
+    reply = await api.call("GET", "/.well-known/databricks-config", token=None)
+    account_id = reply.body["account_id"]
+    assert reply.body == {
+        "oidc_endpoint": f"{api.emulator.url}/oidc",
+        "account_id": account_id,
+        "workspace_id": "5432109876543210",
+        "cloud": "AWS",
+        "host_type": "workspace",
+        "token_federation_default_oidc_audiences": [account_id],
+    }

@@ -8,11 +8,13 @@ run terminal on its first poll.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import pytest
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.environments import Cloud
 from databricks.sdk.errors import (
     InvalidParameterValue,
     OperationFailed,
@@ -24,6 +26,7 @@ from databricks.sdk.service import jobs
 from tests.fixtures.databricks_emulator import DatabricksEmulator
 
 T = TypeVar("T")
+HOST_METADATA_WARNING = "Failed to automatically resolve config from host metadata"
 
 
 def notebook_task(key: str = "main", **params: str) -> jobs.SubmitTask:
@@ -193,3 +196,65 @@ async def test_a_lost_submit_response_is_retried_into_the_same_run(
     assert record["run_id"] == waiter.run_id
     submits = emulator.stats()["requests"]
     assert [r["status"] for r in submits if r["path"].endswith("/submit")] == ["200", "dropped"]
+
+
+def sdk_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("databricks.sdk")]
+
+
+async def test_the_sdk_starts_without_a_host_metadata_warning(
+    databricks_emulator: DatabricksEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Config init reads /.well-known/databricks-config, resolves from it and warns of nothing."""
+    caplog.set_level(logging.WARNING, logger="databricks.sdk")
+    w = await in_thread(databricks_emulator.sdk)
+    assert sdk_warnings(caplog) == []
+    assert (w.config.workspace_id, w.config.cloud) == ("5432109876543210", Cloud.AWS)
+    assert w.config.discovery_url == (
+        f"{databricks_emulator.url}/oidc/.well-known/oauth-authorization-server"
+    )
+
+
+async def test_a_failing_host_metadata_is_the_warning_the_test_above_looks_for(
+    databricks_emulator: DatabricksEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the endpoint answering 404 the SDK logs that warning, so its absence means 200."""
+    caplog.set_level(logging.WARNING, logger="databricks.sdk")
+    databricks_emulator.fault(path="/.well-known/databricks-config", status=404, count=1)
+    await in_thread(databricks_emulator.sdk)
+    assert any(HOST_METADATA_WARNING in m for m in sdk_warnings(caplog))
+
+
+async def test_the_sdk_lists_spark_versions(databricks_emulator: DatabricksEmulator) -> None:
+    """w.clusters.spark_versions() parses the emulator's runtime list."""
+    w = await in_thread(databricks_emulator.sdk)
+    versions = await in_thread(w.clusters.spark_versions)
+    assert [v.key for v in versions.versions or []]
+    assert all(v.name for v in versions.versions or [])
+
+
+async def test_the_sdk_follows_a_single_task_run(databricks_emulator: DatabricksEmulator) -> None:
+    """A run submitted in the single-task shape is one the SDK waits for and reads output of."""
+    emulator = databricks_emulator
+    w = await in_thread(emulator.sdk)
+    body = {
+        "run_name": "classic",
+        "existing_cluster_id": "0101-123456-abcdefgh",
+        "notebook_task": {
+            "notebook_path": "/Shared/etl",
+            "base_parameters": {"lakegate_emulator_output": "done"},
+        },
+    }
+    submitted = await in_thread(
+        lambda: w.api_client.do("POST", "/api/2.1/jobs/runs/submit", body=body)
+    )
+    assert isinstance(submitted, dict)
+    run_id = submitted["run_id"]
+    emulator.advance(100)
+    run = await in_thread(lambda: w.jobs.wait_get_run_job_terminated_or_skipped(run_id))
+    assert run.state is not None
+    assert run.state.result_state == jobs.RunResultState.SUCCESS
+    assert [t.task_key for t in run.tasks or []] == ["classic"]
+    output = await in_thread(lambda: w.jobs.get_run_output(run_id))
+    assert output.notebook_output is not None
+    assert output.notebook_output.result == "done"

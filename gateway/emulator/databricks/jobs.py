@@ -1,7 +1,10 @@
-"""Jobs API one-time runs, under /api/2.1/ and /api/2.2/: submit, get, cancel, list, output.
+"""Jobs API one-time runs, under /api/2.0/, 2.1/ and 2.2/: submit, get, cancel, list, output.
 
 Behaviour follows shared/reference/databricks.md section 1. Choices where it is silent:
 
+- API 2.0 (the legacy databricks-cli's default) answers as 2.1 does, in the multi-task
+  shape, save for the one 2.0 difference the reference records: runs/list's limit goes up
+  to 26. 2.2 alone pages a run's tasks.
 - runs/list shows only the runs the calling principal created: lakegate gives each namespace
   its own identity and relies on not seeing the others' runs. runs/get and runs/cancel
   accept any run id of the workspace, as a workspace admin's would.
@@ -16,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.emulator.databricks.params import BadParam, Params, body_params
 from gateway.emulator.databricks.runs import LimitReached, ListQuery
 from gateway.emulator.databricks.validation import Invalid, parse_json_object, parse_submit
 from gateway.emulator.databricks.views import (
@@ -33,8 +37,11 @@ from gateway.logs import get_logger
 
 log = get_logger(__name__)
 
-API_PREFIX = r"/api/{version:2\.[12]}/jobs/runs"
+API_PREFIX = r"/api/{version:2\.[012]}/jobs/runs"
 LIST_MAX = 25
+# 2.0 refuses a limit over 26: "Invalid limit 27 - it has to be no more than 26." is what the
+# legacy CLI, which calls 2.0 by default, got back (reference section 1.6, databricks-cli #464).
+LIST_MAX_2_0 = 26
 LIST_DEFAULT = 20
 _RUN_TYPES = frozenset({"JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"})
 _MULTI_TASK_OUTPUT = (
@@ -43,46 +50,19 @@ _MULTI_TASK_OUTPUT = (
 )
 
 
-class _BadParam(Exception):
-    pass
-
-
 def _no_such_run(run_id: int) -> web.Response:
     return invalid(f"Run {run_id} does not exist.")
 
 
-def _bool(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return False
-    # py-sdk sends true/false; Airflow's GET params arrive as True/False.
-    lowered = raw.lower()
-    if lowered not in ("true", "false"):
-        raise _BadParam(f"Invalid value for parameter {name}: expected true or false, got {raw}")
-    return lowered == "true"
+async def _get_params(request: web.Request) -> Params:
+    # A GET may carry its parameters as a JSON body (Airflow's async hook does); bytes that
+    # are not UTF-8 are no JSON object, so they count as no body rather than a 500.
+    text = (await request.read()).decode("utf-8", errors="replace")
+    return Params(request.query, body_params(text))
 
 
-def _int(request: web.Request, name: str, *, required: bool = False) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise _BadParam(f"Missing required field: {name}")
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise _BadParam(
-            f"Invalid value for parameter {name}: expected an integer, got {raw}"
-        ) from None
-
-
-def _body_run_id(body: dict[str, Any]) -> int:
-    run_id = body.get("run_id")
-    if run_id is None:
-        raise _BadParam("Missing required field: run_id")
-    if isinstance(run_id, bool) or not isinstance(run_id, int):
-        raise _BadParam("Invalid value for field run_id: expected an integer")
-    return run_id
+def _list_max(version: str) -> int:
+    return LIST_MAX_2_0 if version == "2.0" else LIST_MAX
 
 
 class JobsApi:
@@ -99,8 +79,6 @@ class JobsApi:
             web.post(f"{API_PREFIX}/cancel-all", self.cancel_all),
             web.get(f"{API_PREFIX}/list", self.list),
             web.get(f"{API_PREFIX}/get-output", self.get_output),
-            # Last: any other /api/ path, or a known path with the wrong method.
-            web.route("*", "/api/{tail:.*}", self.not_found),
         ]
 
     def _site(self, request: web.Request) -> Site:
@@ -136,11 +114,12 @@ class JobsApi:
         return web.json_response({"run_id": run_id})
 
     async def get(self, request: web.Request) -> web.Response:
+        params = await _get_params(request)
         try:
-            run_id = _int(request, "run_id", required=True)
-        except _BadParam as exc:
+            run_id = params.required_integer("run_id")
+            token = params.string("page_token")
+        except BadParam as exc:
             return invalid(str(exc))
-        assert run_id is not None
         now = self._ws.now_ms()
         record = self._ws.registry.get(run_id)
         if record is None:
@@ -151,7 +130,6 @@ class JobsApi:
         offset, page = 0, None
         if request.match_info["version"] == "2.2":
             page = TASKS_PAGE_SIZE
-            token = request.query.get("page_token")
             if token:
                 decoded = decode_offset(token)
                 if decoded is None:
@@ -165,8 +143,8 @@ class JobsApi:
         if isinstance(body, Invalid):
             return api_error(400, body.error_code, body.message)
         try:
-            run_id = _body_run_id(body)
-        except _BadParam as exc:
+            run_id = Params(body=body, noun="field").required_integer("run_id")
+        except BadParam as exc:
             return invalid(str(exc))
         if not self._ws.registry.cancel(run_id, self._ws.now_ms()):
             return _no_such_run(run_id)
@@ -177,9 +155,10 @@ class JobsApi:
         body = parse_json_object(await request.text())
         if isinstance(body, Invalid):
             return api_error(400, body.error_code, body.message)
-        job_id = body.get("job_id")
-        if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int)):
-            return invalid("Invalid value for field job_id: expected an integer")
+        try:
+            job_id = Params(body=body, noun="field").integer("job_id")
+        except BadParam as exc:
+            return invalid(str(exc))
         if job_id is None and body.get("all_queued_runs") is not True:
             return invalid("Either job_id or all_queued_runs must be specified.")
         principal = request[PRINCIPAL]
@@ -188,9 +167,10 @@ class JobsApi:
         return web.json_response({})
 
     async def list(self, request: web.Request) -> web.Response:
+        params = await _get_params(request)
         try:
-            query = self._list_query(request)
-        except _BadParam as exc:
+            query = _list_query(params, _list_max(request.match_info["version"]))
+        except BadParam as exc:
             return invalid(str(exc))
         now = self._ws.now_ms()
         page = self._ws.registry.owned_by(request[PRINCIPAL], query, now)
@@ -205,63 +185,62 @@ class JobsApi:
             body["prev_page_token"] = encode_cursor("after", page.prev_token)
         return web.json_response(body)
 
-    def _list_query(self, request: web.Request) -> ListQuery:
-        active_only = _bool(request, "active_only")
-        completed_only = _bool(request, "completed_only")
-        if active_only and completed_only:
-            raise _BadParam("active_only and completed_only cannot both be true.")
-        limit = _int(request, "limit")
-        if limit is None:
-            limit = LIST_DEFAULT
-        elif limit == 0:
-            limit = LIST_MAX
-        elif limit > LIST_MAX:
-            raise _BadParam(f"Invalid limit {limit} - it has to be no more than {LIST_MAX}.")
-        elif limit < 0:
-            raise _BadParam(f"Invalid limit {limit} - it has to be no less than 0.")
-        offset = _int(request, "offset") or 0
-        if offset < 0:
-            raise _BadParam(f"Invalid offset {offset} - it has to be no less than 0.")
-        run_type = request.query.get("run_type")
-        if run_type is not None and run_type not in _RUN_TYPES:
-            raise _BadParam(f"Invalid value for parameter run_type: {run_type}")
-        cursor = None
-        token = request.query.get("page_token")
-        if token:
-            decoded = decode_cursor(token)
-            if decoded is None:
-                raise _BadParam(f"Invalid page token: {token}")
-            cursor = decoded
-        return ListQuery(
-            limit=limit,
-            active_only=active_only,
-            completed_only=completed_only,
-            job_id=_int(request, "job_id"),
-            start_time_from=_int(request, "start_time_from"),
-            start_time_to=_int(request, "start_time_to"),
-            offset=offset,
-            cursor=cursor,
-            submit_runs=run_type in (None, "SUBMIT_RUN"),
-            expand_tasks=_bool(request, "expand_tasks"),
-        )
-
     async def get_output(self, request: web.Request) -> web.Response:
+        params = await _get_params(request)
         try:
-            run_id = _int(request, "run_id", required=True)
-        except _BadParam as exc:
+            run_id = params.required_integer("run_id")
+        except BadParam as exc:
             return invalid(str(exc))
-        assert run_id is not None
         now = self._ws.now_ms()
-        if self._ws.registry.get(run_id) is not None:
-            return invalid(_MULTI_TASK_OUTPUT)
+        record = self._ws.registry.get(run_id)
+        if record is not None:
+            # A single-task run answers for its one task; a multi-task run never does, even
+            # with one task (reference section 1.7).
+            if not record.spec.single_task:
+                return invalid(_MULTI_TASK_OUTPUT)
+            view = output_view(record, record.tasks[0], now, self._site(request), of_run=True)
+            return web.json_response(view)
         found = self._ws.registry.get_task(run_id)
         if found is None:
             return _no_such_run(run_id)
         return web.json_response(output_view(*found, now, self._site(request)))
 
-    async def not_found(self, request: web.Request) -> web.Response:
-        tail = request.match_info["tail"]
-        _, _, rest = tail.partition("/")
-        # Real workspaces name the path without its /api/<version> prefix.
-        shown = "/" + rest if tail[:1].isdigit() else "/" + tail
-        return api_error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {shown}'")
+
+def _list_query(params: Params, list_max: int) -> ListQuery:
+    active_only = params.boolean("active_only")
+    completed_only = params.boolean("completed_only")
+    if active_only and completed_only:
+        raise BadParam("active_only and completed_only cannot both be true.")
+    limit = params.integer("limit")
+    if limit is None:
+        limit = LIST_DEFAULT
+    elif limit == 0:
+        limit = list_max
+    elif limit > list_max:
+        raise BadParam(f"Invalid limit {limit} - it has to be no more than {list_max}.")
+    elif limit < 0:
+        raise BadParam(f"Invalid limit {limit} - it has to be no less than 0.")
+    offset = params.integer("offset") or 0
+    if offset < 0:
+        raise BadParam(f"Invalid offset {offset} - it has to be no less than 0.")
+    run_type = params.string("run_type")
+    if run_type is not None and run_type not in _RUN_TYPES:
+        raise BadParam(f"Invalid value for parameter run_type: {run_type}")
+    cursor = None
+    token = params.string("page_token")
+    if token:
+        cursor = decode_cursor(token)
+        if cursor is None:
+            raise BadParam(f"Invalid page token: {token}")
+    return ListQuery(
+        limit=limit,
+        active_only=active_only,
+        completed_only=completed_only,
+        job_id=params.integer("job_id"),
+        start_time_from=params.integer("start_time_from"),
+        start_time_to=params.integer("start_time_to"),
+        offset=offset,
+        cursor=cursor,
+        submit_runs=run_type in (None, "SUBMIT_RUN"),
+        expand_tasks=params.boolean("expand_tasks"),
+    )

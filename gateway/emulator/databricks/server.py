@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.emulator.clock import Clock
+from gateway.emulator.databricks import clusters
 from gateway.emulator.databricks.admin import AdminApi
 from gateway.emulator.databricks.config import EmulatorConfig
 from gateway.emulator.databricks.entra import EntraService
@@ -114,7 +115,9 @@ def _rate_middleware(ws: Workspace) -> Any:
 
 def _host_metadata(ws: Workspace) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        # Newer SDKs read this on every Config init; without it they find no OIDC endpoint.
+        # Newer SDKs read this on every Config init and log a warning when it fails; without
+        # it they find no OIDC endpoint. Shape: reference section 3; host_type's spelling is
+        # the go-sdk's ("workspace", "account", "unified").
         base = ws.config.public_url or str(request.url.origin())
         account_id = ws.identity.config.account_id
         return web.json_response(
@@ -123,11 +126,22 @@ def _host_metadata(ws: Workspace) -> Handler:
                 "account_id": account_id,
                 "workspace_id": str(ws.config.workspace_id),
                 "cloud": ws.config.cloud,
+                "host_type": "workspace",
+                # The audience the emulator's federation policies take when they name none,
+                # so an SDK that adopts this default is accepted by a default policy.
                 "token_federation_default_oidc_audiences": [account_id],
             }
         )
 
     return handler
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    tail = request.match_info["tail"]
+    _, _, rest = tail.partition("/")
+    # Real workspaces name the path without its /api/<version> prefix.
+    shown = "/" + rest if tail[:1].isdigit() else "/" + tail
+    return api_error(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {shown}'")
 
 
 def create_app(
@@ -152,6 +166,9 @@ def create_app(
     app.add_routes(app[ENTRA].routes())
     app.router.add_get("/.well-known/databricks-config", _host_metadata(ws))
     app.add_routes(JobsApi(ws).routes())
+    app.add_routes(clusters.routes())
+    # Last: any other /api/ path, or a known path with the wrong method.
+    app.router.add_route("*", "/api/{tail:.*}", _not_found)
     app.cleanup_ctx.append(ws.identity.cleanup_ctx)
 
     async def release_hangs(_app: web.Application) -> None:
