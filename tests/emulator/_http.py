@@ -14,6 +14,7 @@ from multidict import CIMultiDictProxy
 from tests.fixtures.databricks_emulator import DatabricksEmulator
 
 NOTEBOOK_TASK = {"task_key": "main", "notebook_task": {"notebook_path": "/Shared/etl"}}
+CLUSTER_ID = "0101-123456-abcdefgh"
 _DEFAULT = object()
 
 
@@ -23,6 +24,14 @@ def notebook(key: str = "main", **params: str) -> dict[str, Any]:
     if params:
         task["notebook_task"]["base_parameters"] = params
     return task
+
+
+def single_task(run_name: str = "classic", **params: str) -> dict[str, Any]:
+    """A runs/submit body in the single-task shape: a top-level notebook task, no tasks[]."""
+    notebook: dict[str, Any] = {"notebook_path": "/Shared/etl"}
+    if params:
+        notebook["base_parameters"] = params
+    return {"run_name": run_name, "existing_cluster_id": CLUSTER_ID, "notebook_task": notebook}
 
 
 @dataclass

@@ -6,17 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.emulator._http import Api, notebook, open_api
+from tests.emulator._http import Api, notebook, open_api, single_task
 from tests.fixtures.databricks_emulator import DatabricksEmulator
-
-SINGLE_TASK = {
-    "run_name": "cli",
-    "existing_cluster_id": "0101-123456-abcdefgh",
-    "notebook_task": {
-        "notebook_path": "/Shared/etl",
-        "base_parameters": {"lakegate_emulator_output": "ok"},
-    },
-}
 
 
 @pytest.fixture
@@ -28,7 +19,9 @@ async def api(databricks_emulator: DatabricksEmulator) -> AsyncIterator[Api]:
 
 async def test_the_2_0_runs_endpoints_serve_a_run_from_submit_to_output(api: Api) -> None:
     """runs/submit, get, list, get-output and cancel all answer under /api/2.0/."""
-    submitted = await api.call("POST", "runs/submit", json=SINGLE_TASK)
+    submitted = await api.call(
+        "POST", "runs/submit", json=single_task("cli", lakegate_emulator_output="ok")
+    )
     assert submitted.status == 200, submitted.body
     run_id = submitted.body["run_id"]
     run = await api.get(run_id)

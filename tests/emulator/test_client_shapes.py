@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.emulator._http import Api, notebook, open_api
+from tests.emulator._http import CLUSTER_ID, Api, notebook, open_api, single_task
 from tests.fixtures.databricks_emulator import DatabricksEmulator
 
 NOTEBOOK = {"notebook_path": "/Shared/etl"}
-CLUSTER_ID = "0101-123456-abcdefgh"
 MISSING_RUN_ID = {
     "error_code": "INVALID_PARAMETER_VALUE",
     "message": "Missing required field: run_id",
@@ -205,11 +204,7 @@ async def test_tasks_beside_a_top_level_task_type_is_refused(api: Api) -> None:
 
 async def test_get_output_of_a_single_task_run_answers_for_its_task(api: Api) -> None:
     """The run id of a single-task run gives its task's output, with the run as metadata."""
-    run_id = await submit_single(
-        api,
-        notebook_task={**NOTEBOOK, "base_parameters": {"lakegate_emulator_output": "42"}},
-        existing_cluster_id=CLUSTER_ID,
-    )
+    run_id = await submit_single(api, **single_task(lakegate_emulator_output="42"))
     api.emulator.advance(100)
     reply = await api.call("GET", "runs/get-output", params={"run_id": run_id})
     assert reply.status == 200, reply.body

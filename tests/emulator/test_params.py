@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.emulator.databricks.params import BadParam, Params, body_params
+from gateway.emulator.databricks.params import BadParam, Params, get_params, post_params
 
 
 @pytest.mark.parametrize(
@@ -84,5 +84,13 @@ def test_a_string_parameter_must_be_a_string() -> None:
 def test_a_get_body_is_a_json_object_without_nulls_or_nothing(
     text: str, expected: dict[str, Any]
 ) -> None:
-    """A body that is not a JSON object gives no parameters rather than an error."""
-    assert body_params(text) == expected
+    """A GET body that is not a JSON object gives no parameters rather than an error."""
+    assert get_params({}, text).body == expected
+
+
+@pytest.mark.parametrize("text", ["[1]", "{oops", '"run_id"'])
+def test_a_post_body_that_is_no_json_object_is_malformed(text: str) -> None:
+    """A POST body must be a JSON object: else MALFORMED_REQUEST."""
+    with pytest.raises(BadParam) as refused:
+        post_params(text)
+    assert refused.value.error_code == "MALFORMED_REQUEST"

@@ -23,6 +23,7 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service import jobs
 
+from tests.emulator._http import single_task
 from tests.fixtures.databricks_emulator import DatabricksEmulator
 
 T = TypeVar("T")
@@ -237,14 +238,7 @@ async def test_the_sdk_follows_a_single_task_run(databricks_emulator: Databricks
     """A run submitted in the single-task shape is one the SDK waits for and reads output of."""
     emulator = databricks_emulator
     w = await in_thread(emulator.sdk)
-    body = {
-        "run_name": "classic",
-        "existing_cluster_id": "0101-123456-abcdefgh",
-        "notebook_task": {
-            "notebook_path": "/Shared/etl",
-            "base_parameters": {"lakegate_emulator_output": "done"},
-        },
-    }
+    body = single_task("classic", lakegate_emulator_output="done")
     submitted = await in_thread(
         lambda: w.api_client.do("POST", "/api/2.1/jobs/runs/submit", body=body)
     )

@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.emulator.databricks.params import BadParam, Params, body_params
+from gateway.emulator.databricks.params import BadParam, Params, get_params, post_params
 from gateway.emulator.databricks.runs import LimitReached, ListQuery
-from gateway.emulator.databricks.validation import Invalid, parse_json_object, parse_submit
+from gateway.emulator.databricks.validation import Invalid, parse_submit
 from gateway.emulator.databricks.views import (
     TASKS_PAGE_SIZE,
     Site,
@@ -55,10 +55,14 @@ def _no_such_run(run_id: int) -> web.Response:
 
 
 async def _get_params(request: web.Request) -> Params:
-    # A GET may carry its parameters as a JSON body (Airflow's async hook does); bytes that
-    # are not UTF-8 are no JSON object, so they count as no body rather than a 500.
+    # A GET may carry its parameters as a JSON body (Airflow's async hook does). Bytes that
+    # are not UTF-8 are read with replacement characters, so they cannot make a 500.
     text = (await request.read()).decode("utf-8", errors="replace")
-    return Params(request.query, body_params(text))
+    return get_params(request.query, text)
+
+
+def _refused(exc: BadParam) -> web.Response:
+    return api_error(400, exc.error_code, str(exc))
 
 
 def _list_max(version: str) -> int:
@@ -119,7 +123,7 @@ class JobsApi:
             run_id = params.required_integer("run_id")
             token = params.string("page_token")
         except BadParam as exc:
-            return invalid(str(exc))
+            return _refused(exc)
         now = self._ws.now_ms()
         record = self._ws.registry.get(run_id)
         if record is None:
@@ -139,27 +143,22 @@ class JobsApi:
         return web.json_response(view)
 
     async def cancel(self, request: web.Request) -> web.Response:
-        body = parse_json_object(await request.text())
-        if isinstance(body, Invalid):
-            return api_error(400, body.error_code, body.message)
         try:
-            run_id = Params(body=body, noun="field").required_integer("run_id")
+            run_id = post_params(await request.text()).required_integer("run_id")
         except BadParam as exc:
-            return invalid(str(exc))
+            return _refused(exc)
         if not self._ws.registry.cancel(run_id, self._ws.now_ms()):
             return _no_such_run(run_id)
         log.info("emulator_run_cancel_requested", run_id=run_id, principal=request[PRINCIPAL].name)
         return web.json_response({})
 
     async def cancel_all(self, request: web.Request) -> web.Response:
-        body = parse_json_object(await request.text())
-        if isinstance(body, Invalid):
-            return api_error(400, body.error_code, body.message)
         try:
-            job_id = Params(body=body, noun="field").integer("job_id")
+            params = post_params(await request.text())
+            job_id = params.integer("job_id")
         except BadParam as exc:
-            return invalid(str(exc))
-        if job_id is None and body.get("all_queued_runs") is not True:
+            return _refused(exc)
+        if job_id is None and params.raw("all_queued_runs") is not True:
             return invalid("Either job_id or all_queued_runs must be specified.")
         principal = request[PRINCIPAL]
         count = self._ws.registry.cancel_all(principal, self._ws.now_ms(), job_id=job_id)
@@ -171,7 +170,7 @@ class JobsApi:
         try:
             query = _list_query(params, _list_max(request.match_info["version"]))
         except BadParam as exc:
-            return invalid(str(exc))
+            return _refused(exc)
         now = self._ws.now_ms()
         page = self._ws.registry.owned_by(request[PRINCIPAL], query, now)
         site = self._site(request)
@@ -190,7 +189,7 @@ class JobsApi:
         try:
             run_id = params.required_integer("run_id")
         except BadParam as exc:
-            return invalid(str(exc))
+            return _refused(exc)
         now = self._ws.now_ms()
         record = self._ws.registry.get(run_id)
         if record is not None:

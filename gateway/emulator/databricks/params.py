@@ -23,13 +23,11 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 class BadParam(Exception):
-    """A missing or mistyped parameter: 400 INVALID_PARAMETER_VALUE with this message."""
+    """A request the Jobs API refuses for its parameters: a 400 with this code and message."""
 
-
-def body_params(text: str) -> dict[str, Any]:
-    """A GET's body as parameters: a JSON object with nulls dropped, else nothing."""
-    body = parse_json_object(text)
-    return {} if isinstance(body, Invalid) else body
+    def __init__(self, message: str, error_code: str = "INVALID_PARAMETER_VALUE") -> None:
+        super().__init__(message)
+        self.error_code = error_code
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,17 @@ class Params:
             return value
         return self.body.get(name)
 
-    def integer(self, name: str, *, required: bool = False) -> int | None:
+    def integer(self, name: str) -> int | None:
+        value = self.raw(name)
+        return None if value is None else self._as_integer(name, value)
+
+    def required_integer(self, name: str) -> int:
         value = self.raw(name)
         if value is None:
-            if required:
-                raise BadParam(f"Missing required field: {name}")
-            return None
+            raise BadParam(f"Missing required field: {name}")
+        return self._as_integer(name, value)
+
+    def _as_integer(self, name: str, value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, str) and _INTEGER.fullmatch(value):
@@ -60,11 +63,6 @@ class Params:
         raise BadParam(
             f"Invalid value for {self.noun} {name}: expected an integer, got {_shown(value)}"
         )
-
-    def required_integer(self, name: str) -> int:
-        value = self.integer(name, required=True)
-        assert value is not None
-        return value
 
     def boolean(self, name: str) -> bool:
         value = self.raw(name)
@@ -81,6 +79,20 @@ class Params:
         if value is None or isinstance(value, str):
             return value
         raise BadParam(f"Invalid value for {self.noun} {name}: expected a string")
+
+
+def post_params(text: str) -> Params:
+    """A POST's body as parameters; raises the MALFORMED_REQUEST refusal if it is no object."""
+    body = parse_json_object(text)
+    if isinstance(body, Invalid):
+        raise BadParam(body.message, body.error_code)
+    return Params(body=body, noun="field")
+
+
+def get_params(query: Mapping[str, str], text: str) -> Params:
+    """A GET's query string, then its body if that is a JSON object (nulls dropped)."""
+    body = parse_json_object(text)
+    return Params(query, {} if isinstance(body, Invalid) else body)
 
 
 def _shown(value: Any) -> str:
