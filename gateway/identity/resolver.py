@@ -26,22 +26,14 @@ from gateway.errors import (
     InvalidRequest,
     LakegateError,
 )
-from gateway.identity import plans
+from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
-from gateway.identity.plans import Account, Plan
+from gateway.identity.plans import Account
+from gateway.identity.strategy import Plan
 from gateway.kube import KubeNotFound
 from gateway.logs import get_logger
-from gateway.settings import (
-    OBJECT_NAME_RE,
-    AzureClientSecretIdentity,
-    DefaultIdentity,
-    IdentitySettings,
-    OAuthM2MIdentity,
-    PatIdentity,
-    ServiceAccountFederation,
-    Settings,
-)
+from gateway.settings import OBJECT_NAME_RE, IdentitySettings, Settings
 from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
@@ -102,14 +94,6 @@ class AccountIndex(Protocol):
 
 
 ResolutionKey = tuple[str, IdentityOverride | None]
-
-
-def _pin_of(plan: Plan) -> dict[str, str]:
-    if plan.origin.startswith("ServiceAccount") and plan.service_account:
-        return {"service_account": plan.service_account}
-    if plan.origin.startswith("Secret") and plan.secret_name:
-        return {"secret": plan.secret_name}
-    return {}
 
 
 def _pin_key(pin: Mapping[str, str]) -> str:
@@ -176,7 +160,8 @@ class NamespaceResolver:
 
     async def _resolve(self, namespace: str, override: IdentityOverride | None) -> ResolvedIdentity:
         plan = await self._plan(namespace, override)
-        pin = _pin_of(plan)
+        kind = kinds.of(plan)
+        pin = kind.pin(plan)
         if pin:
             self._followable[(namespace, _pin_key(pin))] = plan
         credential = self._builder.credential(plan, namespace, lambda: self.forget(namespace))
@@ -193,7 +178,7 @@ class NamespaceResolver:
             workspace_name=plan.workspace.name,
             workspace=Workspace.from_settings(listed),
             credential=credential,
-            key=f"{plan.key}@{plan.workspace.host}",
+            key=f"{kind.key(plan)}@{plan.workspace.host}",
             kind=plan.kind,
             origin=plan.origin,
             pin=pin,
@@ -303,25 +288,12 @@ class NamespaceResolver:
             raise ConfigError(problems)
 
     def _policy_problems(self, identity: IdentitySettings) -> list[str]:
-        problems = []
-        needs_kube = isinstance(identity, ServiceAccountFederation) or (
-            isinstance(identity, PatIdentity | OAuthM2MIdentity | AzureClientSecretIdentity)
-            and identity.secret is not None
-        )
-        if needs_kube and self._kube is None:
-            problems.append(
-                "needs the Kubernetes API (a Secret or ServiceAccount), but kubernetes.mode is off"
-            )
-        if isinstance(identity, DefaultIdentity) and self._default is None:
-            problems.append(
-                "type default, but the gateway has no DATABRICKS_HOST and credential in its "
-                "environment"
-            )
-        env = None
-        if isinstance(identity, PatIdentity):
-            env = identity.token_env
-        elif isinstance(identity, OAuthM2MIdentity | AzureClientSecretIdentity):
-            env = identity.client_secret_env
-        if env is not None and not self._environ.get(env):
-            problems.append(f"environment {env} is not set or empty")
-        return problems
+        kind = kinds.for_settings(identity)
+        if kind is not None:
+            return kind.problems(identity, self._environ, kubernetes=self._kube is not None)
+        # ``type: default``: the gateway's own identity, which its environment must hold.
+        if self._default is not None:
+            return []
+        return [
+            "type default, but the gateway has no DATABRICKS_HOST and credential in its environment"
+        ]

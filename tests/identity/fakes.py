@@ -1,13 +1,16 @@
-"""Fakes for the identity tests: a clock that moves on command, token sources, an observer."""
+"""Fakes for the identity tests: a clock that moves on command, token sources, an observer,
+and TokenRequest as the kube edge performs it."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.databricks.auth import AccessToken
 from gateway.identity.cache import REFRESH_TASK_PREFIX
+from tests.support.jwt_issuer import Issuer, service_account_subject
 
 
 class Clock:
@@ -74,3 +77,19 @@ async def settle(within: float = 10.0) -> None:
         if not any(t.get_name().startswith(REFRESH_TASK_PREFIX) for t in asyncio.all_tasks()):
             return
     raise AssertionError("a token refresh is still running")
+
+
+class Minter:
+    """TokenRequest as the kube edge performs it, counted: a JWT for the ServiceAccount."""
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.issuer = issuer
+        self.calls: list[tuple[str, str, list[str], int]] = []
+
+    async def __call__(
+        self, namespace: str, service_account: str, audiences: list[str], expiration_seconds: int
+    ) -> AccessToken:
+        self.calls.append((namespace, service_account, audiences, expiration_seconds))
+        subject = service_account_subject(namespace, service_account)
+        value = self.issuer.sign(subject, aud=audiences, lifetime=expiration_seconds)
+        return AccessToken(value, time.time() + expiration_seconds)

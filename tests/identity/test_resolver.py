@@ -934,3 +934,25 @@ async def test_a_resolution_is_logged_without_a_secret(make: Make, kube: FakeKub
     ]
     assert TENANT_PAT not in str(logs)
     assert GATEWAY_PAT not in str(logs)
+
+
+@pytest.mark.parametrize(
+    ("found", "pin"),
+    [
+        ("account", {"service_account": "etl"}),
+        ("secret", {"secret": "databricks-token"}),
+        ("policy", {}),
+        ("default", {}),
+    ],
+)
+async def test_a_resolution_pins_what_it_was_found_through(
+    make: Make, kube: FakeKube, accounts: FakeAccounts, found: str, pin: dict[str, str]
+) -> None:
+    """A run keeps the ServiceAccount or Secret discovery found; a policy or default, nothing."""
+    if found == "account":
+        accounts.add("etl")
+    if found == "secret":
+        put_pat_secret(kube)
+    policy = {"identity": {"type": "pat", "secret": {"name": "databricks-token"}}}
+    settings = make_settings(namespaces={NS: policy}) if found == "policy" else OPT_IN
+    assert (await make(settings).resolve(NS)).pin == pin
