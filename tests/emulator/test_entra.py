@@ -28,6 +28,7 @@ from tests.fixtures.databricks_emulator import (
     EmulatorFactory,
     emulator_config,
 )
+from tests.support.jwt_issuer import shared_rsa_key
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011e17a"
 APP_ID = "3c9e1f0a-5b7d-4e2f-8a61-0d4c2b9e7f13"
@@ -44,8 +45,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @pytest.fixture(scope="module")
 def rsa_keys() -> list[rsa.RSAPrivateKey]:
-    """Two RSA keys, made once: generating them is the slowest thing in this module."""
-    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    """Two RSA keys, made once per run: generating them is the slowest thing here."""
+    return [shared_rsa_key(0), shared_rsa_key(1)]
 
 
 @pytest.fixture
