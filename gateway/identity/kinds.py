@@ -116,9 +116,10 @@ class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
         return secret_problems(environ, kubernetes, identity.secret, identity.client_secret_env)
 
     def from_environment(self, env: Environment) -> OAuthM2MIdentity | None:
-        client_id, secret = env.get("DATABRICKS_CLIENT_ID"), env.get("DATABRICKS_CLIENT_SECRET")
-        if not (client_id and secret):
+        found = env.every("DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
+        if found is None:
             return None
+        client_id, secret = found
         return OAuthM2MIdentity(
             type="oauth-m2m", client_id=client_id, client_secret=SecretStr(secret)
         )
@@ -166,6 +167,17 @@ class ServiceAccount(IdentityKind[ServiceAccountFederation]):
         self, identity: ServiceAccountFederation, environ: Mapping[str, str], *, kubernetes: bool
     ) -> list[str]:
         return [] if kubernetes else [NEEDS_KUBERNETES]
+
+    def labelled(
+        self, name: str, *, client_id: str | None, audience: str | None
+    ) -> ServiceAccountFederation:
+        """The settings a ServiceAccount labelled for lakegate stands for, per its annotations."""
+        return ServiceAccountFederation(
+            type="service-account-federation",
+            service_account=name,
+            client_id=client_id,
+            audience=audience,
+        )
 
     def subject(self, plan: Plan) -> str:
         return first(plan.service_account)
@@ -244,10 +256,10 @@ class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
         return secret_problems(environ, kubernetes, identity.secret, identity.client_secret_env)
 
     def from_environment(self, env: Environment) -> AzureClientSecretIdentity | None:
-        tenant, client = env.get("ARM_TENANT_ID"), env.get("ARM_CLIENT_ID")
-        secret = env.get("ARM_CLIENT_SECRET")
-        if not (tenant and client and secret):
+        found = env.every("ARM_TENANT_ID", "ARM_CLIENT_ID", "ARM_CLIENT_SECRET")
+        if found is None:
             return None
+        tenant, client, secret = found
         return AzureClientSecretIdentity(
             type="azure-client-secret",
             tenant_id=tenant,
@@ -286,10 +298,10 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
         )
 
     def from_environment(self, env: Environment) -> AzureWorkloadIdentity | None:
-        tenant, client = env.get("AZURE_TENANT_ID"), env.get("AZURE_CLIENT_ID")
-        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
-        if not (tenant and client and token_file):
+        found = env.every("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE")
+        if found is None:
             return None
+        tenant, client, token_file = found
         return AzureWorkloadIdentity(
             type="azure-workload-identity",
             tenant_id=tenant,

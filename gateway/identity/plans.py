@@ -21,7 +21,7 @@ from typing import Protocol
 from gateway.errors import CredentialUnavailable, HostNotAllowed
 from gateway.identity import kinds
 from gateway.identity.strategy import POLICY_ORIGIN, Plan, PlanContext, WorkspaceRef
-from gateway.settings import IdentitySettings, ServiceAccountFederation, Settings
+from gateway.settings import IdentitySettings, Settings
 
 ENABLED_LABELS = ("lakegate.io/databricks-enabled", "flyte.org/databricks-enabled")
 ENABLED_SELECTORS = tuple(f"{label}=true" for label in ENABLED_LABELS)
@@ -109,9 +109,8 @@ def from_service_account(settings: Settings, account: Account) -> Plan:
     """Federation with a token minted for a labelled ServiceAccount, per its annotations."""
     namespace = account.namespace
     workspace = workspace_of(settings, namespace, _annotation(account, WORKSPACE_ANNOTATIONS))
-    identity = ServiceAccountFederation(
-        type="service-account-federation",
-        service_account=account.name,
+    identity = kinds.SERVICE_ACCOUNT.labelled(
+        account.name,
         client_id=_annotation(account, CLIENT_ID_ANNOTATIONS),
         audience=_annotation(account, AUDIENCE_ANNOTATIONS),
     )

@@ -151,6 +151,11 @@ class Environment:
                 return value
         return None
 
+    def every(self, *names: str) -> tuple[str, ...] | None:
+        """Each of ``names``, stripped, when all are set; None when any is not."""
+        values = tuple(self.get(name) or "" for name in names)
+        return values if all(values) else None
+
 
 class IdentityKind(ABC, Generic[S]):
     """One kind of identity: its settings, problems, environment, key, pin and fetch."""

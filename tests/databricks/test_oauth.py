@@ -329,6 +329,14 @@ def test_the_entra_endpoint_is_the_tenants_v2_endpoint() -> None:
     assert escaped == "https://a.example/x%2F..%2Fy/oauth2/v2.0/token"
 
 
+async def with_entra_secret(client: TokenClient, server: ScriptedServer) -> AccessToken:
+    """The client-secret grant at the scripted server as Entra ID."""
+    proof = {"client_secret": ENTRA_SECRET}
+    return await client.entra(
+        server.url, TENANT, ENTRA_CLIENT_ID, proof, namespace="team-a", source="azure-client-secret"
+    )
+
+
 @pytest.mark.parametrize("expires_in", [3599, "3599"])
 async def test_an_entra_client_secret_goes_in_the_form_and_a_string_expiry_is_read(
     session: aiohttp.ClientSession, server: ScriptedServer, expires_in: int | str
@@ -336,14 +344,7 @@ async def test_an_entra_client_secret_goes_in_the_form_and_a_string_expiry_is_re
     """client_credentials with the secret in the body, no Basic; expires_in may be a string."""
     body = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": expires_in}
     server.script("POST", ENTRA_PATH, Reply(json=body))
-    token = await TokenClient(session, clock=lambda: 10.0).entra(
-        server.url,
-        TENANT,
-        ENTRA_CLIENT_ID,
-        {"client_secret": ENTRA_SECRET},
-        namespace="team-a",
-        source="azure-client-secret",
-    )
+    token = await with_entra_secret(TokenClient(session, clock=lambda: 10.0), server)
     assert (token.value, token.expires_at) == ("entra-at-1", 3609.0)
     (seen,) = server.requests("POST", ENTRA_PATH)
     assert "Authorization" not in seen.headers
@@ -384,14 +385,7 @@ async def test_a_throttled_entra_request_is_retried_after_retry_after(
     granted = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": 3599}
     server.script("POST", ENTRA_PATH, throttled, Reply(json=granted))
     retry = RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleeps)
-    token = await TokenClient(session, retry=retry).entra(
-        server.url,
-        TENANT,
-        ENTRA_CLIENT_ID,
-        {"client_secret": ENTRA_SECRET},
-        namespace="team-a",
-        source="azure-client-secret",
-    )
+    token = await with_entra_secret(TokenClient(session, retry=retry), server)
     assert token.value == "entra-at-1"
     assert len(sleeps.calls) == 1
     assert sleeps.calls[0] >= 2

@@ -1,15 +1,20 @@
 """Fakes for the identity tests: a clock that moves on command, token sources, an observer,
-and TokenRequest as the kube edge performs it."""
+and the kube edge's Secret reads and TokenRequests."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from gateway.databricks.auth import AccessToken
+from gateway.errors import CredentialUnavailable
 from gateway.identity.cache import REFRESH_TASK_PREFIX
+from gateway.kube import Target
+from gateway.kube.status import StatusInfo, error_from_status
 from tests.support.jwt_issuer import Issuer, service_account_subject
 
 
@@ -93,3 +98,56 @@ class Minter:
         subject = service_account_subject(namespace, service_account)
         value = self.issuer.sign(subject, aud=audiences, lifetime=expiration_seconds)
         return AccessToken(value, time.time() + expiration_seconds)
+
+
+@dataclass(frozen=True)
+class Minted:
+    value: str
+    expires_at: datetime | None = None
+
+
+class FakeKube:
+    """The kube edge's two identity calls: Secrets by (namespace, name), every read recorded;
+    TokenRequests recorded, and answered by ``minter`` or, without one, refused as RBAC would."""
+
+    def __init__(self, minter: Minter | None = None) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.reads: list[tuple[str, str]] = []
+        self.mints: list[tuple[str, str, list[str], int]] = []
+        self.minter = minter
+
+    def put(self, namespace: str, name: str, **values: str) -> None:
+        self.secrets[(namespace, name)] = {k: v.encode() for k, v in values.items()}
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
+        self.reads.append((namespace, name))
+        try:
+            return dict(self.secrets[(namespace, name)])
+        except KeyError:
+            raise CredentialUnavailable(
+                f"secret '{name}' not found", namespace=namespace, source=f"secret/{name}"
+            ) from None
+
+    async def mint_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: Sequence[str],
+        expiration_seconds: int = 3600,
+    ) -> Minted:
+        self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
+        if self.minter is None:
+            raise error_from_status(
+                403,
+                StatusInfo(
+                    code=403, reason="Forbidden", message="cannot create serviceaccounts/token"
+                ),
+                action="create a token for",
+                target=Target("serviceaccount", namespace, service_account),
+            )
+        token = await self.minter(namespace, service_account, list(audiences), expiration_seconds)
+        expires = token.expires_at
+        return Minted(
+            token.value, None if expires is None else datetime.fromtimestamp(expires, UTC)
+        )

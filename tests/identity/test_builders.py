@@ -4,8 +4,7 @@ how a built OAuth M2M credential caches, refreshes and drops its tokens."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -21,11 +20,10 @@ from gateway.errors import CredentialUnavailable, TokenEndpointError
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.strategy import Plan, WorkspaceRef
-from gateway.kube import KubeForbidden, Target
-from gateway.kube.status import StatusInfo, error_from_status
+from gateway.kube import KubeForbidden
 from gateway.settings import IdentityOptions
 from tests.databricks.scripted import Reply, ScriptedServer
-from tests.identity.fakes import Clock, settle
+from tests.identity.fakes import Clock, FakeKube, settle
 
 PROD = "https://prod.cloud.databricks.com"
 WS = WorkspaceRef("prod", PROD)
@@ -37,51 +35,11 @@ DISCOVERY = "/oidc/.well-known/oauth-authorization-server"
 SECRET = "dose0123456789abcdef0123"
 
 
-@dataclass(frozen=True)
-class Minted:
-    value: str
-    expires_at: object = None
-
-
-class FakeKube:
-    """Secrets by (namespace, name); TokenRequests are recorded and refused as RBAC would."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.mints: list[tuple[str, str, list[str], int]] = []
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        return self.secrets[(namespace, name)]
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Minted:
-        self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
-        raise error_from_status(
-            403,
-            StatusInfo(code=403, reason="Forbidden", message="cannot create serviceaccounts/token"),
-            action="create a token for",
-            target=Target("serviceaccount", namespace, service_account),
-        )
-
-
 @pytest.fixture
 async def cache() -> AsyncIterator[TokenCache]:
     made = TokenCache()
     yield made
     await made.aclose()
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
 
 
 @pytest.fixture
@@ -261,7 +219,7 @@ async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
     """A PAT Secret is read from the requesting namespace when the token is first needed."""
-    kube.secrets[(NS, "databricks-token")] = {"token": b"dapi-from-secret\n"}
+    kube.put(NS, "databricks-token", token="dapi-from-secret\n")
     credential = build(kube).credential(
         Plan("pat", WS, ORIGIN, secret_name="databricks-token"), NS, nothing
     )
@@ -275,7 +233,7 @@ async def test_an_oauth_secret_without_a_client_id_is_unavailable(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
     """An OAuth Secret lacking client_id fails on fetch naming the key, before any network."""
-    kube.secrets[(NS, "databricks-oauth")] = {"client_secret": b"dose"}
+    kube.put(NS, "databricks-oauth", client_secret="dose")
     plan = Plan("oauth-m2m", WS, ORIGIN, secret_name="databricks-oauth")
     credential = build(kube).credential(plan, NS, nothing)
     with pytest.raises(CredentialUnavailable, match="has no key 'client_id'"):

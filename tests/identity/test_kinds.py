@@ -4,9 +4,7 @@ against the emulated workspace and Entra ID, through the builder as the resolver
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,7 @@ from tests.fixtures.databricks_emulator import (
     EmulatorFactory,
     emulator_config,
 )
-from tests.identity.conftest import FakeSecrets
-from tests.identity.fakes import Minter
+from tests.identity.fakes import FakeKube, Minter
 from tests.identity.test_plans import FROM_ENV, POLICY_TABLE, make_settings
 from tests.support.jwt_issuer import AUDIENCE, Issuer, service_account_subject
 
@@ -402,52 +399,23 @@ def test_the_default_order_is_the_sdks() -> None:
 # --- fetching: the builder as the resolver uses it ------------------------------------------
 
 
-@dataclass(frozen=True)
-class Minted:
-    value: str
-    expires_at: datetime
-
-
-class Kube:
-    """The kube edge's two identity calls, over fake Secrets and a JWT-signing minter."""
-
-    def __init__(self, secrets: FakeSecrets, minter: Minter) -> None:
-        self.secrets = secrets
-        self.minter = minter
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        return await self.secrets.read(namespace, name)
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Minted:
-        token = await self.minter(namespace, service_account, list(audiences), expiration_seconds)
-        assert token.expires_at is not None
-        return Minted(token.value, datetime.fromtimestamp(token.expires_at, UTC))
-
-
 Build = Callable[..., Builder]
 
 
 @pytest.fixture
 async def build(
-    session: aiohttp.ClientSession, secrets: FakeSecrets, served_issuer: Issuer
+    session: aiohttp.ClientSession, kube: FakeKube, served_issuer: Issuer
 ) -> AsyncIterator[Build]:
-    """Builders over one token cache, the fake Secrets and a minter; all closed after."""
+    """Builders over one token cache and the fake Kubernetes, which mints JWTs of the
+    served issuer; all closed after."""
+    kube.minter = Minter(served_issuer)
     cache = TokenCache()
     made: list[Builder] = []
 
     def make(*, authority: str = "https://login.microsoftonline.com/", **client: Any) -> Builder:
         tokens = TokenClient(session, retry=QUICK, **client)
         options = IdentityOptions(azure_authority=authority)
-        builder = Builder(
-            session, cache, options, Kube(secrets, Minter(served_issuer)), tokens=tokens
-        )
+        builder = Builder(session, cache, options, kube, tokens=tokens)
         made.append(builder)
         return builder
 
@@ -523,16 +491,16 @@ async def test_a_pat_is_its_own_token_and_never_expires(build: Build) -> None:
     assert (token.value, token.expires_at) == (PAT, None)
 
 
-async def test_a_pat_secret_is_read_at_each_fetch(build: Build, secrets: FakeSecrets) -> None:
+async def test_a_pat_secret_is_read_at_each_fetch(build: Build, kube: FakeKube) -> None:
     """A rotated PAT Secret is picked up after the refused token is invalidated."""
-    secrets.put(NS, "databricks-token", token="dapi-old\n")
+    kube.put(NS, "databricks-token", token="dapi-old\n")
     cred = credential(build(), Plan("pat", WS, ORIGIN, secret_name="databricks-token"))
     assert await cred.token() == "dapi-old"
-    secrets.put(NS, "databricks-token", token="dapi-new")
+    kube.put(NS, "databricks-token", token="dapi-new")
     assert await cred.token() == "dapi-old"
     cred.invalidate("dapi-old")
     assert await cred.token() == "dapi-new"
-    assert secrets.reads == 2
+    assert len(kube.reads) == 2
 
 
 async def test_oauth_m2m_tokens_are_accepted_by_the_workspace(
@@ -554,11 +522,11 @@ async def test_a_rotated_oauth_secret_is_used_after_a_refusal(
     build: Build,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
-    secrets: FakeSecrets,
+    kube: FakeKube,
 ) -> None:
     """After a 401/403 invalidates the token, the next fetch re-reads the rotated Secret."""
     emulator = databricks_emulator
-    secrets.put(
+    kube.put(
         NS, "databricks-oauth", client_id=emulator.client_id, client_secret=emulator.client_secret
     )
     cred = credential(build(), at(emulator, "oauth-m2m", secret_name="databricks-oauth"))
@@ -566,7 +534,7 @@ async def test_a_rotated_oauth_secret_is_used_after_a_refusal(
 
     emulator.server.identity.rotate_secret(emulator.client_id, NEW_SECRET)
     emulator.server.identity.revoke_token(first)
-    secrets.put(NS, "databricks-oauth", client_id=emulator.client_id, client_secret=NEW_SECRET)
+    kube.put(NS, "databricks-oauth", client_id=emulator.client_id, client_secret=NEW_SECRET)
     assert await workspace_status(session, emulator, first) == 403
     cred.invalidate(first)
 
@@ -591,10 +559,10 @@ async def test_a_wrong_oauth_secret_is_refused_by_the_token_endpoint(
 
 
 async def test_an_oauth_secret_missing_its_client_secret_is_unavailable(
-    build: Build, secrets: FakeSecrets
+    build: Build, kube: FakeKube
 ) -> None:
     """Both keys are required; the error names the one that is missing."""
-    secrets.put(NS, "databricks-oauth", client_id="sp-1")
+    kube.put(NS, "databricks-oauth", client_id="sp-1")
     cred = credential(build(), Plan("oauth-m2m", WS, ORIGIN, secret_name="databricks-oauth"))
     with pytest.raises(CredentialUnavailable, match="has no key 'client_secret'"):
         await cred.token()
@@ -689,7 +657,8 @@ async def test_2000_submissions_over_100_namespaces_mint_and_exchange_100_times(
         return i % 100, await credentials[i % 100].token()
 
     tokens = dict(await asyncio.gather(*(submit(i) for i in range(2000))))
-    assert isinstance(builder.kube, Kube)
+    assert isinstance(builder.kube, FakeKube)
+    assert builder.kube.minter is not None
     mint = builder.kube.minter
     assert len(mint.calls) == 100
     assert {(ns, sa, tuple(aud), exp) for ns, sa, aud, exp in mint.calls} == {
@@ -723,17 +692,22 @@ async def azure(
     return await databricks_emulator_factory(config)
 
 
-async def test_a_client_secret_token_opens_the_workspace(
-    build: Build, session: aiohttp.ClientSession, azure: DatabricksEmulator
-) -> None:
-    """An Entra token for the Azure Databricks scope is accepted by the workspace API."""
-    plan = at(
+def entra_app(azure: DatabricksEmulator, secret: str) -> Plan:
+    """The tenant's client-secret app, with ``secret`` given inline."""
+    return at(
         azure,
         "azure-client-secret",
         tenant_id=TENANT,
         client_id=ENTRA_CLIENT_ID,
-        inline_secret=SecretStr(ENTRA_SECRET),
+        inline_secret=SecretStr(secret),
     )
+
+
+async def test_a_client_secret_token_opens_the_workspace(
+    build: Build, session: aiohttp.ClientSession, azure: DatabricksEmulator
+) -> None:
+    """An Entra token for the Azure Databricks scope is accepted by the workspace API."""
+    plan = entra_app(azure, ENTRA_SECRET)
     token = await credential(build(authority=azure.url + "/"), plan).token()
     assert await workspace_status(session, azure, token) == 200
 
@@ -743,13 +717,7 @@ async def test_an_entra_refusal_becomes_a_permanent_token_endpoint_error(
 ) -> None:
     """A wrong secret is invalid_client (AADSTS7000215): not retried, one line, no secret."""
     wrong = "Zx8Q~not-the-secret-000000000000000000000"
-    plan = at(
-        azure,
-        "azure-client-secret",
-        tenant_id=TENANT,
-        client_id=ENTRA_CLIENT_ID,
-        inline_secret=SecretStr(wrong),
-    )
+    plan = entra_app(azure, wrong)
     with pytest.raises(TokenEndpointError, match="AADSTS7000215") as raised:
         await credential(build(authority=azure.url), plan).token()
     error = raised.value

@@ -11,8 +11,7 @@ import pytest
 from gateway.errors import CredentialUnavailable
 from gateway.identity import sources
 from gateway.identity.cache import TokenCache
-from tests.identity.conftest import FakeSecrets
-from tests.identity.fakes import Minter
+from tests.identity.fakes import FakeKube, Minter
 from tests.support.jwt_issuer import Issuer
 
 NS = "team-a"
@@ -20,39 +19,45 @@ NS = "team-a"
 # --- values given, or read from a Secret ----------------------------------------------------
 
 
-async def test_values_given_up_front_read_no_secret(secrets: FakeSecrets) -> None:
+async def test_values_given_up_front_read_no_secret(kube: FakeKube) -> None:
     """Values all given (settings, environment) are served as they are, with no Secret read."""
-    values = sources.values(secrets.read, NS, "creds", {"client_id": "sp-1", "client_secret": "s"})
+    values = sources.values(
+        kube.read_secret, NS, "creds", {"client_id": "sp-1", "client_secret": "s"}
+    )
     assert await values() == {"client_id": "sp-1", "client_secret": "s"}
-    assert secrets.reads == 0
+    assert kube.reads == []
 
 
 async def test_values_not_given_are_read_from_the_secret_at_each_fetch(
-    secrets: FakeSecrets,
+    kube: FakeKube,
 ) -> None:
     """A value given as None is read from the Secret on every call, so a rotation is seen."""
-    secrets.put(NS, "creds", client_secret="old\n")
-    values = sources.values(secrets.read, NS, "creds", {"client_id": "sp-1", "client_secret": None})
+    kube.put(NS, "creds", client_secret="old\n")
+    values = sources.values(
+        kube.read_secret, NS, "creds", {"client_id": "sp-1", "client_secret": None}
+    )
     assert await values() == {"client_id": "sp-1", "client_secret": "old"}
-    secrets.put(NS, "creds", client_secret="new")
+    kube.put(NS, "creds", client_secret="new")
     assert await values() == {"client_id": "sp-1", "client_secret": "new"}
-    assert secrets.reads == 2
+    assert len(kube.reads) == 2
 
 
-async def test_values_from_one_secret_cost_one_read(secrets: FakeSecrets) -> None:
+async def test_values_from_one_secret_cost_one_read(kube: FakeKube) -> None:
     """Several values of one Secret are read together, in one read per fetch."""
-    secrets.put(NS, "creds", client_id="sp-1", client_secret="s")
-    values = sources.values(secrets.read, NS, "creds", {"client_id": None, "client_secret": None})
+    kube.put(NS, "creds", client_id="sp-1", client_secret="s")
+    values = sources.values(
+        kube.read_secret, NS, "creds", {"client_id": None, "client_secret": None}
+    )
     assert await values() == {"client_id": "sp-1", "client_secret": "s"}
-    assert secrets.reads == 1
+    assert len(kube.reads) == 1
 
 
 def test_values_neither_given_nor_in_a_secret_are_a_programming_error(
-    secrets: FakeSecrets,
+    kube: FakeKube,
 ) -> None:
     """A value with nowhere to come from is refused when built (kinds check it first)."""
     with pytest.raises(ValueError, match="token"):
-        sources.values(secrets.read, NS, None, {"token": None})
+        sources.values(kube.read_secret, NS, None, {"token": None})
 
 
 @pytest.mark.parametrize(
@@ -63,12 +68,12 @@ def test_values_neither_given_nor_in_a_secret_are_a_programming_error(
     ],
 )
 async def test_a_secret_without_its_key_is_unavailable(
-    secrets: FakeSecrets, values: dict[str, str], problem: str
+    kube: FakeKube, values: dict[str, str], problem: str
 ) -> None:
     """The error names the namespace, the Secret and the key."""
-    secrets.put(NS, "databricks-token", **values)
+    kube.put(NS, "databricks-token", **values)
     with pytest.raises(CredentialUnavailable, match=problem) as raised:
-        await sources.secret_values(secrets.read, NS, "databricks-token", ("token",))
+        await sources.secret_values(kube.read_secret, NS, "databricks-token", ("token",))
     assert "secret 'databricks-token' in namespace 'team-a'" in raised.value.message
     assert (raised.value.namespace, raised.value.source) == (NS, "secret/databricks-token")
 
@@ -83,12 +88,12 @@ async def test_a_secret_value_that_is_not_text_is_unavailable() -> None:
         await sources.secret_values(read, NS, "databricks-token", ("token",))
 
 
-async def test_the_first_missing_key_is_named(secrets: FakeSecrets) -> None:
+async def test_the_first_missing_key_is_named(kube: FakeKube) -> None:
     """Keys are checked in the order asked: an OAuth Secret lacking client_id says so."""
-    secrets.put(NS, "databricks-oauth", client_secret="dose")
+    kube.put(NS, "databricks-oauth", client_secret="dose")
     with pytest.raises(CredentialUnavailable, match="has no key 'client_id'"):
         await sources.secret_values(
-            secrets.read, NS, "databricks-oauth", ("client_id", "client_secret")
+            kube.read_secret, NS, "databricks-oauth", ("client_id", "client_secret")
         )
 
 

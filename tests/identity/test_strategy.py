@@ -40,6 +40,18 @@ def test_the_environment_gives_the_first_variable_set(
 
 
 @pytest.mark.parametrize(
+    ("variables", "values"),
+    [({"A": "x", "B": " y "}, ("x", "y")), ({"A": "x", "B": " "}, None), ({"A": "x"}, None)],
+    ids=["all-set", "one-blank", "one-unset"],
+)
+def test_the_environment_gives_every_variable_or_none(
+    variables: dict[str, str], values: tuple[str, ...] | None
+) -> None:
+    """A kind that needs several variables gets them all, stripped, or nothing."""
+    assert Environment(variables).every("A", "B") == values
+
+
+@pytest.mark.parametrize(
     ("value", "env", "environ", "secret"),
     [
         (SecretStr("inline"), None, {}, "inline"),
