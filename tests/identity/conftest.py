@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gateway.identity.cache import TokenCache
 from tests.databricks.scripted import server  # noqa: F401 (a fixture)
 from tests.identity.fakes import FakeKube
 from tests.support.http import session_fixture
@@ -18,6 +19,13 @@ session = session_fixture()
 @pytest.fixture
 def kube() -> FakeKube:
     return FakeKube()
+
+
+@pytest.fixture
+async def cache() -> AsyncIterator[TokenCache]:
+    made = TokenCache()
+    yield made
+    await made.aclose()
 
 
 @pytest.fixture

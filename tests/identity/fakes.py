@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.databricks.auth import AccessToken
-from gateway.errors import CredentialUnavailable
+from gateway.errors import KubernetesError
 from gateway.identity.cache import REFRESH_TASK_PREFIX
 from gateway.kube import Target
 from gateway.kube.status import StatusInfo, error_from_status
@@ -107,26 +107,39 @@ class Minted:
 
 
 class FakeKube:
-    """The kube edge's two identity calls: Secrets by (namespace, name), every read recorded;
-    TokenRequests recorded, and answered by ``minter`` or, without one, refused as RBAC would."""
+    """The kube edge's two identity calls, failing as it does. Secrets by (namespace, name),
+    every read recorded; an absent one is KubeNotFound, as the API server says; ``refusals``
+    fail a read with the error given, and ``gate``, when set, holds every read. TokenRequests
+    are recorded, and answered by ``minter`` or, without one, refused as RBAC would."""
 
     def __init__(self, minter: Minter | None = None) -> None:
         self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.refusals: dict[tuple[str, str], KubernetesError] = {}
         self.reads: list[tuple[str, str]] = []
         self.mints: list[tuple[str, str, list[str], int]] = []
+        self.gate: asyncio.Event | None = None
         self.minter = minter
 
     def put(self, namespace: str, name: str, **values: str) -> None:
         self.secrets[(namespace, name)] = {k: v.encode() for k, v in values.items()}
 
+    def hold(self) -> asyncio.Event:
+        self.gate = asyncio.Event()
+        return self.gate
+
+    def forbid(self, namespace: str, name: str) -> None:
+        message = f'secrets "{name}" is forbidden: User "lakegate" cannot get resource'
+        self.refusals[(namespace, name)] = _secret_error(namespace, name, 403, message)
+
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
         self.reads.append((namespace, name))
-        try:
-            return dict(self.secrets[(namespace, name)])
-        except KeyError:
-            raise CredentialUnavailable(
-                f"secret '{name}' not found", namespace=namespace, source=f"secret/{name}"
-            ) from None
+        if self.gate is not None:
+            await self.gate.wait()
+        if (namespace, name) in self.refusals:
+            raise self.refusals[(namespace, name)]
+        if (namespace, name) not in self.secrets:
+            raise _secret_error(namespace, name, 404, f'secrets "{name}" not found')
+        return dict(self.secrets[(namespace, name)])
 
     async def mint_token(
         self,
@@ -148,6 +161,16 @@ class FakeKube:
             )
         token = await self.minter(namespace, service_account, list(audiences), expiration_seconds)
         expires = token.expires_at
-        return Minted(
-            token.value, None if expires is None else datetime.fromtimestamp(expires, UTC)
-        )
+        at = None if expires is None else datetime.fromtimestamp(expires, UTC)
+        return Minted(token.value, at)
+
+
+def _secret_error(namespace: str, name: str, code: int, message: str) -> KubernetesError:
+    """The error the kube edge raises for a Secret read answered with ``code``."""
+    reason = {403: "Forbidden", 404: "NotFound"}.get(code)
+    return error_from_status(
+        code,
+        StatusInfo(code=code, reason=reason, message=message),
+        action="read",
+        target=Target("secret", namespace, name),
+    )

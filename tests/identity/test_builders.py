@@ -36,13 +36,6 @@ SECRET = "dose0123456789abcdef0123"
 
 
 @pytest.fixture
-async def cache() -> AsyncIterator[TokenCache]:
-    made = TokenCache()
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
 def build(
     session: aiohttp.ClientSession, cache: TokenCache
 ) -> Callable[[FakeKube | None], Builder]:
