@@ -184,6 +184,7 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
         environ = over.environ if over.environ is not None else os.environ
         cache = TokenCache(max_entries=settings.identity.token_cache_size, observer=app[METRICS])
         kube = app.get(KUBE)
+        builder = Builder(session, cache, settings.identity, kube)
         informer: ServiceAccountInformer | None = None
         try:
             if kube is not None and settings.identity.discover_from_kubernetes:
@@ -199,7 +200,7 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
                 app[INFORMER] = informer
             resolver = NamespaceResolver(
                 settings,
-                builder=Builder(session, cache, settings.identity, kube),
+                builder=builder,
                 environ=environ,
                 accounts=informer,
                 kube=kube,
@@ -213,6 +214,7 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
         finally:
             if informer is not None:
                 await informer.aclose()
+            await builder.aclose()
             await cache.aclose()
 
     return ctx

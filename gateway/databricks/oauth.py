@@ -1,11 +1,13 @@
-"""A Databricks workspace's OAuth token endpoint: discovery, and grants that yield a token.
+"""OAuth token endpoints: discovery, and the grants that yield a token, through one client.
 
-Every grant goes through ``request_token``: one form POST to the token endpoint, retried under
-a declared policy when the endpoint is briefly unable (429, 5xx, timeouts, dropped
-connections), and parsed by the pure ``parse_token_response``. ``client_credentials`` is the
-OAuth M2M grant (reference §3); ``exchange_token`` is RFC 8693 token exchange for OIDC
-federation (§4.1). Entra ID's token endpoint speaks the same dialect, so its grants use
-``request_token`` too.
+``TokenClient`` is handed the app's session and asks every grant lakegate needs:
+``client_credentials`` (OAuth M2M at a workspace, reference §3), ``exchange`` (RFC 8693 token
+exchange for OIDC federation, §4.1) and ``entra`` (client credentials at Entra ID for Azure
+Databricks, §5, proven by a client secret or a federated JWT). Each is one form POST through
+``request``, retried under a declared policy when the endpoint is briefly unable (429, 5xx,
+timeouts, dropped connections), and parsed by the pure ``parse_token_response``. A workspace's
+token endpoint is discovered once per host and kept (single flight: a cold burst costs one
+discovery GET).
 
 Errors are ``TokenEndpointError`` (an ``IdentityError``: the namespace's identity cannot be
 had), ``transient`` when trying again later may help. Secrets are sent, never logged.
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -27,6 +30,7 @@ from gateway.databricks.retries import RetryPolicy, retry_after_of
 from gateway.databricks.wire import parse_retry_after
 from gateway.errors import TokenEndpointError
 from gateway.logs import get_logger
+from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
 
@@ -39,6 +43,12 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)
 DEFAULT_TOKEN_RETRY = RetryPolicy(deadline=60.0, initial=0.5, maximum=10.0)
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Workspaces are allow-listed, so the hosts whose endpoint is discovered are few.
+MAX_DISCOVERED_HOSTS = 1024
+# The Azure Databricks application id, the same in every Azure cloud.
+AZURE_DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+AZURE_DATABRICKS_SCOPE = f"{AZURE_DATABRICKS_RESOURCE}/.default"
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 Clock = Callable[[], float]
 
@@ -79,124 +89,177 @@ async def discover_token_endpoint(
     return endpoint
 
 
-async def client_credentials(
-    session: aiohttp.ClientSession,
-    token_endpoint: str,
-    client_id: str,
-    client_secret: str,
-    scope: str = DEFAULT_SCOPE,
-    *,
-    namespace: str,
-    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-) -> AccessToken:
-    """The OAuth M2M grant: client id and secret in HTTP Basic auth, the rest as a form."""
-    return await request_token(
-        session,
-        token_endpoint,
-        {"grant_type": "client_credentials", "scope": scope},
-        authorization=basic_authorization(client_id, client_secret),
-        namespace=namespace,
-        source="oauth-m2m",
-        retry=retry,
-        request_timeout=request_timeout,
-        clock=clock,
-    )
+class TokenClient:
+    """The grants of every identity kind, over the session the app owns (never its own)."""
 
-
-async def exchange_token(
-    session: aiohttp.ClientSession,
-    token_endpoint: str,
-    subject_token: str,
-    *,
-    client_id: str | None = None,
-    scope: str = DEFAULT_SCOPE,
-    namespace: str,
-    source: str = "federation",
-    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-) -> AccessToken:
-    """RFC 8693 token exchange: a JWT from a trusted issuer for a Databricks token.
-
-    No client authentication: the JWT is the proof. ``client_id`` selects that service
-    principal's federation policies; without it the account-wide policies apply.
-    """
-    form = {
-        "grant_type": TOKEN_EXCHANGE_GRANT,
-        "subject_token": subject_token,
-        "subject_token_type": JWT_TOKEN_TYPE,
-        "scope": scope,
-    }
-    if client_id:
-        form["client_id"] = client_id
-    return await request_token(
-        session,
-        token_endpoint,
-        form,
-        authorization=None,
-        namespace=namespace,
-        source=source,
-        retry=retry,
-        request_timeout=request_timeout,
-        clock=clock,
-    )
-
-
-async def request_token(
-    session: aiohttp.ClientSession,
-    token_endpoint: str,
-    form: Mapping[str, str],
-    *,
-    authorization: str | None,
-    namespace: str,
-    source: str,
-    retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-) -> AccessToken:
-    """POST one grant to the token endpoint, retrying transient failures within the deadline.
-
-    ``authorization`` is the client authentication header, if the grant has one.
-    """
-    request_headers = {"Accept": "application/json"}
-    if authorization is not None:
-        request_headers["Authorization"] = authorization
-    retrying = retry.token_endpoint(token_endpoint, retry_after=retry_after_of)
-
-    async def attempt() -> AccessToken:
-        # Expiry counts from before the request: a token is never trusted longer than it lives.
-        sent_at = clock()
-        try:
-            async with session.post(
-                token_endpoint,
-                data=dict(form),
-                headers=request_headers,
-                timeout=request_timeout,
-                allow_redirects=False,
-            ) as resp:
-                status, headers = resp.status, resp.headers
-                text = (await resp.read()).decode("utf-8", "replace")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TokenEndpointError(
-                f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
-                namespace=namespace,
-                source=source,
-                transient=True,
-            ) from exc
-        return parse_token_response(
-            status,
-            text,
-            endpoint=token_endpoint,
-            namespace=namespace,
-            source=source,
-            now=sent_at,
-            retry_after=parse_retry_after(headers),
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        retry: RetryPolicy = DEFAULT_TOKEN_RETRY,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        clock: Clock = time.time,
+        endpoints: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session = session
+        self._retry = retry
+        self._timeout = timeout
+        self._clock = clock
+        # Token endpoints configured up front, by host; the rest are discovered.
+        self._configured = {host.rstrip("/"): url for host, url in (endpoints or {}).items()}
+        # Every resolution builds new credentials; keeping the discovered endpoint spares
+        # each of them (every cold namespace, every refresh) the discovery GET.
+        self._discovered: TtlCache[str, str] = TtlCache(
+            MAX_DISCOVERED_HOSTS, name="oauth-discovery"
         )
 
-    token: AccessToken = await retrying(attempt)
-    return token
+    async def endpoint(self, host: str) -> str:
+        """The host's token endpoint: the configured one, or the one discovery gives."""
+        host = host.rstrip("/")
+        configured = self._configured.get(host)
+        if configured is not None:
+            return configured
+
+        async def discover() -> tuple[str, float]:
+            url = await discover_token_endpoint(self._session, host, request_timeout=self._timeout)
+            return url, math.inf
+
+        return await self._discovered.get(host, discover)
+
+    async def client_credentials(
+        self,
+        host: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        namespace: str,
+        scope: str = DEFAULT_SCOPE,
+        source: str = "oauth-m2m",
+    ) -> AccessToken:
+        """The OAuth M2M grant: client id and secret in HTTP Basic auth, the rest as a form."""
+        return await self.request(
+            await self.endpoint(host),
+            {"grant_type": "client_credentials", "scope": scope},
+            authorization=basic_authorization(client_id, client_secret),
+            namespace=namespace,
+            source=source,
+        )
+
+    async def exchange(
+        self,
+        host: str,
+        subject_token: str,
+        *,
+        client_id: str | None,
+        namespace: str,
+        scope: str = DEFAULT_SCOPE,
+        source: str = "federation",
+    ) -> AccessToken:
+        """RFC 8693 token exchange: a JWT from a trusted issuer for a Databricks token.
+
+        No client authentication: the JWT is the proof. ``client_id`` selects that service
+        principal's federation policies; without it the account-wide policies apply.
+        """
+        form = {
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": subject_token,
+            "subject_token_type": JWT_TOKEN_TYPE,
+            "scope": scope,
+        }
+        if client_id:
+            form["client_id"] = client_id
+        return await self.request(
+            await self.endpoint(host), form, authorization=None, namespace=namespace, source=source
+        )
+
+    async def entra(
+        self,
+        authority: str,
+        tenant_id: str,
+        client_id: str,
+        proof: Mapping[str, str],
+        *,
+        namespace: str,
+        source: str,
+        scope: str = AZURE_DATABRICKS_SCOPE,
+    ) -> AccessToken:
+        """Client credentials at Entra ID for Azure Databricks; ``proof`` authenticates the
+        client in the form body (Entra takes no HTTP Basic): a client secret, or a JWT
+        assertion (``jwt_assertion``)."""
+        form = {"grant_type": "client_credentials", "client_id": client_id, **proof, "scope": scope}
+        return await self.request(
+            entra_token_endpoint(authority, tenant_id),
+            form,
+            authorization=None,
+            namespace=namespace,
+            source=source,
+        )
+
+    async def request(
+        self,
+        token_endpoint: str,
+        form: Mapping[str, str],
+        *,
+        authorization: str | None,
+        namespace: str,
+        source: str,
+    ) -> AccessToken:
+        """POST one grant to the token endpoint, retrying transient failures within the deadline.
+
+        ``authorization`` is the client authentication header, if the grant has one.
+        """
+        request_headers = {"Accept": "application/json"}
+        if authorization is not None:
+            request_headers["Authorization"] = authorization
+        retrying = self._retry.token_endpoint(token_endpoint, retry_after=retry_after_of)
+
+        async def attempt() -> AccessToken:
+            # Expiry counts from before the request: a token is never trusted longer than it
+            # lives.
+            sent_at = self._clock()
+            try:
+                async with self._session.post(
+                    token_endpoint,
+                    data=dict(form),
+                    headers=request_headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    status, headers = resp.status, resp.headers
+                    text = (await resp.read()).decode("utf-8", "replace")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise TokenEndpointError(
+                    f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
+                    namespace=namespace,
+                    source=source,
+                    transient=True,
+                ) from exc
+            return parse_token_response(
+                status,
+                text,
+                endpoint=token_endpoint,
+                namespace=namespace,
+                source=source,
+                now=sent_at,
+                retry_after=parse_retry_after(headers),
+            )
+
+        token: AccessToken = await retrying(attempt)
+        return token
+
+    async def aclose(self) -> None:
+        """Cancel a discovery in flight, so none outlives the session."""
+        await self._discovered.aclose()
+
+
+def entra_token_endpoint(authority: str, tenant_id: str) -> str:
+    """The v2.0 token endpoint of a tenant; the tenant is quoted so it stays one path segment."""
+    return f"{authority.rstrip('/')}/{quote(tenant_id, safe='')}/oauth2/v2.0/token"
+
+
+def jwt_assertion(assertion: str) -> dict[str, str]:
+    """An Entra client proven by a federated JWT (workload identity) rather than a secret."""
+    return {"client_assertion_type": JWT_BEARER_ASSERTION, "client_assertion": assertion}
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:

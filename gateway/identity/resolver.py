@@ -1,9 +1,10 @@
 """Which Databricks identity a namespace runs as: the precedence of ``plans``, with I/O.
 
 Resolutions are kept for ``identity.resolution_ttl_seconds`` and made once however many
-requests wait (single flight per namespace and override). A change to one of the namespace's
-ServiceAccounts, or a refused token, forgets the namespace's resolutions, so the next request
-re-reads Kubernetes: a rotated Secret or a new label takes effect without a restart.
+requests wait (single flight per namespace and override, in a ``TtlCache``). A change to one
+of the namespace's ServiceAccounts, or a refused token, forgets the namespace's resolutions, so
+the next request re-reads Kubernetes: a rotated Secret or a new label takes effect without a
+restart.
 
 Failures close: a Secret that cannot be read (RBAC, API down) refuses the namespace; it never
 falls through to another identity.
@@ -11,8 +12,6 @@ falls through to another identity.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,24 +26,21 @@ from gateway.errors import (
     InvalidRequest,
     LakegateError,
 )
-from gateway.identity import plans
+from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
-from gateway.identity.plans import Account, Plan
+from gateway.identity.plans import Account
+from gateway.identity.strategy import Plan
 from gateway.kube import KubeNotFound
 from gateway.logs import get_logger
-from gateway.settings import (
-    OBJECT_NAME_RE,
-    AzureClientSecretIdentity,
-    DefaultIdentity,
-    IdentitySettings,
-    OAuthM2MIdentity,
-    PatIdentity,
-    ServiceAccountFederation,
-    Settings,
-)
+from gateway.settings import OBJECT_NAME_RE, IdentitySettings, Settings
+from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
+
+# Far more than a cluster's namespaces (and their overrides): the bound only stops a flood
+# of distinct overrides from growing the cache without end.
+MAX_RESOLUTIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,21 +93,7 @@ class AccountIndex(Protocol):
     async def in_namespace(self, namespace: str) -> Sequence[Account]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
-    identity: ResolvedIdentity
-    until: float
-
-
 ResolutionKey = tuple[str, IdentityOverride | None]
-
-
-def _pin_of(plan: Plan) -> dict[str, str]:
-    if plan.origin.startswith("ServiceAccount") and plan.service_account:
-        return {"service_account": plan.service_account}
-    if plan.origin.startswith("Secret") and plan.secret_name:
-        return {"secret": plan.secret_name}
-    return {}
 
 
 def _pin_key(pin: Mapping[str, str]) -> str:
@@ -134,14 +116,12 @@ class NamespaceResolver:
         self._accounts = accounts
         self._kube = kube
         self._environ = environ
-        self._clock = clock
         self._default = default_plan(settings, environ)
-        self._held: dict[ResolutionKey, _Held] = {}
-        self._pending: dict[ResolutionKey, asyncio.Task[ResolvedIdentity]] = {}
-        # Every resolution in flight, including those forget() detached, for aclose.
-        self._tasks: set[asyncio.Task[ResolvedIdentity]] = set()
-        # Bumped by forget(): a resolution started before a forget is not held afterwards.
-        self._generations: dict[str, int] = {}
+        # A resolution that forget() detaches still answers its waiters but is not kept:
+        # it read Kubernetes before the change.
+        self._resolutions: TtlCache[ResolutionKey, ResolvedIdentity] = TtlCache(
+            MAX_RESOLUTIONS, clock=clock, name="identity-resolution"
+        )
         # The last plan each ServiceAccount or Secret gave, to follow runs it submitted after
         # the informer stopped listing it (its label was removed).
         self._followable: dict[tuple[str, str], Plan] = {}
@@ -154,30 +134,16 @@ class NamespaceResolver:
     async def resolve(
         self, namespace: str, override: IdentityOverride | None = None
     ) -> ResolvedIdentity:
-        key = (namespace, override)
-        held = self._held.get(key)
-        if held is not None and held.until > self._clock():
-            return held.identity
-        task = self._pending.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._resolve(namespace, override))
-            self._pending[key] = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            generation = self._generations.get(namespace, 0)
-            task.add_done_callback(functools.partial(self._settle, key, generation))
-        # A caller that gives up must not cancel the resolution others wait for.
-        return await asyncio.shield(task)
+        ttl = self._settings.identity.resolution_ttl_seconds
+
+        async def load() -> tuple[ResolvedIdentity, float]:
+            return await self._resolve(namespace, override), ttl
+
+        return await self._resolutions.get((namespace, override), load)
 
     def forget(self, namespace: str) -> None:
         """Drop the namespace's resolutions; the next request resolves it afresh."""
-        self._generations[namespace] = self._generations.get(namespace, 0) + 1
-        for key in [k for k in self._held if k[0] == namespace]:
-            del self._held[key]
-        # A resolution in flight read Kubernetes before the change: its waiters still get
-        # it, but later callers start afresh and it is not held (see _settle).
-        for key in [k for k in self._pending if k[0] == namespace]:
-            del self._pending[key]
+        self._resolutions.forget_where(lambda key: key[0] == namespace)
 
     def on_account_change(self, change: object) -> None:
         """Informer listener: any change to a namespace's ServiceAccounts may change its plan."""
@@ -187,30 +153,15 @@ class NamespaceResolver:
             self.forget(namespace)
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._pending.clear()
-        self._held.clear()
+        """Cancel the resolutions in flight (their waiters see it) and drop those kept."""
+        await self._resolutions.aclose()
 
     # --- resolution -------------------------------------------------------------------------
 
-    def _settle(
-        self, key: ResolutionKey, generation: int, task: asyncio.Task[ResolvedIdentity]
-    ) -> None:
-        if self._pending.get(key) is task:
-            del self._pending[key]
-        if task.cancelled() or task.exception() is not None:
-            return
-        if generation != self._generations.get(key[0], 0):
-            return
-        ttl = self._settings.identity.resolution_ttl_seconds
-        self._held[key] = _Held(task.result(), self._clock() + ttl)
-
     async def _resolve(self, namespace: str, override: IdentityOverride | None) -> ResolvedIdentity:
         plan = await self._plan(namespace, override)
-        pin = _pin_of(plan)
+        kind = kinds.of(plan)
+        pin = kind.pin(plan)
         if pin:
             self._followable[(namespace, _pin_key(pin))] = plan
         credential = self._builder.credential(plan, namespace, lambda: self.forget(namespace))
@@ -227,7 +178,7 @@ class NamespaceResolver:
             workspace_name=plan.workspace.name,
             workspace=Workspace.from_settings(listed),
             credential=credential,
-            key=f"{plan.key}@{plan.workspace.host}",
+            key=f"{kind.key(plan)}@{plan.workspace.host}",
             kind=plan.kind,
             origin=plan.origin,
             pin=pin,
@@ -337,25 +288,12 @@ class NamespaceResolver:
             raise ConfigError(problems)
 
     def _policy_problems(self, identity: IdentitySettings) -> list[str]:
-        problems = []
-        needs_kube = isinstance(identity, ServiceAccountFederation) or (
-            isinstance(identity, PatIdentity | OAuthM2MIdentity | AzureClientSecretIdentity)
-            and identity.secret is not None
-        )
-        if needs_kube and self._kube is None:
-            problems.append(
-                "needs the Kubernetes API (a Secret or ServiceAccount), but kubernetes.mode is off"
-            )
-        if isinstance(identity, DefaultIdentity) and self._default is None:
-            problems.append(
-                "type default, but the gateway has no DATABRICKS_HOST and credential in its "
-                "environment"
-            )
-        env = None
-        if isinstance(identity, PatIdentity):
-            env = identity.token_env
-        elif isinstance(identity, OAuthM2MIdentity | AzureClientSecretIdentity):
-            env = identity.client_secret_env
-        if env is not None and not self._environ.get(env):
-            problems.append(f"environment {env} is not set or empty")
-        return problems
+        kind = kinds.for_settings(identity)
+        if kind is not None:
+            return kind.problems(identity, self._environ, kubernetes=self._kube is not None)
+        # ``type: default``: the gateway's own identity, which its environment must hold.
+        if self._default is not None:
+            return []
+        return [
+            "type default, but the gateway has no DATABRICKS_HOST and credential in its environment"
+        ]

@@ -1,44 +1,34 @@
-"""Where a namespace's tokens come from: one fetch function per credential source.
+"""Where the parts of a token request come from, read AT FETCH TIME, never when built.
 
-Each builder returns what the ``TokenCache`` calls on a miss or a refresh: an async function
-that yields an ``AccessToken`` (or, for subject tokens, the JWT a token exchange presents).
-Secrets and token files are read AT FETCH TIME, never when the function is built, so a rotated
-Secret or a token file the kubelet replaced is picked up by the next fetch (after a 401 has
-invalidated the cached token, or when it goes stale).
+- ``values``: the values a fetch needs (a PAT, a client id, a client secret), given up front by
+  the settings or the environment, or read from a Secret of the namespace on every fetch;
+- ``token_file``: a projected token (the pod's, or AKS's workload-identity token), re-read on
+  every fetch because the kubelet replaces it;
+- ``minted_service_account_token``: a ServiceAccount token minted with TokenRequest, kept in
+  the token cache so a burst of exchanges for one namespace costs one TokenRequest.
 
-- ``pat``, ``pat_from_secret``: a personal access token; it never expires.
-- ``oauth_m2m``, ``oauth_m2m_from_secret``: a service principal's OAuth client id and secret
-  (reference §3).
-- ``federated``: RFC 8693 token exchange of a subject JWT (§4.1); the JWT comes from
-  ``token_file`` (a projected token) or ``minted_service_account_token`` (TokenRequest).
-- Entra ID sources are in ``gateway.identity.sources_azure``.
-
-Kubernetes is reached only through the injected ``read_secret`` and ``mint`` callables (the
-kube edge's), so this module imports nothing of it. Fetch latency and failures are reported
-by the cache, around every fetch, not here.
+So a rotated Secret or a replaced token file is picked up by the next fetch (after a 401 has
+invalidated the cached token, or when it goes stale). Kubernetes is reached only through the
+injected ``read_secret`` and ``mint`` callables (the kube edge's), so this module imports
+nothing of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-import aiohttp
-
-from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
-from gateway.databricks.retries import RetryPolicy
 from gateway.errors import CredentialUnavailable
-from gateway.identity.cache import CacheKey, Fetch, TokenCache
+from gateway.identity.cache import CacheKey, TokenCache
 
 SubjectToken = Callable[[], Awaitable[str]]
+Values = Callable[[], Awaitable[dict[str, str]]]
 ReadSecret = Callable[[str, str], Awaitable[Mapping[str, bytes]]]
 # (namespace, service account, audiences, expiration seconds): the kube edge's TokenRequest.
 Mint = Callable[[str, str, list[str], int], Awaitable[AccessToken]]
-Clock = Callable[[], float]
 
 SA_TOKEN_KIND = "sa-token"  # noqa: S105 (a metrics label, not a credential)
 # Minted tokens are for the cluster's issuer, not for a workspace; their keys say so.
@@ -47,31 +37,29 @@ MINTED_HOST = "kubernetes"
 MIN_SA_TOKEN_SECONDS = 600
 
 
-# --- personal access tokens -----------------------------------------------------------------
+def values(
+    read_secret: ReadSecret,
+    namespace: str,
+    secret_name: str | None,
+    given: Mapping[str, str | None],
+) -> Values:
+    """The values named in ``given``: those given as they are, each one given as None read
+    from the Secret ``secret_name`` at every fetch (one read for all of them)."""
+    known = {key: value for key, value in given.items() if value is not None}
+    wanted = tuple(key for key, value in given.items() if value is None)
+    if not wanted:
 
+        async def as_given() -> dict[str, str]:
+            return dict(known)
 
-def pat(value: str, *, namespace: str = "", source: str | None = None) -> Fetch:
-    """A PAT given as a value (settings, environment): the same token on every fetch."""
-    if not value.strip():
-        raise CredentialUnavailable(
-            "the personal access token is empty", namespace=namespace, source=source
-        )
-    token = AccessToken(value.strip())
+        return as_given
+    if secret_name is None:
+        raise ValueError(f"{', '.join(wanted)} given neither up front nor by a Secret")
+    name = secret_name
 
-    async def fetch() -> AccessToken:
-        return token
-
-    return fetch
-
-
-def pat_from_secret(
-    read_secret: ReadSecret, namespace: str, secret_name: str, key: str = "token"
-) -> Fetch:
-    """A PAT in a Secret of the namespace, read again on every fetch (rotation)."""
-
-    async def fetch() -> AccessToken:
-        (value,) = await secret_values(read_secret, namespace, secret_name, (key,))
-        return AccessToken(value)
+    async def fetch() -> dict[str, str]:
+        read = await secret_values(read_secret, namespace, name, wanted)
+        return {**known, **dict(zip(wanted, read, strict=True))}
 
     return fetch
 
@@ -103,179 +91,6 @@ async def secret_values(
             raise unavailable("has an empty")
         values.append(value)
     return tuple(values)
-
-
-# --- OAuth M2M ------------------------------------------------------------------------------
-
-
-class TokenEndpoint:
-    """A workspace's token endpoint: the configured one, or discovered once on first use."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        host: str,
-        url: str | None = None,
-        *,
-        request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
-    ) -> None:
-        self._session = session
-        self.host = host.rstrip("/")
-        self._url = url
-        self._request_timeout = request_timeout
-
-    async def url(self) -> str:
-        if self._url is None:
-            self._url = await oauth.discover_token_endpoint(
-                self._session, self.host, request_timeout=self._request_timeout
-            )
-        return self._url
-
-
-def oauth_m2m(
-    session: aiohttp.ClientSession,
-    host: str,
-    client_id: str,
-    client_secret: str,
-    *,
-    namespace: str = "",
-    source: str | None = None,
-    scope: str = oauth.DEFAULT_SCOPE,
-    token_endpoint: str | None = None,
-    retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-    endpoint: TokenEndpoint | None = None,
-) -> Fetch:
-    """A service principal's client id and secret given as values, traded for tokens."""
-    if not client_id or not client_secret:
-        raise CredentialUnavailable(
-            "OAuth M2M needs a client id and a client secret", namespace=namespace, source=source
-        )
-
-    async def credentials() -> tuple[str, str]:
-        return client_id, client_secret
-
-    return _client_credentials(
-        session,
-        endpoint or TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout),
-        credentials,
-        scope=scope,
-        namespace=namespace,
-        retry=retry,
-        request_timeout=request_timeout,
-        clock=clock,
-    )
-
-
-def oauth_m2m_from_secret(
-    session: aiohttp.ClientSession,
-    host: str,
-    read_secret: ReadSecret,
-    namespace: str,
-    secret_name: str,
-    *,
-    scope: str = oauth.DEFAULT_SCOPE,
-    token_endpoint: str | None = None,
-    retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-    endpoint: TokenEndpoint | None = None,
-) -> Fetch:
-    """OAuth M2M with the client id and secret read from a Secret (keys ``client_id`` and
-    ``client_secret``) on every fetch, so a rotated secret is used from the next fetch on."""
-
-    async def credentials() -> tuple[str, str]:
-        client_id, client_secret = await secret_values(
-            read_secret, namespace, secret_name, ("client_id", "client_secret")
-        )
-        return client_id, client_secret
-
-    return _client_credentials(
-        session,
-        endpoint or TokenEndpoint(session, host, token_endpoint, request_timeout=request_timeout),
-        credentials,
-        scope=scope,
-        namespace=namespace,
-        retry=retry,
-        request_timeout=request_timeout,
-        clock=clock,
-    )
-
-
-def _client_credentials(
-    session: aiohttp.ClientSession,
-    endpoint: TokenEndpoint,
-    credentials: Callable[[], Awaitable[tuple[str, str]]],
-    *,
-    scope: str,
-    namespace: str,
-    retry: RetryPolicy,
-    request_timeout: aiohttp.ClientTimeout,
-    clock: Clock,
-) -> Fetch:
-    """OAuth M2M at the workspace; ``credentials`` gives the client id and secret per fetch."""
-
-    async def fetch() -> AccessToken:
-        client_id, client_secret = await credentials()
-        return await oauth.client_credentials(
-            session,
-            await endpoint.url(),
-            client_id,
-            client_secret,
-            scope,
-            namespace=namespace,
-            retry=retry,
-            request_timeout=request_timeout,
-            clock=clock,
-        )
-
-    return fetch
-
-
-# --- federation -----------------------------------------------------------------------------
-
-
-def federated(
-    session: aiohttp.ClientSession,
-    host: str,
-    subject_token: SubjectToken,
-    *,
-    client_id: str | None,
-    namespace: str,
-    source: str = "federation",
-    scope: str = oauth.DEFAULT_SCOPE,
-    token_endpoint: str | None = None,
-    retry: RetryPolicy = oauth.DEFAULT_TOKEN_RETRY,
-    request_timeout: aiohttp.ClientTimeout = oauth.DEFAULT_TIMEOUT,
-    clock: Clock = time.time,
-    endpoint: TokenEndpoint | None = None,
-) -> Fetch:
-    """A subject JWT, obtained afresh on every fetch, exchanged at the workspace.
-
-    ``client_id`` names the service principal whose federation policies must accept the JWT
-    (workload identity federation); without it the account-wide policies apply.
-    """
-    endpoint = endpoint or TokenEndpoint(
-        session, host, token_endpoint, request_timeout=request_timeout
-    )
-
-    async def fetch() -> AccessToken:
-        jwt = await subject_token()
-        return await oauth.exchange_token(
-            session,
-            await endpoint.url(),
-            jwt,
-            client_id=client_id,
-            scope=scope,
-            namespace=namespace,
-            source=source,
-            retry=retry,
-            request_timeout=request_timeout,
-            clock=clock,
-        )
-
-    return fetch
 
 
 def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectToken:

@@ -2,12 +2,14 @@
 
 An identity's secret is given inline (masked), named by an environment variable of the
 gateway, or held in a Kubernetes Secret in the tenant's own namespace (``secret``); exactly one
-of these. A Secret is read when a token is needed, so rotating it needs no restart.
+of these. A Secret is read when a token is needed, so rotating it needs no restart. What each
+identity model means (its plan, problems, cache key and token fetch) is its strategy's, in
+``gateway.identity.kinds``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -135,14 +137,10 @@ IdentitySettings = Annotated[
     | DefaultIdentity,
     Field(discriminator="type"),
 ]
-IDENTITY_TYPES = (
-    "pat",
-    "oauth-m2m",
-    "service-account-federation",
-    "pod-token-federation",
-    "azure-client-secret",
-    "azure-workload-identity",
-    "default",
+# Each model's ``type`` literal, read off the union so that a new model needs no list here.
+IDENTITY_TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0]
+    for model in get_args(get_args(IdentitySettings)[0])
 )
 
 

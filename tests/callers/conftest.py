@@ -15,15 +15,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from gateway.emulator.kubernetes import KubeApiServer
-from tests.callers.issuer import JwtIssuer, ec_key, rsa_key
+from tests.callers.issuer import JwtIssuer
 from tests.e2e.specs import spec
 from tests.fixtures.gateway import GatewayStack, StackFactory, namespace_name
 from tests.fixtures.kube_api import GATEWAY_TOKEN, KubeApiFactory, kube_config
+from tests.support.http import session_fixture
+from tests.support.jwt_issuer import ec_key, rsa_key
 
 AUDIENCE = "lakegate"
 RUNNER = "runner"
@@ -80,10 +81,7 @@ async def kube(kube_api_factory: KubeApiFactory) -> KubeApiServer:
     return await kube_api_factory(kube_config(namespaces=kube_namespaces(10)))
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+http = session_fixture("http")
 
 
 def _fill_issuer(callers: dict[str, Any], issuer: JwtIssuer | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A tiny OIDC issuer for JWT caller tests: discovery, a JWKS, and tokens signed with PyJWT.
 
 It serves ``/.well-known/openid-configuration`` and ``/jwks`` on a loopback port, holds one
-RSA and one EC P-256 key (each with a kid), counts JWKS fetches, and can rotate or fail.
+RSA and one EC P-256 key (each with a kid), counts JWKS fetches, and can rotate or fail. Keys,
+JWKS entries, signing and the served app are the test tree's (``tests.support.jwt_issuer``).
 """
 
 from __future__ import annotations
@@ -11,29 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.support.jwt_issuer import PrivateKey, oidc_app, public_jwk, sign
 
 AUDIENCE = "lakegate"
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def public_jwk(key: PrivateKey, kid: str) -> dict[str, Any]:
-    if isinstance(key, rsa.RSAPrivateKey):
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-        return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
-    jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    return {**jwk, "kid": kid, "use": "sig", "alg": "ES256"}
 
 
 @dataclass
@@ -63,8 +46,6 @@ class JwtIssuer:
         issued_ago: int = 0,
         **claims: Any,
     ) -> str:
-        signer = key or self.keys[kid]
-        alg = "RS256" if isinstance(signer, rsa.RSAPrivateKey) else "ES256"
         now = int(time.time()) - issued_ago
         body = {
             "iss": iss or self.url,
@@ -75,21 +56,14 @@ class JwtIssuer:
             "exp": now + lifetime,
             **claims,
         }
-        return jwt.encode(body, signer, algorithm=alg, headers={"kid": kid})
+        return sign(body, key or self.keys[kid], kid)
 
     def app(self) -> web.Application:
-        async def discovery(_request: web.Request) -> web.Response:
-            if self.failing:
-                return web.Response(status=503)
-            return web.json_response({"issuer": self.url, "jwks_uri": f"{self.url}/jwks"})
+        def discovery() -> dict[str, Any] | None:
+            return None if self.failing else {"issuer": self.url, "jwks_uri": f"{self.url}/jwks"}
 
-        async def jwks(_request: web.Request) -> web.Response:
+        def jwks() -> dict[str, Any] | None:
             self.jwks_fetches += 1
-            if self.failing:
-                return web.Response(status=503)
-            return web.json_response(self.jwks())
+            return None if self.failing else self.jwks()
 
-        app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", discovery)
-        app.router.add_get("/jwks", jwks)
-        return app
+        return oidc_app(discovery, jwks, jwks_path="/jwks")

@@ -11,7 +11,8 @@ import pytest
 from gateway.api.callers_jwks import IssuerKeys
 from gateway.settings import JwtIssuer as JwtIssuerSettings
 from tests.callers.conftest import CallersStack, bearer
-from tests.callers.issuer import JwtIssuer, rsa_key
+from tests.callers.issuer import JwtIssuer
+from tests.support.jwt_issuer import rsa_key
 
 REPO_A = "example-org/repo-a"
 

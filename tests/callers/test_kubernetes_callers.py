@@ -9,7 +9,7 @@ import jwt
 
 from gateway.emulator.kubernetes import KubeApiServer
 from tests.callers.conftest import AUDIENCE, RUNNER, CallersStack, bearer, submit_body
-from tests.callers.issuer import rsa_key
+from tests.support.jwt_issuer import rsa_key
 
 KUBE_ONLY = {"methods": ["kubernetes"], "kubernetes": {"audiences": [AUDIENCE]}}
 

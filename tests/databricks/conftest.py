@@ -1,17 +1,8 @@
-"""A scripted HTTP server per test, closed after it."""
+"""Fixtures of the Databricks edge's tests: a scripted server and a client session per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from tests.databricks.scripted import server  # noqa: F401 (a fixture)
+from tests.support.http import session_fixture
 
-import pytest
-
-from tests.databricks.scripted import ScriptedServer
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    await scripted.start()
-    yield scripted
-    await scripted.close()
+session = session_fixture()

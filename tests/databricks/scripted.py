@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -118,3 +120,12 @@ class ScriptedServer:
         if reply.json is not None:
             return web.json_response(reply.json, status=reply.status, headers=reply.headers)
         return web.Response(text=reply.text, status=reply.status, headers=reply.headers)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    """A scripted server for one test, closed after it."""
+    scripted = ScriptedServer()
+    await scripted.start()
+    yield scripted
+    await scripted.close()

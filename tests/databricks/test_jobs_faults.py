@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from gateway.databricks.jobs import JobsClient, Workspace
+from gateway.databricks.oauth import TokenClient
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import (
     DatabricksAuthError,
@@ -24,7 +26,10 @@ from gateway.errors import (
     DatabricksPermissionDenied,
     DatabricksRunNotFound,
 )
-from gateway.identity.credentials import OAuthM2MCredential, PatCredential
+from gateway.identity.builders import Builder
+from gateway.identity.cache import CachedCredential, TokenCache
+from gateway.identity.strategy import Plan, WorkspaceRef
+from gateway.settings import IdentityOptions
 from tests.fixtures.databricks_emulator import DatabricksEmulator
 
 SUBMIT_PATH = "/api/*/jobs/runs/submit"
@@ -43,12 +48,6 @@ def spec(name: str, result: str | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 def client(session: aiohttp.ClientSession) -> JobsClient:
     return JobsClient(
         session,
@@ -63,24 +62,40 @@ def ws(databricks_emulator: DatabricksEmulator) -> Workspace:
 
 
 @pytest.fixture
-def pat(databricks_emulator: DatabricksEmulator) -> PatCredential:
-    return PatCredential(databricks_emulator.pat, namespace="team-a")
+async def builder(session: aiohttp.ClientSession) -> AsyncIterator[Builder]:
+    """Credentials as the resolver builds them, in a token cache closed after the test."""
+    cache = TokenCache()
+    tokens = TokenClient(session, retry=RetryPolicy(deadline=5, initial=0.01, maximum=0.05))
+    yield Builder(session, cache, IdentityOptions(), None, tokens=tokens)
+    await tokens.aclose()
+    await cache.aclose()
+
+
+def plan(emulator: DatabricksEmulator, kind: str, **fields: Any) -> Plan:
+    return Plan(kind, WorkspaceRef("emulated", emulator.url), "tenant policy", **fields)
+
+
+def nothing() -> None:
+    """An on_invalidate hook that does nothing."""
 
 
 @pytest.fixture
-async def m2m(
-    session: aiohttp.ClientSession, databricks_emulator: DatabricksEmulator
-) -> AsyncIterator[OAuthM2MCredential]:
-    cred = OAuthM2MCredential(
-        session,
-        databricks_emulator.url,
-        databricks_emulator.client_id,
-        databricks_emulator.client_secret,
-        namespace="team-a",
-        retry=RetryPolicy(deadline=5, initial=0.01, maximum=0.05),
+def pat(builder: Builder, databricks_emulator: DatabricksEmulator) -> CachedCredential:
+    secret = SecretStr(databricks_emulator.pat)
+    return builder.credential(
+        plan(databricks_emulator, "pat", inline_secret=secret), "team-a", nothing
     )
-    yield cred
-    await cred.aclose()
+
+
+@pytest.fixture
+def m2m(builder: Builder, databricks_emulator: DatabricksEmulator) -> CachedCredential:
+    oauth = plan(
+        databricks_emulator,
+        "oauth-m2m",
+        client_id=databricks_emulator.client_id,
+        inline_secret=SecretStr(databricks_emulator.client_secret),
+    )
+    return builder.credential(oauth, "team-a", nothing)
 
 
 async def add_fault(
@@ -109,7 +124,7 @@ def requests_to(emulator: DatabricksEmulator, method: str, path: str) -> int:
 async def assert_truth(
     client: JobsClient,
     ws: Workspace,
-    cred: PatCredential | OAuthM2MCredential,
+    cred: CachedCredential,
     session: aiohttp.ClientSession,
     emulator: DatabricksEmulator,
 ) -> None:
@@ -127,7 +142,10 @@ async def assert_truth(
 
 
 async def test_a_run_is_followed_to_its_end(
-    client: JobsClient, ws: Workspace, pat: PatCredential, databricks_emulator: DatabricksEmulator
+    client: JobsClient,
+    ws: Workspace,
+    pat: CachedCredential,
+    databricks_emulator: DatabricksEmulator,
 ) -> None:
     """submit, get and list_all follow a failing run from PENDING to TERMINATED/FAILED."""
     run_id = await client.submit(ws, pat, spec("etl", "FAILED"), idempotency_token="lg-1")
@@ -147,7 +165,7 @@ async def test_a_run_is_followed_to_its_end(
 async def test_resubmitting_a_token_returns_the_same_run(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -179,7 +197,7 @@ SUBMIT_FAULTS = [
 async def test_a_faulted_submit_creates_exactly_one_run(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
     fault: dict[str, Any],
@@ -196,7 +214,7 @@ async def test_a_faulted_submit_creates_exactly_one_run(
 async def test_a_storm_of_faults_over_many_submits(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -226,7 +244,7 @@ async def test_a_storm_of_faults_over_many_submits(
 async def test_a_401_storm_costs_each_call_one_retry(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -241,7 +259,7 @@ async def test_a_401_storm_costs_each_call_one_retry(
 async def test_retry_after_is_honoured(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -261,7 +279,7 @@ async def test_retry_after_is_honoured(
 async def test_gets_through_faults_return_the_truth(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -287,7 +305,7 @@ async def test_gets_through_faults_return_the_truth(
 async def test_a_bad_spec_fails_fast_with_the_databricks_message(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -302,7 +320,7 @@ async def test_a_bad_spec_fails_fast_with_the_databricks_message(
 async def test_permission_denied_fails_fast_with_the_databricks_message(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -323,7 +341,7 @@ async def test_permission_denied_fails_fast_with_the_databricks_message(
 
 
 async def test_an_unknown_run_is_not_found(
-    client: JobsClient, ws: Workspace, pat: PatCredential
+    client: JobsClient, ws: Workspace, pat: CachedCredential
 ) -> None:
     """runs/get of an id the workspace never had raises DatabricksRunNotFound."""
     with pytest.raises(DatabricksRunNotFound, match="does not exist"):
@@ -333,7 +351,7 @@ async def test_an_unknown_run_is_not_found(
 async def test_a_revoked_pat_fails_after_one_retry(
     client: JobsClient,
     ws: Workspace,
-    pat: PatCredential,
+    pat: CachedCredential,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
     """A PAT cannot be refreshed: a revoked one fails with DatabricksAuthError, twice tried."""
@@ -349,7 +367,7 @@ async def test_a_revoked_pat_fails_after_one_retry(
 async def test_oauth_m2m_runs_as_the_service_principal(
     client: JobsClient,
     ws: Workspace,
-    m2m: OAuthM2MCredential,
+    m2m: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -363,7 +381,7 @@ async def test_oauth_m2m_runs_as_the_service_principal(
 async def test_a_revoked_oauth_token_is_refreshed_once(
     client: JobsClient,
     ws: Workspace,
-    m2m: OAuthM2MCredential,
+    m2m: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:
@@ -380,7 +398,7 @@ async def test_a_revoked_oauth_token_is_refreshed_once(
 async def test_token_endpoint_faults_are_retried(
     client: JobsClient,
     ws: Workspace,
-    m2m: OAuthM2MCredential,
+    m2m: CachedCredential,
     session: aiohttp.ClientSession,
     databricks_emulator: DatabricksEmulator,
 ) -> None:

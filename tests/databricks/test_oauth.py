@@ -1,10 +1,10 @@
-"""The OAuth token endpoint helpers: discovery, the client-credentials grant, its errors."""
+"""The token client: discovery, the client-credentials, token-exchange and Entra grants, errors."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,14 +13,23 @@ from structlog.testing import capture_logs
 
 from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
+from gateway.databricks.oauth import TokenClient
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import TokenEndpointError
 from tests.databricks.scripted import Reply, ScriptedServer
+from tests.fixtures.databricks_emulator import EmulatorFactory, emulator_config
+from tests.support.jwt_issuer import Issuer, service_account_subject
 
 TOKEN_PATH = "/oidc/v1/token"
 DISCOVERY = "/oidc/.well-known/oauth-authorization-server"
 SECRET = "dose0123456789abcdef0123"
 GRANTED = {"access_token": "eyJ.at-1", "token_type": "Bearer", "expires_in": 3600}
+SP_ID = "9a0e6b7c-1d2e-4f30-8a41-5b6c7d8e9f00"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+ENTRA_PATH = f"/{TENANT}/oauth2/v2.0/token"
+ENTRA_CLIENT_ID = "3c1b0f9e-2a4d-4c5e-8f60-718293a4b5c6"
+ENTRA_SECRET = "Zx8Q~entra-client-secret-value-000000000"
+QUICK = RetryPolicy(deadline=0.5, initial=0.01, maximum=0.02)
 
 
 class Sleeps:
@@ -33,10 +42,9 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+def configured(session: aiohttp.ClientSession, server: ScriptedServer, **kw: Any) -> TokenClient:
+    """A client that knows the scripted server's token endpoint, so nothing is discovered."""
+    return TokenClient(session, endpoints={server.url: server.url + TOKEN_PATH}, **kw)
 
 
 def parse(status: int, payload: Any = None, text: str = "") -> AccessToken:
@@ -157,6 +165,28 @@ async def test_discovery_falls_back_to_the_standard_path(
     assert logs[0]["event"] in ("oauth_discovery_failed", "oauth_discovery_foreign_endpoint")
 
 
+async def test_the_client_discovers_each_host_once(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """However many grants ask at once, one discovery GET finds a host's endpoint for good."""
+    endpoint = f"{server.url}/oidc/v1/custom-token"
+    server.always("GET", DISCOVERY, Reply(json={"token_endpoint": endpoint}, delay=0.05))
+    client = TokenClient(session)
+    found = await asyncio.gather(*(client.endpoint(server.url + "/") for _ in range(20)))
+    assert set(found) == {endpoint}
+    assert await client.endpoint(server.url) == endpoint
+    assert len(server.requests("GET", DISCOVERY)) == 1
+    await client.aclose()
+
+
+async def test_a_configured_endpoint_is_never_discovered(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """An endpoint given to the client for a host is used as is, with no discovery GET."""
+    assert await configured(session, server).endpoint(server.url) == server.url + TOKEN_PATH
+    assert server.requests("GET", DISCOVERY) == []
+
+
 # --- the client-credentials grant -----------------------------------------------------------
 
 
@@ -165,9 +195,8 @@ async def test_client_credentials_uses_basic_auth_and_a_form(
 ) -> None:
     """Client id and secret go in HTTP Basic; grant type and scope in a form body."""
     server.script("POST", TOKEN_PATH, Reply(json=GRANTED))
-    token = await oauth.client_credentials(
-        session, server.url + TOKEN_PATH, "sp-1", SECRET, namespace="team-a", clock=lambda: 50.0
-    )
+    client = configured(session, server, clock=lambda: 50.0)
+    token = await client.client_credentials(server.url, "sp-1", SECRET, namespace="team-a")
     assert token == AccessToken("eyJ.at-1", expires_at=3650.0)
     (seen,) = server.requests("POST", TOKEN_PATH)
     scheme, _, encoded = seen.headers["Authorization"].partition(" ")
@@ -189,14 +218,9 @@ async def test_transient_failures_are_retried_after_retry_after(
         Reply(action="drop"),
         Reply(json=GRANTED),
     )
-    token = await oauth.client_credentials(
-        session,
-        server.url + TOKEN_PATH,
-        "sp-1",
-        SECRET,
-        namespace="team-a",
-        retry=RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleeps),
-    )
+    retry = RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleeps)
+    client = configured(session, server, retry=retry)
+    token = await client.client_credentials(server.url, "sp-1", SECRET, namespace="team-a")
     assert token.value == "eyJ.at-1"
     assert sleeps.calls[0] >= 3
     assert sleeps.calls[1] < 1
@@ -210,8 +234,8 @@ async def test_a_wrong_secret_fails_at_once(
     body = {"error": "invalid_client", "error_description": "Client authentication failed"}
     server.always("POST", TOKEN_PATH, Reply(401, json=body))
     with pytest.raises(TokenEndpointError, match="Client authentication failed") as raised:
-        await oauth.client_credentials(
-            session, server.url + TOKEN_PATH, "sp-1", SECRET, namespace="team-a"
+        await configured(session, server).client_credentials(
+            server.url, "sp-1", SECRET, namespace="team-a"
         )
     assert raised.value.namespace == "team-a"
     assert raised.value.source == "oauth-m2m"
@@ -220,15 +244,13 @@ async def test_a_wrong_secret_fails_at_once(
 
 async def test_an_unreachable_endpoint_is_transient(session: aiohttp.ClientSession) -> None:
     """A refused connection, past the deadline, is a transient TokenEndpointError."""
+    client = TokenClient(
+        session,
+        retry=RetryPolicy(deadline=0.05, initial=0.01, maximum=0.01),
+        endpoints={"http://127.0.0.1:9": "http://127.0.0.1:9/oidc/v1/token"},
+    )
     with pytest.raises(TokenEndpointError, match="could not be reached") as raised:
-        await oauth.client_credentials(
-            session,
-            "http://127.0.0.1:9/oidc/v1/token",
-            "sp-1",
-            SECRET,
-            namespace="team-a",
-            retry=RetryPolicy(deadline=0.05, initial=0.01, maximum=0.01),
-        )
+        await client.client_credentials("http://127.0.0.1:9", "sp-1", SECRET, namespace="team-a")
     assert raised.value.transient
     assert isinstance(raised.value.__cause__, aiohttp.ClientError)
 
@@ -239,13 +261,131 @@ async def test_the_secret_never_reaches_the_logs(
     """Retries of the token request are logged without the client secret."""
     server.script("POST", TOKEN_PATH, Reply(503), Reply(json=GRANTED))
     with capture_logs() as logs:
-        await oauth.client_credentials(
-            session,
-            server.url + TOKEN_PATH,
-            "sp-1",
-            SECRET,
-            namespace="team-a",
-            retry=RetryPolicy(deadline=5, initial=0.01, maximum=0.02),
+        client = configured(
+            session, server, retry=RetryPolicy(deadline=5, initial=0.01, maximum=0.02)
         )
+        await client.client_credentials(server.url, "sp-1", SECRET, namespace="team-a")
     assert [e["event"] for e in logs] == ["token_endpoint_retrying"]
     assert not any(SECRET in str(v) or "at-1" in str(v) for e in logs for v in e.values())
+
+
+# --- the token-exchange grant ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client_id", [SP_ID, None])
+async def test_exchange_sends_the_rfc_8693_form_without_client_auth(
+    session: aiohttp.ClientSession, server: ScriptedServer, client_id: str | None
+) -> None:
+    """Grant, subject token and its type, scope, client_id if any; no Authorization header."""
+    grant = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 600}
+    server.script("POST", TOKEN_PATH, Reply(json=grant))
+    token = await configured(session, server, clock=lambda: 100.0).exchange(
+        server.url, "subject.jwt.value", client_id=client_id, namespace="team-a"
+    )
+    assert (token.value, token.expires_at) == ("at-1", 700.0)
+    (seen,) = server.requests("POST", TOKEN_PATH)
+    assert "Authorization" not in seen.headers
+    expected = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": "subject.jwt.value",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "scope": "all-apis",
+    }
+    if client_id is not None:
+        expected["client_id"] = client_id
+    assert seen.form() == expected
+
+
+async def test_a_policy_mismatch_is_a_permanent_token_endpoint_error(
+    session: aiohttp.ClientSession, databricks_emulator_factory: EmulatorFactory
+) -> None:
+    """A JWT for the wrong audience is refused with invalid_grant, not retried."""
+    issuer = Issuer()
+    subject = service_account_subject("team-a", "etl")
+    sp = {"name": "etl", "application_id": SP_ID, "federation_policies": [issuer.policy(subject)]}
+    emulator = await databricks_emulator_factory(
+        emulator_config(identity={"service_principals": [sp]})
+    )
+    with pytest.raises(TokenEndpointError) as raised:
+        await TokenClient(session, retry=QUICK).exchange(
+            emulator.url,
+            issuer.sign(subject, aud="someone-else"),
+            client_id=SP_ID,
+            namespace="team-a",
+        )
+    assert raised.value.error_code == "invalid_grant"
+    assert (raised.value.source, raised.value.transient) == ("federation", False)
+
+
+# --- Entra ID -------------------------------------------------------------------------------
+
+
+def test_the_entra_endpoint_is_the_tenants_v2_endpoint() -> None:
+    """The authority's trailing slash is optional; the tenant stays one path segment."""
+    expected = f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+    assert oauth.entra_token_endpoint("https://login.microsoftonline.com/", TENANT) == expected
+    assert oauth.entra_token_endpoint("https://login.microsoftonline.com", TENANT) == expected
+    escaped = oauth.entra_token_endpoint("https://a.example/", "x/../y")
+    assert escaped == "https://a.example/x%2F..%2Fy/oauth2/v2.0/token"
+
+
+async def with_entra_secret(client: TokenClient, server: ScriptedServer) -> AccessToken:
+    """The client-secret grant at the scripted server as Entra ID."""
+    proof = {"client_secret": ENTRA_SECRET}
+    return await client.entra(
+        server.url, TENANT, ENTRA_CLIENT_ID, proof, namespace="team-a", source="azure-client-secret"
+    )
+
+
+@pytest.mark.parametrize("expires_in", [3599, "3599"])
+async def test_an_entra_client_secret_goes_in_the_form_and_a_string_expiry_is_read(
+    session: aiohttp.ClientSession, server: ScriptedServer, expires_in: int | str
+) -> None:
+    """client_credentials with the secret in the body, no Basic; expires_in may be a string."""
+    body = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": expires_in}
+    server.script("POST", ENTRA_PATH, Reply(json=body))
+    token = await with_entra_secret(TokenClient(session, clock=lambda: 10.0), server)
+    assert (token.value, token.expires_at) == ("entra-at-1", 3609.0)
+    (seen,) = server.requests("POST", ENTRA_PATH)
+    assert "Authorization" not in seen.headers
+    assert seen.form() == {
+        "grant_type": "client_credentials",
+        "client_id": ENTRA_CLIENT_ID,
+        "client_secret": ENTRA_SECRET,
+        "scope": "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default",
+    }
+
+
+async def test_an_entra_assertion_is_a_jwt_bearer_in_the_form(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """The assertion goes in the form with the jwt-bearer type, and no client secret."""
+    body = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": 3599}
+    server.script("POST", ENTRA_PATH, Reply(json=body))
+    proof = oauth.jwt_assertion("header.claims.signature")
+    await TokenClient(session).entra(
+        server.url, TENANT, ENTRA_CLIENT_ID, proof, namespace="team-a", source="wi"
+    )
+    (seen,) = server.requests("POST", ENTRA_PATH)
+    assert seen.form() == {
+        "grant_type": "client_credentials",
+        "client_id": ENTRA_CLIENT_ID,
+        "client_assertion_type": oauth.JWT_BEARER_ASSERTION,
+        "client_assertion": "header.claims.signature",
+        "scope": oauth.AZURE_DATABRICKS_SCOPE,
+    }
+
+
+async def test_a_throttled_entra_request_is_retried_after_retry_after(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """429 with Retry-After is transient: the error carries the hint, the policy waits it."""
+    sleeps = Sleeps()
+    throttled = Reply(429, json={"error": "temporarily_unavailable"}, headers={"Retry-After": "2"})
+    granted = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": 3599}
+    server.script("POST", ENTRA_PATH, throttled, Reply(json=granted))
+    retry = RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleeps)
+    token = await with_entra_secret(TokenClient(session, retry=retry), server)
+    assert token.value == "entra-at-1"
+    assert len(sleeps.calls) == 1
+    assert sleeps.calls[0] >= 2

@@ -1,4 +1,4 @@
-"""The Jobs API wire format: request bodies, response parsing, error mapping. No event loop."""
+"""The Jobs API wire format: request bodies, response parsing, error answers. No event loop."""
 
 from __future__ import annotations
 
@@ -266,59 +266,7 @@ def test_parse_json_refuses_other_bodies(text: str) -> None:
         wire.parse_json(text, endpoint="runs/get")
 
 
-# --- error bodies ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "code", "message"),
-    [
-        (
-            _json(error_code="INVALID_PARAMETER_VALUE", message="Invalid limit 27."),
-            "INVALID_PARAMETER_VALUE",
-            "Invalid limit 27.",
-        ),
-        (_json(error_code=403, message="Invalid access token."), None, "Invalid access token."),
-        (_json(error_code="403", message="Invalid access token."), None, "Invalid access token."),
-        (_json(error="Something broke"), None, "Something broke"),
-        (
-            _json(error={"code": "PERMISSION_DENIED", "message": "nope"}),
-            "PERMISSION_DENIED",
-            "nope",
-        ),
-        (_json(detail="SCIM says no", status="404"), None, "SCIM says no"),
-        (
-            _json(message="REQUEST_LIMIT_EXCEEDED: bucket empty"),
-            "REQUEST_LIMIT_EXCEEDED",
-            "bucket empty",
-        ),
-        (
-            BUCKET_TEXT,
-            "REQUEST_LIMIT_EXCEEDED",
-            "GetUserPermissionsRequest RPC token bucket limit has been exceeded.",
-        ),
-        (
-            HTML_502,
-            None,
-            "Bad Gateway & more",
-        ),
-        (
-            "<html><head><title>503 Service Unavailable</title></head><body>x</body></html>",
-            None,
-            "503 Service Unavailable",
-        ),
-        ("upstream connect error", None, "upstream connect error"),
-        ("", None, ""),
-    ],
-)
-def test_parse_error_body_reads_every_shape(text: str, code: str | None, message: str) -> None:
-    """Standard JSON, legacy JSON, 'CODE: message' text, HTML and plain text all parse."""
-    assert wire.parse_error_body(text) == wire.ErrorBody(code, message)
-
-
-def test_parse_error_body_clips_long_messages() -> None:
-    """An error page cannot flood the exception message."""
-    body = wire.parse_error_body("x" * 5000)
-    assert len(body.message) < 1100
+# --- Retry-After ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

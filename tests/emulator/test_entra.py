@@ -13,7 +13,6 @@ import jwt
 import pytest
 import yaml
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 from yarl import URL
@@ -28,6 +27,7 @@ from tests.fixtures.databricks_emulator import (
     EmulatorFactory,
     emulator_config,
 )
+from tests.support.jwt_issuer import shared_rsa_key
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011e17a"
 APP_ID = "3c9e1f0a-5b7d-4e2f-8a61-0d4c2b9e7f13"
@@ -42,16 +42,10 @@ MANAGEMENT_SCOPE = "https://management.core.windows.net//.default"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-@pytest.fixture(scope="module")
-def rsa_keys() -> list[rsa.RSAPrivateKey]:
-    """Two RSA keys, made once: generating them is the slowest thing in this module."""
-    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
-
-
 @pytest.fixture
-async def issuer(rsa_keys: list[rsa.RSAPrivateKey]) -> AsyncIterator[Issuer]:
+async def issuer() -> AsyncIterator[Issuer]:
     """A Kubernetes-like OIDC issuer on loopback whose tokens the workload app trusts."""
-    issuer = Issuer({"rsa-1": rsa_keys[0]})
+    issuer = Issuer({"rsa-1": shared_rsa_key(0)})
     async with serve(issuer.app()) as url:
         issuer.url = url
         yield issuer
@@ -315,11 +309,9 @@ async def test_assertions_that_match_no_credential_are_refused(
     assert_entra_error(await entra.assertion_token(entra.sign(**claims)), status, error, code)
 
 
-async def test_assertion_with_a_bad_signature_is_aadsts700027(
-    entra: Entra, rsa_keys: list[rsa.RSAPrivateKey]
-) -> None:
+async def test_assertion_with_a_bad_signature_is_aadsts700027(entra: Entra) -> None:
     """A JWT signed by another key under the issuer's kid fails signature validation."""
-    forged = entra.sign(key=rsa_keys[1])
+    forged = entra.sign(key=shared_rsa_key(1))
     assert_entra_error(await entra.assertion_token(forged), 401, "invalid_client", 700027)
 
 

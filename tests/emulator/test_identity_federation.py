@@ -13,7 +13,7 @@ import aiohttp
 import jwt
 import pytest
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
 from tests.emulator.test_identity import (
@@ -25,6 +25,7 @@ from tests.emulator.test_identity import (
     make_workspace,
     serve,
 )
+from tests.support.jwt_issuer import PrivateKey, ec_key, oidc_app, public_jwk, shared_rsa_key, sign
 
 __all__ = ["make_workspace"]  # the fixture, re-exported so pytest finds it here
 
@@ -33,13 +34,11 @@ JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 AUDIENCE = "lakegate-dbx"
 SUBJECT = "system:serviceaccount:team-a:lakegate"
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
 
 @pytest.fixture(scope="module")
 def rsa_keys() -> list[rsa.RSAPrivateKey]:
-    """Two RSA keys, made once: generating them is the slowest thing in this module."""
-    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
+    """Two RSA keys, made once per run: generating them is the slowest thing here."""
+    return [shared_rsa_key(0), shared_rsa_key(1)]
 
 
 @dataclass
@@ -55,41 +54,30 @@ class Issuer:
         return str(self.url).rstrip("/")
 
     def jwks(self) -> dict[str, Any]:
-        entries = []
-        for kid, key in self.keys.items():
-            if isinstance(key, rsa.RSAPrivateKey):
-                jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-            else:
-                jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-            entries.append({**jwk, "kid": kid, "use": "sig"})
-        return {"keys": entries}
+        # No "alg" in the entries: the emulator must pick the algorithm from the key type.
+        return {"keys": [public_jwk(k, kid, with_alg=False) for kid, k in self.keys.items()]}
 
     def sign(self, *, kid: str = "rsa-1", key: PrivateKey | None = None, **claims: Any) -> str:
         now = int(time.time())
         body = {"iss": self.iss, "aud": AUDIENCE, "sub": SUBJECT, "iat": now, "exp": now + 3600}
         body.update(claims)
-        signer = key or self.keys[kid]
-        alg = "RS256" if isinstance(signer, rsa.RSAPrivateKey) else "ES256"
-        return jwt.encode(body, signer, algorithm=alg, headers={"kid": kid})
+        return sign(body, key or self.keys[kid], kid)
 
     def app(self) -> web.Application:
-        async def discovery(_request: web.Request) -> web.Response:
+        def discovery() -> dict[str, Any]:
             self.hits["discovery"] += 1
-            return web.json_response({"issuer": self.iss, "jwks_uri": f"{self.iss}/keys"})
+            return {"issuer": self.iss, "jwks_uri": f"{self.iss}/keys"}
 
-        async def keys(_request: web.Request) -> web.Response:
+        def keys() -> dict[str, Any]:
             self.hits["keys"] += 1
-            return web.json_response(self.jwks())
+            return self.jwks()
 
-        app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", discovery)
-        app.router.add_get("/keys", keys)
-        return app
+        return oidc_app(discovery, keys, jwks_path="/keys")
 
 
 @pytest.fixture
 async def issuer(rsa_keys: list[rsa.RSAPrivateKey]) -> AsyncIterator[Issuer]:
-    issuer = Issuer({"rsa-1": rsa_keys[0], "ec-1": ec.generate_private_key(ec.SECP256R1())})
+    issuer = Issuer({"rsa-1": rsa_keys[0], "ec-1": ec_key()})
     async with serve(issuer.app()) as url:
         issuer.url = url
         yield issuer
@@ -350,7 +338,7 @@ async def test_wrong_subject_token_type_is_invalid_request(
 
 async def test_unreachable_issuer_is_invalid_grant(make_workspace: MakeWorkspace) -> None:
     """An issuer whose keys cannot be fetched makes the exchange fail cleanly."""
-    dead = Issuer({"rsa-1": ec.generate_private_key(ec.SECP256R1())}, url=URL("http://127.0.0.1:9"))
+    dead = Issuer({"rsa-1": ec_key()}, url=URL("http://127.0.0.1:9"))
     ws = await make_workspace(sp_config(issuer=dead.iss))
     status, error, why = await refusal(await exchange(ws, dead.sign()))
     assert (status, error) == (400, "invalid_grant")

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,12 +15,9 @@ from kubernetes_asyncio import client
 from gateway.emulator.kubernetes import KubeApiServer, KubeEmulatorConfig, serve
 from tests.emulator._kube import status_of, watch_events
 from tests.fixtures.kube_api import GATEWAY_TOKEN, TENANT_A, kube_configuration
+from tests.support.http import session_fixture
 
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+http = session_fixture("http")
 
 
 async def admin(

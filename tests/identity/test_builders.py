@@ -1,75 +1,38 @@
-"""From a plan to a cached credential: its kind, its cache key, and where its secret is read."""
+"""From a plan to a cached credential: its kind, its cache key, where its secret is read, and
+how a built OAuth M2M credential caches, refreshes and drops its tokens."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
-from gateway.errors import CredentialUnavailable
+from gateway.databricks.auth import TokenProvider
+from gateway.databricks.oauth import TokenClient
+from gateway.databricks.retries import RetryPolicy
+from gateway.errors import CredentialUnavailable, TokenEndpointError
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
-from gateway.identity.cache import CacheKey, TokenCache
-from gateway.identity.plans import Kind, Plan, Workspace
-from gateway.kube import KubeForbidden, Target
-from gateway.kube.status import StatusInfo, error_from_status
+from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
+from gateway.identity.strategy import Plan, WorkspaceRef
+from gateway.kube import KubeForbidden
 from gateway.settings import IdentityOptions
+from tests.databricks.scripted import Reply, ScriptedServer
+from tests.identity.fakes import Clock, FakeKube, settle
 
 PROD = "https://prod.cloud.databricks.com"
-WS = Workspace("prod", PROD)
+WS = WorkspaceRef("prod", PROD)
 NS = "team-a"
 PAT = "dapi-builder-0123456789abcdef"
 ORIGIN = "tenant policy"
-
-
-@dataclass(frozen=True)
-class Minted:
-    value: str
-    expires_at: object = None
-
-
-class FakeKube:
-    """Secrets by (namespace, name); TokenRequests are recorded and refused as RBAC would."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.mints: list[tuple[str, str, list[str], int]] = []
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        return self.secrets[(namespace, name)]
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Minted:
-        self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
-        raise error_from_status(
-            403,
-            StatusInfo(code=403, reason="Forbidden", message="cannot create serviceaccounts/token"),
-            action="create a token for",
-            target=Target("serviceaccount", namespace, service_account),
-        )
-
-
-@pytest.fixture
-async def cache() -> AsyncIterator[TokenCache]:
-    made = TokenCache()
-    yield made
-    await made.aclose()
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
+TOKEN_PATH = "/oidc/v1/token"
+DISCOVERY = "/oidc/.well-known/oauth-authorization-server"
+SECRET = "dose0123456789abcdef0123"
 
 
 @pytest.fixture
@@ -249,7 +212,7 @@ async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
     """A PAT Secret is read from the requesting namespace when the token is first needed."""
-    kube.secrets[(NS, "databricks-token")] = {"token": b"dapi-from-secret\n"}
+    kube.put(NS, "databricks-token", token="dapi-from-secret\n")
     credential = build(kube).credential(
         Plan("pat", WS, ORIGIN, secret_name="databricks-token"), NS, nothing
     )
@@ -263,7 +226,7 @@ async def test_an_oauth_secret_without_a_client_id_is_unavailable(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
     """An OAuth Secret lacking client_id fails on fetch naming the key, before any network."""
-    kube.secrets[(NS, "databricks-oauth")] = {"client_secret": b"dose"}
+    kube.put(NS, "databricks-oauth", client_secret="dose")
     plan = Plan("oauth-m2m", WS, ORIGIN, secret_name="databricks-oauth")
     credential = build(kube).credential(plan, NS, nothing)
     with pytest.raises(CredentialUnavailable, match="has no key 'client_id'"):
@@ -283,7 +246,7 @@ async def test_a_service_account_token_is_minted_for_its_account_and_audience(
 
 @pytest.mark.parametrize("kind", ["pod-token-federation", "azure-workload-identity"])
 async def test_a_token_file_kind_reads_its_file_at_fetch(
-    build: Callable[[FakeKube | None], Builder], kind: Kind, tmp_path: Path
+    build: Callable[[FakeKube | None], Builder], kind: str, tmp_path: Path
 ) -> None:
     """A token-file kind reads its file when fetching; a missing one is unavailable."""
     missing = str(tmp_path / "token")
@@ -306,3 +269,293 @@ async def test_the_invalidate_hook_fires_only_for_the_current_token(
     credential.invalidate(token)
     credential.invalidate(token)
     assert calls == ["forget"]
+
+
+# --- a PAT credential -----------------------------------------------------------------------
+
+
+async def test_a_refused_pat_is_still_served_and_the_refusal_logged(
+    build: Callable[[FakeKube | None], Builder],
+) -> None:
+    """A refused PAT cannot be refreshed: it is served again, the drop logged without it."""
+    credential = build(None).credential(
+        Plan("pat", WS, ORIGIN, inline_secret=SecretStr(PAT)), NS, nothing
+    )
+    await credential.token()
+    with capture_logs() as logs:
+        credential.invalidate(PAT)
+    assert await credential.token() == PAT
+    assert [(e["event"], e["namespace"]) for e in logs] == [("token_invalidated", NS)]
+    assert PAT not in str(logs)
+    assert PAT not in repr(credential)
+
+
+def test_built_credentials_are_token_providers(
+    build: Callable[[FakeKube | None], Builder],
+) -> None:
+    """A PAT and an OAuth M2M credential both satisfy the Jobs client's TokenProvider."""
+    pat = Plan("pat", WS, ORIGIN, inline_secret=SecretStr(PAT))
+    oauth = Plan("oauth-m2m", WS, ORIGIN, client_id="id", inline_secret=SecretStr(SECRET))
+    for plan in (pat, oauth):
+        assert isinstance(build(None).credential(plan, NS, nothing), TokenProvider)
+
+
+# --- an OAuth M2M credential ----------------------------------------------------------------
+
+
+def sp_1(server: ScriptedServer) -> Plan:
+    """OAuth M2M as service principal sp-1 at the scripted server."""
+    workspace = WorkspaceRef("scripted", server.url)
+    return Plan("oauth-m2m", workspace, ORIGIN, client_id="sp-1", inline_secret=SecretStr(SECRET))
+
+
+def grant(value: str, expires_in: int = 3600, delay: float = 0.0) -> Reply:
+    body = {"access_token": value, "token_type": "Bearer", "expires_in": expires_in}
+    return Reply(json=body, delay=delay)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class Make(Protocol):
+    def __call__(self, *, discover: bool = ...) -> CachedCredential: ...
+
+
+@pytest.fixture
+async def make(
+    session: aiohttp.ClientSession, server: ScriptedServer, clock: Clock
+) -> AsyncIterator[Make]:
+    """OAuth M2M credentials for sp-1 at the scripted server, each in a cache of its own."""
+    made: list[Builder] = []
+
+    def build(*, discover: bool = False) -> CachedCredential:
+        tokens = TokenClient(
+            session,
+            retry=RetryPolicy(deadline=0.5, initial=0.01, maximum=0.02),
+            clock=clock,
+            endpoints=None if discover else {server.url: server.url + TOKEN_PATH},
+        )
+        builder = Builder(session, TokenCache(clock=clock), IdentityOptions(), None, tokens=tokens)
+        made.append(builder)
+        return builder.credential(sp_1(server), "team-a", nothing)
+
+    yield build
+    for builder in made:
+        await builder.aclose()
+        await builder.cache.aclose()
+
+
+# --- OAuth M2M: fetching and caching --------------------------------------------------------
+
+
+async def test_first_token_is_fetched_then_cached(make: Make, server: ScriptedServer) -> None:
+    """One token request serves every call while the token is fresh."""
+    server.script("POST", TOKEN_PATH, grant("at-1"))
+    cred = make()
+    assert [await cred.token() for _ in range(3)] == ["at-1"] * 3
+    assert len(server.requests("POST", TOKEN_PATH)) == 1
+
+
+async def test_token_endpoint_is_discovered_once(make: Make, server: ScriptedServer) -> None:
+    """Without a configured endpoint the credential asks OIDC discovery, once."""
+    endpoint = f"{server.url}/oidc/v1/token"
+    server.always("GET", DISCOVERY, Reply(json={"token_endpoint": endpoint}))
+    server.script("POST", TOKEN_PATH, grant("at-1", expires_in=60), grant("at-2"))
+    cred = make(discover=True)
+    await cred.token()
+    cred.invalidate("at-1")
+    assert await cred.token() == "at-2"
+    assert len(server.requests("GET", DISCOVERY)) == 1
+
+
+async def test_concurrent_callers_share_one_refresh(make: Make, server: ScriptedServer) -> None:
+    """However many callers wait, one token request is in flight (single-flight)."""
+    server.script("POST", TOKEN_PATH, grant("at-1", delay=0.05))
+    cred = make()
+    tokens = await asyncio.gather(*(cred.token() for _ in range(50)))
+    assert set(tokens) == {"at-1"}
+    assert len(server.requests("POST", TOKEN_PATH)) == 1
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_refresh(
+    make: Make, server: ScriptedServer
+) -> None:
+    """One waiter's timeout leaves the shared refresh running for the others."""
+    server.script("POST", TOKEN_PATH, grant("at-1", delay=0.1))
+    cred = make()
+    impatient = asyncio.ensure_future(asyncio.wait_for(cred.token(), 0.01))
+    patient = asyncio.ensure_future(cred.token())
+    with pytest.raises(TimeoutError):
+        await impatient
+    assert await patient == "at-1"
+    assert len(server.requests("POST", TOKEN_PATH)) == 1
+
+
+# --- OAuth M2M: refresh ahead of expiry -----------------------------------------------------
+
+
+async def test_stale_token_is_served_while_refreshed_in_the_background(
+    make: Make, server: ScriptedServer, clock: Clock
+) -> None:
+    """Inside min(TTL/2, 20 min) of expiry the old token is served and a new one fetched."""
+    server.script("POST", TOKEN_PATH, grant("at-1", expires_in=3600), grant("at-2"))
+    cred = make()
+    await cred.token()
+    clock.now += 3600 - 20 * 60 + 1
+    assert await asyncio.gather(*(cred.token() for _ in range(10))) == ["at-1"] * 10
+    await settle()
+    assert await cred.token() == "at-2"
+    assert len(server.requests("POST", TOKEN_PATH)) == 2
+
+
+async def test_short_lived_tokens_go_stale_at_half_life(
+    make: Make, server: ScriptedServer, clock: Clock
+) -> None:
+    """A 10-minute token is fresh for 5 minutes, then refreshed in the background."""
+    server.script("POST", TOKEN_PATH, grant("at-1", expires_in=600), grant("at-2"))
+    cred = make()
+    await cred.token()
+    clock.now += 299
+    await cred.token()
+    await settle()
+    assert len(server.requests("POST", TOKEN_PATH)) == 1
+    clock.now += 2
+    assert await cred.token() == "at-1"
+    await settle()
+    assert len(server.requests("POST", TOKEN_PATH)) == 2
+
+
+async def test_nearly_expired_token_is_refreshed_before_use(
+    make: Make, server: ScriptedServer, clock: Clock
+) -> None:
+    """With under 40 s left the caller waits for a new token rather than use the old one."""
+    server.script("POST", TOKEN_PATH, grant("at-1", expires_in=3600), grant("at-2"))
+    cred = make()
+    await cred.token()
+    clock.now += 3600 - 39
+    assert await cred.token() == "at-2"
+
+
+async def test_failed_background_refresh_keeps_the_token_and_backs_off(
+    make: Make, server: ScriptedServer, clock: Clock
+) -> None:
+    """A background failure is logged, the valid token still served, no retry for a minute."""
+    server.script("POST", TOKEN_PATH, grant("at-1"))
+    server.always("POST", TOKEN_PATH, Reply(400, json={"error": "invalid_request"}))
+    cred = make()
+    await cred.token()
+    clock.now += 3000
+    with capture_logs() as logs:
+        assert await cred.token() == "at-1"
+        await settle()
+    assert "token_background_refresh_failed" in [e["event"] for e in logs]
+    clock.now += 30
+    assert await cred.token() == "at-1"
+    await settle()
+    assert len(server.requests("POST", TOKEN_PATH)) == 2
+    clock.now += 31
+    await cred.token()
+    await settle()
+    assert len(server.requests("POST", TOKEN_PATH)) == 3
+
+
+# --- OAuth M2M: invalidation and failure ----------------------------------------------------
+
+
+async def test_invalidating_the_current_token_fetches_a_new_one(
+    make: Make, server: ScriptedServer
+) -> None:
+    """After Databricks refuses a token, the next call gets a fresh one."""
+    server.script("POST", TOKEN_PATH, grant("at-1"), grant("at-2"))
+    cred = make()
+    await cred.token()
+    cred.invalidate("at-1")
+    assert await cred.token() == "at-2"
+
+
+async def test_invalidating_an_old_token_keeps_the_new_one(
+    make: Make, server: ScriptedServer
+) -> None:
+    """Compare-and-invalidate: a late refusal of at-1 does not drop at-2."""
+    server.script("POST", TOKEN_PATH, grant("at-1"), grant("at-2"), grant("at-3"))
+    cred = make()
+    await cred.token()
+    cred.invalidate("at-1")
+    await cred.token()
+    cred.invalidate("at-1")
+    assert await cred.token() == "at-2"
+    assert len(server.requests("POST", TOKEN_PATH)) == 2
+
+
+async def test_a_storm_of_refusals_costs_one_refresh(make: Make, server: ScriptedServer) -> None:
+    """Fifty callers refused with the same token trigger a single token request."""
+    server.script("POST", TOKEN_PATH, grant("at-1"), grant("at-2", delay=0.02))
+    cred = make()
+    await cred.token()
+
+    async def refused_then_retry() -> str:
+        cred.invalidate("at-1")
+        return await cred.token()
+
+    assert set(await asyncio.gather(*(refused_then_retry() for _ in range(50)))) == {"at-2"}
+    assert len(server.requests("POST", TOKEN_PATH)) == 2
+
+
+async def test_refusal_by_the_token_endpoint_names_the_namespace(
+    make: Make, server: ScriptedServer
+) -> None:
+    """A wrong secret surfaces as TokenEndpointError for the namespace; a later call retries."""
+    body = {"error": "invalid_client", "error_description": "Client authentication failed"}
+    server.script("POST", TOKEN_PATH, Reply(401, json=body), grant("at-1"))
+    cred = make()
+    with pytest.raises(TokenEndpointError, match="Client authentication failed") as raised:
+        await cred.token()
+    assert raised.value.namespace == "team-a"
+    assert await cred.token() == "at-1"
+
+
+async def test_closing_the_cache_cancels_a_refresh_in_flight(
+    session: aiohttp.ClientSession, server: ScriptedServer
+) -> None:
+    """Closing the credential's token cache stops its refresh; waiters see the cancellation."""
+    server.script("POST", TOKEN_PATH, grant("at-1", delay=5))
+    cache = TokenCache()
+    tokens = TokenClient(session, endpoints={server.url: server.url + TOKEN_PATH})
+    builder = Builder(session, cache, IdentityOptions(), None, tokens=tokens)
+    plan = sp_1(server)
+    waiter = asyncio.ensure_future(builder.credential(plan, "team-a", nothing).token())
+    await asyncio.sleep(0.05)
+    await cache.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_secret_and_tokens_stay_out_of_repr_and_logs(
+    make: Make, server: ScriptedServer
+) -> None:
+    """repr masks the client secret; refresh and invalidation logs carry no secret or token."""
+    server.script("POST", TOKEN_PATH, Reply(503), grant("at-secret-1"), grant("at-secret-2"))
+    cred = make()
+    with capture_logs() as logs:
+        await cred.token()
+        cred.invalidate("at-secret-1")
+        await cred.token()
+    assert SECRET not in repr(cred)
+    assert "sp-1" in repr(cred)
+    events = [e["event"] for e in logs]
+    assert {"token_endpoint_retrying", "token_refreshed", "token_invalidated"} <= set(events)
+    assert not any(SECRET in str(v) or "at-secret" in str(v) for e in logs for v in e.values())
+
+
+async def test_a_shared_cache_holds_the_token_under_the_namespace(
+    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache
+) -> None:
+    """The token lives in the builder's cache under the namespace, the client id and the host."""
+    server.script("POST", TOKEN_PATH, grant("at-1"))
+    tokens = TokenClient(session, endpoints={server.url: server.url + TOKEN_PATH})
+    builder = Builder(session, cache, IdentityOptions(), None, tokens=tokens)
+    plan = sp_1(server)
+    await builder.credential(plan, "team-a", nothing).token()
+    assert cache.invalidate(CacheKey("team-a", "oauth-m2m:sp-1", server.url), "at-1")

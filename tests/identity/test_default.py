@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.identity import kinds
 from gateway.identity.default import ORIGIN, default_plan
-from gateway.identity.plans import Plan, Workspace
+from gateway.identity.strategy import Plan, WorkspaceRef
 from gateway.settings import Settings
 
 PROD = "https://prod.cloud.databricks.com"
@@ -99,7 +100,7 @@ def test_the_secret_is_held_inline_and_masked(environ: dict[str, str], secret: s
     plan = plan_of(**environ)
     assert secret_of(plan) == secret
     assert plan is not None
-    assert secret not in plan.key
+    assert secret not in kinds.of(plan).key(plan)
     assert secret not in repr(plan)
 
 
@@ -111,7 +112,7 @@ def test_every_default_plan_is_shared_and_says_where_it_comes_from(environ: dict
     plan = plan_of(**environ)
     assert plan is not None
     assert (plan.shared, plan.origin) == (True, ORIGIN)
-    assert plan.workspace == Workspace("prod", PROD)
+    assert plan.workspace == WorkspaceRef("prod", PROD)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +207,7 @@ def test_a_listed_host_is_found_however_written(host: str) -> None:
     """A host without scheme gets https://; slash, case and spaces do not matter."""
     plan = default_plan(SETTINGS, {"DATABRICKS_HOST": host, **PAT})
     assert plan is not None
-    assert plan.workspace == Workspace("dev", DEV)
+    assert plan.workspace == WorkspaceRef("dev", DEV)
 
 
 def test_a_host_without_scheme_is_taken_as_https() -> None:

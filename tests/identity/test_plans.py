@@ -6,18 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pydantic import SecretStr, TypeAdapter
+from pydantic import TypeAdapter
 
 from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed
-from gateway.identity import plans
-from gateway.identity.plans import Plan, Workspace
+from gateway.identity import kinds, plans
+from gateway.identity.strategy import Plan, WorkspaceRef
 from gateway.kube import ServiceAccountRef
 from gateway.settings import IdentitySettings, Settings
 
 PROD = "https://prod.cloud.databricks.com"
 DEV = "https://dev.cloud.databricks.com"
-PROD_WS = Workspace("prod", PROD)
-DEV_WS = Workspace("dev", DEV)
+PROD_WS = WorkspaceRef("prod", PROD)
+DEV_WS = WorkspaceRef("dev", DEV)
 NS = "team-a"
 INLINE = "dapi-inline-0123456789abcdef"
 FROM_ENV = "dose-env-0123456789abcdef"
@@ -286,7 +286,9 @@ def test_workspace_of_says_the_allow_list_is_empty() -> None:
     [(NS, PROD_WS), ("team-dev", DEV_WS)],
     ids=["tenants-default", "own-policy"],
 )
-def test_workspace_of_uses_the_policy_then_the_default(namespace: str, expected: Workspace) -> None:
+def test_workspace_of_uses_the_policy_then_the_default(
+    namespace: str, expected: WorkspaceRef
+) -> None:
     """Without a wanted one, the namespace's policy workspace wins over defaults.workspace."""
     assert plans.workspace_of(make_settings(), namespace) == expected
 
@@ -358,7 +360,7 @@ def test_from_service_account_names_the_account() -> None:
     assert plan.kind == "service-account-federation"
     assert plan.service_account == "etl"
     assert plan.origin == "ServiceAccount 'etl'"
-    assert plan.key == "service-account-federation:etl"
+    assert kinds.of(plan).key(plan) == "service-account-federation:etl"
     assert plan.workspace == PROD_WS
 
 
@@ -459,56 +461,6 @@ def test_from_secret_needs_both_oauth_keys_for_oauth() -> None:
         plans.from_secret(make_settings(), NS, "creds", ["client_secret"])
 
 
-# --- Plan.key -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("plan", "key"),
-    [
-        (
-            Plan("service-account-federation", PROD_WS, "o", client_id="c", service_account="etl"),
-            "service-account-federation:etl",
-        ),
-        (Plan("oauth-m2m", PROD_WS, "o", client_id="c", secret_name="s"), "oauth-m2m:secret/s"),
-        (Plan("oauth-m2m", PROD_WS, "o", client_id="c"), "oauth-m2m:c"),
-        (Plan("pod-token-federation", PROD_WS, "o", token_file="/t"), "pod-token-federation:/t"),
-        (Plan("pat", PROD_WS, "o"), "pat:inline"),
-    ],
-    ids=["account", "secret", "client-id", "token-file", "inline"],
-)
-def test_plan_key_names_the_most_specific_subject(plan: Plan, key: str) -> None:
-    """The key is kind and subject: account, then Secret, then client id, then file."""
-    assert plan.key == key
-
-
-INLINE_SOURCES = {"token", "token_env", "client_secret", "client_secret_env"}
-
-
-def _every_inline_plan() -> list[Plan]:
-    """The plans of every policy row whose secret is given inline or by an env variable."""
-    rows = [identity for _, identity, _ in POLICY_TABLE if INLINE_SOURCES & identity.keys()]
-    environ = {"TEAM_PAT": FROM_ENV}
-    return [plans.from_policy(make_settings(), NS, ident(**i), environ, None) for i in rows]
-
-
-def test_plan_key_and_repr_never_hold_a_secret_value() -> None:
-    """Neither the key nor the repr of a plan with an inline secret shows its value."""
-    made = _every_inline_plan()
-    assert len(made) == 6
-    for plan in made:
-        assert plan.inline_secret is not None
-        value = plan.inline_secret.get_secret_value()
-        assert value not in plan.key
-        assert value not in repr(plan)
-
-
-def test_plan_key_of_an_inline_pat_is_fixed() -> None:
-    """Inline PATs all share the key 'pat:inline': the key never derives from the value."""
-    one = Plan("pat", PROD_WS, "o", inline_secret=SecretStr("dapi-one"))
-    two = Plan("pat", PROD_WS, "o", inline_secret=SecretStr("dapi-two"))
-    assert one.key == two.key == "pat:inline"
-
-
 # --- is_enabled and messages ----------------------------------------------------------------
 
 
@@ -543,6 +495,15 @@ def test_not_configured_message_without_kubernetes_names_only_the_tenants_file()
     assert "tenants file" in message
     assert plans.ENABLED_SELECTORS[0] not in message
     assert plans.OAUTH_SECRET not in message
+
+
+def test_only_plans_found_in_the_namespace_are_discovered() -> None:
+    """A labelled account's or a Secret's plan is discovered; the tenant policy's is not."""
+    settings = make_settings()
+    assert plans.from_service_account(settings, account()).discovered
+    assert plans.from_secret(settings, NS, "creds", ["token"]).discovered
+    identity = ident(type="pat", secret={"name": "creds"})
+    assert not plans.from_policy(settings, NS, identity, {}, None).discovered
 
 
 def test_a_service_account_token_secret_is_never_taken_for_a_pat() -> None:

@@ -29,10 +29,9 @@ from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
 from gateway.identity.resolver import IdentityOverride, NamespaceResolver, ResolvedIdentity
-from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef, Target
-from gateway.kube.status import StatusInfo, error_from_status
+from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef
 from gateway.settings import Settings
-from tests.identity.fakes import Clock
+from tests.identity.fakes import Clock, FakeKube
 
 PROD = "https://prod.cloud.databricks.com"
 DEV = "https://dev.cloud.databricks.com"
@@ -43,61 +42,9 @@ TENANT_PAT = "dapi-tenant-0123456789abcdef"
 DEFAULT_ENV = {"DATABRICKS_HOST": PROD, "DATABRICKS_TOKEN": GATEWAY_PAT}
 LAKEGATE_ON = {"lakegate.io/databricks-enabled": "true"}
 OAUTH_KEYS = {"client_id": "sp-tenant", "client_secret": "dose-tenant-0123456789"}
-RBAC_MESSAGE = 'secrets "databricks-oauth" is forbidden: User "lakegate" cannot get resource'
 
 
 # --- fakes ----------------------------------------------------------------------------------
-
-
-def secret_error(namespace: str, name: str, code: int, message: str) -> KubernetesError:
-    """The error the kube edge raises for a Secret read answered with ``code``."""
-    reason = {403: "Forbidden", 404: "NotFound"}.get(code)
-    return error_from_status(
-        code,
-        StatusInfo(code=code, reason=reason, message=message),
-        action="read",
-        target=Target("secret", namespace, name),
-    )
-
-
-class FakeKube:
-    """Secrets by (namespace, name); an absent one is KubeNotFound, as the API server says.
-
-    ``refusals`` fail a read with the error given; ``gate``, when set, holds every read.
-    """
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
-        self.refusals: dict[tuple[str, str], KubernetesError] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.gate: asyncio.Event | None = None
-
-    def hold(self) -> asyncio.Event:
-        self.gate = asyncio.Event()
-        return self.gate
-
-    def forbid(self, namespace: str, name: str) -> None:
-        self.refusals[(namespace, name)] = secret_error(namespace, name, 403, RBAC_MESSAGE)
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        if self.gate is not None:
-            await self.gate.wait()
-        if (namespace, name) in self.refusals:
-            raise self.refusals[(namespace, name)]
-        if (namespace, name) not in self.secrets:
-            raise secret_error(namespace, name, 404, f'secrets "{name}" not found')
-        return {k: v.encode() for k, v in self.secrets[(namespace, name)].items()}
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Any:
-        raise AssertionError("resolving an identity never mints a token")
 
 
 class FakeAccounts:
@@ -167,11 +114,6 @@ class Make(Protocol):
 
 
 @pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
 def accounts() -> FakeAccounts:
     return FakeAccounts()
 
@@ -179,13 +121,6 @@ def accounts() -> FakeAccounts:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-async def cache() -> AsyncIterator[TokenCache]:
-    made = TokenCache()
-    yield made
-    await made.aclose()
 
 
 @pytest.fixture
@@ -219,14 +154,15 @@ async def make(
     yield build
     for resolver in made:
         await resolver.aclose()
+    assert kube.mints == [], "resolving an identity never mints a token"
 
 
 def put_pat_secret(kube: FakeKube, namespace: str = NS) -> None:
-    kube.secrets[(namespace, "databricks-token")] = {"token": TENANT_PAT}
+    kube.put(namespace, "databricks-token", token=TENANT_PAT)
 
 
 def put_oauth_secret(kube: FakeKube, namespace: str = NS) -> None:
-    kube.secrets[(namespace, "databricks-oauth")] = dict(OAUTH_KEYS)
+    kube.put(namespace, "databricks-oauth", **OAUTH_KEYS)
 
 
 def labelled_change(accounts: FakeAccounts, name: str, namespace: str = NS) -> AccountChange:
@@ -338,7 +274,7 @@ async def test_default_policy_gets_the_default_without_opt_in(make: Make) -> Non
 
 async def test_a_policy_without_identity_still_discovers(make: Make, kube: FakeKube) -> None:
     """A policy that sets only a workspace leaves the identity to discovery, in that workspace."""
-    kube.secrets[(NS, "databricks-token")] = {"token": TENANT_PAT}
+    kube.put(NS, "databricks-token", token=TENANT_PAT)
     settings = make_settings(namespaces={NS: {"workspace": "dev"}})
     resolved = await make(settings).resolve(NS)
     assert (resolved.origin, resolved.workspace_name) == ("Secret 'databricks-token'", "dev")
@@ -427,7 +363,7 @@ async def test_an_account_pointing_off_the_allow_list_refuses(
 
 async def test_a_secret_with_unusable_keys_refuses(make: Make, kube: FakeKube) -> None:
     """A databricks-oauth Secret with unusable keys refuses; databricks-token is not tried."""
-    kube.secrets[(NS, "databricks-oauth")] = {"password": "hunter2"}
+    kube.put(NS, "databricks-oauth", password="hunter2")
     put_pat_secret(kube)
     with pytest.raises(CredentialUnavailable, match="holds neither"):
         await make().resolve(NS)
@@ -483,7 +419,7 @@ async def test_a_service_account_override_is_looked_up_in_its_own_namespace(
 
 async def test_a_secret_override_uses_that_secret(make: Make, kube: FakeKube) -> None:
     """A request may name another Secret of its namespace; only that Secret is read."""
-    kube.secrets[(NS, "nightly")] = {"token": TENANT_PAT}
+    kube.put(NS, "nightly", token=TENANT_PAT)
     put_oauth_secret(kube)
     resolved = await make().resolve(NS, IdentityOverride(secret="nightly"))
     assert (resolved.kind, resolved.origin) == ("pat", "Secret 'nightly'")
@@ -545,7 +481,7 @@ def test_an_override_names_exactly_one_valid_object(fields: dict[str, str]) -> N
 async def test_an_override_is_resolved_apart_from_the_namespace(make: Make, kube: FakeKube) -> None:
     """The namespace's own resolution and an override's are cached separately."""
     put_pat_secret(kube)
-    kube.secrets[(NS, "nightly")] = {"token": TENANT_PAT}
+    kube.put(NS, "nightly", token=TENANT_PAT)
     resolver = make()
     own = await resolver.resolve(NS)
     chosen = await resolver.resolve(NS, IdentityOverride(secret="nightly"))
@@ -650,7 +586,7 @@ async def test_an_account_change_forgets_overrides_too(
     make: Make, kube: FakeKube, accounts: FakeAccounts
 ) -> None:
     """Every held resolution of the namespace is dropped, with or without an override."""
-    kube.secrets[(NS, "nightly")] = {"token": TENANT_PAT}
+    kube.put(NS, "nightly", token=TENANT_PAT)
     resolver = make()
     first = await resolver.resolve(NS, IdentityOverride(secret="nightly"))
     resolver.on_account_change(labelled_change(accounts, "etl"))
@@ -917,7 +853,7 @@ async def test_an_annotated_workspace_is_the_resolution_workspace(
 
 async def test_a_resolution_is_logged_without_a_secret(make: Make, kube: FakeKube) -> None:
     """One identity_resolved event names namespace, kind, origin and workspace; no secret."""
-    kube.secrets[(NS, "databricks-token")] = {"token": TENANT_PAT}
+    kube.put(NS, "databricks-token", token=TENANT_PAT)
     resolver = make()
     with capture_logs() as logs:
         await resolver.resolve(NS)
@@ -934,3 +870,25 @@ async def test_a_resolution_is_logged_without_a_secret(make: Make, kube: FakeKub
     ]
     assert TENANT_PAT not in str(logs)
     assert GATEWAY_PAT not in str(logs)
+
+
+@pytest.mark.parametrize(
+    ("found", "pin"),
+    [
+        ("account", {"service_account": "etl"}),
+        ("secret", {"secret": "databricks-token"}),
+        ("policy", {}),
+        ("default", {}),
+    ],
+)
+async def test_a_resolution_pins_what_it_was_found_through(
+    make: Make, kube: FakeKube, accounts: FakeAccounts, found: str, pin: dict[str, str]
+) -> None:
+    """A run keeps the ServiceAccount or Secret discovery found; a policy or default, nothing."""
+    if found == "account":
+        accounts.add("etl")
+    if found == "secret":
+        put_pat_secret(kube)
+    policy = {"identity": {"type": "pat", "secret": {"name": "databricks-token"}}}
+    settings = make_settings(namespaces={NS: policy}) if found == "policy" else OPT_IN
+    assert (await make(settings).resolve(NS)).pin == pin

@@ -1,0 +1,374 @@
+"""The kinds of Databricks identity lakegate knows, one small strategy each: add a kind here.
+
+PAT, OAuth M2M, ServiceAccount federation, pod-token federation, Entra ID client secret and
+Azure workload identity. What a kind is made of (settings, problems, environment, cache key,
+pin, fetch) is drawn in ``gateway.identity.strategy``. A new kind is a class here, its entry
+in the tuples at the end (``KINDS``; ``DEFAULT_ORDER`` if the gateway's environment may hold
+it; ``SECRET_KINDS`` if a namespace's Secret may), and its settings model in the
+``IdentitySettings`` union of ``gateway.settings.tenants``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr
+
+from gateway.databricks import oauth
+from gateway.databricks.auth import AccessToken
+from gateway.errors import CredentialUnavailable
+from gateway.identity import sources
+from gateway.identity.cache import Fetch
+from gateway.identity.strategy import (
+    NEEDS_KUBERNETES,
+    Environment,
+    IdentityKind,
+    Plan,
+    PlanContext,
+    Tools,
+    WorkspaceRef,
+    entra,
+    exchange,
+    first,
+    held_values,
+    inline,
+    require,
+    secret_name,
+    secret_pin,
+    secret_problems,
+    secret_subject,
+)
+from gateway.settings import (
+    AzureClientSecretIdentity,
+    AzureWorkloadIdentity,
+    IdentitySettings,
+    OAuthM2MIdentity,
+    PatIdentity,
+    PodTokenFederation,
+    SecretRef,
+    ServiceAccountFederation,
+    Settings,
+)
+
+
+class Pat(IdentityKind[PatIdentity]):
+    """A personal access token, given or in a Secret (key ``token``); it never expires."""
+
+    name = "pat"
+    title = "PAT"
+    settings = PatIdentity
+    auth_type = "pat"
+    secret_keys = frozenset({"token"})
+
+    def plan(self, identity: PatIdentity, where: PlanContext) -> Plan:
+        token = where.secret(identity.token, identity.token_env)
+        return where.plan(self.name, secret_name=secret_name(identity.secret), inline_secret=token)
+
+    def problems(
+        self, identity: PatIdentity, environ: Mapping[str, str], *, kubernetes: bool
+    ) -> list[str]:
+        return secret_problems(environ, kubernetes, identity.secret, identity.token_env)
+
+    def from_environment(self, env: Environment) -> PatIdentity | None:
+        token = env.get("DATABRICKS_TOKEN")
+        return PatIdentity(type="pat", token=SecretStr(token)) if token else None
+
+    def in_secret(self, name: str) -> PatIdentity:
+        return PatIdentity(type="pat", secret=SecretRef(name=name))
+
+    def subject(self, plan: Plan) -> str:
+        return first(secret_subject(plan))
+
+    def pin(self, plan: Plan) -> dict[str, str]:
+        return secret_pin(plan)
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        values = held_values(plan, namespace, tools, token=inline(plan))
+
+        async def fetch() -> AccessToken:
+            return AccessToken((await values())["token"].strip())
+
+        return fetch
+
+
+class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
+    """A service principal's OAuth client id and secret (a Secret's keys client_id and
+    client_secret), traded at the workspace's token endpoint (reference §3)."""
+
+    name = "oauth-m2m"
+    title = "OAuth M2M"
+    settings = OAuthM2MIdentity
+    auth_type = "oauth-m2m"
+    secret_keys = frozenset({"client_id", "client_secret"})
+
+    def plan(self, identity: OAuthM2MIdentity, where: PlanContext) -> Plan:
+        return where.plan(
+            self.name,
+            client_id=identity.client_id,
+            secret_name=secret_name(identity.secret),
+            inline_secret=where.secret(identity.client_secret, identity.client_secret_env),
+        )
+
+    def problems(
+        self, identity: OAuthM2MIdentity, environ: Mapping[str, str], *, kubernetes: bool
+    ) -> list[str]:
+        return secret_problems(environ, kubernetes, identity.secret, identity.client_secret_env)
+
+    def from_environment(self, env: Environment) -> OAuthM2MIdentity | None:
+        found = env.every("DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
+        if found is None:
+            return None
+        client_id, secret = found
+        return OAuthM2MIdentity(
+            type="oauth-m2m", client_id=client_id, client_secret=SecretStr(secret)
+        )
+
+    def in_secret(self, name: str) -> OAuthM2MIdentity:
+        return OAuthM2MIdentity(type="oauth-m2m", secret=SecretRef(name=name))
+
+    def subject(self, plan: Plan) -> str:
+        return first(secret_subject(plan), plan.client_id)
+
+    def pin(self, plan: Plan) -> dict[str, str]:
+        return secret_pin(plan)
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        values = held_values(
+            plan, namespace, tools, client_id=plan.client_id, client_secret=inline(plan)
+        )
+        host = plan.workspace.host
+
+        async def fetch() -> AccessToken:
+            found = await values()
+            return await tools.tokens.client_credentials(
+                host, found["client_id"], found["client_secret"], namespace=namespace
+            )
+
+        return fetch
+
+
+class ServiceAccount(IdentityKind[ServiceAccountFederation]):
+    """Federation with a token minted (TokenRequest) for a ServiceAccount of the namespace."""
+
+    name = "service-account-federation"
+    title = "ServiceAccount federation"
+    settings = ServiceAccountFederation
+
+    def plan(self, identity: ServiceAccountFederation, where: PlanContext) -> Plan:
+        return where.plan(
+            self.name,
+            client_id=identity.client_id,
+            service_account=identity.service_account,
+            audience=identity.audience or default_audience(where.settings, where.workspace),
+        )
+
+    def problems(
+        self, identity: ServiceAccountFederation, environ: Mapping[str, str], *, kubernetes: bool
+    ) -> list[str]:
+        return [] if kubernetes else [NEEDS_KUBERNETES]
+
+    def labelled(
+        self, name: str, *, client_id: str | None, audience: str | None
+    ) -> ServiceAccountFederation:
+        """The settings a ServiceAccount labelled for lakegate stands for, per its annotations."""
+        return ServiceAccountFederation(
+            type="service-account-federation",
+            service_account=name,
+            client_id=client_id,
+            audience=audience,
+        )
+
+    def subject(self, plan: Plan) -> str:
+        return first(plan.service_account)
+
+    def pin(self, plan: Plan) -> dict[str, str]:
+        account = plan.service_account
+        return {"service_account": account} if plan.discovered and account else {}
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        account, audience = require(
+            plan, namespace, service_account=plan.service_account, audience=plan.audience
+        )
+        seconds = tools.options.service_account_token_seconds
+        subject = sources.minted_service_account_token(
+            tools.cache, tools.mint, namespace, account, audience, seconds
+        )
+        return exchange(plan, namespace, tools, subject)
+
+
+class PodToken(IdentityKind[PodTokenFederation]):
+    """Federation with the gateway pod's own projected token (identity.pod_token_file)."""
+
+    name = "pod-token-federation"
+    title = "pod token federation"
+    settings = PodTokenFederation
+    auth_type = "file-oidc"
+
+    def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
+        token_file = identity.token_file or where.settings.identity.pod_token_file
+        if not token_file:
+            raise CredentialUnavailable(
+                f"namespace '{where.namespace}' federates with the gateway pod's token, but no "
+                "token file is set (identity.pod_token_file or the policy's token_file)",
+                namespace=where.namespace,
+                source=where.origin,
+            )
+        return where.plan(self.name, client_id=identity.client_id, token_file=token_file)
+
+    def from_environment(self, env: Environment) -> PodTokenFederation | None:
+        token_file = env.get("DATABRICKS_OIDC_TOKEN_FILEPATH", "DATABRICKS_OIDC_TOKEN_FILE")
+        if token_file is None:
+            return None
+        client_id = env.get("DATABRICKS_CLIENT_ID")
+        return PodTokenFederation(
+            type="pod-token-federation", client_id=client_id, token_file=token_file
+        )
+
+    def subject(self, plan: Plan) -> str:
+        return first(plan.client_id, plan.token_file)
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        (path,) = require(plan, namespace, token_file=plan.token_file)
+        return exchange(plan, namespace, tools, sources.token_file(path, namespace=namespace))
+
+
+class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
+    """An Entra ID application's client secret, traded at Entra for Azure Databricks."""
+
+    name = "azure-client-secret"
+    title = "Entra ID client secret"
+    settings = AzureClientSecretIdentity
+    auth_type = "azure-client-secret"
+
+    def plan(self, identity: AzureClientSecretIdentity, where: PlanContext) -> Plan:
+        return where.plan(
+            self.name,
+            client_id=identity.client_id,
+            tenant_id=identity.tenant_id,
+            secret_name=secret_name(identity.secret),
+            inline_secret=where.secret(identity.client_secret, identity.client_secret_env),
+        )
+
+    def problems(
+        self, identity: AzureClientSecretIdentity, environ: Mapping[str, str], *, kubernetes: bool
+    ) -> list[str]:
+        return secret_problems(environ, kubernetes, identity.secret, identity.client_secret_env)
+
+    def from_environment(self, env: Environment) -> AzureClientSecretIdentity | None:
+        found = env.every("ARM_TENANT_ID", "ARM_CLIENT_ID", "ARM_CLIENT_SECRET")
+        if found is None:
+            return None
+        tenant, client, secret = found
+        return AzureClientSecretIdentity(
+            type="azure-client-secret",
+            tenant_id=tenant,
+            client_id=client,
+            client_secret=SecretStr(secret),
+        )
+
+    def subject(self, plan: Plan) -> str:
+        return first(secret_subject(plan), plan.client_id)
+
+    def pin(self, plan: Plan) -> dict[str, str]:
+        return secret_pin(plan)
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        tenant_id, client_id = require(
+            plan, namespace, tenant_id=plan.tenant_id, client_id=plan.client_id
+        )
+        proof = held_values(plan, namespace, tools, client_secret=inline(plan))
+        return entra(plan, namespace, tools, tenant_id, client_id, proof)
+
+
+class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
+    """Azure workload identity: a federated token file is the client's proof at Entra."""
+
+    name = "azure-workload-identity"
+    title = "Azure workload identity"
+    settings = AzureWorkloadIdentity
+    auth_type = "azure-workload-identity"
+
+    def plan(self, identity: AzureWorkloadIdentity, where: PlanContext) -> Plan:
+        return where.plan(
+            self.name,
+            client_id=identity.client_id,
+            tenant_id=identity.tenant_id,
+            token_file=identity.token_file,
+        )
+
+    def from_environment(self, env: Environment) -> AzureWorkloadIdentity | None:
+        found = env.every("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE")
+        if found is None:
+            return None
+        tenant, client, token_file = found
+        return AzureWorkloadIdentity(
+            type="azure-workload-identity",
+            tenant_id=tenant,
+            client_id=client,
+            token_file=token_file,
+        )
+
+    def subject(self, plan: Plan) -> str:
+        return first(plan.client_id)
+
+    def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
+        tenant_id, client_id, path = require(
+            plan,
+            namespace,
+            tenant_id=plan.tenant_id,
+            client_id=plan.client_id,
+            token_file=plan.token_file,
+        )
+        assertion = sources.token_file(path, namespace=namespace)
+
+        async def proof() -> dict[str, str]:
+            # Read at every fetch: the kubelet rotates the projected token.
+            return oauth.jwt_assertion(await assertion())
+
+        return entra(plan, namespace, tools, tenant_id, client_id, proof)
+
+
+PAT = Pat()
+OAUTH_M2M = OAuthM2M()
+SERVICE_ACCOUNT = ServiceAccount()
+POD_TOKEN = PodToken()
+AZURE_CLIENT_SECRET = AzureClientSecret()
+AZURE_WORKLOAD_IDENTITY = AzureWorkload()
+KINDS: Mapping[str, IdentityKind[Any]] = {
+    kind.name: kind
+    for kind in (
+        PAT,
+        OAUTH_M2M,
+        SERVICE_ACCOUNT,
+        POD_TOKEN,
+        AZURE_CLIENT_SECRET,
+        AZURE_WORKLOAD_IDENTITY,
+    )
+}
+# The Databricks SDK's order for the gateway's own identity (DATABRICKS_AUTH_TYPE picks one).
+DEFAULT_ORDER: tuple[IdentityKind[Any], ...] = (
+    PAT,
+    OAUTH_M2M,
+    POD_TOKEN,
+    AZURE_CLIENT_SECRET,
+    AZURE_WORKLOAD_IDENTITY,
+)
+# The kinds a namespace's Secret may hold, by its keys; the first that matches wins.
+SECRET_KINDS: tuple[IdentityKind[Any], ...] = (OAUTH_M2M, PAT)
+
+
+def for_settings(identity: IdentitySettings) -> IdentityKind[Any] | None:
+    """The kind of a policy's identity; None for ``type: default``, the gateway's own."""
+    return KINDS.get(identity.type)
+
+
+def default_audience(settings: Settings, workspace: WorkspaceRef) -> str:
+    # Without a configured audience the SDKs request the workspace's token endpoint URL
+    # (reference §4.3); a federation policy must then list that audience.
+    return settings.identity.default_audience or f"{workspace.host}/oidc/v1/token"
+
+
+def of(plan: Plan) -> IdentityKind[Any]:
+    """The kind a plan is of."""
+    return KINDS[plan.kind]
