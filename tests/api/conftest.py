@@ -10,17 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api import setup_api
-from gateway.api.callers import CallerGate
-from gateway.api.keys import (
-    CALLERS,
-    METRICS,
-    READINESS,
-    SERVICE,
-    SETTINGS,
-    Readiness,
-    ReadinessReport,
-)
+from gateway.callers import CallerGate
+from gateway.appkeys import CALLERS, METRICS, READINESS, SERVICE, SETTINGS
 from gateway.metrics import Metrics
+from gateway.readiness import Readiness, ReadinessReport
 from gateway.settings import CallersSettings, ServerSettings, Settings
 from tests.api.fakes import FakeRunService
 

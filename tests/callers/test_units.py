@@ -11,12 +11,12 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway.api.callers_gate import Credential, credential_from
-from gateway.api.callers_jwt import namespaces_from_claims, peek_issuer, unverified_claims
-from gateway.api.callers_keys import ApiKeyAuthenticator, sha256_hex
-from gateway.api.callers_kube import KubernetesAuthenticator, identity_from_review
-from gateway.api.callers_policy import Authorizer, Grant, caller_for
-from gateway.api.callers_types import Caller, Identity, Refused
+from gateway.callers.gate import CallerCredential, credential_from
+from gateway.callers.issuers import namespaces_from_claims, peek_issuer, unverified_claims
+from gateway.callers.api_keys import ApiKeyAuthenticator, sha256_hex
+from gateway.callers.reviews import KubernetesAuthenticator, identity_from_review
+from gateway.callers.grants import Authorizer, Grant, caller_for
+from gateway.callers.types import Caller, Identity, Refused
 from gateway.settings import (
     ApiKeySettings,
     GrantSettings,
@@ -32,14 +32,14 @@ from gateway.settings import (
     ("headers", "expected"),
     [
         ({}, None),
-        ({"Authorization": "Bearer abc"}, Credential("bearer", "abc")),
-        ({"Authorization": "bearer   abc  "}, Credential("bearer", "abc")),
-        ({"X-API-Key": "k1"}, Credential("api_key", "k1")),
-        ({"Authorization": "Bearer k1", "X-API-Key": "k1"}, Credential("api_key", "k1")),
+        ({"Authorization": "Bearer abc"}, CallerCredential("bearer", "abc")),
+        ({"Authorization": "bearer   abc  "}, CallerCredential("bearer", "abc")),
+        ({"X-API-Key": "k1"}, CallerCredential("api_key", "k1")),
+        ({"Authorization": "Bearer k1", "X-API-Key": "k1"}, CallerCredential("api_key", "k1")),
     ],
 )
 def test_the_credential_is_read_from_either_header(
-    headers: dict[str, str], expected: Credential | None
+    headers: dict[str, str], expected: CallerCredential | None
 ) -> None:
     """Bearer or X-API-Key; the same value in both is one credential."""
     assert credential_from(headers) == expected
@@ -61,8 +61,8 @@ def test_malformed_or_ambiguous_credentials_are_refused(headers: dict[str, str])
 
 
 def test_a_credential_never_prints_its_value() -> None:
-    """repr and str of a Credential name its kind only."""
-    credential = Credential("bearer", "s3cr3t-value")
+    """repr and str of a CallerCredential name its kind only."""
+    credential = CallerCredential("bearer", "s3cr3t-value")
     assert "s3cr3t" not in repr(credential)
     assert "s3cr3t" not in str(credential)
 

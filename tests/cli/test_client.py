@@ -1,4 +1,4 @@
-"""``gateway.client.LakegateClient`` on its own: sessions, retries, errors."""
+"""``gateway.cli.client.LakegateClient`` on its own: sessions, retries, errors."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.client import (
-    ApiError,
-    LakegateClient,
-    RetryNotice,
-    RetryPolicy,
-    UnexpectedResponse,
-    parse_retry_after,
-)
+from gateway.cli.client import LakegateClient
+from gateway.cli.errors import ApiError, UnexpectedResponse
+from gateway.cli.retry import ClientRetry, RetryNotice, retry_after_seconds
 from tests.cli.conftest import SPEC
 from tests.cli.fake_gateway import FakeGateway
 
@@ -28,14 +23,14 @@ from tests.cli.fake_gateway import FakeGateway
 )
 def test_parse_retry_after_seconds(header: str | None, seconds: float | None) -> None:
     """Retry-After in delta-seconds; garbage means no hint."""
-    assert parse_retry_after(header) == seconds
+    assert retry_after_seconds(header) == seconds
 
 
 def test_parse_retry_after_http_date() -> None:
     """Retry-After as an HTTP date is the time left until then."""
     header = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
 
-    seconds = parse_retry_after(header)
+    seconds = retry_after_seconds(header)
 
     assert seconds is not None
     assert 110 < seconds <= 120
@@ -45,7 +40,7 @@ async def test_retry_after_is_honoured_over_the_backoff(gateway: FakeGateway) ->
     """A 503 with Retry-After: 0 is retried at once, whatever the backoff would have waited."""
     gateway.fail_posts = 1
     notices: list[RetryNotice] = []
-    policy = RetryPolicy(initial_wait=60, max_wait=60)
+    policy = ClientRetry(initial_wait=60, max_wait=60)
 
     async with LakegateClient(gateway.url, retry=policy, on_retry=notices.append) as client:
         submitted = await client.submit("team-a", SPEC)
@@ -111,7 +106,7 @@ async def test_html_success_is_an_unexpected_response(not_lakegate: str) -> None
 
 async def test_proxy_error_page_becomes_a_transient_api_error(not_lakegate: str) -> None:
     """A 502 HTML page from a proxy is an ApiError titled by its status, retried as transient."""
-    policy = RetryPolicy(attempts=2, initial_wait=0.01)
+    policy = ClientRetry(attempts=2, initial_wait=0.01)
     async with LakegateClient(not_lakegate, retry=policy) as client:
         with pytest.raises(ApiError) as error:
             await client.get("team-a", 1)

@@ -13,7 +13,7 @@ from tests.cli.fake_gateway import FakeGateway
 # The lead wires these commands into ``lakegate``; until then a parser of our own stands in.
 PROGRAM = """
 import argparse, sys
-from gateway.cli_client import add_client_commands
+from gateway.cli.commands import add_client_commands
 root = argparse.ArgumentParser(prog="lakegate")
 add_client_commands(root.add_subparsers(dest="command", required=True))
 args = root.parse_args(sys.argv[1:])

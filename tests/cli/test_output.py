@@ -8,9 +8,9 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.cli_client import as_submit_body
-from gateway.cli_output import StateDisplay, elapsed, format_run, humanize_seconds, table
-from gateway.client import Run
+from gateway.cli.invocation import as_submit_body
+from gateway.cli.output import StateDisplay, elapsed, format_run, humanize_seconds, table
+from gateway.cli.client import Run
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 

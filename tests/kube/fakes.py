@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.kube.accounts import ServiceAccountRef
-from gateway.kube.selectors import LabelSelector
+from gateway.selectors import LabelSelector
 from gateway.kube.source import Listing, WatchEvent
 
 ENABLED = {"lakegate.io/databricks-enabled": "true"}
