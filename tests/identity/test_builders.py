@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -14,50 +13,15 @@ from gateway.errors import CredentialUnavailable
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
 from gateway.identity.cache import CacheKey, TokenCache
 from gateway.identity.plans import Kind, Plan, Workspace
-from gateway.kube import KubeForbidden, Target
-from gateway.kube.status import StatusInfo, error_from_status
+from gateway.kube import KubeForbidden
 from gateway.settings import IdentityOptions
+from tests.support.kube import FakeKube
 
 PROD = "https://prod.cloud.databricks.com"
 WS = Workspace("prod", PROD)
 NS = "team-a"
 PAT = "dapi-builder-0123456789abcdef"
 ORIGIN = "tenant policy"
-
-
-@dataclass(frozen=True)
-class Minted:
-    value: str
-    expires_at: object = None
-
-
-class FakeKube:
-    """Secrets by (namespace, name); TokenRequests are recorded and refused as RBAC would."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.mints: list[tuple[str, str, list[str], int]] = []
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        return self.secrets[(namespace, name)]
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Minted:
-        self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
-        raise error_from_status(
-            403,
-            StatusInfo(code=403, reason="Forbidden", message="cannot create serviceaccounts/token"),
-            action="create a token for",
-            target=Target("serviceaccount", namespace, service_account),
-        )
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
 from gateway.identity.resolver import IdentityOverride, NamespaceResolver, ResolvedIdentity
-from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef, Target
-from gateway.kube.status import StatusInfo, error_from_status
+from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef
 from gateway.settings import Settings
 from tests.identity.fakes import Clock
+from tests.support.kube import FakeKube
 
 PROD = "https://prod.cloud.databricks.com"
 DEV = "https://dev.cloud.databricks.com"
@@ -43,61 +43,9 @@ TENANT_PAT = "dapi-tenant-0123456789abcdef"
 DEFAULT_ENV = {"DATABRICKS_HOST": PROD, "DATABRICKS_TOKEN": GATEWAY_PAT}
 LAKEGATE_ON = {"lakegate.io/databricks-enabled": "true"}
 OAUTH_KEYS = {"client_id": "sp-tenant", "client_secret": "dose-tenant-0123456789"}
-RBAC_MESSAGE = 'secrets "databricks-oauth" is forbidden: User "lakegate" cannot get resource'
 
 
 # --- fakes ----------------------------------------------------------------------------------
-
-
-def secret_error(namespace: str, name: str, code: int, message: str) -> KubernetesError:
-    """The error the kube edge raises for a Secret read answered with ``code``."""
-    reason = {403: "Forbidden", 404: "NotFound"}.get(code)
-    return error_from_status(
-        code,
-        StatusInfo(code=code, reason=reason, message=message),
-        action="read",
-        target=Target("secret", namespace, name),
-    )
-
-
-class FakeKube:
-    """Secrets by (namespace, name); an absent one is KubeNotFound, as the API server says.
-
-    ``refusals`` fail a read with the error given; ``gate``, when set, holds every read.
-    """
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
-        self.refusals: dict[tuple[str, str], KubernetesError] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.gate: asyncio.Event | None = None
-
-    def hold(self) -> asyncio.Event:
-        self.gate = asyncio.Event()
-        return self.gate
-
-    def forbid(self, namespace: str, name: str) -> None:
-        self.refusals[(namespace, name)] = secret_error(namespace, name, 403, RBAC_MESSAGE)
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        if self.gate is not None:
-            await self.gate.wait()
-        if (namespace, name) in self.refusals:
-            raise self.refusals[(namespace, name)]
-        if (namespace, name) not in self.secrets:
-            raise secret_error(namespace, name, 404, f'secrets "{name}" not found')
-        return {k: v.encode() for k, v in self.secrets[(namespace, name)].items()}
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Any:
-        raise AssertionError("resolving an identity never mints a token")
 
 
 class FakeAccounts:
@@ -168,7 +116,7 @@ class Make(Protocol):
 
 @pytest.fixture
 def kube() -> FakeKube:
-    return FakeKube()
+    return FakeKube(mint_refusal=AssertionError("resolving an identity never mints a token"))
 
 
 @pytest.fixture

@@ -197,6 +197,19 @@ async def test_forbidden_fallback_read_fails_closed() -> None:
             await reflector.ensure_fresh("tenant-a")
 
 
+async def test_closing_cancels_a_fallback_read_in_flight() -> None:
+    """A namespaced read still waiting when the reflector closes is cancelled, not left over."""
+    source = ScriptedSource(lists=[forbidden()], namespace_lists={"tenant-a": []})
+    async with running(source) as (reflector, _, _):
+        await asyncio.wait_for(reflector.ready.wait(), 2)
+        reader = asyncio.create_task(reflector.ensure_fresh("tenant-a"))
+        while "tenant-a" not in source.list_calls:
+            await asyncio.sleep(0)
+        await reflector.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+
+
 async def test_watching_again_after_rbac_is_fixed() -> None:
     """After the forbidden retry interval a list that succeeds returns the loop to watching."""
     source = ScriptedSource(

@@ -1,0 +1,1 @@
+"""Shared fakes and helpers of the test tree: one home for each, used by every test package."""
