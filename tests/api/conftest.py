@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api import setup_api
-from gateway.callers import CallerGate
 from gateway.appkeys import CALLERS, METRICS, READINESS, SERVICE, SETTINGS
+from gateway.callers import CallerGate
 from gateway.metrics import Metrics
 from gateway.readiness import Readiness, ReadinessReport
 from gateway.settings import CallersSettings, ServerSettings, Settings

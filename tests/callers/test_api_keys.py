@@ -11,7 +11,6 @@ from gateway.callers.api_keys import ApiKeyAuthenticator, sha256_hex
 from gateway.callers.types import Refused
 from gateway.settings import ApiKeySettings
 
-
 KEY = "lgk_unit_0123456789"
 
 

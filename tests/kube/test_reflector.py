@@ -201,10 +201,11 @@ async def test_closing_cancels_a_fallback_read_in_flight() -> None:
     """A namespaced read still waiting when the reflector closes is cancelled, not left over."""
     source = ScriptedSource(lists=[forbidden()], namespace_lists={"tenant-a": []})
     async with running(source) as (reflector, _, _):
-        await asyncio.wait_for(reflector.ready.wait(), 2)
+        await until_idle(source)  # the loop's own relist now waits for good
+        source.idle.clear()
         reader = asyncio.create_task(reflector.ensure_fresh("tenant-a"))
-        while "tenant-a" not in source.list_calls:
-            await asyncio.sleep(0)
+        await until_idle(source)  # and so does the namespace's read
+        assert source.list_calls[-1] == "tenant-a"
         await reflector.aclose()
         with pytest.raises(asyncio.CancelledError):
             await reader

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from gateway.api.compat.handlers import scan
 from gateway.api.compat.requests import ListQuery, PageToken
 from gateway.model import RunRecord, RunState
-from tests.api.fakes import FakeRunService
 from tests.api.compat.factories import EPOCH_MS, ledger_run
+from tests.api.fakes import FakeRunService
 
 
 def _service(states: list[RunState], gaps: list[int], *, other: int = 0) -> FakeRunService:
