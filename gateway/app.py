@@ -57,7 +57,7 @@ from gateway.model import RunState
 from gateway.readiness import Check, Readiness, ReadinessChecks
 from gateway.runs.poller import Poller
 from gateway.runs.service import RunsService, utcnow
-from gateway.settings import KubernetesSettings, Settings
+from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -155,26 +155,6 @@ def _http_ctx(settings: Settings) -> Ctx:
     return ctx
 
 
-def kube_config(settings: KubernetesSettings) -> KubeConfig:
-    """The Kubernetes edge's connection settings from the ``kubernetes`` section."""
-    timeout = (min(5.0, settings.request_timeout_seconds), settings.request_timeout_seconds)
-    if settings.mode == "explicit":
-        return KubeConfig(
-            mode="explicit",
-            host=settings.host,
-            token_file=settings.token_file,
-            request_timeout=timeout,
-        )
-    if settings.mode == "kubeconfig":
-        return KubeConfig(
-            mode="kubeconfig",
-            kubeconfig=settings.kubeconfig,
-            context=settings.context,
-            request_timeout=timeout,
-        )
-    return KubeConfig(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
-
-
 def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # One ApiClient for identity discovery, TokenReview and namespace labels alike.
@@ -182,7 +162,7 @@ def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> C
             yield
             return
         environ = over.environ if over.environ is not None else os.environ
-        kube = await KubeClient.open(kube_config(settings.kubernetes), environ=environ)
+        kube = await KubeClient.open(KubeConfig.from_settings(settings.kubernetes), environ=environ)
         app[KUBE] = kube
         # What Kubernetes is ready for is what discovery sees: the informer the identities
         # context starts on this client when they discover from Kubernetes.
@@ -257,7 +237,7 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
             app[JWKS_HTTP] = session
             gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
             app[CALLERS] = gate
-            _announce(gate)
+            gate.announce()
             with _reload_on_sighup(gate, over.settings_source):
                 yield
             await gate.aclose()
@@ -265,21 +245,6 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
             await session.close()
 
     return ctx
-
-
-def _announce(gate: CallerGate) -> None:
-    ok, detail = gate.readiness()
-    if gate.disabled:
-        # Loud on purpose: a gateway in this mode lets anyone act for any namespace.
-        log.warning(
-            "callers_authentication_disabled",
-            detail=detail,
-            hint="method 'none' is for demos; list kubernetes, api_key or jwt in callers.methods",
-        )
-    elif not ok:
-        log.warning("callers_not_configured", detail=detail)
-    else:
-        log.info("callers_configured", detail=detail)
 
 
 @contextlib.contextmanager

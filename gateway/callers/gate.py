@@ -36,6 +36,7 @@ API_KEY_HEADER = "X-API-Key"
 ANONYMOUS = "anonymous"
 DISABLED_DETAIL = "AUTHENTICATION DISABLED: every caller may act for every namespace"
 NO_CREDENTIAL = "no credential was sent"
+_DISABLED_HINT = "method 'none' is for demos; list kubernetes, api_key or jwt in callers.methods"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,16 @@ class CallerGate:
         if self.disabled:
             return True, DISABLED_DETAIL
         return True, "methods: " + ", ".join(methods)
+
+    def announce(self) -> None:
+        """Log at start-up how callers are let in; loud when anyone may act for anything."""
+        ok, detail = self.readiness()
+        if self.disabled:
+            log.warning("callers_authentication_disabled", detail=detail, hint=_DISABLED_HINT)
+        elif not ok:
+            log.warning("callers_not_configured", detail=detail)
+        else:
+            log.info("callers_configured", detail=detail)
 
     def _build(self, settings: CallersSettings, old: _State | None) -> _State:
         methods = settings.methods

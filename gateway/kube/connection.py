@@ -31,6 +31,7 @@ from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from gateway.errors import ConfigError
 from gateway.logs import get_logger
+from gateway.settings import KubernetesSettings
 
 log = get_logger(__name__)
 
@@ -70,6 +71,26 @@ class KubeConfig:
         problems = self.problems()
         if problems:
             raise ConfigError(problems)
+
+    @classmethod
+    def from_settings(cls, settings: KubernetesSettings) -> KubeConfig:
+        """The connection the ``kubernetes`` section asks for (any mode but ``off``)."""
+        timeout = (min(5.0, settings.request_timeout_seconds), settings.request_timeout_seconds)
+        if settings.mode == "explicit":
+            return cls(
+                mode="explicit",
+                host=settings.host,
+                token_file=settings.token_file,
+                request_timeout=timeout,
+            )
+        if settings.mode == "kubeconfig":
+            return cls(
+                mode="kubeconfig",
+                kubeconfig=settings.kubeconfig,
+                context=settings.context,
+                request_timeout=timeout,
+            )
+        return cls(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
 
     def problems(self) -> list[str]:
         out: list[str] = []
