@@ -1,4 +1,5 @@
-"""Label selectors: parsed as the API server parses them, matched as it matches."""
+"""Label selectors, the one parser of settings and informer: parsed and matched as the API
+server does."""
 
 from __future__ import annotations
 
@@ -36,17 +37,23 @@ def test_commas_inside_sets_do_not_split_requirements() -> None:
     ("text", "labels", "expected"),
     [
         ("a=b", {"a": "b"}, True),
+        ("a==b", {"a": "b"}, True),
         ("a=b", {"a": "c"}, False),
         ("a=b", {}, False),
         ("a!=b", {}, True),
         ("a!=b", {"a": "b"}, False),
         ("a in (x,y)", {"a": "y"}, True),
+        ("a in (x, y)", {"a": "y"}, True),
         ("a notin (x,y)", {"a": "z"}, True),
+        ("a notin (x,y)", {"a": "y"}, False),
         ("a notin (x,y)", {}, True),
         ("a", {"a": ""}, True),
         ("!a", {"a": "1"}, False),
         ("a=b,c=d", {"a": "b", "c": "d"}, True),
         ("a=b,c=d", {"a": "b"}, False),
+        ("a=b,!c", {"a": "b"}, True),
+        ("a=b,!c", {"a": "b", "c": "x"}, False),
+        ("example.com/tier=batch", {"example.com/tier": "batch"}, True),
         ("", {"anything": "x"}, True),
     ],
 )

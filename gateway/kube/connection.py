@@ -76,13 +76,6 @@ class KubeConfig:
     def from_settings(cls, settings: KubernetesSettings) -> KubeConfig:
         """The connection the ``kubernetes`` section asks for (any mode but ``off``)."""
         timeout = (min(5.0, settings.request_timeout_seconds), settings.request_timeout_seconds)
-        if settings.mode == "explicit":
-            return cls(
-                mode="explicit",
-                host=settings.host,
-                token_file=settings.token_file,
-                request_timeout=timeout,
-            )
         if settings.mode == "kubeconfig":
             return cls(
                 mode="kubeconfig",
@@ -90,7 +83,13 @@ class KubeConfig:
                 context=settings.context,
                 request_timeout=timeout,
             )
-        return cls(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
+        explicit = settings.mode == "explicit"
+        return cls(
+            mode="explicit" if explicit else "in-cluster",
+            host=settings.host if explicit else None,
+            token_file=settings.token_file,
+            request_timeout=timeout,
+        )
 
     def problems(self) -> list[str]:
         out: list[str] = []

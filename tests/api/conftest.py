@@ -59,6 +59,12 @@ def small_body_settings(max_body_bytes: int = 2048) -> Settings:
     return Settings(server=ServerSettings(max_body_bytes=max_body_bytes))
 
 
+async def chunked_body(chunks: int, size: int = 1024) -> AsyncIterator[bytes]:
+    """A body sent chunked, without Content-Length, so only reading it finds its size."""
+    for _ in range(chunks):
+        yield b"x" * size
+
+
 @pytest.fixture
 def service() -> FakeRunService:
     return FakeRunService()

@@ -10,6 +10,7 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.kube import KubeClient
 from gateway.kube.connection import KubeConfig, TokenFile, load_configuration, open_api_client
+from gateway.settings import KubernetesSettings
 
 ENV = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 
@@ -48,6 +49,42 @@ def test_invalid_config_names_the_key(kwargs: dict[str, Any], key: str) -> None:
     """A config that cannot work fails at start-up naming the kubernetes: key."""
     with pytest.raises(ConfigError, match=f"kubernetes: {key}:"):
         KubeConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            {"mode": "in-cluster", "request_timeout_seconds": 20},
+            KubeConfig(mode="in-cluster", request_timeout=(5.0, 20.0)),
+        ),
+        (
+            {
+                "mode": "explicit",
+                "host": "https://k8s:6443",
+                "token_file": "/t",
+                "request_timeout_seconds": 2,
+            },
+            KubeConfig(
+                mode="explicit",
+                host="https://k8s:6443",
+                token_file="/t",
+                request_timeout=(2.0, 2.0),
+            ),
+        ),
+        (
+            {"mode": "kubeconfig", "kubeconfig": "/k", "context": "dev"},
+            KubeConfig(
+                mode="kubeconfig", kubeconfig="/k", context="dev", request_timeout=(5.0, 10.0)
+            ),
+        ),
+    ],
+)
+def test_the_kubernetes_section_becomes_the_connection(
+    section: dict[str, Any], expected: KubeConfig
+) -> None:
+    """Each mode of the settings section gives its config; connecting waits at most 5 s."""
+    assert KubeConfig.from_settings(KubernetesSettings.model_validate(section)) == expected
 
 
 def test_config_repr_hides_the_token() -> None:

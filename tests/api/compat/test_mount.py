@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from tests.api.conftest import SPEC, ClientFactory, small_body_settings
+from tests.api.conftest import SPEC, ClientFactory, chunked_body, small_body_settings
 from tests.api.fakes import FakeRunService
 from tests.api.schema import assert_problem
 
@@ -38,12 +36,7 @@ async def test_a_chunked_oversized_body_is_refused_in_databricks_shape(
 ) -> None:
     """A chunked body aiohttp cuts off under /api answers Databricks' 400 too."""
     client = await make_client(service, settings=small_body_settings(2048))
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(8):
-            yield b"x" * 1024
-
-    resp = await client.post(SUBMIT, data=chunks())
+    resp = await client.post(SUBMIT, data=chunked_body(8))
     assert resp.status == 400
     assert_databricks_shape(await resp.json(content_type=None), "INVALID_PARAMETER_VALUE")
 
