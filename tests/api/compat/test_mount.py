@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tests.api.conftest import SPEC, ClientFactory, chunked_body, small_body_settings
@@ -17,28 +20,23 @@ def assert_databricks_shape(body: dict[str, object], code: str) -> None:
     assert "type" not in body
 
 
-async def test_a_declared_oversized_body_is_refused_in_databricks_shape(
-    make_client: ClientFactory, service: FakeRunService
+@pytest.mark.parametrize(
+    "body",
+    [lambda: b"x" * 4096, lambda: chunked_body(8)],
+    ids=["declared-length", "chunked"],
+)
+async def test_an_oversized_body_is_refused_in_databricks_shape(
+    make_client: ClientFactory, service: FakeRunService, body: Callable[[], Any]
 ) -> None:
-    """A Content-Length over the limit under /api answers Databricks' 400, before reading."""
+    """Over the limit under /api, declared or found while reading: Databricks' 400."""
     client = await make_client(service, settings=small_body_settings(2048))
-    resp = await client.post(SUBMIT, data=b"x" * 4096, headers={"Content-Type": "application/json"})
-    body = await resp.json(content_type=None)
-    assert resp.status == 400
-    assert resp.content_type == "application/json"
-    assert_databricks_shape(body, "INVALID_PARAMETER_VALUE")
-    assert "2048" in body["message"]
+    headers = {"Content-Type": "application/json", "X-Lakegate-Namespace": "team-a"}
+    resp = await client.post(SUBMIT, data=body(), headers=headers)
+    answer = await resp.json(content_type=None)
+    assert (resp.status, resp.content_type) == (400, "application/json")
+    assert_databricks_shape(answer, "INVALID_PARAMETER_VALUE")
+    assert "2048" in answer["message"]
     assert service.runs == {}
-
-
-async def test_a_chunked_oversized_body_is_refused_in_databricks_shape(
-    make_client: ClientFactory, service: FakeRunService
-) -> None:
-    """A chunked body aiohttp cuts off under /api answers Databricks' 400 too."""
-    client = await make_client(service, settings=small_body_settings(2048))
-    resp = await client.post(SUBMIT, data=chunked_body(8))
-    assert resp.status == 400
-    assert_databricks_shape(await resp.json(content_type=None), "INVALID_PARAMETER_VALUE")
 
 
 @pytest.mark.parametrize(
