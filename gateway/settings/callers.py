@@ -115,22 +115,26 @@ class KubernetesCallers(Frozen):
     cache_size: int = Field(default=10_000, ge=1)
 
 
-class ApiKeySettings(Frozen):
+class _GrantsNamespaces(Frozen):
+    """The checks of ``namespaces`` and ``namespace_selector``, for the models that have them."""
+
+    @field_validator("namespaces", check_fields=False)
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _namespaces(value)
+
+    @field_validator("namespace_selector", check_fields=False)
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        return _check_selector(value)
+
+
+class ApiKeySettings(_GrantsNamespaces):
     name: str
     sha256: str | None = None
     hash: str | None = None
     namespaces: tuple[str, ...] = ()
     namespace_selector: str | None = None
-
-    @field_validator("namespaces")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _namespaces(value)
-
-    @field_validator("namespace_selector")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        return _check_selector(value)
 
     @field_validator("name")
     @classmethod
@@ -203,22 +207,12 @@ class JwtIssuer(Frozen):
         return _check_url(value, "jwks_uri") if value is not None else None
 
 
-class GrantSettings(Frozen):
+class GrantSettings(_GrantsNamespaces):
     """More namespaces for callers whose subject matches ``subject`` (a glob: ``*``, ``?``)."""
 
     subject: str = Field(min_length=1)
     namespaces: tuple[str, ...] = ()
     namespace_selector: str | None = None
-
-    @field_validator("namespaces")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _namespaces(value)
-
-    @field_validator("namespace_selector")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        return _check_selector(value)
 
     @model_validator(mode="after")
     def _something(self) -> GrantSettings:
