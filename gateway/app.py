@@ -1,10 +1,13 @@
 """The composition root: builds every component from settings and owns its lifetime.
 
 Each resource is opened and closed by exactly one ``cleanup_ctx`` generator, in order: the
-ledger, the HTTP session to Databricks, the Kubernetes client, the identities, the callers
-(authentication methods, grants, and the HTTP session for JWT issuers' keys), the run service,
-and the background tasks (poller, metrics refresher), which are cancelled and awaited on
-shutdown. Tests inject fakes through ``Overrides`` instead of patching.
+ledger, the HTTP session to Databricks, the Kubernetes client, the identities (with the
+ServiceAccount informer, which they alone own), the callers (authentication methods, grants,
+and the HTTP session for JWT issuers' keys), the run service, and the background tasks
+(poller, metrics refresher), which are cancelled and awaited on shutdown. A context that opens
+a resource registers the resource's readiness check beside its cleanup, so /readyz reports
+exactly what is open. Every key the application holds is in ``gateway.appkeys``. Tests inject
+fakes through ``Overrides`` instead of patching.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 import os
 import signal
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,16 +26,24 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.api import setup_api
-from gateway.api.callers import CallerGate
-from gateway.api.keys import (
+from gateway.appkeys import (
     CALLERS,
+    DATABRICKS_HTTP,
+    IDENTITIES,
+    INFORMER,
+    JWKS_HTTP,
+    KUBE,
     METRICS,
+    POLLER,
     READINESS,
     REMOTE_RUNS,
+    RUNS,
     SERVICE,
     SETTINGS,
-    ReadinessReport,
+    STORE,
+    TASKS,
 )
+from gateway.callers import CallerGate
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -43,23 +54,14 @@ from gateway.kube import InformerOptions, KubeClient, KubeConfig, ServiceAccount
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
+from gateway.readiness import Check, Readiness, ReadinessChecks
 from gateway.runs.poller import Poller
 from gateway.runs.service import RunsService, utcnow
-from gateway.settings import KubernetesSettings, Settings
+from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
-
-STORE = web.AppKey("lakegate.store", Store)
-DATABRICKS_HTTP = web.AppKey("lakegate.databricks_http", aiohttp.ClientSession)
-IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
-RUNS = web.AppKey("lakegate.runs", RunsService)
-POLLER = web.AppKey("lakegate.poller", Poller)
-TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
-KUBE = web.AppKey("lakegate.kube", KubeClient)
-INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
-JWKS_HTTP = web.AppKey("lakegate.jwks_http", aiohttp.ClientSession)
 
 METRICS_REFRESH_SECONDS = 15.0
 NOT_ENDED = frozenset(s for s in RunState if not s.terminal)
@@ -85,13 +87,20 @@ class Overrides:
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     over = overrides or Overrides()
     app = web.Application(client_max_size=settings.server.max_body_bytes)
+    checks = ReadinessChecks()
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TASKS] = []
+    readiness: Readiness = checks
+    app[READINESS] = readiness
+    # Not resources of their own: the allow-list is settings, the poller a background task.
+    checks.add("workspaces", _allow_list_check(settings))
+    if over.run_poller:
+        checks.add("poller", _task_check(app, "poller"))
     setup_api(app, settings)
-    app.cleanup_ctx.append(_store_ctx(settings, over))
+    app.cleanup_ctx.append(_store_ctx(settings, over, checks))
     app.cleanup_ctx.append(_http_ctx(settings))
-    app.cleanup_ctx.append(_kube_ctx(settings, over))
+    app.cleanup_ctx.append(_kube_ctx(settings, over, checks))
     app.cleanup_ctx.append(_identities_ctx(settings, over))
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
@@ -102,14 +111,23 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 
 
-def _store_ctx(settings: Settings, over: Overrides) -> Ctx:
+def _store_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = over.store or SqliteStore(settings.store.sqlite_path)
         await store.open()
         app[STORE] = store
         log.info("store_opened", backend=settings.store.backend)
+
+        async def ping() -> tuple[bool, str]:
+            try:
+                await store.ping()
+            except LakegateError as exc:
+                return False, exc.message
+            return True, settings.store.backend
+
         try:
-            yield
+            with checks.registered("store", ping):
+                yield
         finally:
             await store.close()
 
@@ -137,37 +155,26 @@ def _http_ctx(settings: Settings) -> Ctx:
     return ctx
 
 
-def kube_config(settings: KubernetesSettings) -> KubeConfig:
-    """The Kubernetes edge's connection settings from the ``kubernetes`` section."""
-    timeout = (min(5.0, settings.request_timeout_seconds), settings.request_timeout_seconds)
-    if settings.mode == "explicit":
-        return KubeConfig(
-            mode="explicit",
-            host=settings.host,
-            token_file=settings.token_file,
-            request_timeout=timeout,
-        )
-    if settings.mode == "kubeconfig":
-        return KubeConfig(
-            mode="kubeconfig",
-            kubeconfig=settings.kubeconfig,
-            context=settings.context,
-            request_timeout=timeout,
-        )
-    return KubeConfig(mode="in-cluster", token_file=settings.token_file, request_timeout=timeout)
-
-
-def _kube_ctx(settings: Settings, over: Overrides) -> Ctx:
+def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # One ApiClient for identity discovery, TokenReview and namespace labels alike.
         if settings.kubernetes.mode == "off":
             yield
             return
         environ = over.environ if over.environ is not None else os.environ
-        kube = await KubeClient.open(kube_config(settings.kubernetes), environ=environ)
+        kube = await KubeClient.open(KubeConfig.from_settings(settings.kubernetes), environ=environ)
         app[KUBE] = kube
+        # What Kubernetes is ready for is what discovery sees: the informer the identities
+        # context starts on this client when they discover from Kubernetes.
+        discovers = settings.identity.discover_from_kubernetes and over.identities is None
+        scope = (
+            checks.registered("kubernetes", _informer_check(app))
+            if discovers
+            else contextlib.nullcontext()
+        )
         try:
-            yield
+            with scope:
+                yield
         finally:
             await kube.aclose()
 
@@ -232,7 +239,7 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
             app[JWKS_HTTP] = session
             gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
             app[CALLERS] = gate
-            _announce(gate)
+            gate.announce()
             with _reload_on_sighup(gate, over.settings_source):
                 yield
             await gate.aclose()
@@ -240,21 +247,6 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
             await session.close()
 
     return ctx
-
-
-def _announce(gate: CallerGate) -> None:
-    ok, detail = gate.readiness()
-    if gate.disabled:
-        # Loud on purpose: a gateway in this mode lets anyone act for any namespace.
-        log.warning(
-            "callers_authentication_disabled",
-            detail=detail,
-            hint="method 'none' is for demos; list kubernetes, api_key or jwt in callers.methods",
-        )
-    elif not ok:
-        log.warning("callers_not_configured", detail=detail)
-    else:
-        log.info("callers_configured", detail=detail)
 
 
 @contextlib.contextmanager
@@ -349,27 +341,35 @@ def _background_ctx(over: Overrides) -> Ctx:
     return ctx
 
 
-def _readiness(
-    app: web.Application, settings: Settings
-) -> Callable[[], Awaitable[ReadinessReport]]:
-    async def check() -> ReadinessReport:
-        report: dict[str, tuple[bool, str]] = {}
-        try:
-            await app[STORE].ping()
-            report["store"] = (True, settings.store.backend)
-        except LakegateError as exc:
-            report["store"] = (False, exc.message)
+def _readiness(app: web.Application, settings: Settings) -> Readiness:
+    """The registry ``create_app`` made: ``_service_ctx`` sets READINESS from this, and every
+    check is registered by the context that opens what it checks."""
+    return app[READINESS]
+
+
+def _allow_list_check(settings: Settings) -> Check:
+    async def check() -> tuple[bool, str]:
         count = len(settings.workspaces)
-        report["workspaces"] = (count > 0, f"{count} workspace(s) on the allow-list")
+        return count > 0, f"{count} workspace(s) on the allow-list"
+
+    return check
+
+
+def _informer_check(app: web.Application) -> Check:
+    async def check() -> tuple[bool, str]:
         informer = app.get(INFORMER)
-        if informer is not None:
-            status = informer.status
-            report["kubernetes"] = (status.ready, f"ServiceAccount informer {status.mode}")
-        tasks = {t.get_name(): t for t in app[TASKS]}
-        poller = tasks.get("poller")
-        if poller is not None:
-            report["poller"] = (not poller.done(), "running" if not poller.done() else "stopped")
-        return report
+        if informer is None:
+            return False, "ServiceAccount informer not started"
+        status = informer.status
+        return status.ready, f"ServiceAccount informer {status.mode}"
+
+    return check
+
+
+def _task_check(app: web.Application, name: str) -> Check:
+    async def check() -> tuple[bool, str]:
+        running = any(t.get_name() == name and not t.done() for t in app[TASKS])
+        return running, "running" if running else "stopped"
 
     return check
 

@@ -4,36 +4,67 @@ Every error that crosses a module boundary is one of these. Foreign exceptions (
 kubernetes-asyncio, sqlite, pydantic) are translated at the edge that meets them, with
 ``raise ... from exc``, so nothing above an edge sees a foreign type. The API maps this tree
 to problem+json in exactly one place (``gateway.api.problems``), using ``status``, ``title``
-and the fields each error carries.
+and the fields each error carries; the Databricks-compatible facade maps it to Databricks'
+error shape in one place too (``gateway.api.compat.errors``).
 
-    LakegateError
-    ├── ConfigError                 settings file or environment invalid (file, key)
-    ├── RequestError                the caller's request cannot be served as sent
-    │   ├── InvalidRequest          400: body, parameter or name invalid (field)
-    │   ├── NotFound                404: no such run in this namespace
-    │   ├── Conflict                409: Idempotency-Key reused with another body
+The number is the HTTP status lakegate answers with (``status``; ``*``: the status the gateway
+answered the client with); in parentheses, the fields. Classes defined elsewhere name their
+module.
+
+    LakegateError                   500
+    ├── ConfigError                 500  settings file or environment invalid (problems)
+    ├── RequestError                400  the caller's request cannot be served as sent
+    │   ├── InvalidRequest          400  body, parameter or name invalid (field)
+    │   ├── NotFound                404  no such run in this namespace
+    │   ├── Conflict                409  Idempotency-Key reused with another body
     │   ├── PayloadTooLarge         413
-    │   ├── QuotaExceeded           429: namespace over its rate or queue (retry_after)
-    │   ├── Unauthenticated         401: no or bad caller credential
-    │   └── Forbidden               403: known caller outside its namespaces
-    ├── IdentityError               a namespace's Databricks identity cannot be had (namespace)
-    │   ├── IdentityNotConfigured   nothing configured for the namespace, and no opt-in default
-    │   ├── CredentialUnavailable   a secret, ServiceAccount or token file is missing or bad
-    │   ├── HostNotAllowed          a credential would be sent to a host off the allow-list
-    │   └── TokenEndpointError      the token endpoint refused or failed (status, error_code)
-    ├── UpstreamError               a remote service failed (service, status, error_code)
-    │   ├── DatabricksError         the Jobs API answered with an error
-    │   │   ├── DatabricksAuthError         401, or 403 "Invalid access token": refresh once
-    │   │   ├── DatabricksPermissionDenied  403 PERMISSION_DENIED
-    │   │   ├── DatabricksInvalidRequest    400: a permanent refusal of what we sent
-    │   │   ├── DatabricksRunNotFound       the run id is unknown to the workspace
-    │   │   ├── DatabricksRateLimited       429 (retry_after)
-    │   │   └── DatabricksUnavailable       5xx, timeouts, dropped connections (transient)
-    │   └── KubernetesError         the Kubernetes API answered with a Status error
-    └── StoreError                  the ledger could not be read or written
+    │   ├── QuotaExceeded           429  namespace over its rate or queue (namespace, retry_after)
+    │   ├── Unauthenticated         401  no or bad caller credential
+    │   ├── Forbidden               403  known caller outside its namespaces
+    │   └── CompatError             400  a facade refusal worded as Databricks words it
+    │                                    (error_code, status): gateway.api.compat.errors
+    ├── IdentityError               503  a namespace's Databricks identity cannot be had
+    │   │                                (namespace, source)
+    │   ├── IdentityNotConfigured   403  nothing configured for the namespace, no opt-in default
+    │   ├── CredentialUnavailable   503  a secret, ServiceAccount or token file missing or bad
+    │   ├── HostNotAllowed          403  a credential would go to a host off the allow-list
+    │   └── TokenEndpointError      503  the token endpoint refused or failed
+    │                                    (http_status, error_code, retry_after)
+    ├── UpstreamError               502  a remote service failed (http_status, error_code,
+    │   │                                retry_after)
+    │   ├── DatabricksError         502  the Jobs API answered with an error
+    │   │   ├── DatabricksAuthError         502  401, or 403 "Invalid access token": refresh once
+    │   │   ├── DatabricksPermissionDenied  403  403 PERMISSION_DENIED
+    │   │   ├── DatabricksInvalidRequest    400  a permanent refusal of what we sent
+    │   │   ├── DatabricksRunNotFound       404  the run id is unknown to the workspace
+    │   │   ├── DatabricksRateLimited       503  Databricks answered 429 (retry_after)
+    │   │   └── DatabricksUnavailable       503  5xx, timeouts, dropped connections
+    │   └── KubernetesError         502  the Kubernetes API failed (http_status, reason)
+    │       └── KubeApiError        502  a call on a named object failed (target):
+    │           │                        gateway.kube.status
+    │           ├── KubeNotFound    502  the API server answered 404: no such object
+    │           ├── KubeForbidden   502  it answered 403: RBAC does not let lakegate do this
+    │           ├── KubeInvalid     502  it answered 422 or 400: what was sent is refused
+    │           └── KubeExpired     502  it answered 410: the resourceVersion is too old
+    ├── StoreError                  503  the ledger could not be read or written
+    └── GatewayClientError          500  a call through the REST client failed:
+        │                                gateway.cli.errors (the client's side, not the API's)
+        ├── ApiError                 *   the gateway answered an error (problem, request_id)
+        ├── GatewayUnreachable      500  no answer: refused, dropped, timed out (url)
+        └── UnexpectedResponse      500  a 2xx answer that is not the API's JSON
 
 ``transient`` says whether trying the same thing again later may succeed; retry policies and
-the poller decide on it, never on the class name alone.
+the poller decide on it, never on the class name alone. It is a class default
+(``QuotaExceeded``, ``DatabricksAuthError``, ``DatabricksRateLimited``,
+``DatabricksUnavailable``, ``StoreError``, ``GatewayUnreachable``) or decided per error
+(``TokenEndpointError``, ``KubernetesError``: no status, 429 or 5xx; ``ApiError``: 429, 5xx).
+
+Outside the tree on purpose, because none crosses a boundary as itself: ``ValueError``
+subclasses for what does not parse (``gateway.selectors.SelectorError``,
+``gateway.kube.accounts.MalformedObject``), caught where they are met or failing start-up;
+``gateway.model.IllegalTransition``, a move the state machine forbids, which is a bug; and
+``gateway.callers.types.Refused``, a refused credential, which the API turns into
+``Unauthenticated`` before it leaves the caller middleware.
 """
 
 from __future__ import annotations

@@ -3,89 +3,107 @@ several apps in one process never share counters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_POLL_LAG_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.http_requests = Counter(
+        self._http()
+        self._runs()
+        self._databricks()
+        self._tokens()
+
+    # --- the families, by what they watch -------------------------------------------------
+
+    def _http(self) -> None:
+        self.http_requests = self._counter(
             "lakegate_http_requests_total",
             "HTTP requests served, by route template, method and status.",
             ["method", "route", "status"],
-            registry=r,
         )
-        self.http_latency = Histogram(
+        self.http_latency = self._histogram(
             "lakegate_http_request_seconds",
             "Time to answer an HTTP request.",
             ["method", "route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.submissions = Counter(
+
+    def _runs(self) -> None:
+        self.submissions = self._counter(
             "lakegate_submissions_total",
             "Run submissions by outcome (accepted, submitted, replayed, rejected, refused).",
             ["outcome"],
-            registry=r,
-        )
-        self.databricks_calls = Counter(
-            "lakegate_databricks_calls_total",
-            "Calls to Databricks by endpoint and outcome (HTTP status or transport_error).",
-            ["endpoint", "outcome"],
-            registry=r,
-        )
-        self.databricks_latency = Histogram(
-            "lakegate_databricks_call_seconds",
-            "Latency of one Databricks call attempt.",
-            ["endpoint"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
         self.runs = Gauge(
             "lakegate_runs",
             "Runs not yet terminal, by namespace and state.",
             ["namespace", "state"],
-            registry=r,
+            registry=self.registry,
         )
-        self.poll_lag = Histogram(
+        self.poll_lag = self._histogram(
             "lakegate_poll_lag_seconds",
             "How late a run was polled compared with when it was due.",
-            buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
-            registry=r,
+            [],
+            buckets=_POLL_LAG_BUCKETS,
         )
-        self.transitions = Counter(
+        self.transitions = self._counter(
             "lakegate_run_transitions_total",
             "Run state changes, by the state entered.",
             ["state"],
-            registry=r,
         )
 
+    def _databricks(self) -> None:
+        self.databricks_calls = self._counter(
+            "lakegate_databricks_calls_total",
+            "Calls to Databricks by endpoint and outcome (HTTP status or transport_error).",
+            ["endpoint", "outcome"],
+        )
+        self.databricks_latency = self._histogram(
+            "lakegate_databricks_call_seconds",
+            "Latency of one Databricks call attempt.",
+            ["endpoint"],
+        )
+
+    def _tokens(self) -> None:
         # Children by (event, kind): every token() call reports here, and labels() costs more
         # than the lookup it reports (a lock, label validation, a tuple); a dict hit does not.
         self._token_events: dict[tuple[str, str], Counter] = {}
-        self.token_cache = Counter(
+        self.token_cache = self._counter(
             "lakegate_token_cache_events_total",
             "Token cache events (hit, miss, refresh, refresh_error, invalidated, evicted) by "
             "identity type.",
             ["event", "kind"],
-            registry=r,
         )
-        self.token_endpoint_latency = Histogram(
+        self.token_endpoint_latency = self._histogram(
             "lakegate_token_endpoint_seconds",
             "Time to obtain a token from a token endpoint or TokenRequest, by identity type.",
             ["kind"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
         )
-        self.token_endpoint_errors = Counter(
+        self.token_endpoint_errors = self._counter(
             "lakegate_token_endpoint_errors_total",
             "Failed token fetches by identity type and error class.",
             ["kind", "error"],
-            registry=r,
         )
+
+    def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        *,
+        buckets: Sequence[float] = _LATENCY_BUCKETS,
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+    # --- what the components report ---------------------------------------------------------
 
     def observe_token_event(self, event: str, kind: str) -> None:
         child = self._token_events.get((event, kind))

@@ -1,23 +1,30 @@
-"""The HTTP API: the /v1 run routes, operational endpoints and the middlewares around them.
+"""The HTTP API: the /v1 run routes, operational endpoints and the middlewares around them,
+with the Databricks-compatible facade mounted as a sub-application at /api.
 
 The composition root creates ``web.Application(client_max_size=settings.server.max_body_bytes)``,
-calls ``setup_api(app, settings)``, and sets the keys of ``gateway.api.keys`` in a
+calls ``setup_api(app, settings)``, and sets the keys of ``gateway.appkeys`` in a
 ``cleanup_ctx`` before the server accepts requests; among them ``CALLERS``, without which every
 protected route answers 401.
+
+Middlewares, outermost first: the request context (request id, access log, metrics) sees the
+final status of every answer; then the error middleware of the application serving the route
+(problem+json for the root, Databricks' shape for /api); then the route guards, the body
+limit and the caller middleware, which refuse through that error middleware.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.api import ops, runs
 from gateway.api.callers import callers_middleware
-from gateway.api.compat import databricks_errors, setup_compat_routes
-from gateway.api.middlewares import body_limit, request_context
+from gateway.api.compat import PREFIX, compat_app
+from gateway.api.middlewares import body_limit, owner_only, request_context
 from gateway.api.problems import problem_middleware
 from gateway.settings import Settings
 
-__all__ = ["setup_api", "setup_middlewares", "setup_routes"]
+__all__ = ["route_guards", "setup_api", "setup_routes"]
 
 RUNS = "/v1/namespaces/{namespace:[^/]+}/runs"
 
@@ -33,29 +40,18 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
     router.add_get("/openapi.json", ops.openapi, name="openapi", allow_head=False)
-    # The Databricks-compatible facade owns everything under /api/.
-    setup_compat_routes(app)
 
 
-def setup_middlewares(app: web.Application, settings: Settings) -> None:
-    # Outermost first: the request context sees the final status of every answer, including
-    # the problem responses built by the middleware inside it.
-    app.middlewares.extend(
-        [
-            request_context,
-            problem_middleware,
-            # Inside the problem middleware, so /api/ errors, the refusals of every middleware
-            # after it included, answer in Databricks' shape and never reach problem+json.
-            databricks_errors,
-            body_limit(settings.server.max_body_bytes),
-            # Last, just before the handler: the caller is known before a byte of the body is
-            # read. It refuses nothing itself; handlers call callers.authorize.
-            callers_middleware,
-        ]
-    )
+def route_guards(settings: Settings) -> list[Middleware]:
+    """The body limit, then the caller middleware, each run by the route's own application."""
+    # The caller comes last, just before the handler: it is known before a byte of the body
+    # is read. It refuses nothing itself; handlers call callers.authorize.
+    return [owner_only(body_limit(settings.server.max_body_bytes)), owner_only(callers_middleware)]
 
 
 def setup_api(app: web.Application, settings: Settings) -> None:
-    """Register the API's middlewares and routes on ``app``."""
-    setup_middlewares(app, settings)
+    """Register the API's middlewares, its routes and the facade's sub-application on ``app``."""
+    guards = route_guards(settings)
+    app.middlewares.extend([request_context, problem_middleware, *guards])
     setup_routes(app)
+    app.add_subapp(PREFIX, compat_app(guards))

@@ -18,10 +18,10 @@ without having called ``authorize`` or ``authenticate`` is turned into a 500. Pu
 (/healthz, /readyz, /metrics, /openapi.json, and handlers marked ``@public``) are never
 authenticated.
 
-The modules behind this one: ``callers_gate`` (which method judges a credential; reload),
-``callers_kube`` (TokenReview), ``callers_keys`` (API keys), ``callers_jwt`` and
-``callers_jwks`` (OIDC issuers), ``callers_policy`` (grants and label selectors),
-``callers_types`` (the values).
+This module is the web side of caller authentication: reading the request, the middleware,
+the audit events. Who a credential proves and what it may do is decided by the domain
+package ``gateway.callers`` (the gate, TokenReview, API keys, JWT issuers, grants), which
+knows nothing of aiohttp.web.
 """
 
 from __future__ import annotations
@@ -32,21 +32,15 @@ from typing import Any, NoReturn, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.api.callers_gate import NO_CREDENTIAL, CallerGate
-from gateway.api.callers_types import Caller, Identity, Method, Refused
-from gateway.api.keys import CALLER, CALLERS
+from gateway.appkeys import CALLER, CALLERS
+from gateway.callers.gate import NO_CREDENTIAL
+from gateway.callers.types import Caller, Refused
 from gateway.errors import Forbidden, LakegateError, Unauthenticated
 from gateway.logs import get_logger
 from gateway.settings import NAMESPACE_RE
 
 __all__ = [
-    "CALLER",
-    "CALLERS",
     "PUBLIC_ROUTES",
-    "Caller",
-    "CallerGate",
-    "Identity",
-    "Method",
     "authenticate",
     "authorize",
     "callers_middleware",

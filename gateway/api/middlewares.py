@@ -2,6 +2,12 @@
 
 ``request_context`` runs outermost, so every response, error or not, carries X-Request-Id,
 is counted and is logged once. Neither headers nor bodies are logged: they may hold tokens.
+
+A sub-application's request passes through its parent's middlewares before its own. The
+route guards (the body limit, the caller middleware) are therefore registered on each
+application that serves routes, inside that application's error middleware, and
+``owner_only`` makes each run only in the application that serves the route: once per
+request, and shaped by the right error middleware.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.api.keys import CALLER, METRICS, PROBLEM, REQUEST_ID
+from gateway.appkeys import CALLER, METRICS, PROBLEM, REQUEST_ID, SETTINGS
 from gateway.errors import PayloadTooLarge
 from gateway.logs import bound, get_logger
 from gateway.settings import NAMESPACE_RE
@@ -111,3 +117,28 @@ def body_limit(max_bytes: int) -> Middleware:
         return await handler(request)
 
     return limit
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, at most ``server.max_body_bytes`` of it; ``PayloadTooLarge`` beyond."""
+    # aiohttp stops reading at the application's client_max_size; this catches a composition
+    # root that set that higher than the configured limit.
+    limit = request.config_dict[SETTINGS].server.max_body_bytes
+    body = await request.read()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
+
+
+def owner_only(middleware: Middleware) -> Middleware:
+    """``middleware``, run only by the application that serves the request's route."""
+
+    @web.middleware
+    async def owned(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Within an application's middlewares request.app is that application; the last of
+        # match_info.apps is the one whose route (or whose 404) answers.
+        if request.match_info.apps[-1] is not request.app:
+            return await handler(request)
+        return await middleware(request, handler)
+
+    return owned

@@ -11,9 +11,10 @@ import yaml
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from gateway.api.keys import CALLERS, METRICS, READINESS, ReadinessReport
 from gateway.api.problems import log_unexpected
+from gateway.appkeys import CALLERS, METRICS, READINESS
 from gateway.logs import get_logger
+from gateway.readiness import ReadinessReport
 
 READINESS_TIMEOUT_SECONDS = 5.0
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.api.keys import PROBLEM, REQUEST_ID
+from gateway.appkeys import PROBLEM, REQUEST_ID
 from gateway.errors import LakegateError, PayloadTooLarge
 from gateway.logs import get_logger
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.callers import authorize
-from gateway.api.keys import SERVICE, SETTINGS
+from gateway.api.middlewares import read_body
 from gateway.api.schemas import (
     check_list_parameters,
     parse_cursor,
@@ -22,28 +22,18 @@ from gateway.api.schemas import (
     parse_submit,
 )
 from gateway.api.views import run_location, run_view
-from gateway.errors import PayloadTooLarge
+from gateway.appkeys import SERVICE
 from gateway.model import RunState
 
 # Accepted by the ledger but not yet known to Databricks: the caller should poll (202).
 _NOT_YET_SUBMITTED = frozenset({RunState.QUEUED, RunState.SUBMITTING})
 
 
-async def _read_body(request: web.Request) -> bytes:
-    # aiohttp stops reading at the application's client_max_size; this catches a composition
-    # root that set that higher than the configured limit.
-    limit = request.config_dict[SETTINGS].server.max_body_bytes
-    body = await request.read()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    return body
-
-
 async def submit_run(request: web.Request) -> web.Response:
     await authorize(request, request.match_info["namespace"], "runs.submit")
     namespace = parse_namespace(request.match_info["namespace"])
     key = parse_idempotency_key(request.headers.getall("Idempotency-Key", []))
-    submission = parse_submit(await _read_body(request))
+    submission = parse_submit(await read_body(request))
     outcome = await request.config_dict[SERVICE].submit(namespace, submission, idempotency_key=key)
     run = outcome.run
     if not outcome.created:

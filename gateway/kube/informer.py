@@ -22,9 +22,9 @@ from typing import Any
 from gateway.kube.accounts import ServiceAccountRef
 from gateway.kube.cache import AccountCache, Listener
 from gateway.kube.reflector import InformerOptions, Mode, Reflector, ReflectorStatus
-from gateway.kube.selectors import LabelSelector
 from gateway.kube.source import ServiceAccountSource
 from gateway.logs import get_logger
+from gateway.selectors import LabelSelector
 
 log = get_logger(__name__)
 
@@ -104,6 +104,8 @@ class ServiceAccountInformer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for reflector in self._reflectors:
+            await reflector.aclose()
 
     def _reflector_ready(self) -> None:
         if all(r.ready.is_set() for r in self._reflectors):

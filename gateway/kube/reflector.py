@@ -5,8 +5,9 @@ timeout, resuming from the last version it saw. On 410 Gone (an HTTP 410 and an 
 ERROR 410 alike) it lists again and replaces its share of the cache in one step, so readers
 never see an empty cache in between. Every ``resync_seconds`` it relists anyway, healing any
 event a broken connection may have lost. If RBAC forbids the list or the watch it falls back
-to reading each namespace on demand (``ensure_fresh``), cached for ``fallback_ttl_seconds``,
-and tries watching again every ``forbidden_retry_seconds``; other errors back off with jitter.
+to reading each namespace on demand (``ensure_fresh``): one read in flight per namespace,
+its answer good for ``fallback_ttl_seconds`` (a ``TtlCache`` of reads); it tries watching
+again every ``forbidden_retry_seconds``. Other errors back off with jitter.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from gateway.kube.cache import AccountCache
 from gateway.kube.source import AccountSource, Listing, WatchEvent
 from gateway.kube.status import KubeExpired, KubeForbidden
 from gateway.logs import get_logger
+from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
 
 Mode = Literal["starting", "watching", "fallback"]
 Sleep = Callable[[float], Awaitable[None]]
+# Namespaces whose last fallback read is remembered; past it the oldest is read again.
+MAX_FALLBACK_NAMESPACES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,11 @@ class Reflector:
         self._listed_at = 0.0
         self._relists = 0
         self._last_error: str | None = None
-        # Fallback reads: when each namespace was last read, and the read in flight per namespace.
-        self._fetched: dict[str, float] = {}
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        # Fallback reads by namespace: the value is the number of accounts read, and a fresh
+        # entry means the cache holds the namespace as it was less than a TTL ago.
+        self._reads: TtlCache[str, int] = TtlCache(
+            MAX_FALLBACK_NAMESPACES, clock=clock, name="kube-fallback-read"
+        )
 
     @property
     def _scope(self) -> str:
@@ -190,7 +196,7 @@ class Reflector:
             recovered=recovered,
         )
         self.mode = "watching"
-        self._fetched.clear()
+        self._reads.clear()
 
     def _watch_opened(self) -> None:
         if self.mode == "fallback":
@@ -243,7 +249,7 @@ class Reflector:
         self.mode = "fallback"
         self._synced = False
         # Whatever the list brought in is as old as the list; fallback reads start afresh.
-        self._fetched.clear()
+        self._reads.clear()
         self._mark_ready()
 
     def _mark_ready(self) -> None:
@@ -262,34 +268,22 @@ class Reflector:
         """
         if self.mode == "watching" or not self.covers(namespace):
             return
-        fetched = self._fetched.get(namespace)
-        if fetched is not None and self._clock() - fetched < self._options.fallback_ttl_seconds:
-            return
-        pending = self._inflight.get(namespace)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch(namespace))
-            self._inflight[namespace] = pending
-            pending.add_done_callback(lambda done: self._fetch_done(namespace, done))
-        # shield: one impatient caller cancelling must not cancel the read for the others.
-        await asyncio.shield(pending)
+        await self._reads.get(namespace, lambda: self._read(namespace))
 
-    def _fetch_done(self, namespace: str, done: asyncio.Future[None]) -> None:
-        if self._inflight.get(namespace) is done:
-            del self._inflight[namespace]
-        if not done.cancelled():
-            # Retrieved here so that a read every caller gave up on does not log as unhandled.
-            done.exception()
-
-    async def _fetch(self, namespace: str) -> None:
+    async def _read(self, namespace: str) -> tuple[int, float]:
         listing = await self._source.list(namespace)
         if self.mode == "watching":
             # The watch came (back) while we read; its view is at least as new as ours.
-            return
+            return 0, 0.0
         self._cache.replace(self.name, listing.accounts, namespace=namespace)
-        self._fetched[namespace] = self._clock()
         log.debug(
             "kube_informer_fallback_read",
             selector=self._source.selector.text(),
             namespace=namespace,
             count=len(listing.accounts),
         )
+        return len(listing.accounts), self._options.fallback_ttl_seconds
+
+    async def aclose(self) -> None:
+        """Cancel fallback reads still in flight, so none outlives the client they use."""
+        await self._reads.aclose()

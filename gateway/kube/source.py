@@ -19,8 +19,8 @@ from kubernetes_asyncio import client
 
 from gateway.errors import KubernetesError
 from gateway.kube.accounts import MalformedObject, ServiceAccountRef
-from gateway.kube.selectors import LabelSelector
 from gateway.kube.status import StatusInfo, Target, error_from_status, parse_status, translated
+from gateway.selectors import LabelSelector
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 _OBJECT_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})

@@ -4,9 +4,20 @@
 applies ``LAKEGATE_<SECTION>__<KEY>`` environment overrides to the gateway file, validates the
 whole, and raises ``ConfigError`` listing every problem as ``<file or env var>: <key>: <what>``.
 Secrets are ``SecretStr`` and print as ``**********``.
+
+The modules: ``gateway`` (the whole, and the checks across sections), ``process`` (server,
+store, logging, poller), ``upstreams`` (workspaces, Databricks, Kubernetes, identity options),
+``callers`` (who may call), ``tenants`` (per-namespace policy), ``loading`` (files and the
+environment), ``base`` (what every model shares).
 """
 
-from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, normalize_authority, normalize_host
+from gateway.settings.base import (
+    NAMESPACE_RE,
+    OBJECT_NAME_RE,
+    is_loopback_host,
+    normalize_authority,
+    normalize_host,
+)
 from gateway.settings.callers import (
     ApiKeySettings,
     CallerMethod,
@@ -16,22 +27,12 @@ from gateway.settings.callers import (
     JwtIssuer,
     KubernetesCallers,
     SaltedHash,
-    Selector,
     parse_salted_hash,
     parse_selector,
 )
+from gateway.settings.gateway import Settings
 from gateway.settings.loading import ENV_PREFIX, load_settings, resolve_secret
-from gateway.settings.root import Settings
-from gateway.settings.sections import (
-    DatabricksSettings,
-    IdentityOptions,
-    KubernetesSettings,
-    LoggingSettings,
-    PollerSettings,
-    ServerSettings,
-    StoreSettings,
-    WorkspaceSettings,
-)
+from gateway.settings.process import LoggingSettings, PollerSettings, ServerSettings, StoreSettings
 from gateway.settings.tenants import (
     IDENTITY_TYPES,
     AzureClientSecretIdentity,
@@ -47,6 +48,12 @@ from gateway.settings.tenants import (
     TenantDefaults,
     TenantPolicy,
     TenantsSettings,
+)
+from gateway.settings.upstreams import (
+    DatabricksSettings,
+    IdentityOptions,
+    KubernetesSettings,
+    WorkspaceSettings,
 )
 
 __all__ = [
@@ -76,7 +83,6 @@ __all__ = [
     "QuotaSettings",
     "SaltedHash",
     "SecretRef",
-    "Selector",
     "ServerSettings",
     "ServiceAccountFederation",
     "Settings",
@@ -85,6 +91,7 @@ __all__ = [
     "TenantPolicy",
     "TenantsSettings",
     "WorkspaceSettings",
+    "is_loopback_host",
     "load_settings",
     "normalize_authority",
     "normalize_host",

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Kubernetes object names (Secrets, ServiceAccounts): RFC 1123 subdomains.
 OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# As urlsplit gives a hostname: lower case, an IPv6 address without its brackets.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_loopback_host(hostname: str | None) -> bool:
+    """Whether ``hostname`` is this machine: the one place plain http is allowed, because no
+    one on the network can read or alter what is sent there."""
+    return hostname in _LOOPBACK_HOSTS
 
 
 class Frozen(BaseModel):
@@ -24,7 +31,7 @@ def normalize_host(value: str) -> str:
         raise ValueError(f"'{value}' is not a URL like https://adb-123.4.azuredatabricks.net")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"'{value}' must be a bare host URL, without a path or query")
-    if parts.scheme == "http" and (parts.hostname or "") not in _LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(f"'{value}' uses plain http; only https is allowed off loopback")
     return f"{parts.scheme}://{parts.netloc.lower()}"
 

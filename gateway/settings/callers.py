@@ -2,8 +2,9 @@
 
 API keys are configured only as hashes: ``sha256`` (hex of the key's UTF-8 bytes) or a salted
 ``hash`` (``scrypt$<N>$<r>$<p>$<salt>$<digest>`` or ``pbkdf2_sha256$<iterations>$<salt>$<digest>``,
-salt and digest in base64). Label selectors are parsed here, once, so a typo fails at start-up
-with the key that holds it rather than quietly matching nothing.
+salt and digest in base64). Label selectors are parsed (by ``gateway.selectors``) when the
+settings load, so a typo fails at start-up with the key that holds it rather than quietly
+matching nothing.
 """
 
 from __future__ import annotations
@@ -11,112 +12,31 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.settings.base import NAMESPACE_RE, Frozen
+from gateway.selectors import LabelSelector
+from gateway.settings.base import NAMESPACE_RE, Frozen, is_loopback_host
 
 CallerMethod = Literal["kubernetes", "api_key", "jwt", "none"]
 JwtAlgorithm = Literal["RS256", "ES256"]
 
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-# Label keys: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-_LABEL_KEY_RE = re.compile(rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
-_LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
-_SET_RE = re.compile(r"^(?P<key>\S+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)$")
-_CMP_RE = re.compile(r"^(?P<key>[^=!\s]+)\s*(?P<op>==|=|!=)\s*(?P<value>\S*)$")
 
 
 # --- label selectors ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    key: str
-    operator: Literal["in", "notin", "exists", "!exists"]
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        value = labels.get(self.key)
-        if self.operator == "in":
-            return value is not None and value in self.values
-        if self.operator == "notin":
-            return value is None or value not in self.values
-        if self.operator == "exists":
-            return value is not None
-        return value is None
-
-
-@dataclass(frozen=True, slots=True)
-class Selector:
-    """A Kubernetes label selector (``k=v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``,
-    ``k``, ``!k``, joined by commas meaning AND), matched against a namespace's labels."""
-
-    text: str
-    requirements: tuple[Requirement, ...]
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _split(text: str) -> list[str]:
-    # Commas inside "in (a,b)" do not separate requirements.
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return [p.strip() for p in parts]
-
-
-def _key(key: str) -> str:
-    if not _LABEL_KEY_RE.match(key):
-        raise ValueError(f"'{key}' is not a label key")
-    return key
-
-
-def _value(value: str) -> str:
-    if not _LABEL_VALUE_RE.match(value):
-        raise ValueError(f"'{value}' is not a label value")
-    return value
-
-
-def _requirement(part: str) -> Requirement:
-    if match := _SET_RE.match(part):
-        values = frozenset(_value(v.strip()) for v in match["values"].split(","))
-        op: Literal["in", "notin"] = "in" if match["op"] == "in" else "notin"
-        return Requirement(_key(match["key"]), op, values)
-    if match := _CMP_RE.match(part):
-        op = "notin" if match["op"] == "!=" else "in"
-        return Requirement(_key(match["key"]), op, frozenset({_value(match["value"])}))
-    if part.startswith("!"):
-        return Requirement(_key(part[1:].strip()), "!exists")
-    return Requirement(_key(part), "exists")
-
-
-def parse_selector(text: str) -> Selector:
+def parse_selector(text: str) -> LabelSelector:
     """Parse a non-empty label selector; ``ValueError`` names the part that is wrong."""
-    parts = _split(text)
-    if parts == [""]:
+    if not text.strip():
         # An empty selector matches every namespace: too easy to write by accident.
         raise ValueError("an empty namespace_selector would match every namespace")
-    if "" in parts:
-        raise ValueError(f"'{text}' has an empty requirement")
-    return Selector(text.strip(), tuple(_requirement(p) for p in parts))
+    return LabelSelector.parse(text)
 
 
 # --- API key hashes -------------------------------------------------------------------------
@@ -179,7 +99,7 @@ def _check_url(value: str, what: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ValueError(f"{what} '{value}' is not an http(s) URL")
-    if parts.scheme == "http" and (parts.hostname or "") not in _LOOPBACK:
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(f"{what} '{value}' uses plain http; only https is allowed off loopback")
     return value.strip()
 
@@ -195,22 +115,26 @@ class KubernetesCallers(Frozen):
     cache_size: int = Field(default=10_000, ge=1)
 
 
-class ApiKeySettings(Frozen):
+class _GrantsNamespaces(Frozen):
+    """The checks of ``namespaces`` and ``namespace_selector``, for the models that have them."""
+
+    @field_validator("namespaces", check_fields=False)
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _namespaces(value)
+
+    @field_validator("namespace_selector", check_fields=False)
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        return _check_selector(value)
+
+
+class ApiKeySettings(_GrantsNamespaces):
     name: str
     sha256: str | None = None
     hash: str | None = None
     namespaces: tuple[str, ...] = ()
     namespace_selector: str | None = None
-
-    @field_validator("namespaces")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _namespaces(value)
-
-    @field_validator("namespace_selector")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        return _check_selector(value)
 
     @field_validator("name")
     @classmethod
@@ -283,22 +207,12 @@ class JwtIssuer(Frozen):
         return _check_url(value, "jwks_uri") if value is not None else None
 
 
-class GrantSettings(Frozen):
+class GrantSettings(_GrantsNamespaces):
     """More namespaces for callers whose subject matches ``subject`` (a glob: ``*``, ``?``)."""
 
     subject: str = Field(min_length=1)
     namespaces: tuple[str, ...] = ()
     namespace_selector: str | None = None
-
-    @field_validator("namespaces")
-    @classmethod
-    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _namespaces(value)
-
-    @field_validator("namespace_selector")
-    @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        return _check_selector(value)
 
     @model_validator(mode="after")
     def _something(self) -> GrantSettings:

@@ -11,7 +11,7 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from gateway.errors import ConfigError
-from gateway.settings.root import Settings
+from gateway.settings.gateway import Settings
 from gateway.settings.tenants import IDENTITY_TYPES
 
 ENV_PREFIX = "LAKEGATE_"

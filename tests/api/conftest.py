@@ -10,17 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api import setup_api
-from gateway.api.callers import CallerGate
-from gateway.api.keys import (
-    CALLERS,
-    METRICS,
-    READINESS,
-    SERVICE,
-    SETTINGS,
-    Readiness,
-    ReadinessReport,
-)
+from gateway.appkeys import CALLERS, METRICS, READINESS, SERVICE, SETTINGS
+from gateway.callers import CallerGate
 from gateway.metrics import Metrics
+from gateway.readiness import Readiness, ReadinessReport
 from gateway.settings import CallersSettings, ServerSettings, Settings
 from tests.api.fakes import FakeRunService
 
@@ -64,6 +57,12 @@ def build_app(
 
 def small_body_settings(max_body_bytes: int = 2048) -> Settings:
     return Settings(server=ServerSettings(max_body_bytes=max_body_bytes))
+
+
+async def chunked_body(chunks: int, size: int = 1024) -> AsyncIterator[bytes]:
+    """A body sent chunked, without Content-Length, so only reading it finds its size."""
+    for _ in range(chunks):
+        yield b"x" * size
 
 
 @pytest.fixture

@@ -6,8 +6,12 @@ import re
 
 import pytest
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler, Middleware
 from structlog.testing import capture_logs
 
+from gateway.api.middlewares import owner_only
 from gateway.metrics import Metrics
 from gateway.model import RunRecord
 from tests.api.conftest import SPEC, Client, ClientFactory
@@ -131,3 +135,29 @@ async def test_metrics_are_labelled_by_route_template(
     other = {"method": "OTHER", "route": "unmatched", "status": "405"}
     assert sample("lakegate_http_requests_total", other) == 1
     assert sample("lakegate_http_request_seconds_count", {"method": "GET", "route": route}) == 2
+
+
+async def test_owner_only_runs_in_the_application_that_serves_the_route() -> None:
+    """A guard on a parent and its sub-application runs once a request, in the route's own."""
+    seen: list[str] = []
+
+    def guard(name: str) -> Middleware:
+        @web.middleware
+        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+            seen.append(name)
+            return await handler(request)
+
+        return owner_only(record)
+
+    async def ok(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    sub = web.Application(middlewares=[guard("sub")])
+    sub.router.add_get("/inner", ok)
+    root = web.Application(middlewares=[guard("root")])
+    root.router.add_get("/outer", ok)
+    root.add_subapp("/sub", sub)
+    async with TestClient(TestServer(root)) as client:
+        for path in ("/outer", "/sub/inner", "/sub/missing", "/missing"):
+            await client.get(path)
+    assert seen == ["root", "sub", "sub", "root"]

@@ -8,9 +8,9 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from gateway.api import setup_api
-from gateway.api.callers_gate import DISABLED_DETAIL
-from gateway.api.keys import ReadinessReport
 from gateway.api.ops import OPENAPI
+from gateway.callers.gate import DISABLED_DETAIL
+from gateway.readiness import ReadinessReport
 from gateway.settings import Settings
 from tests.api.conftest import Client, ClientFactory
 from tests.api.fakes import FakeRunService

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -15,7 +13,7 @@ from gateway.errors import (
     QuotaExceeded,
     StoreError,
 )
-from tests.api.conftest import SPEC, Client, ClientFactory, small_body_settings
+from tests.api.conftest import SPEC, Client, ClientFactory, chunked_body, small_body_settings
 from tests.api.fakes import FakeRunService
 from tests.api.schema import assert_problem
 
@@ -75,12 +73,7 @@ async def test_chunked_oversized_body_is_a_413(
 ) -> None:
     """A chunked body without Content-Length is cut off by aiohttp and still a 413 problem."""
     client = await make_client(service, settings=small_body_settings(2048))
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(8):
-            yield b"x" * 1024
-
-    resp = await client.post(RUNS, data=chunks())
+    resp = await client.post(RUNS, data=chunked_body(8))
     assert resp.status == 413
     assert_problem(await resp.json(content_type=None), 413, "payload-too-large")
 
@@ -92,12 +85,7 @@ async def test_body_limit_holds_when_the_app_allows_more(
     client = await make_client(
         service, settings=small_body_settings(2048), client_max_size=1_000_000
     )
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(4):
-            yield b"x" * 1024
-
-    resp = await client.post(RUNS, data=chunks())
+    resp = await client.post(RUNS, data=chunked_body(4))
     assert resp.status == 413
 
 

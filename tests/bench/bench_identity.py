@@ -510,6 +510,7 @@ async def gateway_side(servers: Servers) -> AsyncIterator[Gateway]:
                 await informer.ready.wait()
             yield Gateway(settings, cache, builder, resolver, informer, accounts, timed_kube)
             await resolver.aclose()
+            await informer.aclose()
     finally:
         await cache.aclose()
         await session.close()

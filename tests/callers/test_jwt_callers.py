@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.api.callers_jwks import IssuerKeys
+from gateway.callers.jwks import IssuerKeys
 from gateway.settings import JwtIssuer as JwtIssuerSettings
 from tests.callers.conftest import CallersStack, bearer
 from tests.callers.issuer import JwtIssuer

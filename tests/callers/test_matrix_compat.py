@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.app import RUNS
+from gateway.appkeys import RUNS
 from gateway.emulator.kubernetes import KubeApiServer
 from tests.callers.conftest import CallersStack
 from tests.callers.issuer import JwtIssuer

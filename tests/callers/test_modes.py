@@ -15,10 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from gateway.api import setup_api
-from gateway.api.callers import CallerGate, authorize
-from gateway.api.callers_gate import DISABLED_DETAIL
-from gateway.api.keys import CALLERS, METRICS, READINESS, SETTINGS
+from gateway.api.callers import authorize
 from gateway.app import Overrides, create_app
+from gateway.appkeys import CALLERS, METRICS, READINESS, SETTINGS
+from gateway.callers import CallerGate
+from gateway.callers.gate import DISABLED_DETAIL
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
 from gateway.settings import CallersSettings, Settings

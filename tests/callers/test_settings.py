@@ -43,29 +43,6 @@ callers:
 """
 
 
-@pytest.mark.parametrize(
-    ("text", "labels", "matches"),
-    [
-        ("tier=batch", {"tier": "batch"}, True),
-        ("tier==batch", {"tier": "batch"}, True),
-        ("tier=batch", {"tier": "ml"}, False),
-        ("tier!=batch", {}, True),
-        ("tier!=batch", {"tier": "batch"}, False),
-        ("tier in (batch, ml)", {"tier": "ml"}, True),
-        ("tier notin (batch,ml)", {"tier": "web"}, True),
-        ("tier notin (batch,ml)", {"tier": "ml"}, False),
-        ("team", {"team": ""}, True),
-        ("!frozen", {"frozen": "yes"}, False),
-        ("tier=batch,!frozen", {"tier": "batch"}, True),
-        ("tier=batch,!frozen", {"tier": "batch", "frozen": "x"}, False),
-        ("example.com/tier=batch", {"example.com/tier": "batch"}, True),
-    ],
-)
-def test_selectors_match_namespace_labels(text: str, labels: dict[str, str], matches: bool) -> None:
-    """Each selector form matches labels as the Kubernetes API server would."""
-    assert parse_selector(text).matches(labels) is matches
-
-
 @pytest.mark.parametrize("text", ["", "a=b,,c", "Bad Key=1", "k=bad value!", "k in (a,b"])
 def test_invalid_selectors_are_refused(text: str) -> None:
     """Empty, malformed or impossible selectors fail at parse time, not by matching nothing."""

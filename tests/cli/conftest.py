@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli_client import add_client_commands
+from gateway.cli.commands import add_client_commands
 from tests.cli.fake_gateway import FakeGateway
 
 SPEC: dict[str, Any] = {

@@ -1,57 +1,18 @@
-"""``gateway.client.LakegateClient`` on its own: sessions, retries, errors."""
+"""``gateway.cli.client.LakegateClient`` on its own: sessions, answers, errors."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.client import (
-    ApiError,
-    LakegateClient,
-    RetryNotice,
-    RetryPolicy,
-    UnexpectedResponse,
-    parse_retry_after,
-)
+from gateway.cli.client import LakegateClient
+from gateway.cli.errors import ApiError, UnexpectedResponse
+from gateway.cli.retry import ClientRetry
 from tests.cli.conftest import SPEC
 from tests.cli.fake_gateway import FakeGateway
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [(None, None), ("", None), ("3", 3.0), ("1.5", 1.5), ("-4", 0.0), ("soon", None)],
-)
-def test_parse_retry_after_seconds(header: str | None, seconds: float | None) -> None:
-    """Retry-After in delta-seconds; garbage means no hint."""
-    assert parse_retry_after(header) == seconds
-
-
-def test_parse_retry_after_http_date() -> None:
-    """Retry-After as an HTTP date is the time left until then."""
-    header = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-
-    seconds = parse_retry_after(header)
-
-    assert seconds is not None
-    assert 110 < seconds <= 120
-
-
-async def test_retry_after_is_honoured_over_the_backoff(gateway: FakeGateway) -> None:
-    """A 503 with Retry-After: 0 is retried at once, whatever the backoff would have waited."""
-    gateway.fail_posts = 1
-    notices: list[RetryNotice] = []
-    policy = RetryPolicy(initial_wait=60, max_wait=60)
-
-    async with LakegateClient(gateway.url, retry=policy, on_retry=notices.append) as client:
-        submitted = await client.submit("team-a", SPEC)
-
-    assert submitted.status == 202
-    assert [(n.attempt, n.wait, n.error.status) for n in notices] == [(1, 0.0, 503)]
 
 
 async def test_problem_becomes_an_api_error(gateway: FakeGateway) -> None:
@@ -111,7 +72,7 @@ async def test_html_success_is_an_unexpected_response(not_lakegate: str) -> None
 
 async def test_proxy_error_page_becomes_a_transient_api_error(not_lakegate: str) -> None:
     """A 502 HTML page from a proxy is an ApiError titled by its status, retried as transient."""
-    policy = RetryPolicy(attempts=2, initial_wait=0.01)
+    policy = ClientRetry(attempts=2, initial_wait=0.01)
     async with LakegateClient(not_lakegate, retry=policy) as client:
         with pytest.raises(ApiError) as error:
             await client.get("team-a", 1)

@@ -8,9 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.cli_client import as_submit_body
-from gateway.cli_output import StateDisplay, elapsed, format_run, humanize_seconds, table
-from gateway.client import Run
+from gateway.cli.client import Run
+from gateway.cli.output import StateDisplay, elapsed, format_run, humanize_seconds, table
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -34,23 +33,6 @@ def _run(state: str, **extra: Any) -> Run:
 def test_humanize_seconds(seconds: float, shown: str) -> None:
     """Durations read as the largest two units, never negative."""
     assert humanize_seconds(seconds) == shown
-
-
-@pytest.mark.parametrize(
-    ("payload", "body"),
-    [
-        ({"tasks": [], "run_name": "x"}, {"spec": {"tasks": [], "run_name": "x"}}),
-        (
-            {"spec": {"tasks": []}, "labels": {"a": "b"}},
-            {"spec": {"tasks": []}, "labels": {"a": "b"}},
-        ),
-        ({"spark_python_task": {}}, {"spec": {"spark_python_task": {}}}),
-        ({"tasks": [], "spec": {"x": 1}}, {"spec": {"tasks": [], "spec": {"x": 1}}}),
-    ],
-)
-def test_as_submit_body(payload: dict[str, Any], body: dict[str, Any]) -> None:
-    """Only a payload with a spec object and no top-level tasks is taken as a whole body."""
-    assert as_submit_body(payload) == body
 
 
 def test_table_pads_every_column_but_the_last() -> None:

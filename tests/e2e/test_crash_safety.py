@@ -21,16 +21,9 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway.client import (
-    GatewayClientError,
-    GatewayUnreachable,
-    LakegateClient,
-    RetryNotice,
-    RetryPolicy,
-    Run,
-    Submitted,
-    is_terminal,
-)
+from gateway.cli.client import LakegateClient, Run, Submitted, is_terminal
+from gateway.cli.errors import GatewayClientError, GatewayUnreachable
+from gateway.cli.retry import ClientRetry, RetryNotice
 from tests.e2e.processes import ManagedProcess, ProcessGroup, free_port, lakegate_command
 from tests.e2e.specs import spec
 from tests.fixtures.gateway import namespace_name, stack_configs
@@ -46,7 +39,7 @@ GENEROUS_QUOTAS = {
 }
 # A scheduler that outlives gateway restarts: it keeps retrying, with the same key, for
 # longer than a restart takes.
-RIDE_OUT_RESTARTS = RetryPolicy(
+RIDE_OUT_RESTARTS = ClientRetry(
     attempts=10_000, initial_wait=0.05, max_wait=0.5, max_delay=40.0, max_retry_after=2.0
 )
 

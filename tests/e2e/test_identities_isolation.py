@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.client import ApiError
+from gateway.cli.errors import ApiError
 from tests.e2e.specs import spec
 from tests.e2e.test_run_slice import wait_all_terminal
 from tests.fixtures.identity_stack import DEFAULT_SP, NO_RETRY, IdentityStackFactory, Principal

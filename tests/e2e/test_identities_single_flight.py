@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.api.keys import METRICS
+from gateway.appkeys import METRICS
 from tests.e2e.specs import spec
 from tests.fixtures.identity_stack import NO_RETRY, IdentityStackFactory
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.app import Overrides
-from gateway.client import ApiError, LakegateClient
+from gateway.cli.client import LakegateClient
+from gateway.cli.errors import ApiError
 from tests.e2e.specs import OUTCOMES, spec
 from tests.fixtures.gateway import GatewayStack, StackFactory, namespace_name
 

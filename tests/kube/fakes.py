@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.kube.accounts import ServiceAccountRef
-from gateway.kube.selectors import LabelSelector
 from gateway.kube.source import Listing, WatchEvent
+from gateway.selectors import LabelSelector
 
 ENABLED = {"lakegate.io/databricks-enabled": "true"}
 SELECTOR = LabelSelector.equals(ENABLED)

@@ -4,7 +4,7 @@ seconds, without a restart, through label changes, deletions, 410 Gone and RBAC 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -46,19 +46,25 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 @pytest.fixture
-def start_informer(kube: KubeClient) -> InformerFactory:
-    """Start an informer on the test's KubeClient and wait until it is ready."""
+async def start_informer(kube: KubeClient) -> AsyncIterator[InformerFactory]:
+    """Start informers on the test's KubeClient, each ready; close them all when it ends."""
+    started: list[ServiceAccountInformer] = []
 
     async def start(**kwargs: object) -> ServiceAccountInformer:
         kwargs.setdefault("selectors", [LAKEGATE])
         kwargs.setdefault("options", OPTIONS)
         informer = kube.service_account_informer(**kwargs)  # type: ignore[arg-type]
+        started.append(informer)
         informer.start()
         await asyncio.wait_for(informer.ready.wait(), DEADLINE)
         return informer
 
-    # KubeClient.aclose(), the kube fixture's teardown, stops every informer it made.
-    return start
+    # Whoever makes an informer closes it; the KubeClient only closes its ApiClient.
+    try:
+        yield start
+    finally:
+        for informer in started:
+            await informer.aclose()
 
 
 async def present(informer: ServiceAccountInformer, ns: str, name: str) -> bool:

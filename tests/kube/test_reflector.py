@@ -197,6 +197,20 @@ async def test_forbidden_fallback_read_fails_closed() -> None:
             await reflector.ensure_fresh("tenant-a")
 
 
+async def test_closing_cancels_a_fallback_read_in_flight() -> None:
+    """A namespaced read still waiting when the reflector closes is cancelled, not left over."""
+    source = ScriptedSource(lists=[forbidden()], namespace_lists={"tenant-a": []})
+    async with running(source) as (reflector, _, _):
+        await until_idle(source)  # the loop's own relist now waits for good
+        source.idle.clear()
+        reader = asyncio.create_task(reflector.ensure_fresh("tenant-a"))
+        await until_idle(source)  # and so does the namespace's read
+        assert source.list_calls[-1] == "tenant-a"
+        await reflector.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+
+
 async def test_watching_again_after_rbac_is_fixed() -> None:
     """After the forbidden retry interval a list that succeeds returns the loop to watching."""
     source = ScriptedSource(

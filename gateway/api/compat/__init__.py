@@ -1,0 +1,41 @@
+"""The Databricks Jobs API 2.1/2.2-compatible facade: one-time runs under /api/2.x/jobs/runs/.
+
+The Databricks SDK, Airflow's Databricks operators, Flyte's connector and the Databricks CLI
+point their host at lakegate and work unchanged; their bearer token is the caller credential
+(``gateway.api.callers``), and the namespace is ``X-Lakegate-Namespace`` or the caller's own.
+
+The facade is a sub-application mounted at /api, with middlewares of its own: its error
+middleware (``middleware.databricks_errors``) answers every error under /api/ in Databricks'
+shape, never problem+json, and /v1 requests never pass through it. The modules:
+
+    handlers.py    HTTP and the run service calls
+    middleware.py  Databricks' error shape for every refusal under /api/
+    requests.py    what a Databricks client sends, read into lakegate's terms (pure)
+    wire.py        lakegate's runs in the Jobs API's shapes (pure)
+    errors.py      which status and error_code each failure takes (pure)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from gateway.api.compat.handlers import setup_compat_routes
+from gateway.api.compat.middleware import API_ROOT, databricks_errors
+
+__all__ = ["API_ROOT", "PREFIX", "compat_app"]
+
+PREFIX = "/api"
+
+
+def compat_app(guards: Iterable[Middleware]) -> web.Application:
+    """The facade as a sub-application, to mount at ``PREFIX``.
+
+    ``guards`` are the root's per-route middlewares (body limit, caller authentication); they
+    run inside the facade's error middleware so that their refusals take Databricks' shape.
+    """
+    app = web.Application(middlewares=[databricks_errors, *guards])
+    setup_compat_routes(app)
+    return app

@@ -1,0 +1,149 @@
+"""The ``lakegate`` command: serve, demo, submit, get, cancel, runs, check-config, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from gateway import __version__, logs
+from gateway.cli.commands import add_client_commands
+from gateway.errors import ConfigError
+from gateway.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _load_or_report(args.config)
+    if settings is None:
+        return 2
+    namespaces = len(settings.tenants.namespaces)
+    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    return 0
+
+
+def _load_or_report(path: str) -> Settings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _load_or_report(args.config)
+    if settings is None:
+        return 2
+    logs.configure(level=settings.logging.level, fmt=settings.logging.format)
+    from aiohttp import web
+
+    from gateway.app import Overrides, create_app
+
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    # run_app turns SIGTERM and SIGINT into a graceful shutdown: in-flight requests finish,
+    # then every cleanup_ctx closes what it opened.
+    web.run_app(
+        # SIGHUP re-reads the configuration and applies what can change live (callers).
+        create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
+        host=host,
+        port=port,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        access_log=None,
+        print=lambda _: print(f"lakegate {__version__} serving on http://{host}:{port}"),
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    logs.configure(level=args.log_level, fmt="console")
+    from pathlib import Path
+
+    from gateway.demo import run_demo
+
+    return _run_until_interrupted(
+        run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+    )
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    logs.configure(level=args.log_level)
+    if args.service == "databricks":
+        from gateway.emulator.databricks import load_config, serve
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        return _run_until_interrupted(serve(config, host=args.host, port=args.port))
+    if args.service == "kubernetes":
+        from gateway.emulator import kubernetes as kube_emulator
+
+        try:
+            kube_config = kube_emulator.load_config(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        return _run_until_interrupted(
+            kube_emulator.serve(kube_config, host=args.host, port=args.port)
+        )
+    print(f"unknown emulator '{args.service}'", file=sys.stderr)
+    return 2
+
+
+def _run_until_interrupted(coro: Coroutine[Any, Any, None]) -> int:
+    # Ctrl-C is how people stop the demo and the emulator; it is not an error.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakegate",
+        description="Multi-tenant gateway between job schedulers and the Databricks Jobs API.",
+    )
+    parser.add_argument("--version", action="version", version=f"lakegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_client_commands(sub)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default="config/gateway.yaml")
+    serve.add_argument("--host", default=None, help="overrides server.host")
+    serve.add_argument("--port", type=int, default=None, help="overrides server.port")
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="run the gateway with an emulated workspace (SQLite)")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--emulator-port", type=int, default=0, help="default: any free port")
+    demo.add_argument("--data-dir", default=".lakegate", help="where the demo ledger lives")
+    demo.add_argument("--log-level", default="warning")
+    demo.set_defaults(handler=_demo)
+
+    check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
+    check.add_argument("--config", default="config/gateway.yaml")
+    check.set_defaults(handler=_check_config)
+
+    emulator = sub.add_parser("emulator", help="run an emulated upstream for tests and demos")
+    emulator.add_argument("service", choices=["databricks", "kubernetes"])
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--config", default=None, help="emulator YAML (default: built in)")
+    emulator.add_argument("--log-level", default="info")
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)

@@ -1,0 +1,74 @@
+"""``Settings``: the whole of gateway.yaml with the tenants file it names, and the checks that
+span its sections (a workspace a tenant names is on the allow-list; what needs Kubernetes has
+it)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from gateway.settings.base import Frozen
+from gateway.settings.callers import CallersSettings
+from gateway.settings.process import LoggingSettings, PollerSettings, ServerSettings, StoreSettings
+from gateway.settings.tenants import TenantsSettings
+from gateway.settings.upstreams import (
+    DatabricksSettings,
+    IdentityOptions,
+    KubernetesSettings,
+    WorkspaceSettings,
+)
+
+
+class Settings(Frozen):
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    databricks: DatabricksSettings = DatabricksSettings()
+    poller: PollerSettings = PollerSettings()
+    identity: IdentityOptions = IdentityOptions()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    callers: CallersSettings = CallersSettings()
+    workspaces: dict[str, WorkspaceSettings] = Field(default_factory=dict)
+    tenants_file: str | None = None
+    tenants: TenantsSettings = TenantsSettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        known = set(self.workspaces)
+        wanted = [("tenants.defaults.workspace", self.tenants.defaults.workspace)] + [
+            (f"tenants.namespaces.{ns}.workspace", p.workspace)
+            for ns, p in self.tenants.namespaces.items()
+        ]
+        for key, name in wanted:
+            if name is not None and name not in known:
+                raise ValueError(
+                    f"{key}: workspace '{name}' is not in the workspaces allow-list "
+                    f"(known: {', '.join(sorted(known)) or 'none'})"
+                )
+        if self.kubernetes.mode == "off":
+            if "kubernetes" in self.callers.methods:
+                raise ValueError(
+                    "callers.methods: 'kubernetes' needs kubernetes.mode other than off"
+                )
+            if self.callers.uses_selectors():
+                raise ValueError(
+                    "callers: a namespace_selector reads namespace labels, which needs "
+                    "kubernetes.mode other than off"
+                )
+        return self
+
+    def workspace_for(self, namespace: str) -> WorkspaceSettings | None:
+        name = self.tenants.workspace_name(namespace)
+        return self.workspaces.get(name) if name else None
+
+    def allowed_hosts(self) -> frozenset[str]:
+        return frozenset(w.host for w in self.workspaces.values())
+
+    def workspace_named(self, name_or_host: str) -> tuple[str, WorkspaceSettings] | None:
+        """A workspace by its allow-list name or by its host; None when it is not listed."""
+        if name_or_host in self.workspaces:
+            return name_or_host, self.workspaces[name_or_host]
+        wanted = name_or_host.strip().rstrip("/").lower()
+        for name, workspace in self.workspaces.items():
+            if workspace.host == wanted:
+                return name, workspace
+        return None
