@@ -1,21 +1,17 @@
-"""Fakes for the identity tests: a clock that moves on command, token sources, an observer,
-and the kube edge's Secret reads and TokenRequests."""
+"""Fakes for the identity tests: a clock that moves on command, token sources, an observer
+and a TokenRequest minter (the fake Kubernetes client is ``tests.support.kube``)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from gateway.databricks.auth import AccessToken
-from gateway.errors import KubernetesError
 from gateway.identity.cache import REFRESH_TASK_PREFIX
-from gateway.kube import Target
-from gateway.kube.status import StatusInfo, error_from_status
 from tests.support.jwt_issuer import Issuer, service_account_subject
+from tests.support.kube import FakeKube, Minted
 
 
 class Clock:
@@ -100,77 +96,4 @@ class Minter:
         return AccessToken(value, time.time() + expiration_seconds)
 
 
-@dataclass(frozen=True)
-class Minted:
-    value: str
-    expires_at: datetime | None = None
-
-
-class FakeKube:
-    """The kube edge's two identity calls, failing as it does. Secrets by (namespace, name),
-    every read recorded; an absent one is KubeNotFound, as the API server says; ``refusals``
-    fail a read with the error given, and ``gate``, when set, holds every read. TokenRequests
-    are recorded, and answered by ``minter`` or, without one, refused as RBAC would."""
-
-    def __init__(self, minter: Minter | None = None) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
-        self.refusals: dict[tuple[str, str], KubernetesError] = {}
-        self.reads: list[tuple[str, str]] = []
-        self.mints: list[tuple[str, str, list[str], int]] = []
-        self.gate: asyncio.Event | None = None
-        self.minter = minter
-
-    def put(self, namespace: str, name: str, **values: str) -> None:
-        self.secrets[(namespace, name)] = {k: v.encode() for k, v in values.items()}
-
-    def hold(self) -> asyncio.Event:
-        self.gate = asyncio.Event()
-        return self.gate
-
-    def forbid(self, namespace: str, name: str) -> None:
-        message = f'secrets "{name}" is forbidden: User "lakegate" cannot get resource'
-        self.refusals[(namespace, name)] = _secret_error(namespace, name, 403, message)
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        self.reads.append((namespace, name))
-        if self.gate is not None:
-            await self.gate.wait()
-        if (namespace, name) in self.refusals:
-            raise self.refusals[(namespace, name)]
-        if (namespace, name) not in self.secrets:
-            raise _secret_error(namespace, name, 404, f'secrets "{name}" not found')
-        return dict(self.secrets[(namespace, name)])
-
-    async def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        *,
-        audiences: Sequence[str],
-        expiration_seconds: int = 3600,
-    ) -> Minted:
-        self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
-        if self.minter is None:
-            raise error_from_status(
-                403,
-                StatusInfo(
-                    code=403, reason="Forbidden", message="cannot create serviceaccounts/token"
-                ),
-                action="create a token for",
-                target=Target("serviceaccount", namespace, service_account),
-            )
-        token = await self.minter(namespace, service_account, list(audiences), expiration_seconds)
-        expires = token.expires_at
-        at = None if expires is None else datetime.fromtimestamp(expires, UTC)
-        return Minted(token.value, at)
-
-
-def _secret_error(namespace: str, name: str, code: int, message: str) -> KubernetesError:
-    """The error the kube edge raises for a Secret read answered with ``code``."""
-    reason = {403: "Forbidden", 404: "NotFound"}.get(code)
-    return error_from_status(
-        code,
-        StatusInfo(code=code, reason=reason, message=message),
-        action="read",
-        target=Target("secret", namespace, name),
-    )
+__all__ = ["Clock", "FakeKube", "Minted", "Minter", "Observer", "Source", "settle"]

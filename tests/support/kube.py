@@ -4,8 +4,10 @@ that identities and callers make, in memory, each one recorded.
 - ``read_secret``: Secrets by (namespace, name), values as text or bytes; a missing one is
   ``KubeNotFound``, worded as the API server words it. ``forbid`` refuses one as RBAC does,
   ``refusals`` fails one with any error, ``hold`` keeps every read waiting until released.
-- ``mint_token``: recorded in ``mints`` and refused as RBAC would (``mint_refusal`` replaces
-  the refusal, say with an ``AssertionError`` where minting would be a bug).
+- ``mint_token``: recorded in ``mints``; answered by ``minter`` when one is given (a callable
+  as the kube edge's TokenRequest: namespace, ServiceAccount, audiences, seconds), else
+  refused as RBAC would (``mint_refusal`` replaces the refusal, say with an
+  ``AssertionError`` where minting would be a bug).
 - ``review``: answers ``review_answer`` and records each token in ``reviews``.
 - ``namespace_labels``: from ``labels``; a namespace not there does not exist (None).
 """
@@ -13,9 +15,12 @@ that identities and callers make, in memory, each one recorded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from gateway.databricks.auth import AccessToken
 from gateway.errors import KubernetesError
 from gateway.kube.status import StatusInfo, Target, error_from_status
 
@@ -43,9 +48,22 @@ def mint_refused(namespace: str, service_account: str) -> KubernetesError:
     )
 
 
+# (namespace, ServiceAccount, audiences, expiration seconds), as the kube edge mints.
+Minter = Callable[[str, str, list[str], int], Awaitable[AccessToken]]
+
+
+@dataclass(frozen=True)
+class Minted:
+    """A TokenRequest's answer as ``KubeClient.mint_token`` gives it."""
+
+    value: str
+    expires_at: datetime | None = None
+
+
 class FakeKube:
     def __init__(
         self,
+        minter: Minter | None = None,
         *,
         review_answer: Any = None,
         labels: Mapping[str, Mapping[str, str]] | None = None,
@@ -56,6 +74,7 @@ class FakeKube:
         self.reads: list[tuple[str, str]] = []
         self.gate: asyncio.Event | None = None
         self.mints: list[tuple[str, str, list[str], int]] = []
+        self.minter = minter
         self.mint_refusal = mint_refusal
         self.review_answer = review_answer
         self.reviews: list[str] = []
@@ -63,6 +82,9 @@ class FakeKube:
         self.label_reads = 0
 
     # --- Secrets ------------------------------------------------------------------------
+
+    def put(self, namespace: str, name: str, **values: str) -> None:
+        self.secrets[(namespace, name)] = dict(values)
 
     def hold(self) -> asyncio.Event:
         """Hold every Secret read until the returned event is set."""
@@ -94,7 +116,13 @@ class FakeKube:
         expiration_seconds: int = 3600,
     ) -> Any:
         self.mints.append((namespace, service_account, list(audiences), expiration_seconds))
-        raise self.mint_refusal or mint_refused(namespace, service_account)
+        if self.minter is None:
+            raise self.mint_refusal or mint_refused(namespace, service_account)
+        token = await self.minter(namespace, service_account, list(audiences), expiration_seconds)
+        expires = token.expires_at
+        return Minted(
+            token.value, None if expires is None else datetime.fromtimestamp(expires, UTC)
+        )
 
     async def review(self, token: str, audiences: Sequence[str]) -> Any:
         self.reviews.append(token)
