@@ -1,4 +1,8 @@
-"""The SQLite ledger's queries, and its values: times as integer microseconds, JSON as text."""
+"""The SQLite ledger's queries and its values: times as integer microseconds, JSON as text.
+
+Also the reads and writes that several ``SqliteStore`` methods share; all of them take the
+connection of the transaction they are part of, and run on the store's thread.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import StoreError
-from gateway.model import RunRecord, RunState, Transition
+from gateway.model import ACTIVE_STATES, NamespaceUsage, RunRecord, RunState, Transition
 from gateway.store.base import OutboxEntry
 
 MAX_ID = 2**63 - 1
@@ -159,3 +163,67 @@ def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
         )
     except (ValueError, TypeError) as exc:
         raise StoreError(f"outbox row {row['id']} is malformed: {exc}") from exc
+
+
+# --- reads and writes that several Store methods share ----------------------------------------
+
+
+def one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    # fetchall, not fetchone: a RETURNING statement is only finished once its rows are read.
+    rows: list[sqlite3.Row] = conn.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def runs_of(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+    return [decode_run(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def usage(conn: sqlite3.Connection, namespace: str) -> NamespaceUsage:
+    rows = conn.execute(
+        COUNT_BY_STATE,
+        (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})),
+    ).fetchall()
+    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
+    return NamespaceUsage(
+        namespace=namespace,
+        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
+        queued=counts.get(RunState.QUEUED, 0),
+    )
+
+
+def record_transition(
+    conn: sqlite3.Connection,
+    run_id: int,
+    from_state: RunState | None,
+    to_state: RunState,
+    at: int,
+    message: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO run_transitions (run_id, from_state, to_state, at, message)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (run_id, from_state, to_state, at, message),
+    )
+
+
+def run_with_history(conn: sqlite3.Connection, row: sqlite3.Row | None) -> RunRecord | None:
+    if row is None:
+        return None
+    entries = conn.execute(
+        "SELECT * FROM run_transitions WHERE run_id = ? ORDER BY id", (row["id"],)
+    ).fetchall()
+    return decode_run(row, tuple(decode_transition(entry) for entry in entries))
+
+
+def maybe_run(row: sqlite3.Row | None) -> RunRecord | None:
+    return None if row is None else decode_run(row)
+
+
+def given(value: Any, current: Any) -> Any:
+    """The new value, or the current one where the caller passed None to leave it alone."""
+    return current if value is None else value
+
+
+def check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
