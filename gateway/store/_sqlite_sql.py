@@ -48,6 +48,16 @@ LIST_RUNS = """
 SELECT * FROM runs WHERE namespace = ? AND id < ? AND state IN (SELECT value FROM json_each(?))
 ORDER BY id DESC LIMIT ?
 """
+BY_IDEMPOTENCY_KEY = "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?"
+# Served by the partial index runs_group_active (migration 4), whose WHERE this repeats word
+# for word; the states are REMOTE_ACTIVE_STATES, spelt out because an index cannot take them
+# as a parameter.
+ACTIVE_GROUP_RUNS = """
+SELECT * FROM runs
+WHERE namespace = ? AND identity_ref = ?
+  AND state IN ('PENDING', 'RUNNING', 'TERMINATING') AND databricks_run_id IS NOT NULL
+ORDER BY id DESC
+"""
 DUE_RUNS = """
 SELECT * FROM runs WHERE next_poll_at <= ? AND state IN (SELECT value FROM json_each(?))
 ORDER BY next_poll_at, id LIMIT ?
@@ -83,6 +93,11 @@ def _maybe_time(value: int | None) -> datetime | None:
 def dumps(value: Any) -> str:
     """Compact JSON; NaN and non-JSON values raise here, before any transaction starts."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def identity_ref_text(ref: Mapping[str, str]) -> str:
+    """A run's identity choice as stored: one text per choice, so a group is an equality."""
+    return json.dumps(dict(ref), sort_keys=True)
 
 
 def states_param(states: Collection[RunState] | None) -> str:

@@ -15,7 +15,6 @@ transaction, so the rows and the history they return are one snapshot.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 from collections.abc import Collection, Mapping
@@ -28,6 +27,8 @@ from gateway.errors import Conflict, StoreError
 from gateway.model import RunRecord, RunState
 from gateway.store._sqlite_connection import Body, Connection
 from gateway.store._sqlite_sql import (
+    ACTIVE_GROUP_RUNS,
+    BY_IDEMPOTENCY_KEY,
     COUNT_ALL_RUNS,
     COUNT_RUNS,
     DUE_RUNS,
@@ -42,6 +43,7 @@ from gateway.store._sqlite_sql import (
     dumps,
     event_row,
     given,
+    identity_ref_text,
     maybe_run,
     one,
     record_transition,
@@ -132,15 +134,11 @@ class SqliteStore:
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
-        identity_ref = json.dumps(dict(new.identity_ref), sort_keys=True)
+        identity_ref = identity_ref_text(new.identity_ref)
 
         def body(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             if new.idempotency_key is not None:
-                found = one(
-                    conn,
-                    "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?",
-                    (new.namespace, new.idempotency_key),
-                )
+                found = one(conn, BY_IDEMPOTENCY_KEY, (new.namespace, new.idempotency_key))
                 if found is not None:
                     if found["request_fingerprint"] != new.request_fingerprint:
                         raise Conflict(
@@ -197,6 +195,18 @@ class SqliteStore:
             return maybe_run(row)
 
         return await self._run(body, write=False)
+
+    async def get_run_by_idempotency_key(self, namespace: str, key: str) -> RunRecord | None:
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            return maybe_run(one(conn, BY_IDEMPOTENCY_KEY, (namespace, key)))
+
+        return await self._run(body, write=False)
+
+    async def active_runs_of_group(
+        self, namespace: str, identity_ref: Mapping[str, str]
+    ) -> list[RunRecord]:
+        params = (namespace, identity_ref_text(identity_ref))
+        return await self._run(lambda conn: runs_of(conn, ACTIVE_GROUP_RUNS, params), write=False)
 
     async def list_runs(
         self,
