@@ -43,8 +43,11 @@ from gateway.kube import InformerOptions, KubeClient, KubeConfig, ServiceAccount
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
+from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
-from gateway.runs.service import RunsService, utcnow
+from gateway.runs.service import RunsService
+from gateway.runs.submitter import Submitter
+from gateway.runs.types import utcnow
 from gateway.settings import KubernetesSettings, Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
@@ -292,31 +295,46 @@ def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -
 
 def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        metrics = app[METRICS]
+        metrics, store = app[METRICS], app[STORE]
         clock = over.clock or utcnow
+        inline = (
+            over.inline_submit_seconds
+            if over.inline_submit_seconds is not None
+            else settings.poller.inline_submit_seconds
+        )
         jobs = JobsClient.from_settings(
             app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
         )
-        service = RunsService(
-            store=app[STORE],
+        # The request path and the poller share one ledger (the one writer of runs) and one
+        # submitter (the remote half); they meet nowhere else.
+        ledger = RunLedger(store, metrics, clock=clock)
+        submitter = Submitter(
+            store=store,
+            ledger=ledger,
             jobs=jobs,
             identities=app[IDENTITIES],
+            settings=settings.poller,
+            metrics=metrics,
+            clock=clock,
+            cancel_timeout=inline,
+        )
+        service = RunsService(
+            store=store,
+            ledger=ledger,
+            submitter=submitter,
             settings=settings,
             metrics=metrics,
             clock=clock,
-            inline_submit_seconds=(
-                over.inline_submit_seconds
-                if over.inline_submit_seconds is not None
-                else settings.poller.inline_submit_seconds
-            ),
+            inline_submit_seconds=inline,
         )
         app[RUNS] = service
         app[SERVICE] = service
-        app[REMOTE_RUNS] = service
+        app[REMOTE_RUNS] = submitter
         app[POLLER] = Poller(
-            store=app[STORE],
+            store=store,
+            ledger=ledger,
             jobs=jobs,
-            service=service,
+            submitter=submitter,
             settings=settings.poller,
             metrics=metrics,
             clock=clock,
