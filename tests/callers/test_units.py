@@ -24,6 +24,7 @@ from gateway.settings import (
     KubernetesCallers,
     parse_selector,
 )
+from tests.support.clock import Clock
 
 # --- credentials ----------------------------------------------------------------------------
 
@@ -106,14 +107,6 @@ class FakeReviewer:
     async def review(self, token: str, audiences: Sequence[str]) -> Answer:
         self.calls.append(token)
         return self.answer
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _token(exp: int) -> str:

@@ -16,21 +16,12 @@ from gateway.databricks.auth import AccessToken
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import TokenEndpointError
 from tests.databricks.scripted import Reply, ScriptedServer
+from tests.support.clock import Sleeps
 
 TOKEN_PATH = "/oidc/v1/token"
 DISCOVERY = "/oidc/.well-known/oauth-authorization-server"
 SECRET = "dose0123456789abcdef0123"
 GRANTED = {"access_token": "eyJ.at-1", "token_type": "Bearer", "expires_in": 3600}
-
-
-class Sleeps:
-    """A sleep that records and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

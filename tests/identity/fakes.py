@@ -8,16 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.databricks.auth import AccessToken
 from gateway.identity.cache import REFRESH_TASK_PREFIX
-
-
-class Clock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 class Source:

@@ -30,6 +30,7 @@ from tests.fixtures.databricks_emulator import (
 )
 from tests.identity.issuer import Issuer, service_account_subject
 from tests.identity.test_sources import workspace_status
+from tests.support.clock import Sleeps
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 TOKEN_PATH = f"/{TENANT}/oauth2/v2.0/token"
@@ -174,19 +175,15 @@ async def test_a_throttled_entra_request_is_retried_after_retry_after(
     session: aiohttp.ClientSession, server: ScriptedServer
 ) -> None:
     """429 with Retry-After is transient: the error carries the hint, the policy waits it."""
-    sleeps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
+    sleeps = Sleeps()
     throttled = Reply(429, json={"error": "temporarily_unavailable"}, headers={"Retry-After": "2"})
     granted = {"access_token": "entra-at-1", "token_type": "Bearer", "expires_in": 3599}
     server.script("POST", TOKEN_PATH, throttled, Reply(json=granted))
-    retry = RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleep)
+    retry = RetryPolicy(deadline=30, initial=0.01, maximum=0.02, sleep=sleeps)
     fetch = azure_client_secret(session, server.url, TENANT, CLIENT_ID, CLIENT_SECRET, retry=retry)
     assert (await fetch()).value == "entra-at-1"
-    assert len(sleeps) == 1
-    assert sleeps[0] >= 2
+    assert len(sleeps.calls) == 1
+    assert sleeps.calls[0] >= 2
 
 
 def test_entra_sources_need_their_identifiers(session: aiohttp.ClientSession) -> None:
