@@ -43,11 +43,10 @@ from gateway.kube import InformerOptions, KubeClient, KubeConfig, ServiceAccount
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
-from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
 from gateway.runs.service import RunsService
-from gateway.runs.submitter import Submitter
 from gateway.runs.types import utcnow
+from gateway.runs.wiring import wire_runs
 from gateway.settings import KubernetesSettings, Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
@@ -295,51 +294,23 @@ def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -
 
 def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        metrics, store = app[METRICS], app[STORE]
-        clock = over.clock or utcnow
-        inline = (
-            over.inline_submit_seconds
-            if over.inline_submit_seconds is not None
-            else settings.poller.inline_submit_seconds
-        )
+        metrics = app[METRICS]
         jobs = JobsClient.from_settings(
             app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
         )
-        # The request path and the poller share one ledger (the one writer of runs) and one
-        # submitter (the remote half); they meet nowhere else.
-        ledger = RunLedger(store, metrics, clock=clock)
-        submitter = Submitter(
-            store=store,
-            ledger=ledger,
+        runs = wire_runs(
+            store=app[STORE],
             jobs=jobs,
             identities=app[IDENTITIES],
-            settings=settings.poller,
-            metrics=metrics,
-            clock=clock,
-            cancel_timeout=inline,
-        )
-        service = RunsService(
-            store=store,
-            ledger=ledger,
-            submitter=submitter,
             settings=settings,
             metrics=metrics,
-            clock=clock,
-            inline_submit_seconds=inline,
+            clock=over.clock or utcnow,
+            inline_submit_seconds=over.inline_submit_seconds,
+            poll_idle_seconds=over.poll_idle_seconds,
         )
-        app[RUNS] = service
-        app[SERVICE] = service
-        app[REMOTE_RUNS] = submitter
-        app[POLLER] = Poller(
-            store=store,
-            ledger=ledger,
-            jobs=jobs,
-            submitter=submitter,
-            settings=settings.poller,
-            metrics=metrics,
-            clock=clock,
-            idle_seconds=over.poll_idle_seconds,
-        )
+        app[RUNS] = app[SERVICE] = runs.service
+        app[REMOTE_RUNS] = runs.submitter
+        app[POLLER] = runs.poller
         app[READINESS] = _readiness(app, settings)
         yield
 

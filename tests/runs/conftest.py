@@ -2,8 +2,9 @@
 
 ``wired`` is a ``Wired``: a SQLite ledger in ``tmp_path``, the Databricks emulator behind a
 real ``JobsClient``, and the ``RunLedger``, ``Submitter``, ``RunsService`` and ``Poller`` on
-top, all on one fake clock. Identities come from ``Identities``, a resolver that gives every
-namespace the emulator user's PAT and can be told to fail.
+top as ``wire_runs`` connects them, all on one fake clock and without jitter. Identities
+come from ``Identities``, a resolver that gives every namespace the emulator user's PAT and
+can be told to fail.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.runs.poller import Poller
 from gateway.runs.service import RunsService
 from gateway.runs.submitter import Submitter
 from gateway.runs.types import SubmitRequest
+from gateway.runs.wiring import wire_runs
 from gateway.settings import DatabricksSettings, PollerSettings, Settings
 from gateway.store.base import NewRun
 from gateway.store.sqlite import SqliteStore
@@ -157,38 +159,18 @@ async def wired(
     identities = Identities(databricks_emulator.url, databricks_emulator.pat)
     async with aiohttp.ClientSession() as session:
         jobs = JobsClient.from_settings(session, DATABRICKS)
-        ledger = RunLedger(store, metrics, clock=clock.utc)
-        submitter = Submitter(
+        runs = wire_runs(
             store=store,
-            ledger=ledger,
             jobs=jobs,
             identities=identities,
-            settings=POLLER,
-            metrics=metrics,
-            clock=clock.utc,
-            cancel_timeout=2.0,
-            jitter=lambda: NO_JITTER,
-        )
-        service = RunsService(
-            store=store,
-            ledger=ledger,
-            submitter=submitter,
             settings=Settings(poller=POLLER),
             metrics=metrics,
             clock=clock.utc,
             inline_submit_seconds=2.0,
-        )
-        poller = Poller(
-            store=store,
-            ledger=ledger,
-            jobs=jobs,
-            submitter=submitter,
-            settings=POLLER,
-            metrics=metrics,
-            clock=clock.utc,
+            jitter=lambda: NO_JITTER,
         )
         yield Wired(
-            store, ledger, submitter, service, poller, jobs, metrics, clock, identities,
-            databricks_emulator,
+            store, runs.ledger, runs.submitter, runs.service, runs.poller, jobs, metrics, clock,
+            identities, databricks_emulator,
         )  # fmt: skip
     await store.close()
