@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from gateway.errors import StoreError
 from gateway.store._sqlite_schema import configure, migrate, prepare
-from gateway.store._sqlite_sql import one
+from gateway.store._sqlite_sql import atomic, one
 
 T = TypeVar("T")
 Body = Callable[[sqlite3.Connection], T]
@@ -61,16 +61,8 @@ class Connection:
             if conn.in_transaction:
                 # Left open by a rollback that failed; none of it was committed.
                 conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-            return result
+            with atomic(conn, "BEGIN IMMEDIATE" if write else "BEGIN"):
+                return body(conn)
 
 
 @contextlib.contextmanager

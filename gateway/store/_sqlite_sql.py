@@ -6,9 +6,10 @@ connection of the transaction they are part of, and run on the store's thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,6 +182,24 @@ def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
 
 
 # --- reads and writes that several Store methods share ----------------------------------------
+
+
+@contextlib.contextmanager
+def atomic(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    """One transaction around the block: COMMIT when it ends, ROLLBACK when anything escapes.
+
+    Statements run one by one inside it (never ``executescript``, which commits first), so a
+    failure leaves nothing half-written; a failed ROLLBACK is left for the next BEGIN to see.
+    """
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
