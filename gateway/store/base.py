@@ -1,6 +1,8 @@
-"""The run ledger's contract: what the runs service and the poller may ask of a store.
+"""The run ledger's contract: what the runs package may ask of a store.
 
-Every backend (SQLite now, PostgreSQL later) keeps these promises and passes the same test
+In the gateway every write goes through ``gateway.runs.ledger.RunLedger`` (the only caller
+of ``transition``); the run service, the submitter and the poller only read directly. Every
+backend (SQLite now, PostgreSQL later) keeps these promises and passes the same test
 suite, ``tests/store``. The promises that matter most:
 
 - A run is durable, in QUEUED or SUBMITTING, before anyone calls Databricks about it, and its
