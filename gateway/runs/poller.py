@@ -63,6 +63,8 @@ def _ref_key(run: RunRecord) -> str:
 
 
 class Poller:
+    """The background loop: due runs by identity group, each group's decision carried out."""
+
     def __init__(
         self,
         *,

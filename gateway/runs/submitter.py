@@ -147,6 +147,7 @@ class Submitter:
             log.warning("cancel_deferred", run_id=run.id, namespace=run.namespace, reason=str(exc))
 
     async def give_up_submitting(self, run: RunRecord, reason: str) -> RunRecord | None:
+        """End a submission Databricks never confirmed: INTERNAL_ERROR, with its event."""
         return await self._ledger.finish(run, RunState.INTERNAL_ERROR, reason)
 
     async def _submit_later(self, run: RunRecord, now: datetime, exc: BaseException) -> RunRecord:
