@@ -55,8 +55,8 @@ from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
 from gateway.readiness import Check, Readiness, ReadinessChecks
-from gateway.runs.poller import Poller
-from gateway.runs.service import RunsService, utcnow
+from gateway.runs.types import utcnow
+from gateway.runs.wiring import wire_runs
 from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
@@ -93,18 +93,16 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app[TASKS] = []
     readiness: Readiness = checks
     app[READINESS] = readiness
-    # Not resources of their own: the allow-list is settings, the poller a background task.
+    # Not a resource of its own: the allow-list is settings.
     checks.add("workspaces", _allow_list_check(settings))
-    if over.run_poller:
-        checks.add("poller", _task_check(app, "poller"))
     setup_api(app, settings)
     app.cleanup_ctx.append(_store_ctx(settings, over, checks))
     app.cleanup_ctx.append(_http_ctx(settings))
-    app.cleanup_ctx.append(_kube_ctx(settings, over, checks))
-    app.cleanup_ctx.append(_identities_ctx(settings, over))
+    app.cleanup_ctx.append(_kube_ctx(settings, over))
+    app.cleanup_ctx.append(_identities_ctx(settings, over, checks))
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
-    app.cleanup_ctx.append(_background_ctx(over))
+    app.cleanup_ctx.append(_background_ctx(over, checks))
     return app
 
 
@@ -155,7 +153,7 @@ def _http_ctx(settings: Settings) -> Ctx:
     return ctx
 
 
-def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
+def _kube_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # One ApiClient for identity discovery, TokenReview and namespace labels alike.
         if settings.kubernetes.mode == "off":
@@ -164,24 +162,15 @@ def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> C
         environ = over.environ if over.environ is not None else os.environ
         kube = await KubeClient.open(KubeConfig.from_settings(settings.kubernetes), environ=environ)
         app[KUBE] = kube
-        # What Kubernetes is ready for is what discovery sees: the informer the identities
-        # context starts on this client when they discover from Kubernetes.
-        discovers = settings.identity.discover_from_kubernetes and over.identities is None
-        scope = (
-            checks.registered("kubernetes", _informer_check(app))
-            if discovers
-            else contextlib.nullcontext()
-        )
         try:
-            with scope:
-                yield
+            yield
         finally:
             await kube.aclose()
 
     return ctx
 
 
-def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
+def _identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         session = app[DATABRICKS_HTTP]
         if over.identities is not None:
@@ -216,7 +205,13 @@ def _identities_ctx(settings: Settings, over: Overrides) -> Ctx:
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
-            yield
+            # What Kubernetes is ready for is what discovery sees: the informer.
+            with (
+                checks.registered("kubernetes", _informer_check(informer))
+                if informer is not None
+                else contextlib.nullcontext()
+            ):
+                yield
             await resolver.aclose()
         finally:
             if informer is not None:
@@ -287,49 +282,39 @@ def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -
 def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = app[METRICS]
-        clock = over.clock or utcnow
         jobs = JobsClient.from_settings(
             app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
         )
-        service = RunsService(
+        runs = wire_runs(
             store=app[STORE],
             jobs=jobs,
             identities=app[IDENTITIES],
             settings=settings,
             metrics=metrics,
-            clock=clock,
-            inline_submit_seconds=(
-                over.inline_submit_seconds
-                if over.inline_submit_seconds is not None
-                else settings.poller.inline_submit_seconds
-            ),
+            clock=over.clock or utcnow,
+            inline_submit_seconds=over.inline_submit_seconds,
+            poll_idle_seconds=over.poll_idle_seconds,
         )
-        app[RUNS] = service
-        app[SERVICE] = service
-        app[REMOTE_RUNS] = service
-        app[POLLER] = Poller(
-            store=app[STORE],
-            jobs=jobs,
-            service=service,
-            settings=settings.poller,
-            metrics=metrics,
-            clock=clock,
-            idle_seconds=over.poll_idle_seconds,
-        )
-        app[READINESS] = _readiness(app, settings)
+        app[RUNS] = app[SERVICE] = runs.service
+        app[REMOTE_RUNS] = runs.submitter
+        app[POLLER] = runs.poller
         yield
 
     return ctx
 
 
-def _background_ctx(over: Overrides) -> Ctx:
+def _background_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         tasks = app[TASKS]
+        scope: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if over.run_poller:
-            tasks.append(asyncio.create_task(app[POLLER].run_forever(), name="poller"))
+            poller = asyncio.create_task(app[POLLER].run_forever(), name="poller")
+            tasks.append(poller)
+            scope = checks.registered("poller", _task_check(poller))
         tasks.append(asyncio.create_task(_refresh_run_gauges(app), name="run-gauges"))
         try:
-            yield
+            with scope:
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -341,12 +326,6 @@ def _background_ctx(over: Overrides) -> Ctx:
     return ctx
 
 
-def _readiness(app: web.Application, settings: Settings) -> Readiness:
-    """The registry ``create_app`` made: ``_service_ctx`` sets READINESS from this, and every
-    check is registered by the context that opens what it checks."""
-    return app[READINESS]
-
-
 def _allow_list_check(settings: Settings) -> Check:
     async def check() -> tuple[bool, str]:
         count = len(settings.workspaces)
@@ -355,20 +334,17 @@ def _allow_list_check(settings: Settings) -> Check:
     return check
 
 
-def _informer_check(app: web.Application) -> Check:
+def _informer_check(informer: ServiceAccountInformer) -> Check:
     async def check() -> tuple[bool, str]:
-        informer = app.get(INFORMER)
-        if informer is None:
-            return False, "ServiceAccount informer not started"
         status = informer.status
         return status.ready, f"ServiceAccount informer {status.mode}"
 
     return check
 
 
-def _task_check(app: web.Application, name: str) -> Check:
+def _task_check(task: asyncio.Task[None]) -> Check:
     async def check() -> tuple[bool, str]:
-        running = any(t.get_name() == name and not t.done() for t in app[TASKS])
+        running = not task.done()
         return running, "running" if running else "stopped"
 
     return check

@@ -4,26 +4,28 @@ Runs are polled by identity, not one by one. When any run of an identity is due,
 ``runs/list?active_only=true`` walk (25 runs a page) refreshes every run of that identity at
 once, and ``runs/get`` is asked only about runs that have left the active list (they ended,
 and the list does not say how). Polling a few thousand active runs so costs a few list pages
-per identity per interval instead of one call per run. The interval follows the age of the
-group's youngest run (``model.next_poll_delay``), with jitter so groups do not align.
+per identity per interval instead of one call per run. The group's runs come from one store
+query (``Store.active_runs_of_group``). The interval follows the age of the group's youngest
+run (``model.next_poll_delay``), with jitter so groups do not align.
 
-Most polls change nothing: the runs whose state held are rescheduled together, in one ledger
-transaction per group (``Store.reschedule_runs``), so the ledger's writes grow with the number
-of groups, not of runs. Only a run whose state changed gets a transaction of its own, through
-``Store.transition``, with an outbox event when it ended.
+What a poll means for each run is decided by a pure function (``runs.decide``); the poller
+only carries it out through the ``RunLedger``. Most polls change nothing: the runs whose state
+held are rescheduled together, in one ledger transaction per group, so the ledger's writes
+grow with the number of groups, not of runs. Only a run whose state changed gets a
+transaction of its own, with an outbox event when it ended.
 
 SUBMITTING runs whose inline submission failed or was cut short by a crash are submitted
 again with the same idempotency token, so Databricks answers with the run it may already have
-created. At start-up every SUBMITTING run is made due at once.
+created. At start-up every SUBMITTING run is made due at once. The remote half (identities,
+submitting, cancelling) is a ``RunSubmitter``; the poller never calls the run service.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from gateway.databricks.jobs import JobsClient
@@ -36,13 +38,12 @@ from gateway.model import (
     REMOTE_ACTIVE_STATES,
     RunRecord,
     RunState,
-    map_remote_status,
     next_poll_delay,
-    reconcile,
-    remote_state_message,
+    postpone_delay,
 )
-from gateway.runs.service import Clock, RunsService, utcnow
-from gateway.runs.specs import finished_event
+from gateway.runs.decide import Move, decide, unlisted
+from gateway.runs.ledger import RunLedger
+from gateway.runs.types import Clock, RunSubmitter, utcnow
 from gateway.settings import PollerSettings
 from gateway.store.base import Reschedule, Store
 
@@ -53,6 +54,8 @@ FOLLOWED_STATES = frozenset({RunState.SUBMITTING, *REMOTE_ACTIVE_STATES})
 LIST_THRESHOLD = 3
 # Databricks' start_time may trail our created_at by queueing, and clocks differ.
 START_TIME_SLACK = timedelta(minutes=10)
+# How long a background resubmission waits for Databricks before deferring again.
+RESUBMIT_DEADLINE_SECONDS = 30.0
 
 
 def _ref_key(run: RunRecord) -> str:
@@ -60,27 +63,32 @@ def _ref_key(run: RunRecord) -> str:
 
 
 class Poller:
+    """The background loop: due runs by identity group, each group's decision carried out."""
+
     def __init__(
         self,
         *,
         store: Store,
+        ledger: RunLedger,
         jobs: JobsClient,
-        service: RunsService,
+        submitter: RunSubmitter,
         settings: PollerSettings,
         metrics: Metrics,
         clock: Clock = utcnow,
         idle_seconds: float = 0.5,
         max_parallel_groups: int = 8,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
+        self._ledger = ledger
         self._jobs = jobs
-        self._service = service
+        self._submitter = submitter
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
         self._idle_seconds = idle_seconds
         self._groups = asyncio.Semaphore(max_parallel_groups)
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     async def run_forever(self) -> None:
         await self.reconcile()
@@ -109,7 +117,7 @@ class Poller:
             limit=1_000_000,
         )
         if runs:
-            await self._store.reschedule_runs(
+            await self._ledger.reschedule(
                 [Reschedule(run.id, RunState.SUBMITTING, next_poll_at=now) for run in runs]
             )
             log.info("reconcile_submitting", count=len(runs))
@@ -144,7 +152,7 @@ class Poller:
 
     async def _poll_group(self, due: list[RunRecord]) -> None:
         try:
-            identity = await self._service.identity_of(due[0])
+            identity = await self._submitter.identity_of(due[0])
         except LakegateError as exc:
             await self._postpone(due, f"identity unavailable: {exc}")
             return
@@ -152,131 +160,87 @@ class Poller:
         for run in submitting:
             await self._resubmit(run, identity)
         if len(submitting) < len(due):
-            await self._refresh_group(identity, _ref_key(due[0]))
+            await self._refresh_group(identity, due[0].identity_ref)
 
     async def _resubmit(self, run: RunRecord, identity: ResolvedIdentity) -> None:
         age = (self._clock() - run.created_at).total_seconds()
         if age > self._settings.submit_deadline_seconds:
-            await self._service.give_up_submitting(
+            await self._submitter.give_up_submitting(
                 run,
                 f"Databricks did not confirm the submission within "
                 f"{int(self._settings.submit_deadline_seconds)} s; last: {run.state_message}",
             )
             return
-        updated = await self._service.submit_remote(run, identity, deadline=30.0)
-        if updated.cancel_requested and updated.databricks_run_id is not None:
-            await self._service.cancel_remote(updated)
-
-    async def _refresh_group(self, identity: ResolvedIdentity, ref_key: str) -> None:
-        """Refresh every active run of the group with as few calls as the group allows."""
-        group = await self._store.list_runs(
-            identity.namespace, states=REMOTE_ACTIVE_STATES, limit=100_000, before_id=None
+        updated = await self._submitter.submit_remote(
+            run, identity, deadline=RESUBMIT_DEADLINE_SECONDS
         )
-        group = [r for r in group if r.databricks_run_id is not None and _ref_key(r) == ref_key]
+        if updated.cancel_requested and updated.databricks_run_id is not None:
+            await self._submitter.cancel_remote(updated)
+
+    async def _refresh_group(
+        self, identity: ResolvedIdentity, identity_ref: Mapping[str, str]
+    ) -> None:
+        """Refresh every active run of the group with as few calls as the group allows."""
+        group = await self._store.active_runs_of_group(identity.namespace, identity_ref)
         if not group:
             return
-        listed: dict[int, RunSnapshot] = {}
-        if len(group) >= LIST_THRESHOLD:
-            oldest = min(r.created_at for r in group) - START_TIME_SLACK
-            async for snapshot in self._jobs.list_all(
-                identity.workspace,
-                identity.credential,
-                active_only=True,
-                run_type="SUBMIT_RUN",
-                start_time_from=int(oldest.timestamp() * 1000),
-            ):
-                listed[snapshot.run_id] = snapshot
+        snapshots = await self._listed(identity, group)
         # Runs that left the active list have ended (or never showed): ask about each, at
         # once; the Jobs client's per-host cap bounds how many calls are in flight.
-        missing = [r for r in group if r.databricks_run_id not in listed]
-        fetched = await asyncio.gather(*(self._get(identity, r) for r in missing))
-        for found in fetched:
-            if found is not None:
-                listed[found.run_id] = found
+        fetched = await asyncio.gather(
+            *(self._get(identity, r) for r in unlisted(group, snapshots))
+        )
+        snapshots.update((found.run_id, found) for found in fetched if found is not None)
         next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group))
-        seen = [
-            (run, current)
-            for run in group
-            if (current := listed.get(run.databricks_run_id or 0)) is not None
-        ]
-        # The runs whose state held are rescheduled in one transaction; each run that moved
-        # gets its own, through transition(), which also writes its history and outbox event.
-        held: list[Reschedule] = []
-        moved: list[tuple[RunRecord, RunSnapshot, RunState]] = []
-        for run, snapshot in seen:
-            target = reconcile(run.state, map_remote_status(snapshot.status))
-            if target is None:
-                held.append(
-                    Reschedule(
-                        run.id,
-                        run.state,
-                        next_poll_at=next_poll_at,
-                        state_message=remote_state_message(snapshot.status) or run.state_message,
-                        run_page_url=snapshot.run_page_url,
-                    )
-                )
-            else:
-                moved.append((run, snapshot, target))
-        if held:
-            await self._store.reschedule_runs(held)
-        for run, snapshot, target in moved:
-            await self._apply(run, snapshot, target, next_poll_at)
-        for run, snapshot in seen:
-            if run.cancel_requested and snapshot.status.life_cycle_state in ("PENDING", "RUNNING"):
-                await self._service.cancel_remote(run)
+        decision = decide(group, snapshots, next_poll_at=next_poll_at)
+        for run in decision.missing:
+            # Databricks deletes runs after 60 days; one we follow cannot come back.
+            await self._ledger.finish(
+                run, RunState.INTERNAL_ERROR, "Databricks no longer knows this run"
+            )
+        await self._ledger.reschedule(decision.held)
+        for move in decision.moved:
+            await self._apply(move, next_poll_at)
+        for run in decision.cancel:
+            await self._submitter.cancel_remote(run)
+
+    async def _listed(
+        self, identity: ResolvedIdentity, group: list[RunRecord]
+    ) -> dict[int, RunSnapshot]:
+        """What one runs/list walk says of the group; nothing for a group too small to list."""
+        listed: dict[int, RunSnapshot] = {}
+        if len(group) < LIST_THRESHOLD:
+            return listed
+        oldest = min(r.created_at for r in group) - START_TIME_SLACK
+        async for snapshot in self._jobs.list_all(
+            identity.workspace,
+            identity.credential,
+            active_only=True,
+            run_type="SUBMIT_RUN",
+            start_time_from=int(oldest.timestamp() * 1000),
+        ):
+            listed[snapshot.run_id] = snapshot
+        return listed
 
     async def _get(self, identity: ResolvedIdentity, run: RunRecord) -> RunSnapshot | None:
+        """runs/get for one run; None when Databricks no longer knows it."""
         assert run.databricks_run_id is not None
         try:
             return await self._jobs.get(
                 identity.workspace, identity.credential, run.databricks_run_id
             )
         except DatabricksRunNotFound:
-            # Databricks deletes runs after 60 days; one we follow cannot come back.
-            await self._finish(
-                run, RunState.INTERNAL_ERROR, "Databricks no longer knows this run", None
-            )
             return None
 
-    async def _apply(
-        self, run: RunRecord, snapshot: RunSnapshot, target: RunState, next_poll_at: datetime
-    ) -> None:
-        """Move a run whose remote state changed: its own transaction, CAS on what was seen."""
-        message = remote_state_message(snapshot.status)
-        if target.terminal:
-            await self._finish(run, target, message, snapshot.run_page_url)
-            return
-        moved = await self._store.transition(
-            run.id,
-            target,
-            expected=frozenset({run.state}),
-            now=self._clock(),
-            message=message,
-            run_page_url=snapshot.run_page_url,
-            next_poll_at=next_poll_at,
-        )
-        if moved is not None:
-            self._metrics.transitions.labels(state=target.value).inc()
-
-    async def _finish(
-        self, run: RunRecord, state: RunState, message: str, run_page_url: str | None
-    ) -> None:
-        now = self._clock()
-        final = dataclasses.replace(
-            run, state=state, state_message=message, run_page_url=run_page_url or run.run_page_url
-        )
-        moved = await self._store.transition(
-            run.id,
-            state,
-            expected=frozenset({run.state}),
-            now=now,
-            message=message,
-            run_page_url=run_page_url,
-            outbox_event=finished_event(final, at=now),
-        )
-        if moved is not None:
-            self._metrics.transitions.labels(state=state.value).inc()
-            log.info("run_finished", run_id=run.id, namespace=run.namespace, state=state.value)
+    async def _apply(self, move: Move, next_poll_at: datetime) -> None:
+        """Record a run whose remote state changed: its own transaction, CAS on what was seen."""
+        url = move.snapshot.run_page_url
+        if move.target.terminal:
+            await self._ledger.finish(move.run, move.target, move.message, run_page_url=url)
+        else:
+            await self._ledger.advance(
+                move.run, move.target, move.message, run_page_url=url, next_poll_at=next_poll_at
+            )
 
     def _group_delay(self, group: Iterable[RunRecord]) -> float:
         now = self._clock()
@@ -289,17 +253,7 @@ class Poller:
         )
 
     async def _postpone(self, runs: Iterable[RunRecord], reason: str) -> None:
-        now = self._clock()
         low = self._settings.min_interval_seconds
-        await self._store.reschedule_runs(
-            [
-                Reschedule(
-                    run.id,
-                    run.state,
-                    next_poll_at=now + timedelta(seconds=low * self._rng.uniform(1.0, 2.0)),
-                    state_message=reason,
-                )
-                for run in runs
-            ]
+        await self._ledger.postpone(
+            runs, reason, delay=lambda: postpone_delay(low, jitter=self._rng.random())
         )
-        log.warning("poll_postponed", reason=reason)

@@ -5,12 +5,12 @@ Everything here blocks: it runs on the store's own thread, never on the event lo
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
+from gateway.store._sqlite_sql import atomic
 from gateway.store.migrate import Migration, load_migrations
 
 
@@ -60,10 +60,9 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> None
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
     for migration in migrations:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            # Checked under the write lock, so two processes opening one ledger at once cannot
-            # both apply a migration.
+        # The check runs under the write lock, so two processes opening one ledger at once
+        # cannot both apply a migration.
+        with atomic(conn):
             done = conn.execute(
                 "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
             ).fetchone()
@@ -75,12 +74,6 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...]) -> None
                     " VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
                     (migration.version, migration.name),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
 
 
 def split_statements(script: str) -> list[str]:

@@ -1,15 +1,20 @@
-"""The SQLite ledger's queries, and its values: times as integer microseconds, JSON as text."""
+"""The SQLite ledger's queries and its values: times as integer microseconds, JSON as text.
+
+Also the reads and writes that several ``SqliteStore`` methods share; all of them take the
+connection of the transaction they are part of, and run on the store's thread.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import StoreError
-from gateway.model import RunRecord, RunState, Transition
+from gateway.model import ACTIVE_STATES, NamespaceUsage, RunRecord, RunState, Transition
 from gateway.store.base import OutboxEntry
 
 MAX_ID = 2**63 - 1
@@ -43,6 +48,16 @@ WHERE id = ? AND state = ?
 LIST_RUNS = """
 SELECT * FROM runs WHERE namespace = ? AND id < ? AND state IN (SELECT value FROM json_each(?))
 ORDER BY id DESC LIMIT ?
+"""
+BY_IDEMPOTENCY_KEY = "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?"
+# Served by the partial index runs_group_active (migration 4), whose WHERE this repeats word
+# for word; the states are REMOTE_ACTIVE_STATES, spelt out because an index cannot take them
+# as a parameter.
+ACTIVE_GROUP_RUNS = """
+SELECT * FROM runs
+WHERE namespace = ? AND identity_ref = ?
+  AND state IN ('PENDING', 'RUNNING', 'TERMINATING') AND databricks_run_id IS NOT NULL
+ORDER BY id DESC
 """
 DUE_RUNS = """
 SELECT * FROM runs WHERE next_poll_at <= ? AND state IN (SELECT value FROM json_each(?))
@@ -79,6 +94,11 @@ def _maybe_time(value: int | None) -> datetime | None:
 def dumps(value: Any) -> str:
     """Compact JSON; NaN and non-JSON values raise here, before any transaction starts."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def identity_ref_text(ref: Mapping[str, str]) -> str:
+    """A run's identity choice as stored: one text per choice, so a group is an equality."""
+    return json.dumps(dict(ref), sort_keys=True)
 
 
 def states_param(states: Collection[RunState] | None) -> str:
@@ -159,3 +179,85 @@ def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
         )
     except (ValueError, TypeError) as exc:
         raise StoreError(f"outbox row {row['id']} is malformed: {exc}") from exc
+
+
+# --- reads and writes that several Store methods share ----------------------------------------
+
+
+@contextlib.contextmanager
+def atomic(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    """One transaction around the block: COMMIT when it ends, ROLLBACK when anything escapes.
+
+    Statements run one by one inside it (never ``executescript``, which commits first), so a
+    failure leaves nothing half-written; a failed ROLLBACK is left for the next BEGIN to see.
+    """
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    # fetchall, not fetchone: a RETURNING statement is only finished once its rows are read.
+    rows: list[sqlite3.Row] = conn.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def runs_of(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+    return [decode_run(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def usage(conn: sqlite3.Connection, namespace: str) -> NamespaceUsage:
+    rows = conn.execute(
+        COUNT_BY_STATE,
+        (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})),
+    ).fetchall()
+    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
+    return NamespaceUsage(
+        namespace=namespace,
+        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
+        queued=counts.get(RunState.QUEUED, 0),
+    )
+
+
+def record_transition(
+    conn: sqlite3.Connection,
+    run_id: int,
+    from_state: RunState | None,
+    to_state: RunState,
+    at: int,
+    message: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO run_transitions (run_id, from_state, to_state, at, message)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (run_id, from_state, to_state, at, message),
+    )
+
+
+def run_with_history(conn: sqlite3.Connection, row: sqlite3.Row | None) -> RunRecord | None:
+    if row is None:
+        return None
+    entries = conn.execute(
+        "SELECT * FROM run_transitions WHERE run_id = ? ORDER BY id", (row["id"],)
+    ).fetchall()
+    return decode_run(row, tuple(decode_transition(entry) for entry in entries))
+
+
+def maybe_run(row: sqlite3.Row | None) -> RunRecord | None:
+    return None if row is None else decode_run(row)
+
+
+def given(value: Any, current: Any) -> Any:
+    """The new value, or the current one where the caller passed None to leave it alone."""
+    return current if value is None else value
+
+
+def check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")

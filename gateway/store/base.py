@@ -1,6 +1,8 @@
-"""The run ledger's contract: what the runs service and the poller may ask of a store.
+"""The run ledger's contract: what the runs package may ask of a store.
 
-Every backend (SQLite now, PostgreSQL later) keeps these promises and passes the same test
+In the gateway every write goes through ``gateway.runs.ledger.RunLedger`` (the only caller
+of ``transition``); the run service, the submitter and the poller only read directly. Every
+backend (SQLite now, PostgreSQL later) keeps these promises and passes the same test
 suite, ``tests/store``. The promises that matter most:
 
 - A run is durable, in QUEUED or SUBMITTING, before anyone calls Databricks about it, and its
@@ -141,6 +143,26 @@ class Store(Protocol):
         self, namespace: str, databricks_run_id: int
     ) -> RunRecord | None:
         """The namespace's run that Databricks knows as ``databricks_run_id``, or None."""
+        ...
+
+    async def get_run_by_idempotency_key(self, namespace: str, key: str) -> RunRecord | None:
+        """The namespace's run created by a request with Idempotency-Key ``key``, or None.
+
+        The runs service answers a replay from this before it resolves any identity;
+        ``create_run`` still decides, in its own transaction, between two first requests.
+        """
+        ...
+
+    async def active_runs_of_group(
+        self, namespace: str, identity_ref: Mapping[str, str]
+    ) -> list[RunRecord]:
+        """The runs of one identity group that Databricks is running, newest first.
+
+        A group is the namespace's runs submitted under one identity choice (``identity_ref``
+        as the run holds it; {} for the namespace's own identity). Only runs in PENDING,
+        RUNNING or TERMINATING with a ``databricks_run_id`` are returned, without history:
+        the poller refreshes them together with one runs/list walk.
+        """
         ...
 
     async def list_runs(

@@ -15,22 +15,21 @@ transaction, so the rows and the history they return are one snapshot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 from gateway import model
 from gateway.errors import Conflict, StoreError
-from gateway.model import ACTIVE_STATES, NamespaceUsage, RunRecord, RunState
-from gateway.store._sqlite_schema import configure, migrate, prepare
+from gateway.model import RunRecord, RunState
+from gateway.store._sqlite_connection import Body, Connection
 from gateway.store._sqlite_sql import (
+    ACTIVE_GROUP_RUNS,
+    BY_IDEMPOTENCY_KEY,
     COUNT_ALL_RUNS,
-    COUNT_BY_STATE,
     COUNT_RUNS,
     DUE_RUNS,
     INSERT_RUN,
@@ -38,14 +37,22 @@ from gateway.store._sqlite_sql import (
     MAX_ID,
     RESCHEDULE_RUN,
     UPDATE_RUN,
+    check_limit,
     decode_outbox,
     decode_run,
-    decode_transition,
     dumps,
     event_row,
+    given,
+    identity_ref_text,
+    maybe_run,
+    one,
+    record_transition,
     row_state,
+    run_with_history,
+    runs_of,
     states_param,
     to_us,
+    usage,
 )
 from gateway.store.base import INITIAL_STATES, Admit, NewRun, OutboxEntry, Reschedule
 
@@ -53,7 +60,6 @@ from gateway.store.base import INITIAL_STATES, Admit, NewRun, OutboxEntry, Resch
 MIN_SQLITE = (3, 38, 0)
 
 T = TypeVar("T")
-Body = Callable[[sqlite3.Connection], T]
 
 
 class SqliteStore:
@@ -65,7 +71,7 @@ class SqliteStore:
         # Both set while the store is open, and only on the event loop: a connection lives on
         # its executor's one thread, and every job on that thread gets that connection.
         self._executor: ThreadPoolExecutor | None = None
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._installation_id: str | None = None
         # Serializes open() and close() only; operations never take it.
         self._lifetime = asyncio.Lock()
@@ -90,7 +96,7 @@ class SqliteStore:
                     f"SQLite {sqlite3.sqlite_version} is too old: lakegate needs 3.38+"
                 )
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-ledger")
-            conn = _Connection(self._path, self._busy_timeout)
+            conn = Connection(self._path, self._busy_timeout)
             try:
                 installation_id = await asyncio.get_running_loop().run_in_executor(
                     executor, conn.connect
@@ -119,7 +125,7 @@ class SqliteStore:
                 executor.shutdown(wait=False)
 
     async def ping(self) -> None:
-        await self._run(lambda conn: _one(conn, "SELECT 1"), write=False)
+        await self._run(lambda conn: one(conn, "SELECT 1"), write=False)
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -128,15 +134,11 @@ class SqliteStore:
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
-        identity_ref = json.dumps(dict(new.identity_ref), sort_keys=True)
+        identity_ref = identity_ref_text(new.identity_ref)
 
         def body(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             if new.idempotency_key is not None:
-                found = _one(
-                    conn,
-                    "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?",
-                    (new.namespace, new.idempotency_key),
-                )
+                found = one(conn, BY_IDEMPOTENCY_KEY, (new.namespace, new.idempotency_key))
                 if found is not None:
                     if found["request_fingerprint"] != new.request_fingerprint:
                         raise Conflict(
@@ -147,10 +149,10 @@ class SqliteStore:
                     return decode_run(found), False
             state = new.state
             if admit is not None:
-                state = admit(_usage(conn, new.namespace))
+                state = admit(usage(conn, new.namespace))
                 if state not in INITIAL_STATES:
                     raise ValueError(f"admission chose {state}; a run starts QUEUED or SUBMITTING")
-            row = _one(
+            row = one(
                 conn,
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
@@ -158,7 +160,7 @@ class SqliteStore:
                  next_poll_at, new.message, at, at, identity_ref),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
-            _record_transition(conn, row["id"], None, state, at, new.message)
+            record_transition(conn, row["id"], None, state, at, new.message)
             return decode_run(row), True
 
         return await self._run(body, write=True)
@@ -167,17 +169,17 @@ class SqliteStore:
         self, namespace: str, run_id: int, *, with_history: bool = False
     ) -> RunRecord | None:
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(
+            row = one(
                 conn, "SELECT * FROM runs WHERE id = ? AND namespace = ?", (run_id, namespace)
             )
-            return _with_history(conn, row) if with_history else _maybe_run(row)
+            return run_with_history(conn, row) if with_history else maybe_run(row)
 
         return await self._run(body, write=False)
 
     async def get_run_by_id(self, run_id: int, *, with_history: bool = False) -> RunRecord | None:
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
-            return _with_history(conn, row) if with_history else _maybe_run(row)
+            row = one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+            return run_with_history(conn, row) if with_history else maybe_run(row)
 
         return await self._run(body, write=False)
 
@@ -185,14 +187,26 @@ class SqliteStore:
         self, namespace: str, databricks_run_id: int
     ) -> RunRecord | None:
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(
+            row = one(
                 conn,
                 "SELECT * FROM runs WHERE namespace = ? AND databricks_run_id = ?",
                 (namespace, databricks_run_id),
             )
-            return _maybe_run(row)
+            return maybe_run(row)
 
         return await self._run(body, write=False)
+
+    async def get_run_by_idempotency_key(self, namespace: str, key: str) -> RunRecord | None:
+        def body(conn: sqlite3.Connection) -> RunRecord | None:
+            return maybe_run(one(conn, BY_IDEMPOTENCY_KEY, (namespace, key)))
+
+        return await self._run(body, write=False)
+
+    async def active_runs_of_group(
+        self, namespace: str, identity_ref: Mapping[str, str]
+    ) -> list[RunRecord]:
+        params = (namespace, identity_ref_text(identity_ref))
+        return await self._run(lambda conn: runs_of(conn, ACTIVE_GROUP_RUNS, params), write=False)
 
     async def list_runs(
         self,
@@ -202,14 +216,14 @@ class SqliteStore:
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[RunRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         params = (
             namespace,
             MAX_ID if before_id is None else before_id,
             states_param(states),
             limit,
         )
-        return await self._run(lambda conn: _runs(conn, LIST_RUNS, params), write=False)
+        return await self._run(lambda conn: runs_of(conn, LIST_RUNS, params), write=False)
 
     async def transition(
         self,
@@ -232,22 +246,22 @@ class SqliteStore:
         expected = frozenset(expected)
 
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+            row = one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None or (current := row_state(row)) not in expected:
                 return None
             model.transition(current, to_state)
-            updated = _one(
+            updated = one(
                 conn,
                 UPDATE_RUN,
-                (to_state, message, _given(databricks_run_id, row["databricks_run_id"]),
-                 _given(databricks_host, row["databricks_host"]),
-                 _given(run_page_url, row["run_page_url"]),
-                 None if to_state.terminal else _given(poll_at, row["next_poll_at"]),
+                (to_state, message, given(databricks_run_id, row["databricks_run_id"]),
+                 given(databricks_host, row["databricks_host"]),
+                 given(run_page_url, row["run_page_url"]),
+                 None if to_state.terminal else given(poll_at, row["next_poll_at"]),
                  row["attempts"], row["cancel_requested"], at, run_id),
             )  # fmt: skip
             assert updated is not None  # the row was read under the same write lock
             if current != to_state:
-                _record_transition(conn, run_id, current, to_state, at, message)
+                record_transition(conn, run_id, current, to_state, at, message)
                 if payload is not None:
                     conn.execute(
                         "INSERT INTO outbox (run_id, namespace, event_type, payload, created_at,"
@@ -273,20 +287,20 @@ class SqliteStore:
         poll_at = None if next_poll_at is None else to_us(next_poll_at)
 
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
+            row = one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
             if row is None:
                 return None
             state = row_state(row)
-            updated = _one(
+            updated = one(
                 conn,
                 UPDATE_RUN,
-                (state, _given(state_message, row["state_message"]), row["databricks_run_id"],
-                 row["databricks_host"], _given(run_page_url, row["run_page_url"]),
-                 None if state.terminal else _given(poll_at, row["next_poll_at"]),
-                 _given(attempts, row["attempts"]) + add_attempts, row["cancel_requested"],
-                 _given(at, row["updated_at"]), run_id),
+                (state, given(state_message, row["state_message"]), row["databricks_run_id"],
+                 row["databricks_host"], given(run_page_url, row["run_page_url"]),
+                 None if state.terminal else given(poll_at, row["next_poll_at"]),
+                 given(attempts, row["attempts"]) + add_attempts, row["cancel_requested"],
+                 given(at, row["updated_at"]), run_id),
             )  # fmt: skip
-            return _maybe_run(updated)
+            return maybe_run(updated)
 
         return await self._run(body, write=True)
 
@@ -310,26 +324,26 @@ class SqliteStore:
     async def due_runs(
         self, now: datetime, *, states: Collection[RunState], limit: int
     ) -> list[RunRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         params = (to_us(now), states_param(states), limit)
-        return await self._run(lambda conn: _runs(conn, DUE_RUNS, params), write=False)
+        return await self._run(lambda conn: runs_of(conn, DUE_RUNS, params), write=False)
 
     async def request_cancel(self, namespace: str, run_id: int, now: datetime) -> RunRecord | None:
         at = to_us(now)
 
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = _one(
+            row = one(
                 conn, "SELECT * FROM runs WHERE id = ? AND namespace = ?", (run_id, namespace)
             )
             if row is None or row["cancel_requested"] or row_state(row).terminal:
-                return _maybe_run(row)
-            updated = _one(
+                return maybe_run(row)
+            updated = one(
                 conn,
                 "UPDATE runs SET cancel_requested = 1, next_poll_at = ?, updated_at = ?"
                 " WHERE id = ? RETURNING *",
                 (at, at, run_id),
             )
-            return _maybe_run(updated)
+            return maybe_run(updated)
 
         return await self._run(body, write=True)
 
@@ -337,7 +351,7 @@ class SqliteStore:
         params = (namespace, states_param(states))
 
         def body(conn: sqlite3.Connection) -> int:
-            row = _one(conn, COUNT_RUNS, params)
+            row = one(conn, COUNT_RUNS, params)
             return int(row["n"]) if row is not None else 0
 
         return await self._run(body, write=False)
@@ -356,7 +370,7 @@ class SqliteStore:
     async def list_outbox(
         self, *, run_id: int | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
-        _check_limit(limit)
+        check_limit(limit)
 
         def body(conn: sqlite3.Connection) -> list[OutboxEntry]:
             rows = conn.execute(
@@ -377,128 +391,3 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(
             executor, conn.transaction, body, write
         )
-
-
-class _Connection:
-    """The sqlite3 connection of one open(): every method runs on its executor's thread."""
-
-    def __init__(self, path: str, busy_timeout: float) -> None:
-        self._path = path
-        self._busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-
-    def connect(self) -> str:
-        """Connect, configure and migrate; return the installation id."""
-        try:
-            migrations = prepare(self._path)
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot prepare the run ledger at {self._path}: {exc}") from exc
-        with _translated(f"opening the run ledger at {self._path}"):
-            conn = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
-            try:
-                conn.row_factory = sqlite3.Row
-                configure(conn, int(self._busy_timeout * 1000))
-                migrate(conn, migrations)
-                row = _one(conn, "SELECT value FROM meta WHERE key = 'installation_id'")
-                if row is None:
-                    raise StoreError("the run ledger has no installation id")
-            except BaseException:
-                conn.close()
-                raise
-        self._conn = conn
-        return str(row["value"])
-
-    def disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with _translated("closing the run ledger"):
-                conn.close()
-
-    def transaction(self, body: Body[T], write: bool) -> T:
-        conn = self._conn
-        if conn is None:
-            raise StoreError("the run ledger is not open")
-        with _translated("using the run ledger"):
-            if conn.in_transaction:
-                # Left open by a rollback that failed; none of it was committed.
-                conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-            return result
-
-
-@contextlib.contextmanager
-def _translated(doing: str) -> Iterator[None]:
-    """The one place where sqlite's exceptions become ours."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"{doing}: {type(exc).__name__}: {exc}") from exc
-
-
-def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-    # fetchall, not fetchone: a RETURNING statement is only finished once its rows are read.
-    rows: list[sqlite3.Row] = conn.execute(sql, params).fetchall()
-    return rows[0] if rows else None
-
-
-def _runs(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
-    return [decode_run(row) for row in conn.execute(sql, params).fetchall()]
-
-
-def _usage(conn: sqlite3.Connection, namespace: str) -> NamespaceUsage:
-    rows = conn.execute(
-        COUNT_BY_STATE,
-        (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})),
-    ).fetchall()
-    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
-    return NamespaceUsage(
-        namespace=namespace,
-        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
-        queued=counts.get(RunState.QUEUED, 0),
-    )
-
-
-def _record_transition(
-    conn: sqlite3.Connection,
-    run_id: int,
-    from_state: RunState | None,
-    to_state: RunState,
-    at: int,
-    message: str,
-) -> None:
-    conn.execute(
-        "INSERT INTO run_transitions (run_id, from_state, to_state, at, message)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (run_id, from_state, to_state, at, message),
-    )
-
-
-def _with_history(conn: sqlite3.Connection, row: sqlite3.Row | None) -> RunRecord | None:
-    if row is None:
-        return None
-    entries = conn.execute(
-        "SELECT * FROM run_transitions WHERE run_id = ? ORDER BY id", (row["id"],)
-    ).fetchall()
-    return decode_run(row, tuple(decode_transition(entry) for entry in entries))
-
-
-def _maybe_run(row: sqlite3.Row | None) -> RunRecord | None:
-    return None if row is None else decode_run(row)
-
-
-def _given(value: Any, current: Any) -> Any:
-    """The new value, or the current one where the caller passed None to leave it alone."""
-    return current if value is None else value
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError("limit must be at least 1")

@@ -23,6 +23,7 @@ from gateway.errors import (
 )
 from gateway.settings import DatabricksSettings, WorkspaceSettings
 from tests.databricks.scripted import Reply, ScriptedServer
+from tests.support.clock import Sleeps
 
 SUBMIT = "/api/2.2/jobs/runs/submit"
 GET = "/api/2.2/jobs/runs/get"
@@ -50,16 +51,6 @@ class Tokens:
         self.invalidated.append(token)
         if token == f"tok-{self.generation}":
             self.generation += 1
-
-
-class Sleeps:
-    """A sleep that records and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

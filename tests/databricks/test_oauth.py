@@ -18,6 +18,7 @@ from gateway.databricks.retries import RetryPolicy
 from gateway.errors import TokenEndpointError
 from tests.databricks.scripted import Reply, ScriptedServer
 from tests.fixtures.databricks_emulator import EmulatorFactory, emulator_config
+from tests.support.clock import Sleeps
 from tests.support.jwt_issuer import Issuer, service_account_subject
 
 TOKEN_PATH = "/oidc/v1/token"
@@ -30,16 +31,6 @@ ENTRA_PATH = f"/{TENANT}/oauth2/v2.0/token"
 ENTRA_CLIENT_ID = "3c1b0f9e-2a4d-4c5e-8f60-718293a4b5c6"
 ENTRA_SECRET = "Zx8Q~entra-client-secret-value-000000000"
 QUICK = RetryPolicy(deadline=0.5, initial=0.01, maximum=0.02)
-
-
-class Sleeps:
-    """A sleep that records and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def configured(session: aiohttp.ClientSession, server: ScriptedServer, **kw: Any) -> TokenClient:

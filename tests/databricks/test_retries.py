@@ -20,16 +20,7 @@ from gateway.errors import (
     TokenEndpointError,
 )
 from gateway.settings import DatabricksSettings
-
-
-class Sleeps:
-    """A sleep that records what it was asked for and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+from tests.support.clock import Sleeps
 
 
 class Flaky:

@@ -10,18 +10,9 @@ from dataclasses import dataclass, field
 
 from gateway.databricks.auth import AccessToken
 from gateway.identity.cache import REFRESH_TASK_PREFIX
+from tests.support.clock import Clock
 from tests.support.jwt_issuer import Issuer, service_account_subject
 from tests.support.kube import FakeKube, Minted
-
-
-class Clock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Source:

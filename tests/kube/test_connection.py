@@ -11,6 +11,7 @@ from gateway.errors import ConfigError
 from gateway.kube import KubeClient
 from gateway.kube.connection import KubeConfig, TokenFile, load_configuration, open_api_client
 from gateway.settings import KubernetesSettings
+from tests.support.clock import Clock
 
 ENV = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 
@@ -123,25 +124,25 @@ async def test_unusable_ca_is_a_config_error(sa_dir: Path) -> None:
 
 async def test_token_file_is_reread_when_stale(sa_dir: Path) -> None:
     """The refresh hook re-reads the rotated token once it is older than its maximum age."""
-    now = [0.0]
-    token_file = TokenFile(str(sa_dir / "token"), max_age=60, clock=lambda: now[0])
+    clock = Clock()
+    token_file = TokenFile(str(sa_dir / "token"), max_age=60, clock=clock)
     cfg = await load_configuration(in_cluster(sa_dir, host="http://127.0.0.1:1"), environ=ENV)
     cfg.api_key["BearerToken"] = f"Bearer {await token_file.read()}"
     (sa_dir / "token").write_text("projected-token-2\n")
     await token_file(cfg)
     assert cfg.api_key["BearerToken"] == "Bearer projected-token-1"
-    now[0] = 61
+    clock.now = 61
     await token_file(cfg)
     assert cfg.api_key["BearerToken"] == "Bearer projected-token-2"
 
 
 async def test_token_file_gone_keeps_the_previous_token(sa_dir: Path) -> None:
     """A failed re-read keeps the last good token instead of failing every request."""
-    now = [0.0]
-    token_file = TokenFile(str(sa_dir / "token"), max_age=60, clock=lambda: now[0])
+    clock = Clock()
+    token_file = TokenFile(str(sa_dir / "token"), max_age=60, clock=clock)
     cfg = await load_configuration(in_cluster(sa_dir, host="http://127.0.0.1:1"), environ=ENV)
     (sa_dir / "token").unlink()
-    now[0] = 120
+    clock.now = 120
     await token_file(cfg)
     assert cfg.api_key["BearerToken"] == "Bearer projected-token-1"
 

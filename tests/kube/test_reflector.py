@@ -16,6 +16,7 @@ from gateway.kube.reflector import InformerOptions, Reflector
 from gateway.kube.source import Listing, WatchEvent
 from gateway.kube.status import KubeExpired, KubeForbidden, Target
 from tests.kube.fakes import ScriptedSource, Sleeps, sa
+from tests.support.clock import Clock
 
 OPTIONS = InformerOptions(
     watch_timeout_seconds=5,
@@ -39,14 +40,6 @@ def forbidden() -> KubeForbidden:
         http_status=403,
         reason="Forbidden",
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @asynccontextmanager

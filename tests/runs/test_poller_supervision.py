@@ -33,8 +33,9 @@ async def test_a_crashing_tick_does_not_stop_the_poller() -> None:
     store = CrashingStore()
     poller = Poller(
         store=store,  # type: ignore[arg-type]
+        ledger=None,  # type: ignore[arg-type]
         jobs=None,  # type: ignore[arg-type]
-        service=None,  # type: ignore[arg-type]
+        submitter=None,  # type: ignore[arg-type]
         settings=PollerSettings(min_interval_seconds=0.01, max_interval_seconds=0.01),
         metrics=Metrics(),
         idle_seconds=0.01,

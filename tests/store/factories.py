@@ -52,6 +52,7 @@ def new_run(
     state: RunState = RunState.SUBMITTING,
     next_poll_at: datetime | None = None,
     labels: dict[str, str] | None = None,
+    identity_ref: dict[str, str] | None = None,
 ) -> NewRun:
     body = SPEC if spec is None else spec
     return NewRun(
@@ -64,6 +65,7 @@ def new_run(
         databricks_host="adb-123.4.azuredatabricks.net",
         callback_url="https://scheduler.example/hook",
         labels=labels or {"team": "a"},
+        identity_ref=identity_ref or {},
         next_poll_at=next_poll_at,
         message="accepted",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import StoreError
-from gateway.model import RunState
+from gateway.model import REMOTE_ACTIVE_STATES, RunState
 from gateway.store._sqlite_schema import split_statements
+from gateway.store._sqlite_sql import ACTIVE_GROUP_RUNS
 from gateway.store.sqlite import SqliteStore
 from tests.store.factories import NOW, at, new_run
 
@@ -59,7 +61,25 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (1, "ledger"),
         (2, "identity_ref"),
         (3, "remote_id"),
+        (4, "active_group"),
     ]
+
+
+async def test_the_group_query_reads_its_own_index(store: SqliteStore, path: Path) -> None:
+    """The poller's per-group read is served by runs_group_active, not a namespace scan."""
+    plan = query(
+        path,
+        "EXPLAIN QUERY PLAN " + ACTIVE_GROUP_RUNS.replace("?", "'x'"),
+    )
+    assert any("USING INDEX runs_group_active" in str(step[-1]) for step in plan), plan
+    assert not any("TEMP B-TREE" in str(step[-1]) for step in plan), plan
+
+
+def test_the_group_query_names_the_remote_active_states() -> None:
+    """The states the group query spells out are exactly the ones Databricks is running."""
+    states = re.search(r"state IN \(([^)]*)\)", ACTIVE_GROUP_RUNS)
+    assert states is not None
+    assert {s.strip(" '") for s in states[1].split(",")} == set(REMOTE_ACTIVE_STATES)
 
 
 async def test_no_column_could_hold_a_credential(store: SqliteStore, path: Path) -> None:

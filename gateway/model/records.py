@@ -1,0 +1,81 @@
+"""The run record as the ledger holds it, and the identities derived from a request."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.model.states import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One entry of a run's history."""
+
+    from_state: RunState | None
+    to_state: RunState
+    at: datetime
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as the ledger holds it. It never holds a credential."""
+
+    id: int
+    namespace: str
+    state: RunState
+    spec: Mapping[str, Any]
+    request_fingerprint: str
+    workspace: str
+    created_at: datetime
+    updated_at: datetime
+    idempotency_key: str | None = None
+    databricks_host: str | None = None
+    databricks_run_id: int | None = None
+    run_page_url: str | None = None
+    state_message: str = ""
+    callback_url: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The ServiceAccount or Secret the request chose in its namespace; names, never secrets.
+    identity_ref: Mapping[str, str] = field(default_factory=dict)
+    next_poll_at: datetime | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    history: tuple[Transition, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """How many of a namespace's runs hold quota right now, as admission rules see it."""
+
+    namespace: str
+    active: int
+    queued: int
+
+
+def request_fingerprint(body: Mapping[str, Any]) -> str:
+    """A stable digest of a submission body, to tell a retry from a different request."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def databricks_idempotency_token(installation_id: str, run_id: int) -> str:
+    """The ``idempotency_token`` sent with runs/submit for ledger row ``run_id``.
+
+    The installation id (random, made once per ledger) keeps two gateways, or a ledger that was
+    reset, from sharing tokens on one workspace: a bare row id would make Databricks hand back
+    another deployment's run. Databricks allows at most 64 characters.
+    """
+    token = f"lakegate-{installation_id}-{run_id}"
+    if len(token) > 64:
+        raise ValueError("idempotency token over 64 characters")
+    return token

@@ -1,0 +1,164 @@
+"""The one writer of runs: every change to a run the runs package makes goes through here.
+
+``RunLedger`` is the only caller of ``Store.transition`` in the gateway. It finishes a run (a
+terminal state, written in one transaction with its ``run.finished`` outbox event), advances
+one (a remote state change that is not the end), records and defers submissions, and
+reschedules or postpones the runs a poll left as they were. So it is also the one place that
+counts the ``transitions`` metric and logs ``run_finished``, and a webhook dispatcher or an
+audit log has a single seam to hang off.
+
+New runs enter through ``accept``, which is ``Store.create_run``: admission (quotas) plugs in
+there, as the ``admit`` callback the store calls inside the insert's transaction, so the
+initial state (QUEUED or SUBMITTING) is decided with the namespace's usage at that instant.
+
+Every write is a compare-and-set on the state the caller saw: None back means someone else
+moved the run first, and nothing was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime, timedelta
+
+from gateway.errors import NotFound
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.model import RunRecord, RunState
+from gateway.runs.specs import finished_event
+from gateway.runs.types import Clock, utcnow
+from gateway.store.base import Admit, NewRun, Reschedule, Store
+
+log = get_logger(__name__)
+
+
+class RunLedger:
+    """Writes runs through a ``Store``, counting and logging each state change once."""
+
+    def __init__(self, store: Store, metrics: Metrics, *, clock: Clock = utcnow) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+
+    async def accept(self, new: NewRun, *, admit: Admit | None = None) -> tuple[RunRecord, bool]:
+        """Insert a run (or find the one its Idempotency-Key made); True when it is new.
+
+        ``admit``, given by admission, chooses QUEUED or SUBMITTING inside the insert's
+        transaction; see ``Store.create_run``.
+        """
+        return await self._store.create_run(new, self._clock(), admit=admit)
+
+    async def finish(
+        self, run: RunRecord, state: RunState, message: str, *, run_page_url: str | None = None
+    ) -> RunRecord | None:
+        """End ``run`` in ``state``, with its ``run.finished`` event, unless it moved meanwhile."""
+        if not state.terminal:
+            raise ValueError(f"{state} does not end a run; use advance()")
+        now = self._clock()
+        final = dataclasses.replace(
+            run, state=state, state_message=message, run_page_url=run_page_url or run.run_page_url
+        )
+        moved = await self._store.transition(
+            run.id,
+            state,
+            expected=frozenset({run.state}),
+            now=now,
+            message=message,
+            run_page_url=run_page_url,
+            outbox_event=finished_event(final, at=now),
+        )
+        if moved is not None:
+            self._count(state)
+            log.info("run_finished", run_id=run.id, namespace=run.namespace, state=state.value)
+        return moved
+
+    async def advance(
+        self,
+        run: RunRecord,
+        target: RunState,
+        message: str,
+        *,
+        run_page_url: str | None,
+        next_poll_at: datetime,
+    ) -> RunRecord | None:
+        """Move ``run`` to a later state that does not end it, as Databricks reported it."""
+        if target.terminal:
+            raise ValueError(f"{target} ends a run; use finish()")
+        moved = await self._store.transition(
+            run.id,
+            target,
+            expected=frozenset({run.state}),
+            now=self._clock(),
+            message=message,
+            run_page_url=run_page_url,
+            next_poll_at=next_poll_at,
+        )
+        if moved is not None:
+            self._count(target)
+        return moved
+
+    async def record_submission(
+        self, run: RunRecord, *, remote_id: int, host: str, first_poll_in: float
+    ) -> RunRecord | None:
+        """SUBMITTING to PENDING: Databricks took the run and calls it ``remote_id``."""
+        now = self._clock()
+        moved = await self._store.transition(
+            run.id,
+            RunState.PENDING,
+            expected=frozenset({RunState.SUBMITTING}),
+            now=now,
+            message="submitted to Databricks",
+            databricks_run_id=remote_id,
+            databricks_host=host,
+            next_poll_at=now + timedelta(seconds=first_poll_in),
+        )
+        if moved is not None:
+            self._count(RunState.PENDING)
+            log.info("run_submitted", run_id=run.id, namespace=run.namespace, remote_id=remote_id)
+        return moved
+
+    async def defer_submission(
+        self, run: RunRecord, *, attempts: int, next_poll_at: datetime, message: str
+    ) -> RunRecord | None:
+        """Keep ``run`` SUBMITTING and try again at ``next_poll_at``; not a state change."""
+        return await self._store.update_run(
+            run.id, next_poll_at=next_poll_at, attempts=attempts, state_message=message
+        )
+
+    async def reschedule(self, updates: Collection[Reschedule]) -> int:
+        """Poll again the runs whose state held, all in one transaction; how many were."""
+        if not updates:
+            return 0
+        return await self._store.reschedule_runs(updates)
+
+    async def postpone(
+        self, runs: Iterable[RunRecord], reason: str, *, delay: Callable[[], float]
+    ) -> int:
+        """Put off runs that could not be polled; ``delay`` draws each one's wait in seconds."""
+        now = self._clock()
+        updates = [
+            Reschedule(
+                run.id,
+                run.state,
+                next_poll_at=now + timedelta(seconds=delay()),
+                state_message=reason,
+            )
+            for run in runs
+        ]
+        count = await self.reschedule(updates)
+        log.warning("poll_postponed", reason=reason)
+        return count
+
+    async def request_cancel(self, namespace: str, run_id: int) -> RunRecord | None:
+        """Flag the namespace's run for cancellation; None if it has no such run."""
+        return await self._store.request_cancel(namespace, run_id, now=self._clock())
+
+    async def current(self, run: RunRecord) -> RunRecord:
+        """The run as the ledger holds it now, with its history: after a write lost a race."""
+        fresh = await self._store.get_run(run.namespace, run.id, with_history=True)
+        if fresh is None:  # pragma: no cover - runs are never deleted
+            raise NotFound(f"run {run.id} vanished from the ledger")
+        return fresh
+
+    def _count(self, state: RunState) -> None:
+        self._metrics.transitions.labels(state=state.value).inc()

@@ -1,0 +1,218 @@
+"""The remote half of a run: which identity follows it, and what is asked of Databricks for it.
+
+``Submitter`` sends a SUBMITTING run to Databricks (with the idempotency token made from its
+ledger id, so a retry can never create a second run), cancels, gives up on a submission that
+was never confirmed, and reads a run's remote state and output for the Databricks-compatible
+facade. The run service calls it on the request path and the poller in the background, the
+poller through the ``RunSubmitter`` protocol only; it records every outcome through the
+``RunLedger``, so neither caller writes a run itself.
+
+What may heal by itself (a timeout, an upstream 5xx or 429, an identity briefly unavailable)
+defers the submission with a jittered, growing delay (``model.submit_retry_delay``); what
+Databricks refuses for good ends the run REJECTED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.databricks.jobs import JobsClient
+from gateway.errors import (
+    CredentialUnavailable,
+    DatabricksInvalidRequest,
+    DatabricksPermissionDenied,
+    DatabricksRunNotFound,
+    InvalidRequest,
+    LakegateError,
+    NotFound,
+)
+from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.model import RunRecord, RunState, databricks_idempotency_token, submit_retry_delay
+from gateway.runs.ledger import RunLedger
+from gateway.runs.types import Clock, utcnow
+from gateway.settings import PollerSettings
+from gateway.store.base import Store
+
+log = get_logger(__name__)
+
+
+def override_of(ref: Mapping[str, str], *, following: bool = False) -> IdentityOverride | None:
+    """A run's identity choice as the resolver takes it; None for the namespace's own."""
+    if not ref:
+        return None
+    return IdentityOverride(
+        service_account=ref.get("service_account"), secret=ref.get("secret"), following=following
+    )
+
+
+class Submitter:
+    """The concrete ``RunSubmitter``, and the facade's ``RemoteRuns``."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ledger: RunLedger,
+        jobs: JobsClient,
+        identities: IdentityResolver,
+        settings: PollerSettings,
+        metrics: Metrics,
+        clock: Clock = utcnow,
+        cancel_timeout: float = 10.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._jobs = jobs
+        self._identities = identities
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._cancel_timeout = cancel_timeout
+        self._jitter = jitter
+
+    # --- identities -------------------------------------------------------------------------
+
+    async def identity_for(self, namespace: str, choice: Mapping[str, str]) -> ResolvedIdentity:
+        """The identity a new request of ``namespace`` runs as: its ``choice``, or the own."""
+        return await self._identities.resolve(namespace, override_of(choice))
+
+    async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
+        """The identity the run was submitted under; the namespace's own once that is gone."""
+        override = override_of(run.identity_ref, following=True)
+        if override is None:
+            return await self._identities.resolve(run.namespace)
+        try:
+            return await self._identities.resolve(run.namespace, override)
+        except (CredentialUnavailable, InvalidRequest) as exc:
+            # The ServiceAccount lost its label or the Secret was deleted: following the run
+            # with the namespace's current identity beats leaving it unfollowed.
+            log.warning(
+                "run_identity_gone",
+                run_id=run.id,
+                namespace=run.namespace,
+                identity=dict(run.identity_ref),
+                reason=exc.message,
+            )
+            return await self._identities.resolve(run.namespace)
+
+    # --- submitting and cancelling ----------------------------------------------------------
+
+    async def submit_remote(
+        self, run: RunRecord, identity: ResolvedIdentity | None = None, *, deadline: float
+    ) -> RunRecord:
+        """Send a SUBMITTING run to Databricks once; record what came of it."""
+        now = self._clock()
+        try:
+            identity = identity or await self.identity_of(run)
+            token = databricks_idempotency_token(self._store.installation_id, run.id)
+            async with asyncio.timeout(deadline):
+                remote_id = await self._jobs.submit(
+                    identity.workspace, identity.credential, run.spec, idempotency_token=token
+                )
+        except (DatabricksInvalidRequest, DatabricksPermissionDenied) as exc:
+            self._metrics.submissions.labels(outcome="rejected").inc()
+            rejected = await self._ledger.finish(
+                run, RunState.REJECTED, f"Databricks refused the run: {exc.message}"
+            )
+            return rejected or await self._ledger.current(run)
+        except (TimeoutError, LakegateError) as exc:
+            return await self._submit_later(run, now, exc)
+        self._metrics.submissions.labels(outcome="submitted").inc()
+        moved = await self._ledger.record_submission(
+            run,
+            remote_id=remote_id,
+            host=identity.workspace.host,
+            first_poll_in=self._settings.min_interval_seconds,
+        )
+        return moved or await self._ledger.current(run)
+
+    async def cancel_remote(self, run: RunRecord) -> None:
+        """Ask Databricks to cancel; failures are left for the poller to try again."""
+        if run.databricks_run_id is None:
+            return
+        try:
+            identity = await self.identity_of(run)
+            async with asyncio.timeout(self._cancel_timeout):
+                await self._jobs.cancel(
+                    identity.workspace, identity.credential, run.databricks_run_id
+                )
+        except (TimeoutError, LakegateError) as exc:
+            log.warning("cancel_deferred", run_id=run.id, namespace=run.namespace, reason=str(exc))
+
+    async def give_up_submitting(self, run: RunRecord, reason: str) -> RunRecord | None:
+        """End a submission Databricks never confirmed: INTERNAL_ERROR, with its event."""
+        return await self._ledger.finish(run, RunState.INTERNAL_ERROR, reason)
+
+    async def _submit_later(self, run: RunRecord, now: datetime, exc: BaseException) -> RunRecord:
+        reason = "Databricks did not answer in time" if isinstance(exc, TimeoutError) else str(exc)
+        attempts = run.attempts + 1
+        delay = submit_retry_delay(
+            attempts,
+            min_interval=self._settings.min_interval_seconds,
+            max_interval=self._settings.max_interval_seconds,
+            jitter=self._jitter(),
+        )
+        self._metrics.submissions.labels(outcome="deferred").inc()
+        log.warning(
+            "submit_deferred",
+            run_id=run.id,
+            namespace=run.namespace,
+            attempts=attempts,
+            retry_in_seconds=round(delay, 1),
+            reason=reason,
+        )
+        updated = await self._ledger.defer_submission(
+            run,
+            attempts=attempts,
+            next_poll_at=now + timedelta(seconds=delay),
+            message=f"waiting to submit (attempt {attempts}): {reason}",
+        )
+        return updated or await self._ledger.current(run)
+
+    # --- the facade's reads -----------------------------------------------------------------
+
+    async def remote_run(
+        self, run: RunRecord, *, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Databricks' runs/get answer for ``run``, whole, asked with the run's own identity.
+
+        For the Databricks-compatible facade, which passes every field on; the poller reads
+        runs through ``JobsClient.get`` instead.
+        """
+        if run.databricks_run_id is None:
+            raise NotFound(f"run {run.id} has not reached Databricks")
+        identity = await self.identity_of(run)
+        return await self._jobs.get_payload(
+            identity.workspace, identity.credential, run.databricks_run_id, params=params
+        )
+
+    async def remote_output(
+        self, namespace: str, task_run_id: int, *, run: RunRecord | None = None
+    ) -> dict[str, Any]:
+        """Databricks' runs/get-output for a task run, asked with the namespace's identity.
+
+        With ``run`` (the ledger run the task belongs to) the identity is the one that run
+        was submitted under. Without it, the task run must belong to one of the namespace's
+        runs (its ``metadata.job_run_id``): another namespace's task run is no run at all,
+        whatever Databricks' ACLs would let the namespace's principal read.
+        """
+        if run is not None:
+            identity = await self.identity_of(run)
+            return await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+        identity = await self._identities.resolve(namespace, None)
+        payload = await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
+        metadata = payload.get("metadata")
+        parent = metadata.get("job_run_id") if isinstance(metadata, Mapping) else None
+        owner = None
+        if isinstance(parent, int) and not isinstance(parent, bool):
+            owner = await self._store.get_run_by_remote_id(namespace, parent)
+        if owner is None:
+            raise DatabricksRunNotFound(f"run {task_run_id} is not a task of this namespace's runs")
+        return payload

@@ -1,0 +1,84 @@
+"""How the parts of the runs package connect: one ledger and one submitter, shared.
+
+The composition root picks the store, the Jobs client and the identity resolver; ``wire_runs``
+builds the rest on them, the same way for the application and for the tests. The request
+path (``RunsService``) and the background (``Poller``) share one ``RunLedger``, the one writer
+of runs, and one ``Submitter``, the remote half; they meet nowhere else.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.databricks.jobs import JobsClient
+from gateway.identity.resolver import IdentityResolver
+from gateway.metrics import Metrics
+from gateway.runs.ledger import RunLedger
+from gateway.runs.poller import Poller
+from gateway.runs.service import RunsService
+from gateway.runs.submitter import Submitter
+from gateway.runs.types import Clock, utcnow
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    ledger: RunLedger
+    submitter: Submitter
+    service: RunsService
+    poller: Poller
+
+
+def wire_runs(
+    *,
+    store: Store,
+    jobs: JobsClient,
+    identities: IdentityResolver,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Clock = utcnow,
+    inline_submit_seconds: float | None = None,
+    poll_idle_seconds: float = 0.5,
+    jitter: Callable[[], float] = random.random,
+) -> Runs:
+    """The runs package on ``store``; ``inline_submit_seconds`` None takes the settings'."""
+    inline = (
+        settings.poller.inline_submit_seconds
+        if inline_submit_seconds is None
+        else inline_submit_seconds
+    )
+    ledger = RunLedger(store, metrics, clock=clock)
+    submitter = Submitter(
+        store=store,
+        ledger=ledger,
+        jobs=jobs,
+        identities=identities,
+        settings=settings.poller,
+        metrics=metrics,
+        clock=clock,
+        cancel_timeout=inline,
+        jitter=jitter,
+    )
+    service = RunsService(
+        store=store,
+        ledger=ledger,
+        submitter=submitter,
+        settings=settings,
+        metrics=metrics,
+        clock=clock,
+        inline_submit_seconds=inline,
+    )
+    poller = Poller(
+        store=store,
+        ledger=ledger,
+        jobs=jobs,
+        submitter=submitter,
+        settings=settings.poller,
+        metrics=metrics,
+        clock=clock,
+        idle_seconds=poll_idle_seconds,
+    )
+    return Runs(ledger, submitter, service, poller)
