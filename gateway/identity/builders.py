@@ -18,7 +18,7 @@ from gateway.databricks.auth import AccessToken
 from gateway.databricks.oauth import TokenClient
 from gateway.errors import CredentialUnavailable
 from gateway.identity import kinds
-from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
+from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
 from gateway.identity.strategy import Plan
 from gateway.settings import IdentityOptions
 
@@ -67,12 +67,17 @@ class Builder:
 
     def credential(
         self, plan: Plan, namespace: str, on_invalidate: Callable[[], None]
-    ) -> CachedCredential:
+    ) -> CachedCredential | SecretHeldToken:
         kind = kinds.of(plan)
         owner = SHARED_NAMESPACE if plan.shared else namespace
+        key = CacheKey(owner, kind.key(plan), plan.workspace.host)
+        if plan.kind == kinds.Pat.name and plan.secret_name is not None:
+            # The token IS the Secret's value: read it at every use, so an edited Secret
+            # (repaired, rotated) counts from the next call and a bad value never sticks.
+            return SecretHeldToken(key, kind.fetch(plan, namespace, self), on_invalidate)
         return CachedCredential(
             self.cache,
-            CacheKey(owner, kind.key(plan), plan.workspace.host),
+            key,
             kind.fetch(plan, namespace, self),
             kind=plan.kind,
             namespace=namespace,
@@ -104,3 +109,33 @@ class Builder:
                 namespace=namespace,
             )
         return self.kube
+
+
+class SecretHeldToken:
+    """A ``TokenProvider`` whose token is a Secret's value, read afresh for every call."""
+
+    kind = "pat"
+
+    def __init__(self, key: CacheKey, fetch: Fetch, on_invalidate: Callable[[], None]) -> None:
+        self.key = key
+        self._fetch = fetch
+        self.namespace = key.namespace
+        self._on_invalidate = on_invalidate
+        self._last: str | None = None
+
+    @property
+    def auth_type(self) -> str:
+        return self.kind
+
+    async def token(self) -> str:
+        self._last = (await self._fetch()).value
+        return self._last
+
+    def invalidate(self, token: str) -> None:
+        # Nothing is kept; the resolution is dropped, as a cached one would be, only when the
+        # refused token is the Secret's latest value (a late 401 for an old one changes nothing).
+        if token == self._last:
+            self._on_invalidate()
+
+    def __repr__(self) -> str:
+        return f"SecretHeldToken(namespace={self.namespace!r})"

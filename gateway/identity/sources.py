@@ -45,7 +45,16 @@ def values(
 ) -> Values:
     """The values named in ``given``: those given as they are, each one given as None read
     from the Secret ``secret_name`` at every fetch (one read for all of them)."""
-    known = {key: value for key, value in given.items() if value is not None}
+    known = {key: value.strip() for key, value in given.items() if value is not None}
+    for key, value in known.items():
+        problem = malformed(value)
+        if problem is not None:
+            raise CredentialUnavailable(
+                f"namespace '{namespace}': the {key} given in the settings or environment "
+                f"{problem}",
+                namespace=namespace,
+                source="settings",
+            )
     wanted = tuple(key for key, value in given.items() if value is None)
     if not wanted:
 
@@ -89,8 +98,25 @@ async def secret_values(
             raise unavailable("has a non-UTF-8") from exc
         if not value:
             raise unavailable("has an empty")
+        problem = malformed(value)
+        if problem is not None:
+            raise unavailable(f"has a malformed value ({problem}) in")
         values.append(value)
     return tuple(values)
+
+
+def malformed(value: str) -> str | None:
+    """Why ``value`` cannot be a credential (None when it can), never quoting it.
+
+    A token or secret travels in a header or a form field: a control character, a space
+    inside, or anything non-printable would break the request (aiohttp refuses a header with a
+    newline) or smuggle another header, so such a value is refused when it is read.
+    """
+    if any(ch.isspace() for ch in value):
+        return "holds whitespace or a line break"
+    if not value.isprintable() or not value.isascii():
+        return "holds control or non-printable characters"
+    return None
 
 
 def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectToken:
@@ -110,6 +136,9 @@ def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectT
         value = text.strip()
         if not value:
             raise _file_unavailable(file, "is empty", namespace)
+        problem = malformed(value)
+        if problem is not None:
+            raise _file_unavailable(file, f"is malformed: it {problem}", namespace)
         return value
 
     return read

@@ -211,7 +211,7 @@ async def test_an_inline_pat_is_served_as_given(
 async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
-    """A PAT Secret is read from the requesting namespace when the token is first needed."""
+    """A PAT Secret is read from the requesting namespace at each use, not when built."""
     kube.put(NS, "databricks-token", token="dapi-from-secret\n")
     credential = build(kube).credential(
         Plan("pat", WS, ORIGIN, secret_name="databricks-token"), NS, nothing
@@ -219,7 +219,7 @@ async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     assert kube.reads == []
     assert await credential.token() == "dapi-from-secret"
     assert await credential.token() == "dapi-from-secret"
-    assert kube.reads == [(NS, "databricks-token")]
+    assert kube.reads == [(NS, "databricks-token")] * 2
 
 
 async def test_an_oauth_secret_without_a_client_id_is_unavailable(

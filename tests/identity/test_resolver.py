@@ -24,7 +24,7 @@ from gateway.errors import (
     InvalidRequest,
     KubernetesError,
 )
-from gateway.identity.builders import SHARED_NAMESPACE, Builder
+from gateway.identity.builders import SHARED_NAMESPACE, Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
@@ -825,7 +825,7 @@ async def test_a_resolution_credential_is_cached_for_the_namespace(
     """A namespace's credential is keyed by its namespace, identity key and host."""
     put_pat_secret(kube)
     credential = (await make().resolve(NS)).credential
-    assert isinstance(credential, CachedCredential)
+    assert isinstance(credential, SecretHeldToken)
     assert credential.key == CacheKey(NS, "pat:secret/databricks-token", PROD)
 
 

@@ -1,0 +1,103 @@
+"""One tenant's failure stays its own (issue 9): 20 namespaces submit and are polled while one
+holds a poisoned Secret; the other 19 keep their poll lag, the poisoned one's runs say why
+they wait, and following resumes once the Secret is repaired."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.e2e.specs import spec
+from tests.e2e.test_run_slice import wait_all_terminal
+from tests.fixtures.identity_stack import (
+    NO_RETRY,
+    IdentityStack,
+    IdentityStackFactory,
+    Principal,
+)
+
+NAMESPACES = 20
+RUNS_EACH = 3
+LIFECYCLE = {"pending_seconds": 0.2, "running_seconds": 1.5, "terminating_seconds": 0.1}
+RUN_SECONDS = sum(LIFECYCLE.values())
+POLLER = {"min_interval_seconds": 0.1, "max_interval_seconds": 0.5}
+POISONED = "tenant-00"
+
+
+def lags(stack: IdentityStack, final: dict[int, dict[str, Any]]) -> list[float]:
+    """Seconds from each run's end at Databricks to the ledger recording it."""
+    ended = {r["run_id"]: r["created_ms"] / 1000 + RUN_SECONDS for r in stack.emulator.runs()}
+    return [
+        datetime.fromisoformat(run["updated_at"]).timestamp() - ended[run["databricks_run_id"]]
+        for run in final.values()
+    ]
+
+
+async def submit_all(stack: IdentityStack, namespaces: list[str]) -> list[tuple[str, int]]:
+    submitted = await asyncio.gather(
+        *(
+            stack.submit(ns, f"{ns}.{i}", seconds=RUN_SECONDS)
+            for ns in namespaces
+            for i in range(RUNS_EACH)
+        )
+    )
+    return [(run["namespace"], int(run["id"])) for run in submitted]
+
+
+@pytest.mark.e2e
+async def test_a_poisoned_secret_holds_up_only_its_own_namespace(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """With one namespace's Secret holding a line break from the start, the 19 others' runs
+    are followed to their end with the poll lag they have alone; the poisoned namespace's
+    runs wait saying which Secret and key is wrong (never its value), and are submitted and
+    followed once it is repaired."""
+    stack = await identity_stack_factory(lifecycle=LIFECYCLE, poller=POLLER)
+    owners: dict[str, Principal] = {
+        f"tenant-{i:02d}": stack.pat_secret(f"tenant-{i:02d}") for i in range(NAMESPACES)
+    }
+    healthy = [ns for ns in owners if ns != POISONED]
+    client = stack.client(retry=NO_RETRY)
+
+    baseline = await wait_all_terminal(client, await submit_all(stack, healthy), within=30)
+    alone = lags(stack, baseline)
+
+    good = owners[POISONED].secret
+    assert good is not None
+    stack.kube.put_secret(POISONED, "databricks-token", {"token": f"{good}\nX-Evil: 1"})
+    poisoned = [
+        await client.submit_body(POISONED, {"spec": spec(f"{POISONED}.{i}", seconds=RUN_SECONDS)})
+        for i in range(RUNS_EACH)
+    ]
+    healthy_runs = await submit_all(stack, healthy)
+    final = await wait_all_terminal(client, healthy_runs, within=30)
+    beside = lags(stack, final)
+    assert {run["state"] for run in final.values()} == {"SUCCEEDED"}
+
+    for submitted in poisoned:
+        assert submitted.status == 202, submitted
+        run = await client.get(POISONED, submitted.run["id"])
+        assert run["state"] == "SUBMITTING", run
+        message = run["state_message"] or ""
+        assert "'databricks-token'" in message, message
+        assert "'token'" in message, message
+        assert good not in message
+    assert not [r for r in stack.emulator.runs() if r["run_name"].startswith(POISONED)]
+
+    print(  # the figures the issue asks for, shown with -s
+        f"\npoll lag alone: median {statistics.median(alone):.3f} s, max {max(alone):.3f} s;"
+        f" beside a poisoned Secret: median {statistics.median(beside):.3f} s,"
+        f" max {max(beside):.3f} s ({len(beside)} runs)"
+    )
+    assert max(beside) < POLLER["max_interval_seconds"] * 2 + 2.0
+    assert statistics.median(beside) < statistics.median(alone) + 0.75
+
+    stack.kube.put_secret(POISONED, "databricks-token", {"token": good})
+    healed = await wait_all_terminal(
+        client, [(POISONED, int(s.run["id"])) for s in poisoned], within=30
+    )
+    assert {run["state"] for run in healed.values()} == {"SUCCEEDED"}
