@@ -27,6 +27,8 @@ module.
     │   │                                (namespace, source)
     │   ├── IdentityNotConfigured   403  nothing configured for the namespace, no opt-in default
     │   ├── CredentialUnavailable   503  a secret, ServiceAccount or token file missing or bad
+    │   │   └── RunIdentityGone     503  the identity a run was submitted under is gone: it
+    │   │                                waits, followed by no other (run_id)
     │   ├── HostNotAllowed          403  a credential would go to a host off the allow-list
     │   └── TokenEndpointError      503  the token endpoint refused or failed
     │                                    (http_status, error_code, retry_after)
@@ -188,6 +190,21 @@ class IdentityNotConfigured(IdentityError):
 
 class CredentialUnavailable(IdentityError):
     title = "Credential unavailable"
+
+
+class RunIdentityGone(CredentialUnavailable):
+    """The ServiceAccount or Secret a run was submitted under is gone; the run is followed
+    and cancelled by that identity only, so it waits until the source is restored."""
+
+    title = "Run identity gone"
+    transient = True
+
+    def __init__(self, message: str, *, namespace: str, run_id: int, source: str) -> None:
+        super().__init__(message, namespace=namespace, source=source)
+        self.run_id = run_id
+
+    def fields(self) -> dict[str, object]:
+        return {**super().fields(), "run_id": self.run_id}
 
 
 class HostNotAllowed(IdentityError):

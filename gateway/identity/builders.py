@@ -128,7 +128,12 @@ class SecretHeldToken:
         return self.kind
 
     async def token(self) -> str:
-        self._last = (await self._fetch()).value
+        try:
+            self._last = (await self._fetch()).value
+        except CredentialUnavailable:
+            # The Secret is gone or bad: the next use resolves the namespace afresh.
+            self._on_invalidate()
+            raise
         return self._last
 
     def invalidate(self, token: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from gateway.databricks.auth import AccessToken
-from gateway.errors import CredentialUnavailable
+from gateway.errors import CredentialUnavailable, KubernetesError
 from gateway.identity.cache import CacheKey, TokenCache
 
 SubjectToken = Callable[[], Awaitable[str]]
@@ -77,7 +77,17 @@ async def secret_values(
     read_secret: ReadSecret, namespace: str, secret_name: str, keys: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The named keys of a Secret as text; a missing, empty or non-UTF-8 key is refused."""
-    data = await read_secret(namespace, secret_name)
+    try:
+        data = await read_secret(namespace, secret_name)
+    except KubernetesError as exc:
+        if exc.http_status not in (403, 404):
+            raise
+        problem = "does not exist" if exc.http_status == 404 else "may not be read by lakegate"
+        raise CredentialUnavailable(
+            f"secret '{secret_name}' in namespace '{namespace}' {problem}",
+            namespace=namespace,
+            source=f"secret/{secret_name}",
+        ) from exc
     values: list[str] = []
     for key in keys:
         raw = data.get(key)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.appkeys import METRICS
 from tests.e2e.specs import spec
 from tests.e2e.test_run_slice import wait_all_terminal
 from tests.fixtures.identity_stack import (
@@ -101,3 +102,39 @@ async def test_a_poisoned_secret_holds_up_only_its_own_namespace(
         client, [(POISONED, int(s.run["id"])) for s in poisoned], within=30
     )
     assert {run["state"] for run in healed.values()} == {"SUCCEEDED"}
+
+
+@pytest.mark.e2e
+async def test_a_run_whose_secret_is_deleted_is_followed_by_no_other_principal(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """With the default identity lent to unconfigured namespaces, deleting a tenant's Secret
+    leaves its run active and unfollowed (not followed with the gateway's own token), saying
+    what to restore; restoring the Secret lets the run be followed to its end."""
+    stack = await identity_stack_factory(
+        default_identity=True,
+        identity={"default_for_unconfigured": True},
+        lifecycle={"pending_seconds": 0.1, "running_seconds": 1.0, "terminating_seconds": 0.1},
+        poller=POLLER,
+    )
+    owner = stack.pat_secret("tenant-gone")
+    assert owner.secret is not None
+    run = await stack.submit("tenant-gone", "tenant-gone.1", seconds=1.2)
+    assert stack.kube.delete_secret("tenant-gone", "databricks-token")
+    client = stack.client(retry=NO_RETRY)
+    await asyncio.sleep(2.5)  # the run has ended at Databricks by now
+
+    waiting = await client.get("tenant-gone", run["id"])
+    assert waiting["state"] in {"PENDING", "RUNNING"}, waiting
+    message = waiting["state_message"] or ""
+    assert "Secret 'databricks-token'" in message, message
+    assert "gone" in message
+    assert "recreate" in message
+    assert stack.app is not None
+    metrics = stack.app[METRICS].registry
+    assert metrics.get_sample_value("lakegate_runs_identity_gone") == 1
+
+    stack.kube.put_secret("tenant-gone", "databricks-token", {"token": owner.secret})
+    final = await wait_all_terminal(client, [("tenant-gone", int(run["id"]))], within=15)
+    assert [r["state"] for r in final.values()] == ["SUCCEEDED"]
+    assert metrics.get_sample_value("lakegate_runs_identity_gone") == 0

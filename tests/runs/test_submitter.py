@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.errors import KubernetesError, NotFound
+from gateway.errors import KubernetesError, NotFound, RunIdentityGone
 from gateway.identity.resolver import IdentityOverride
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import RUN_FINISHED
@@ -117,15 +117,39 @@ async def test_a_run_is_followed_by_the_identity_it_chose(wired: Wired) -> None:
     ]
 
 
-async def test_a_run_whose_identity_is_gone_is_followed_by_the_namespace(wired: Wired) -> None:
-    """When the chosen Secret is gone the namespace's own identity follows it, and it is said."""
+async def test_a_run_whose_identity_is_gone_is_followed_by_no_other(wired: Wired) -> None:
+    """When the chosen Secret is gone the run is not followed by the namespace's current
+    identity: RunIdentityGone says what to restore, and the run is counted until it is back."""
     run = await submitting(wired, {"secret": "old-token"})
     wired.identities.refused.add("old-token")
-    with capture_logs() as logs:
-        identity = await wired.submitter.identity_of(run)
-    assert identity.namespace == "team-a"
-    assert wired.identities.calls[-1] == ("team-a", None)
+    with capture_logs() as logs, pytest.raises(RunIdentityGone) as caught:
+        await wired.submitter.identity_of(run)
+    assert ("team-a", None) not in wired.identities.calls
     assert [e["event"] for e in logs] == ["run_identity_gone"]
+    assert caught.value.run_id == run.id
+    assert "Secret 'old-token'" in caught.value.message
+    assert "recreate" in caught.value.message
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 1
+
+    wired.identities.refused.discard("old-token")
+    identity = await wired.submitter.identity_of(run)
+    assert identity.namespace == "team-a"
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 0
+
+
+async def test_a_run_whose_identity_is_gone_is_not_cancelled_by_another(wired: Wired) -> None:
+    """Cancelling a run whose ServiceAccount is gone asks Databricks nothing, as nobody else."""
+    sent = await wired.submitter.submit_remote(
+        await submitting(wired, {"service_account": "etl"}), deadline=5
+    )
+    wired.identities.refused.add("etl")
+    calls = len(wired.identities.calls)
+    await wired.submitter.cancel_remote(sent)
+    assert wired.identities.calls[calls:] == [
+        ("team-a", IdentityOverride(service_account="etl", following=True))
+    ]
+    [remote] = wired.emulator.runs()
+    assert remote["life_cycle_state"] != "TERMINATING"
 
 
 async def test_cancel_asks_databricks_to_stop_the_run(wired: Wired) -> None:
