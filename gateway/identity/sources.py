@@ -82,9 +82,9 @@ async def secret_values(
     except KubernetesError as exc:
         if exc.http_status not in (403, 404):
             raise
-        problem = "does not exist" if exc.http_status == 404 else "may not be read by lakegate"
+        why = "does not exist" if exc.http_status == 404 else "may not be read by lakegate"
         raise CredentialUnavailable(
-            f"secret '{secret_name}' in namespace '{namespace}' {problem}",
+            f"secret '{secret_name}' in namespace '{namespace}' {why}",
             namespace=namespace,
             source=f"secret/{secret_name}",
         ) from exc
@@ -108,9 +108,9 @@ async def secret_values(
             raise unavailable("has a non-UTF-8") from exc
         if not value:
             raise unavailable("has an empty")
-        problem = malformed(value)
-        if problem is not None:
-            raise unavailable(f"has a malformed value ({problem}) in")
+        bad = malformed(value)
+        if bad is not None:
+            raise unavailable(f"has a malformed value ({bad}) in")
         values.append(value)
     return tuple(values)
 
