@@ -25,6 +25,7 @@ from gateway.settings import IdentitySettings, Settings
 
 ENABLED_LABELS = ("lakegate.io/databricks-enabled", "flyte.org/databricks-enabled")
 ENABLED_SELECTORS = tuple(f"{label}=true" for label in ENABLED_LABELS)
+SECRET_LABEL = ENABLED_LABELS[0]
 CLIENT_ID_ANNOTATIONS = ("lakegate.io/databricks-client-id", "flyte.org/databricks-client-id")
 AUDIENCE_ANNOTATIONS = ("lakegate.io/databricks-audience", "flyte.org/databricks-audience")
 WORKSPACE_ANNOTATIONS = ("lakegate.io/databricks-workspace",)
@@ -175,3 +176,8 @@ def not_configured_message(namespace: str, *, kubernetes: bool) -> str:
         f"namespace '{namespace}' has no Databricks identity and lakegate does not lend it "
         "another's: " + "; or ".join(ways)
     )
+
+
+def is_offered(labels: Mapping[str, str]) -> bool:
+    """Whether a Secret's labels offer it to requests (``lakegate.io/databricks-enabled``)."""
+    return labels.get(SECRET_LABEL) == "true"

@@ -234,7 +234,7 @@ class NamespaceResolver:
                 )
             return plans.from_service_account(self._settings, account)
         assert override.secret is not None
-        keys = await self._secret_keys(namespace, override.secret)
+        keys = await self._secret_keys(namespace, override.secret, offered=not override.following)
         if keys is None:
             raise CredentialUnavailable(
                 f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
@@ -262,8 +262,11 @@ class NamespaceResolver:
                 return plans.from_secret(self._settings, namespace, name, keys)
         return None
 
-    async def _secret_keys(self, namespace: str, name: str) -> list[str] | None:
-        """The Secret's keys; None only when it does not exist. Any other failure refuses."""
+    async def _secret_keys(
+        self, namespace: str, name: str, *, offered: bool = False
+    ) -> list[str] | None:
+        """The Secret's keys; None only when it does not exist. Any other failure refuses,
+        and so does, when ``offered``, a Secret the namespace did not label for lakegate."""
         assert self._kube is not None
         try:
             data = await self._kube.read_secret(namespace, name)
@@ -275,6 +278,12 @@ class NamespaceResolver:
                 namespace=namespace,
                 source=f"Secret '{name}'",
             ) from exc
+        if offered and not plans.is_offered(getattr(data, "labels", {})):
+            raise InvalidRequest(
+                f"namespace '{namespace}': Secret '{name}' is not offered to lakegate; a "
+                f"request may name only a Secret labelled {plans.ENABLED_SELECTORS[0]}",
+                field="identity.secret",
+            )
         return sorted(data)
 
     def _check_policies_need_nothing_missing(self) -> None:

@@ -138,3 +138,21 @@ async def test_a_run_whose_secret_is_deleted_is_followed_by_no_other_principal(
     final = await wait_all_terminal(client, [("tenant-gone", int(run["id"]))], within=15)
     assert [r["state"] for r in final.values()] == ["SUCCEEDED"]
     assert metrics.get_sample_value("lakegate_runs_identity_gone") == 0
+
+
+@pytest.mark.e2e
+async def test_a_request_may_not_name_a_secret_the_namespace_did_not_offer(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """A credential-shaped Secret of the namespace without lakegate.io/databricks-enabled=true
+    (a CI token, say) is refused when a request names it: 400 naming it, no token fetched."""
+    stack = await identity_stack_factory()
+    stack.pat_secret("team-ci")
+    stack.oauth_secret("team-ci", secret="ci-deploy-oauth")
+    error = await stack.refused("team-ci", identity={"secret": "ci-deploy-oauth"})
+    assert error.status == 400
+    assert "ci-deploy-oauth" in (error.detail or "")
+    assert "lakegate.io/databricks-enabled=true" in (error.detail or "")
+    assert error.problem.get("field") == "identity.secret"
+    by_grant = stack.identity_stats()["token_requests"]["by_grant_type"]
+    assert by_grant.get("client_credentials", 0) == 0
