@@ -16,7 +16,12 @@ import aiohttp
 
 from gateway.databricks.auth import AccessToken
 from gateway.databricks.oauth import TokenClient
-from gateway.errors import CredentialUnavailable
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+)
 from gateway.identity import kinds
 from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
 from gateway.identity.strategy import Plan
@@ -90,9 +95,21 @@ class Builder:
     async def mint(
         self, namespace: str, service_account: str, audiences: list[str], seconds: int
     ) -> AccessToken:
-        minted = await self._kube_or_fail(namespace).mint_token(
-            namespace, service_account, audiences=audiences, expiration_seconds=seconds
-        )
+        try:
+            minted = await self._kube_or_fail(namespace).mint_token(
+                namespace, service_account, audiences=audiences, expiration_seconds=seconds
+            )
+        except KubernetesError as exc:
+            if exc.http_status not in (403, 404):
+                raise
+            refusal = IdentityForbidden if exc.http_status == 403 else IdentityMisconfigured
+            why = "forbidden to lakegate (RBAC)" if exc.http_status == 403 else "refused (404)"
+            raise refusal(
+                f"namespace '{namespace}': TokenRequest for ServiceAccount '{service_account}' "
+                f"{why}: {exc.message}",
+                namespace=namespace,
+                source=f"ServiceAccount '{service_account}'",
+            ) from exc
         expires_at = minted.expires_at
         timestamp = getattr(expires_at, "timestamp", None)
         return AccessToken(minted.value, timestamp() if callable(timestamp) else None)
@@ -103,7 +120,7 @@ class Builder:
 
     def _kube_or_fail(self, namespace: str) -> Kube:
         if self.kube is None:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"namespace '{namespace}': this identity needs the Kubernetes API, which is "
                 "off (set kubernetes.mode)",
                 namespace=namespace,

@@ -22,6 +22,8 @@ from gateway.databricks.jobs import Workspace
 from gateway.errors import (
     ConfigError,
     CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
     IdentityNotConfigured,
     InvalidRequest,
     LakegateError,
@@ -31,7 +33,7 @@ from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
 from gateway.identity.plans import Account
 from gateway.identity.strategy import Plan
-from gateway.kube import KubeNotFound
+from gateway.kube import KubeForbidden, KubeNotFound
 from gateway.logs import get_logger
 from gateway.settings import OBJECT_NAME_RE, IdentitySettings, Settings
 from gateway.singleflight import TtlCache
@@ -226,7 +228,7 @@ class NamespaceResolver:
             if override.following and remembered is not None and account is None:
                 return remembered
             if account is None or not (override.following or plans.is_enabled(account)):
-                raise CredentialUnavailable(
+                raise IdentityMisconfigured(
                     f"ServiceAccount '{override.service_account}' in namespace '{namespace}' "
                     f"does not exist or is not labelled {plans.ENABLED_SELECTORS[0]}",
                     namespace=namespace,
@@ -236,7 +238,7 @@ class NamespaceResolver:
         assert override.secret is not None
         keys = await self._secret_keys(namespace, override.secret, offered=not override.following)
         if keys is None:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
                 namespace=namespace,
                 source="request",
@@ -272,6 +274,13 @@ class NamespaceResolver:
             data = await self._kube.read_secret(namespace, name)
         except KubeNotFound:
             return None
+        except KubeForbidden as exc:
+            raise IdentityForbidden(
+                f"namespace '{namespace}': lakegate may not read Secret '{name}' (RBAC): "
+                f"{exc.message}",
+                namespace=namespace,
+                source=f"Secret '{name}'",
+            ) from exc
         except LakegateError as exc:
             raise CredentialUnavailable(
                 f"namespace '{namespace}': cannot read Secret '{name}': {exc.message}",

@@ -21,7 +21,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from gateway.databricks.auth import AccessToken
-from gateway.errors import CredentialUnavailable, KubernetesError
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+)
 from gateway.identity.cache import CacheKey, TokenCache
 
 SubjectToken = Callable[[], Awaitable[str]]
@@ -49,7 +54,7 @@ def values(
     for key, value in known.items():
         problem = malformed(value)
         if problem is not None:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"namespace '{namespace}': the {key} given in the settings or environment "
                 f"{problem}",
                 namespace=namespace,
@@ -82,8 +87,9 @@ async def secret_values(
     except KubernetesError as exc:
         if exc.http_status not in (403, 404):
             raise
-        why = "does not exist" if exc.http_status == 404 else "may not be read by lakegate"
-        raise CredentialUnavailable(
+        refusal = IdentityMisconfigured if exc.http_status == 404 else IdentityForbidden
+        why = "does not exist" if exc.http_status == 404 else "may not be read by lakegate (RBAC)"
+        raise refusal(
             f"secret '{secret_name}' in namespace '{namespace}' {why}",
             namespace=namespace,
             source=f"secret/{secret_name}",
@@ -93,7 +99,7 @@ async def secret_values(
         raw = data.get(key)
 
         def unavailable(problem: str, key: str = key) -> CredentialUnavailable:
-            return CredentialUnavailable(
+            return IdentityMisconfigured(
                 f"secret '{secret_name}' in namespace '{namespace}' {problem} key '{key}'",
                 namespace=namespace,
                 source=f"secret/{secret_name}",
@@ -155,7 +161,7 @@ def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectT
 
 
 def _file_unavailable(file: Path, problem: str, namespace: str) -> CredentialUnavailable:
-    return CredentialUnavailable(
+    return IdentityMisconfigured(
         f"token file {file} {problem}", namespace=namespace, source=f"file/{file}"
     )
 

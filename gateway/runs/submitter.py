@@ -26,6 +26,7 @@ from gateway.errors import (
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
     DatabricksRunNotFound,
+    IdentityError,
     InvalidRequest,
     LakegateError,
     NotFound,
@@ -162,6 +163,16 @@ class Submitter:
             self._metrics.submissions.labels(outcome="rejected").inc()
             rejected = await self._ledger.finish(
                 run, RunState.REJECTED, f"Databricks refused the run: {exc.message}"
+            )
+            return rejected or await self._ledger.current(run)
+        except IdentityError as exc:
+            if exc.status >= 500:
+                return await self._submit_later(run, now, exc)
+            # The namespace's identity is wrongly set up: trying again an hour long would
+            # only ask the token endpoint again for what it refused.
+            self._metrics.submissions.labels(outcome="rejected").inc()
+            rejected = await self._ledger.finish(
+                run, RunState.REJECTED, f"the namespace's identity was refused: {exc.message}"
             )
             return rejected or await self._ledger.current(run)
         except (TimeoutError, LakegateError) as exc:

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from gateway.databricks.auth import TokenProvider
 from gateway.databricks.oauth import TokenClient
 from gateway.databricks.retries import RetryPolicy
-from gateway.errors import CredentialUnavailable, TokenEndpointError
+from gateway.errors import CredentialUnavailable, IdentityForbidden, TokenEndpointError
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.strategy import Plan, WorkspaceRef
@@ -239,8 +239,11 @@ async def test_a_service_account_token_is_minted_for_its_account_and_audience(
     """Federation mints for the plan's account and audience, for the configured lifetime."""
     plan = Plan("service-account-federation", WS, ORIGIN, service_account="etl", audience="aud")
     credential = build(kube).credential(plan, NS, nothing)
-    with pytest.raises(KubeForbidden):
+    # The fake refuses TokenRequest (RBAC): a 403 refusal naming the account, not an outage.
+    with pytest.raises(IdentityForbidden, match="ServiceAccount 'etl'") as caught:
         await credential.token()
+    assert caught.value.status == 403
+    assert isinstance(caught.value.__cause__, KubeForbidden)
     assert kube.mints == [(NS, "etl", ["aud"], 900)]
 
 

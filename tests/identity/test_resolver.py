@@ -20,6 +20,7 @@ from gateway.errors import (
     ConfigError,
     CredentialUnavailable,
     HostNotAllowed,
+    IdentityForbidden,
     IdentityNotConfigured,
     InvalidRequest,
     KubernetesError,
@@ -551,7 +552,7 @@ async def test_a_thousand_cold_resolves_share_one_refusal(make: Make, kube: Fake
     await until(lambda: len(kube.reads) == 1)
     gate.set()
     results = await asyncio.gather(*waiting, return_exceptions=True)
-    assert {type(r) for r in results} == {CredentialUnavailable}
+    assert {type(r) for r in results} == {IdentityForbidden}
     assert len({id(r) for r in results}) == 1
     assert kube.reads == [(NS, "databricks-oauth")]
 

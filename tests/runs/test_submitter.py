@@ -7,7 +7,16 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.errors import KubernetesError, NotFound, RunIdentityGone
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+    LakegateError,
+    NotFound,
+    RunIdentityGone,
+    TokenEndpointError,
+)
 from gateway.identity.resolver import IdentityOverride
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import RUN_FINISHED
@@ -175,3 +184,38 @@ async def test_a_run_not_at_databricks_has_no_remote_answer(wired: Wired) -> Non
     with pytest.raises(NotFound, match="has not reached Databricks"):
         await wired.submitter.remote_run(await submitting(wired))
     assert wired.emulator.stats()["requests"] == []
+
+
+MISCONFIGURED = [
+    IdentityMisconfigured("secret 'creds' has no key 'token'", namespace="team-a"),
+    IdentityForbidden("lakegate may not read Secret 'creds' (RBAC)", namespace="team-a"),
+    TokenEndpointError("invalid_client", namespace="team-a", http_status=401),
+]
+OUTAGES = [
+    CredentialUnavailable("cannot list ServiceAccounts", namespace="team-a"),
+    TokenEndpointError("503", namespace="team-a", http_status=503, transient=True),
+]
+
+
+@pytest.mark.parametrize("refusal", MISCONFIGURED, ids=lambda e: type(e).__name__)
+async def test_a_misconfigured_identity_rejects_the_run_at_once(
+    wired: Wired, refusal: LakegateError
+) -> None:
+    """A namespace identity wrongly set up ends the run REJECTED at the first try, saying
+    why; it is not left SUBMITTING to be retried (and to ask the token endpoint) for an hour."""
+    assert 400 <= refusal.status < 500
+    wired.identities.failures.append(refusal)
+    run = await wired.submitter.submit_remote(await submitting(wired), deadline=5)
+    assert run.state is S.REJECTED
+    assert refusal.message in run.state_message
+    assert run.next_poll_at is None
+    assert submits(wired) == 0
+
+
+@pytest.mark.parametrize("outage", OUTAGES, ids=lambda e: type(e).__name__)
+async def test_an_identity_outage_is_retried(wired: Wired, outage: LakegateError) -> None:
+    """What may heal (Kubernetes or the token endpoint away) defers the run: 5xx, SUBMITTING."""
+    assert outage.status >= 500
+    wired.identities.failures.append(outage)
+    run = await wired.submitter.submit_remote(await submitting(wired), deadline=5)
+    assert (run.state, run.attempts) == (S.SUBMITTING, 1)
