@@ -28,6 +28,8 @@ LIFECYCLE = {"pending_seconds": 0.2, "running_seconds": 1.5, "terminating_second
 RUN_SECONDS = sum(LIFECYCLE.values())
 POLLER = {"min_interval_seconds": 0.1, "max_interval_seconds": 0.5}
 POISONED = "tenant-00"
+# Far beyond a few poll intervals (0.5 s at most), even on a loaded machine.
+STALLED_SECONDS = 10.0
 # The poisoned namespace's runs outlast the healthy ones' measurement.
 LONG_RUN = 8.0
 
@@ -100,8 +102,9 @@ async def test_a_poisoned_secret_holds_up_only_its_own_namespace(
         f" beside a poisoned Secret: median {statistics.median(beside):.3f} s,"
         f" max {max(beside):.3f} s ({len(beside)} runs)"
     )
-    assert max(beside) < POLLER["max_interval_seconds"] * 2 + 2.0
-    assert statistics.median(beside) < statistics.median(alone) + 0.75
+    # Not a benchmark (the figures above are): a stalled poller would leave runs unfollowed
+    # for the whole wait; followed ones are seen within a few poll intervals.
+    assert max(beside) < STALLED_SECONDS
 
     stack.kube.put_secret(POISONED, "databricks-token", {"token": good})
     healed = await wait_all_terminal(
