@@ -21,15 +21,24 @@ module.
     │   ├── QuotaExceeded           429  namespace over its rate or queue (namespace, retry_after)
     │   ├── Unauthenticated         401  no or bad caller credential
     │   ├── Forbidden               403  known caller outside its namespaces
+    │   ├── RunRejected             422  the run was refused for good at submission; stored
+    │   │                                REJECTED (namespace, run_id)
     │   └── CompatError             400  a facade refusal worded as Databricks words it
     │                                    (error_code, status): gateway.api.compat.errors
     ├── IdentityError               503  a namespace's Databricks identity cannot be had
     │   │                                (namespace, source)
     │   ├── IdentityNotConfigured   403  nothing configured for the namespace, no opt-in default
     │   ├── CredentialUnavailable   503  a secret, ServiceAccount or token file missing or bad
+    │   │   ├── RunIdentityGone     503  the identity a run was submitted under is gone: it
+    │   │   │                            waits, followed by no other (run_id)
+    │   │   ├── IdentityMisconfigured 422  the namespace's identity is wrongly set up (a Secret
+    │   │   │                            without its key, a malformed value, two labelled
+    │   │   │                            ServiceAccounts...): refused for good, not retried
+    │   │   └── IdentityForbidden   403  RBAC forbids a read or TokenRequest lakegate needs
     │   ├── HostNotAllowed          403  a credential would go to a host off the allow-list
-    │   └── TokenEndpointError      503  the token endpoint refused or failed
-    │                                    (http_status, error_code, retry_after)
+    │   └── TokenEndpointError      503  the token endpoint failed (5xx, 429, unreachable);
+    │                                422 when it refused for good (400/401/403, no usable
+    │                                token) (http_status, error_code, retry_after)
     ├── UpstreamError               502  a remote service failed (http_status, error_code,
     │   │                                retry_after)
     │   ├── DatabricksError         502  the Jobs API answered with an error
@@ -190,6 +199,51 @@ class CredentialUnavailable(IdentityError):
     title = "Credential unavailable"
 
 
+class RunRejected(RequestError):
+    """A run refused for good when submitted (by Databricks, or for its identity): it is
+    stored REJECTED, and the answer carries its id and the reason."""
+
+    status = 422
+    title = "Run rejected"
+
+    def __init__(self, message: str, *, namespace: str, run_id: int) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.run_id = run_id
+
+    def fields(self) -> dict[str, object]:
+        return {"namespace": self.namespace, "run_id": self.run_id}
+
+
+class RunIdentityGone(CredentialUnavailable):
+    """The ServiceAccount or Secret a run was submitted under is gone; the run is followed
+    and cancelled by that identity only, so it waits until the source is restored."""
+
+    title = "Run identity gone"
+    transient = True
+
+    def __init__(self, message: str, *, namespace: str, run_id: int, source: str) -> None:
+        super().__init__(message, namespace=namespace, source=source)
+        self.run_id = run_id
+
+    def fields(self) -> dict[str, object]:
+        return {**super().fields(), "run_id": self.run_id}
+
+
+class IdentityMisconfigured(CredentialUnavailable):
+    """The namespace's identity is set up wrongly; it will not heal by waiting."""
+
+    status = 422
+    title = "Databricks identity misconfigured"
+
+
+class IdentityForbidden(CredentialUnavailable):
+    """RBAC does not let lakegate read an object, or mint a token, the identity needs."""
+
+    status = 403
+    title = "Databricks identity forbidden to lakegate"
+
+
 class HostNotAllowed(IdentityError):
     status = 403
     title = "Workspace host not allowed"
@@ -214,6 +268,10 @@ class TokenEndpointError(IdentityError):
         self.error_code = error_code
         self.transient = transient
         self.retry_after = retry_after
+        if not transient:
+            # invalid_client, invalid_grant, a 200 without a usable token: the namespace's
+            # credential is wrong, which waiting will not mend.
+            self.status = 422
 
     def fields(self) -> dict[str, object]:
         out = super().fields()

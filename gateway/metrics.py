@@ -56,6 +56,12 @@ class Metrics:
             "Run state changes, by the state entered.",
             ["state"],
         )
+        self.runs_identity_gone = Gauge(
+            "lakegate_runs_identity_gone",
+            "Active runs left unfollowed because the ServiceAccount or Secret they were "
+            "submitted under is gone (restore it and following resumes).",
+            registry=self.registry,
+        )
 
     def _databricks(self) -> None:
         self.databricks_calls = self._counter(

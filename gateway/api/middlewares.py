@@ -27,7 +27,7 @@ from gateway.logs import bound, get_logger
 from gateway.settings import NAMESPACE_RE
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 # Any other method is counted as OTHER: a caller must not be able to mint label values.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # nginx's convention for "the client went away before the answer".

@@ -38,8 +38,8 @@ MAX_CURSOR = 1024
 INT64_MAX = 2**63 - 1
 LIST_PARAMETERS = frozenset({"state", "limit", "cursor"})
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_RUN_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
+_RUN_ID = re.compile(r"^[1-9][0-9]{0,18}\Z")
 _LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
 
 LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY_PATTERN)]
@@ -49,7 +49,8 @@ LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
 class IdentityChoice(BaseModel):
     """Another ServiceAccount or Secret of the request's own namespace to run as."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Python's engine: the name pattern anchors with \Z, which a trailing newline cannot pass.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="python-re")
 
     service_account: str | None = Field(default=None, pattern=OBJECT_NAME_RE.pattern)
     secret: str | None = Field(default=None, pattern=OBJECT_NAME_RE.pattern)
@@ -163,10 +164,44 @@ def parse_submit(body: bytes) -> SubmitRequest:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", field="body")
+    where = unencodable(data)
+    if where is not None:
+        raise InvalidRequest(
+            f"{where} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is "
+            "not text; send valid UTF-16 pairs or the character itself.",
+            field=where,
+        )
     try:
         return SubmitBody.model_validate(data).to_request()
     except ValidationError as exc:
         _refuse(exc)
+
+
+def unencodable(value: Any, path: str = "body") -> str | None:
+    """The path of the first key or string that UTF-8 cannot encode (a lone surrogate, which
+    JSON's \\u escapes allow), or None; the ledger and Databricks take only real text."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if not _encodes(node):
+                return where
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if not _encodes(key):
+                    return where
+                stack.append((child, f"{where}.{key}" if where != "body" else key))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_namespace(value: str) -> str:

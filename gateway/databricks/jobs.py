@@ -31,8 +31,8 @@ log = get_logger(__name__)
 USER_AGENT = f"lakegate/{__version__}"
 MAX_LIST_LIMIT = 25
 
-# (endpoint, outcome, seconds); outcome is the HTTP status, "timeout", "transport_error" or
-# "cancelled" (the caller gave up).
+# (endpoint, outcome, seconds); outcome is the HTTP status, "timeout", "transport_error",
+# "invalid_request" (the request could not be built) or "cancelled" (the caller gave up).
 OnCall = Callable[[str, str, float], None]
 
 
@@ -287,17 +287,9 @@ class JobsClient:
             except asyncio.CancelledError:
                 outcome = "cancelled"
                 raise
-            except TimeoutError as exc:
-                outcome = "timeout"
-                raise DatabricksUnavailable(
-                    f"Databricks {endpoint} timed out on {ws.host}"
-                ) from exc
-            except aiohttp.InvalidURL as exc:
-                raise DatabricksError(f"Databricks {endpoint}: invalid URL {exc}") from exc
-            except aiohttp.ClientError as exc:
-                raise DatabricksUnavailable(
-                    f"Databricks {endpoint} on {ws.host}: {type(exc).__name__}: {exc}"
-                ) from exc
+            except Exception as exc:
+                outcome, error = _translated(exc, endpoint, ws.host)
+                raise error from exc
             finally:
                 seconds = time.monotonic() - started
                 log.debug(
@@ -316,6 +308,24 @@ class JobsClient:
         if slot is None:
             slot = self._slots[ws.host] = asyncio.Semaphore(ws.max_concurrent_requests)
         return slot
+
+
+def _translated(exc: Exception, endpoint: str, host: str) -> tuple[str, DatabricksError]:
+    """The outcome label and our error for whatever a call raised: nothing foreign leaves."""
+    if isinstance(exc, TimeoutError):
+        return "timeout", DatabricksUnavailable(f"Databricks {endpoint} timed out on {host}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "transport_error", DatabricksError(f"Databricks {endpoint}: invalid URL {exc}")
+    if isinstance(exc, aiohttp.ClientError):
+        return "transport_error", DatabricksUnavailable(
+            f"Databricks {endpoint} on {host}: {type(exc).__name__}: {exc}"
+        )
+    # aiohttp refuses to build some requests with a ValueError (a header holding a line
+    # break), a closed session with a RuntimeError. The message names the class only: its
+    # text may quote the header, that is the credential.
+    return "invalid_request", DatabricksError(
+        f"Databricks {endpoint}: the request to {host} could not be sent ({type(exc).__name__})"
+    )
 
 
 def _list_params(

@@ -234,6 +234,14 @@ class TokenClient:
                     source=source,
                     transient=True,
                 ) from exc
+            except Exception as exc:
+                # A request aiohttp will not build (ValueError) will not build next time.
+                raise TokenEndpointError(
+                    f"token endpoint {token_endpoint}: the request could not be sent "
+                    f"({type(exc).__name__})",
+                    namespace=namespace,
+                    source=source,
+                ) from exc
             return parse_token_response(
                 status,
                 text,

@@ -16,9 +16,14 @@ import aiohttp
 
 from gateway.databricks.auth import AccessToken
 from gateway.databricks.oauth import TokenClient
-from gateway.errors import CredentialUnavailable
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+)
 from gateway.identity import kinds
-from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
+from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
 from gateway.identity.strategy import Plan
 from gateway.settings import IdentityOptions
 
@@ -67,12 +72,17 @@ class Builder:
 
     def credential(
         self, plan: Plan, namespace: str, on_invalidate: Callable[[], None]
-    ) -> CachedCredential:
+    ) -> CachedCredential | SecretHeldToken:
         kind = kinds.of(plan)
         owner = SHARED_NAMESPACE if plan.shared else namespace
+        key = CacheKey(owner, kind.key(plan), plan.workspace.host)
+        if plan.kind == kinds.Pat.name and plan.secret_name is not None:
+            # The token IS the Secret's value: read it at every use, so an edited Secret
+            # (repaired, rotated) counts from the next call and a bad value never sticks.
+            return SecretHeldToken(key, kind.fetch(plan, namespace, self), on_invalidate)
         return CachedCredential(
             self.cache,
-            CacheKey(owner, kind.key(plan), plan.workspace.host),
+            key,
             kind.fetch(plan, namespace, self),
             kind=plan.kind,
             namespace=namespace,
@@ -85,9 +95,21 @@ class Builder:
     async def mint(
         self, namespace: str, service_account: str, audiences: list[str], seconds: int
     ) -> AccessToken:
-        minted = await self._kube_or_fail(namespace).mint_token(
-            namespace, service_account, audiences=audiences, expiration_seconds=seconds
-        )
+        try:
+            minted = await self._kube_or_fail(namespace).mint_token(
+                namespace, service_account, audiences=audiences, expiration_seconds=seconds
+            )
+        except KubernetesError as exc:
+            if exc.http_status not in (403, 404):
+                raise
+            refusal = IdentityForbidden if exc.http_status == 403 else IdentityMisconfigured
+            why = "forbidden to lakegate (RBAC)" if exc.http_status == 403 else "refused (404)"
+            raise refusal(
+                f"namespace '{namespace}': TokenRequest for ServiceAccount '{service_account}' "
+                f"{why}: {exc.message}",
+                namespace=namespace,
+                source=f"ServiceAccount '{service_account}'",
+            ) from exc
         expires_at = minted.expires_at
         timestamp = getattr(expires_at, "timestamp", None)
         return AccessToken(minted.value, timestamp() if callable(timestamp) else None)
@@ -98,9 +120,44 @@ class Builder:
 
     def _kube_or_fail(self, namespace: str) -> Kube:
         if self.kube is None:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"namespace '{namespace}': this identity needs the Kubernetes API, which is "
                 "off (set kubernetes.mode)",
                 namespace=namespace,
             )
         return self.kube
+
+
+class SecretHeldToken:
+    """A ``TokenProvider`` whose token is a Secret's value, read afresh for every call."""
+
+    kind = "pat"
+
+    def __init__(self, key: CacheKey, fetch: Fetch, on_invalidate: Callable[[], None]) -> None:
+        self.key = key
+        self._fetch = fetch
+        self.namespace = key.namespace
+        self._on_invalidate = on_invalidate
+        self._last: str | None = None
+
+    @property
+    def auth_type(self) -> str:
+        return self.kind
+
+    async def token(self) -> str:
+        try:
+            self._last = (await self._fetch()).value
+        except CredentialUnavailable:
+            # The Secret is gone or bad: the next use resolves the namespace afresh.
+            self._on_invalidate()
+            raise
+        return self._last
+
+    def invalidate(self, token: str) -> None:
+        # Nothing is kept; the resolution is dropped, as a cached one would be, only when the
+        # refused token is the Secret's latest value (a late 401 for an old one changes nothing).
+        if token == self._last:
+            self._on_invalidate()
+
+    def __repr__(self) -> str:
+        return f"SecretHeldToken(namespace={self.namespace!r})"

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
-from gateway.errors import CredentialUnavailable
+from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch
 from gateway.identity.strategy import (
@@ -208,7 +208,7 @@ class PodToken(IdentityKind[PodTokenFederation]):
     def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
         token_file = identity.token_file or where.settings.identity.pod_token_file
         if not token_file:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"namespace '{where.namespace}' federates with the gateway pod's token, but no "
                 "token file is set (identity.pod_token_file or the policy's token_file)",
                 namespace=where.namespace,

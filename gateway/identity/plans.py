@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from gateway.errors import CredentialUnavailable, HostNotAllowed
+from gateway.errors import HostNotAllowed, IdentityMisconfigured
 from gateway.identity import kinds
 from gateway.identity.strategy import POLICY_ORIGIN, Plan, PlanContext, WorkspaceRef
 from gateway.settings import IdentitySettings, Settings
 
 ENABLED_LABELS = ("lakegate.io/databricks-enabled", "flyte.org/databricks-enabled")
 ENABLED_SELECTORS = tuple(f"{label}=true" for label in ENABLED_LABELS)
+SECRET_LABEL = ENABLED_LABELS[0]
 CLIENT_ID_ANNOTATIONS = ("lakegate.io/databricks-client-id", "flyte.org/databricks-client-id")
 AUDIENCE_ANNOTATIONS = ("lakegate.io/databricks-audience", "flyte.org/databricks-audience")
 WORKSPACE_ANNOTATIONS = ("lakegate.io/databricks-workspace",)
@@ -96,7 +97,7 @@ def from_policy(
         return kind.plan(identity, where)
     # ``type: default`` names the gateway's own identity rather than a kind of its own.
     if default is None:
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"namespace '{namespace}' is set to the gateway's default identity, but the "
             "gateway has none (set DATABRICKS_HOST and a DATABRICKS_* credential)",
             namespace=namespace,
@@ -124,7 +125,7 @@ def choose_account(namespace: str, labelled: Sequence[Account]) -> Account | Non
     """The one labelled ServiceAccount of the namespace; two or more is the operator's error."""
     if len(labelled) > 1:
         names = ", ".join(sorted(a.name for a in labelled))
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"namespace '{namespace}' has several ServiceAccounts labelled for lakegate "
             f"({names}): remove the label from all but one, or name one in the request "
             "(identity.service_account)",
@@ -140,7 +141,7 @@ def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[st
     if {"token", "ca.crt", "namespace"} <= set(keys):
         # A ServiceAccount token Secret: its token is a Kubernetes credential, which must
         # never be sent to Databricks as if it were a PAT.
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"Secret '{name}' in namespace '{namespace}' is a Kubernetes ServiceAccount token, "
             "not a Databricks credential",
             namespace=namespace,
@@ -152,7 +153,7 @@ def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[st
             f"{' and '.join(repr(key) for key in sorted(k.secret_keys))} ({k.title})"
             for k in kinds.SECRET_KINDS
         )
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"Secret '{name}' in namespace '{namespace}' holds neither {wanted}",
             namespace=namespace,
             source=origin,
@@ -175,3 +176,8 @@ def not_configured_message(namespace: str, *, kubernetes: bool) -> str:
         f"namespace '{namespace}' has no Databricks identity and lakegate does not lend it "
         "another's: " + "; or ".join(ways)
     )
+
+
+def is_offered(labels: Mapping[str, str]) -> bool:
+    """Whether a Secret's labels offer it to requests (``lakegate.io/databricks-enabled``)."""
+    return labels.get(SECRET_LABEL) == "true"

@@ -22,6 +22,8 @@ from gateway.databricks.jobs import Workspace
 from gateway.errors import (
     ConfigError,
     CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
     IdentityNotConfigured,
     InvalidRequest,
     LakegateError,
@@ -31,7 +33,7 @@ from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
 from gateway.identity.plans import Account
 from gateway.identity.strategy import Plan
-from gateway.kube import KubeNotFound
+from gateway.kube import KubeForbidden, KubeNotFound
 from gateway.logs import get_logger
 from gateway.settings import OBJECT_NAME_RE, IdentitySettings, Settings
 from gateway.singleflight import TtlCache
@@ -226,7 +228,7 @@ class NamespaceResolver:
             if override.following and remembered is not None and account is None:
                 return remembered
             if account is None or not (override.following or plans.is_enabled(account)):
-                raise CredentialUnavailable(
+                raise IdentityMisconfigured(
                     f"ServiceAccount '{override.service_account}' in namespace '{namespace}' "
                     f"does not exist or is not labelled {plans.ENABLED_SELECTORS[0]}",
                     namespace=namespace,
@@ -234,9 +236,9 @@ class NamespaceResolver:
                 )
             return plans.from_service_account(self._settings, account)
         assert override.secret is not None
-        keys = await self._secret_keys(namespace, override.secret)
+        keys = await self._secret_keys(namespace, override.secret, offered=not override.following)
         if keys is None:
-            raise CredentialUnavailable(
+            raise IdentityMisconfigured(
                 f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
                 namespace=namespace,
                 source="request",
@@ -262,19 +264,35 @@ class NamespaceResolver:
                 return plans.from_secret(self._settings, namespace, name, keys)
         return None
 
-    async def _secret_keys(self, namespace: str, name: str) -> list[str] | None:
-        """The Secret's keys; None only when it does not exist. Any other failure refuses."""
+    async def _secret_keys(
+        self, namespace: str, name: str, *, offered: bool = False
+    ) -> list[str] | None:
+        """The Secret's keys; None only when it does not exist. Any other failure refuses,
+        and so does, when ``offered``, a Secret the namespace did not label for lakegate."""
         assert self._kube is not None
         try:
             data = await self._kube.read_secret(namespace, name)
         except KubeNotFound:
             return None
+        except KubeForbidden as exc:
+            raise IdentityForbidden(
+                f"namespace '{namespace}': lakegate may not read Secret '{name}' (RBAC): "
+                f"{exc.message}",
+                namespace=namespace,
+                source=f"Secret '{name}'",
+            ) from exc
         except LakegateError as exc:
             raise CredentialUnavailable(
                 f"namespace '{namespace}': cannot read Secret '{name}': {exc.message}",
                 namespace=namespace,
                 source=f"Secret '{name}'",
             ) from exc
+        if offered and not plans.is_offered(getattr(data, "labels", {})):
+            raise InvalidRequest(
+                f"namespace '{namespace}': Secret '{name}' is not offered to lakegate; a "
+                f"request may name only a Secret labelled {plans.ENABLED_SELECTORS[0]}",
+                field="identity.secret",
+            )
         return sorted(data)
 
     def _check_policies_need_nothing_missing(self) -> None:

@@ -21,7 +21,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from gateway.databricks.auth import AccessToken
-from gateway.errors import CredentialUnavailable
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+)
 from gateway.identity.cache import CacheKey, TokenCache
 
 SubjectToken = Callable[[], Awaitable[str]]
@@ -45,7 +50,16 @@ def values(
 ) -> Values:
     """The values named in ``given``: those given as they are, each one given as None read
     from the Secret ``secret_name`` at every fetch (one read for all of them)."""
-    known = {key: value for key, value in given.items() if value is not None}
+    known = {key: value.strip() for key, value in given.items() if value is not None}
+    for key, value in known.items():
+        problem = malformed(value)
+        if problem is not None:
+            raise IdentityMisconfigured(
+                f"namespace '{namespace}': the {key} given in the settings or environment "
+                f"{problem}",
+                namespace=namespace,
+                source="settings",
+            )
     wanted = tuple(key for key, value in given.items() if value is None)
     if not wanted:
 
@@ -68,13 +82,24 @@ async def secret_values(
     read_secret: ReadSecret, namespace: str, secret_name: str, keys: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The named keys of a Secret as text; a missing, empty or non-UTF-8 key is refused."""
-    data = await read_secret(namespace, secret_name)
+    try:
+        data = await read_secret(namespace, secret_name)
+    except KubernetesError as exc:
+        if exc.http_status not in (403, 404):
+            raise
+        refusal = IdentityMisconfigured if exc.http_status == 404 else IdentityForbidden
+        why = "does not exist" if exc.http_status == 404 else "may not be read by lakegate (RBAC)"
+        raise refusal(
+            f"secret '{secret_name}' in namespace '{namespace}' {why}",
+            namespace=namespace,
+            source=f"secret/{secret_name}",
+        ) from exc
     values: list[str] = []
     for key in keys:
         raw = data.get(key)
 
         def unavailable(problem: str, key: str = key) -> CredentialUnavailable:
-            return CredentialUnavailable(
+            return IdentityMisconfigured(
                 f"secret '{secret_name}' in namespace '{namespace}' {problem} key '{key}'",
                 namespace=namespace,
                 source=f"secret/{secret_name}",
@@ -89,8 +114,25 @@ async def secret_values(
             raise unavailable("has a non-UTF-8") from exc
         if not value:
             raise unavailable("has an empty")
+        bad = malformed(value)
+        if bad is not None:
+            raise unavailable(f"has a malformed value ({bad}) in")
         values.append(value)
     return tuple(values)
+
+
+def malformed(value: str) -> str | None:
+    """Why ``value`` cannot be a credential (None when it can), never quoting it.
+
+    A token or secret travels in a header or a form field: a control character, a space
+    inside, or anything non-printable would break the request (aiohttp refuses a header with a
+    newline) or smuggle another header, so such a value is refused when it is read.
+    """
+    if any(ch.isspace() for ch in value):
+        return "holds whitespace or a line break"
+    if not value.isprintable() or not value.isascii():
+        return "holds control or non-printable characters"
+    return None
 
 
 def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectToken:
@@ -110,13 +152,16 @@ def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectT
         value = text.strip()
         if not value:
             raise _file_unavailable(file, "is empty", namespace)
+        problem = malformed(value)
+        if problem is not None:
+            raise _file_unavailable(file, f"is malformed: it {problem}", namespace)
         return value
 
     return read
 
 
 def _file_unavailable(file: Path, problem: str, namespace: str) -> CredentialUnavailable:
-    return CredentialUnavailable(
+    return IdentityMisconfigured(
         f"token file {file} {problem}", namespace=namespace, source=f"file/{file}"
     )
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from gateway.databricks.auth import AccessToken
 from gateway.databricks.oauth import TokenClient
-from gateway.errors import CredentialUnavailable
+from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch, TokenCache
 from gateway.settings import (
@@ -245,7 +245,7 @@ def require(plan: Plan, namespace: str, **values: str | None) -> tuple[str, ...]
     """The values, each one non-blank, or the refusal that names those that are not."""
     blank = [name.replace("_", " ") for name, value in values.items() if not (value or "").strip()]
     if blank:
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"namespace '{namespace}': {plan.kind} needs a {', '.join(blank)}",
             namespace=namespace,
             source=source_of(plan),
@@ -256,7 +256,7 @@ def require(plan: Plan, namespace: str, **values: str | None) -> tuple[str, ...]
 def held_values(plan: Plan, namespace: str, tools: Tools, **given: str | None) -> sources.Values:
     """The values a fetch needs: those the plan holds, the rest from its Secret per fetch."""
     if plan.secret_name is None and None in given.values():
-        raise CredentialUnavailable(
+        raise IdentityMisconfigured(
             f"namespace '{namespace}': {plan.origin} gives no secret for {plan.kind}",
             namespace=namespace,
             source=plan.origin,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -21,7 +23,12 @@ log = get_logger(__name__)
 
 
 class SecretData(dict[str, bytes]):
-    """A secret's decoded data; its repr shows the keys only, so a stray log leaks nothing."""
+    """A secret's decoded data; its repr shows the keys only, so a stray log leaks nothing.
+
+    ``labels`` are the Secret's labels: a request may name only a Secret its namespace
+    labelled ``lakegate.io/databricks-enabled: "true"``."""
+
+    labels: Mapping[str, str] = MappingProxyType({})
 
     def __repr__(self) -> str:
         return f"SecretData(keys={sorted(self)!r})"
@@ -66,5 +73,6 @@ class SecretReader:
                 name, namespace, _request_timeout=self._timeout
             )
         data = decode_data(secret.data, target)
+        data.labels = dict(getattr(secret.metadata, "labels", None) or {})
         log.debug("kube_secret_read", namespace=namespace, secret_name=name, keys=sorted(data))
         return data

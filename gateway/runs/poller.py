@@ -56,6 +56,8 @@ LIST_THRESHOLD = 3
 START_TIME_SLACK = timedelta(minutes=10)
 # How long a background resubmission waits for Databricks before deferring again.
 RESUBMIT_DEADLINE_SECONDS = 30.0
+# How long one group's poll may hold the tick: the other groups wait for the next tick.
+GROUP_DEADLINE_SECONDS = 45.0
 
 
 def _ref_key(run: RunRecord) -> str:
@@ -78,6 +80,7 @@ class Poller:
         idle_seconds: float = 0.5,
         max_parallel_groups: int = 8,
         rng: random.Random | None = None,
+        group_deadline: float = GROUP_DEADLINE_SECONDS,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -88,6 +91,7 @@ class Poller:
         self._clock = clock
         self._idle_seconds = idle_seconds
         self._groups = asyncio.Semaphore(max_parallel_groups)
+        self._group_deadline = group_deadline
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     async def run_forever(self) -> None:
@@ -144,11 +148,29 @@ class Poller:
         return len(due)
 
     async def _guarded(self, due: list[RunRecord]) -> None:
+        """Poll one group; whatever it raises or however long it hangs stays its own.
+
+        The group's runs are postponed with the reason, and no error leaves: in a TaskGroup
+        one escaping exception would cancel every other namespace's poll of the tick.
+        """
         async with self._groups:
             try:
-                await self._poll_group(due)
+                async with asyncio.timeout(self._group_deadline):
+                    await self._poll_group(due)
             except LakegateError as exc:
                 await self._postpone(due, f"polling failed: {exc}")
+            except TimeoutError:
+                await self._postpone(
+                    due, f"polling did not finish within {self._group_deadline:g} s"
+                )
+            except Exception as exc:
+                log.error(
+                    "poll_group_crashed",
+                    namespace=due[0].namespace,
+                    runs=len(due),
+                    error=type(exc).__name__,
+                )
+                await self._postpone(due, f"polling failed ({type(exc).__name__})")
 
     async def _poll_group(self, due: list[RunRecord]) -> None:
         try:

@@ -18,7 +18,7 @@ import base64
 import binascii
 from datetime import timedelta
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound, RunRejected
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
@@ -100,6 +100,9 @@ class RunsService:
         run = await self._submitter.submit_remote(
             run, identity, deadline=self._inline_submit_seconds
         )
+        if run.state is RunState.REJECTED:
+            # Refused for good: a 4xx that carries the stored run's id and the reason.
+            raise RunRejected(run.state_message or "rejected", namespace=namespace, run_id=run.id)
         return SubmitOutcome(run=run, created=True)
 
     async def get(self, namespace: str, run_id: int) -> RunRecord:

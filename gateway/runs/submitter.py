@@ -26,9 +26,11 @@ from gateway.errors import (
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
     DatabricksRunNotFound,
+    IdentityError,
     InvalidRequest,
     LakegateError,
     NotFound,
+    RunIdentityGone,
 )
 from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
 from gateway.logs import get_logger
@@ -48,6 +50,31 @@ def override_of(ref: Mapping[str, str], *, following: bool = False) -> IdentityO
         return None
     return IdentityOverride(
         service_account=ref.get("service_account"), secret=ref.get("secret"), following=following
+    )
+
+
+def _source_of(ref: Mapping[str, str]) -> str:
+    if "service_account" in ref:
+        return f"ServiceAccount '{ref['service_account']}'"
+    return f"Secret '{ref.get('secret', '')}'"
+
+
+def gone_message(run: RunRecord) -> str:
+    """What a run whose identity is gone waits for, and how to give it back."""
+    ref = run.identity_ref
+    if "service_account" in ref:
+        fix = (
+            f"recreate ServiceAccount '{ref['service_account']}' in namespace "
+            f"'{run.namespace}' with the label lakegate.io/databricks-enabled=true"
+        )
+    else:
+        fix = (
+            f"recreate Secret '{ref.get('secret', '')}' in namespace '{run.namespace}' "
+            "with its credential"
+        )
+    return (
+        f"not followed: the {_source_of(ref)} this run was submitted under is gone, and no "
+        f"other identity may follow it; {fix} and following resumes"
     )
 
 
@@ -76,6 +103,8 @@ class Submitter:
         self._clock = clock
         self._cancel_timeout = cancel_timeout
         self._jitter = jitter
+        # Runs whose pinned identity was last found gone (the gauge counts them).
+        self._identity_gone: set[int] = set()
 
     # --- identities -------------------------------------------------------------------------
 
@@ -84,15 +113,20 @@ class Submitter:
         return await self._identities.resolve(namespace, override_of(choice))
 
     async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
-        """The identity the run was submitted under; the namespace's own once that is gone."""
+        """The identity the run was submitted under, and no other.
+
+        When its ServiceAccount or Secret is gone the run is not followed by the namespace's
+        current identity (possibly the gateway's default, another principal): it waits, with
+        ``RunIdentityGone`` saying what to restore, and is counted until it is back.
+        """
         override = override_of(run.identity_ref, following=True)
         if override is None:
             return await self._identities.resolve(run.namespace)
         try:
-            return await self._identities.resolve(run.namespace, override)
+            identity = await self._identities.resolve(run.namespace, override)
         except (CredentialUnavailable, InvalidRequest) as exc:
-            # The ServiceAccount lost its label or the Secret was deleted: following the run
-            # with the namespace's current identity beats leaving it unfollowed.
+            self._identity_gone.add(run.id)
+            self._metrics.runs_identity_gone.set(len(self._identity_gone))
             log.warning(
                 "run_identity_gone",
                 run_id=run.id,
@@ -100,7 +134,16 @@ class Submitter:
                 identity=dict(run.identity_ref),
                 reason=exc.message,
             )
-            return await self._identities.resolve(run.namespace)
+            raise RunIdentityGone(
+                gone_message(run),
+                namespace=run.namespace,
+                run_id=run.id,
+                source=_source_of(run.identity_ref),
+            ) from exc
+        if run.id in self._identity_gone:
+            self._identity_gone.discard(run.id)
+            self._metrics.runs_identity_gone.set(len(self._identity_gone))
+        return identity
 
     # --- submitting and cancelling ----------------------------------------------------------
 
@@ -120,6 +163,16 @@ class Submitter:
             self._metrics.submissions.labels(outcome="rejected").inc()
             rejected = await self._ledger.finish(
                 run, RunState.REJECTED, f"Databricks refused the run: {exc.message}"
+            )
+            return rejected or await self._ledger.current(run)
+        except IdentityError as exc:
+            if exc.status >= 500:
+                return await self._submit_later(run, now, exc)
+            # The namespace's identity is wrongly set up: trying again an hour long would
+            # only ask the token endpoint again for what it refused.
+            self._metrics.submissions.labels(outcome="rejected").inc()
+            rejected = await self._ledger.finish(
+                run, RunState.REJECTED, f"the namespace's identity was refused: {exc.message}"
             )
             return rejected or await self._ledger.current(run)
         except (TimeoutError, LakegateError) as exc:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 # Kubernetes object names (Secrets, ServiceAccounts): RFC 1123 subdomains.
-OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+OBJECT_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 # As urlsplit gives a hostname: lower case, an IPv6 address without its brackets.
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -26,7 +26,7 @@ class Frozen(BaseModel):
 
 def normalize_host(value: str) -> str:
     """Workspace hosts are compared as ``scheme://netloc``; plain http only on loopback."""
-    parts = urlsplit(value.strip())
+    parts = _plain_url(value)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ValueError(f"'{value}' is not a URL like https://adb-123.4.azuredatabricks.net")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -34,6 +34,31 @@ def normalize_host(value: str) -> str:
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(f"'{value}' uses plain http; only https is allowed off loopback")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _plain_url(value: str) -> SplitResult:
+    """``value`` split, refusing what parsers read differently: a user name or password (a
+    credential in the URL, or ``https://good@evil``), a backslash, inner space or control
+    characters."""
+    text = value.strip()
+    if "\\" in text or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError("the URL holds a backslash, a space or a control character")
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        # Not quoted: what precedes the @ may be a password.
+        host = parts.netloc.rpartition("@")[2]
+        raise ValueError(f"the URL for {host} holds a user name or password; give the bare host")
+    return parts
+
+
+def check_api_server(value: str) -> str:
+    """The Kubernetes API server's URL: https, or plain http only on loopback."""
+    parts = _plain_url(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError(f"'{value}' is not a URL like https://kubernetes.default.svc")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"'{value}' uses plain http; only https is allowed off loopback")
+    return value.strip()
 
 
 def normalize_authority(value: str) -> str:

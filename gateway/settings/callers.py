@@ -24,8 +24,8 @@ from gateway.settings.base import NAMESPACE_RE, Frozen, is_loopback_host
 CallerMethod = Literal["kubernetes", "api_key", "jwt", "none"]
 JwtAlgorithm = Literal["RS256", "ES256"]
 
-_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 # --- label selectors ------------------------------------------------------------------------

@@ -7,7 +7,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.settings.base import NAMESPACE_RE, Frozen, normalize_authority, normalize_host
+from gateway.settings.base import (
+    NAMESPACE_RE,
+    Frozen,
+    check_api_server,
+    normalize_authority,
+    normalize_host,
+)
 
 
 class WorkspaceSettings(Frozen):
@@ -68,6 +74,11 @@ class KubernetesSettings(Frozen):
     watch_timeout_seconds: int = Field(default=300, ge=1)
     resync_seconds: float = Field(default=600.0, gt=0)
     fallback_ttl_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("host")
+    @classmethod
+    def _api_server(cls, value: str | None) -> str | None:
+        return None if value is None else check_api_server(value)
 
     @field_validator("namespaces")
     @classmethod

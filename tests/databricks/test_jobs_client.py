@@ -452,3 +452,38 @@ async def test_aiohttp_exceptions_become_unavailable(
             await client.get(Workspace("https://h.example"), Tokens(), 7)
     assert raised.value.__cause__ is exception
     assert seen[0] == outcome
+
+
+class PoisonedToken:
+    """A credential whose token holds a line break, as a poisoned Secret once gave."""
+
+    async def token(self) -> str:
+        return "dapi-poison\nX-Injected: yes"
+
+    def invalidate(self, token: str) -> None:
+        raise AssertionError("a request never sent cannot have been refused")
+
+
+@pytest.mark.parametrize("call", ["get", "submit"])
+async def test_a_header_aiohttp_will_not_build_becomes_a_databricks_error(
+    client: JobsClient,
+    ws: Workspace,
+    server: ScriptedServer,
+    calls: list[tuple[str, str]],
+    call: str,
+) -> None:
+    """aiohttp's ValueError for a header with a newline leaves the edge as one of ours, once,
+    with neither the token nor aiohttp's text in the message, and nothing reaches the server."""
+    send = {
+        "get": lambda: client.get(ws, PoisonedToken(), 7),
+        "submit": lambda: client.submit(ws, PoisonedToken(), SPEC, idempotency_token="t-1"),
+    }[call]
+    with pytest.raises(DatabricksError) as caught:
+        await send()
+    assert not caught.value.transient
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert "dapi-poison" not in str(caught.value)
+    assert "ValueError" in str(caught.value)
+    assert len(calls) == 1
+    assert calls[0][1] == "invalid_request"
+    assert server.seen == []

@@ -36,10 +36,11 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from tests.e2e.specs import OUTCOMES, spec
 from tests.fixtures.gateway import StackFactory
 
-# 150 batches of 7 or 8 requests: at least 1,050 requests, 5 to 15 s on two shared cores.
-BATCHES = 150
+# 700 batches of 7 or 8 requests: at least 4,900 requests, and more as every batch's requests
+# are counted (issue 9 asks for 5,000 or more).
+BATCHES = 700
 BATCH_SIZES = (7, 8)
-MIN_REQUESTS = 1000
+MIN_REQUESTS = 5000
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 STRAY_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -50,16 +51,27 @@ ROUTED_SEGMENT = r"[^/]+"
 
 JsonSchema = dict[str, Any]
 
-noise_text = st.text(min_size=1, max_size=24)
+# Inputs that once got a 5xx (issue 9): lone surrogates, a trailing newline, overflowing numbers.
+ATTACK_TEXT = ("\ud800", "x\udfff", "team-a\n", "databricks-token\n", "9" * 40, "-1" + "0" * 30)
+# Cursors whose number does not fit 64 bits, plain and base64-encoded (issue 9).
+OVERFLOWING_CURSORS = (
+    "9" * 400,
+    "MTg0NDY3NDQwNzM3MDk1NTE2MTY5OTk5",
+    "LTkyMjMzNzIwMzY4NTQ3NzU4MDk=",
+)
+# A URL cannot carry a lone surrogate (it has no UTF-8): paths and queries get the rest.
+noise_text = st.text(min_size=1, max_size=24) | st.sampled_from(ATTACK_TEXT[2:])
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
+    | st.text(max_size=12)
+    | st.sampled_from(ATTACK_TEXT),
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(ATTACK_TEXT), inner, max_size=4)
     ),
     max_leaves=10,
 )
@@ -277,7 +289,11 @@ class Call:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode()
+    try:
+        return json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate: sent \u-escaped, which is valid JSON but not text (issue 9).
+        return json.dumps(value).encode()
 
 
 runnable_submissions = st.fixed_dictionaries(
@@ -354,7 +370,9 @@ def queries(doc: Document, op: Operation) -> st.SearchStrategy[tuple[tuple[str, 
             value = doc.strategy(schema).map(str)
             if name == "cursor":
                 value = weighted(
-                    (2, st.builds(Known, st.just("cursor"), st.integers())), (1, value)
+                    (2, st.builds(Known, st.just("cursor"), st.integers())),
+                    (1, value),
+                    (1, st.sampled_from(OVERFLOWING_CURSORS)),
                 )
             values = value.map(lambda v, n=name: [(n, v)])
         pieces.append(st.just([]) | values)

@@ -16,6 +16,7 @@ from tests.fixtures.identity_stack import (
     AZURE_WI_APP,
     AZURE_WI_CLIENT_ID,
     DEFAULT_SP,
+    LAKEGATE_LABEL,
     POD_CLIENT_ID,
     POD_SP,
     SA_AUDIENCE,
@@ -78,10 +79,12 @@ async def test_request_chosen_service_account_runs_and_is_polled_as_it(
 async def test_request_chosen_secret_runs_as_its_principal(
     identity_stack_factory: IdentityStackFactory,
 ) -> None:
-    """A request naming another Secret of its namespace runs as that Secret's principal."""
+    """A request naming another offered Secret of its namespace runs as its principal."""
     stack = await identity_stack_factory()
     own = stack.pat_secret("team-sec")
-    other = stack.oauth_secret("team-sec", secret="reporting-oauth")
+    other = stack.oauth_secret(
+        "team-sec", secret="reporting-oauth", labels={LAKEGATE_LABEL: "true"}
+    )
     assert await stack.run_to_end("team-sec", "own") == own.name
     chosen = {"secret": "reporting-oauth"}
     assert await stack.run_to_end("team-sec", "chosen", identity=chosen) == other.name

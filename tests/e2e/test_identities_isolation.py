@@ -23,7 +23,7 @@ async def test_fifty_concurrent_namespaces_each_run_as_their_own_principal(
     identity_stack_factory: IdentityStackFactory,
 ) -> None:
     """50 namespaces of four identity kinds submit at once; each run is its namespace's own,
-    and a namespace whose Secret cannot be read is refused, not served by the default."""
+    and a namespace whose Secret RBAC forbids is refused (403), not served by the default."""
     # The gateway has a default identity and lends it to unconfigured namespaces, so a
     # resolution that failed open would show up as runs of DEFAULT_SP.
     stack = await identity_stack_factory(
@@ -62,7 +62,7 @@ async def test_fifty_concurrent_namespaces_each_run_as_their_own_principal(
     refusals = [r for r in results if isinstance(r, ApiError)]
     assert len(refusals) == RUNS_EACH
     for refusal in refusals:
-        assert refusal.status == 503
+        assert refusal.status == 403
         assert refusal.problem["namespace"] == denied
         assert "Secret 'databricks-oauth'" in (refusal.detail or "")
     accepted = [r for r in results if not isinstance(r, ApiError)]
@@ -108,7 +108,7 @@ async def test_two_labelled_service_accounts_need_the_request_to_choose(
     await stack.synced()
 
     error = await stack.refused("team-two")
-    assert error.status == 503
+    assert error.status == 422
     assert error.problem["namespace"] == "team-two"
     detail = error.detail or ""
     assert "etl, reports" in detail
@@ -146,12 +146,12 @@ async def test_a_request_cannot_borrow_what_its_namespace_does_not_offer(
     stack.oauth_secret("team-b", secret="shared-oauth")
 
     unlabelled = await stack.refused("team-a", identity={"service_account": "builder"})
-    assert unlabelled.status == 503
+    assert unlabelled.status == 422
     assert "'builder'" in (unlabelled.detail or "")
     assert "not labelled" in (unlabelled.detail or "")
 
     foreign = await stack.refused("team-a", identity={"secret": "shared-oauth"})
-    assert foreign.status == 503
+    assert foreign.status == 422
     assert foreign.problem["namespace"] == "team-a"
     assert "'shared-oauth' does not exist in namespace 'team-a'" in (foreign.detail or "")
     assert stack.identity_stats()["token_requests"]["total"] == 0
@@ -163,7 +163,7 @@ async def test_a_refusal_is_not_remembered(identity_stack_factory: IdentityStack
     stack = await identity_stack_factory(identity={"resolution_ttl_seconds": 300})
     user = stack.pat_secret("team-late")
     rule = stack.kube.deny("get", "secrets", namespace="team-late")
-    assert (await stack.refused("team-late")).status == 503
+    assert (await stack.refused("team-late")).status == 403
     stack.kube.allow(rule)
     assert await stack.run_to_end("team-late", "after-rbac-fix") == user.name
 

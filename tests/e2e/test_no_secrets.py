@@ -123,6 +123,14 @@ class Caller:
         assert status in (201, 202), run
         return namespace, run["id"]
 
+    async def rejected(self, namespace: str, run_spec: dict[str, Any]) -> tuple[str, int]:
+        """Submit a run Databricks refuses: a 422 carrying the stored run's id."""
+        status, problem = await self.call(
+            "POST", f"/v1/namespaces/{namespace}/runs", {"spec": run_spec}
+        )
+        assert status == 422, problem
+        return namespace, problem["run_id"]
+
     async def wait(self, runs: list[tuple[str, int]], within: float) -> dict[int, dict[str, Any]]:
         """Read every run until each has ended; the final runs, by id."""
         final: dict[int, dict[str, Any]] = {}
@@ -162,7 +170,7 @@ async def exercise(caller: Caller) -> list[tuple[str, int]]:
     for namespace in (PAT_NS, OAUTH_NS):
         bad = spec("bad")
         bad["tasks"][0]["spark_python_task"] = {"python_file": "x.py"}  # two task types
-        runs.append(await caller.submit(namespace, bad))
+        runs.append(await caller.rejected(namespace, bad))
     status, _ = await caller.call("POST", "/v1/namespaces/nobody/runs", {"spec": spec("x")})
     assert status == 403
     # A caller that sends a Databricks token of its own: the gateway must not log or echo it.
@@ -187,7 +195,8 @@ async def exercise(caller: Caller) -> list[tuple[str, int]]:
     await caller.emulator(
         "/emulator/identity/revoke", {"principal": caller.stack.principal(OAUTH_NS_2)}
     )
-    runs.append(await caller.submit(OAUTH_NS_2, spec("token-endpoint-down")))
+    # invalid_client is the namespace's credential refused for good: 422, the run REJECTED.
+    runs.append(await caller.rejected(OAUTH_NS_2, spec("token-endpoint-down")))
     return runs
 
 
@@ -204,9 +213,10 @@ async def test_no_secret_in_logs_or_answers_through_refusals_and_refreshes(
 
     # The scenario did what it says: runs ended as expected and tokens were refused and reissued.
     states = sorted(run["state"] for run in final.values())
-    assert states.count("REJECTED") == 2, states
+    # Two specs Databricks refuses, and one run whose token endpoint said invalid_client.
+    assert states.count("REJECTED") == 3, states
     assert states.count("CANCELED") == 2, states
-    assert states.count("SUCCEEDED") == len(runs) - 4, states
+    assert states.count("SUCCEEDED") == len(runs) - 5, states
     emulator = stack.emulator.stats()
     assert emulator["faults"]["injected"] >= 5
     assert emulator["identity"]["tokens_issued"]["by_principal"][stack.principal(OAUTH_NS)] >= 2

@@ -91,11 +91,16 @@ async def test_cancel_reaches_databricks_and_ends_canceled(
 async def test_databricks_refusal_becomes_rejected_with_its_message(
     gateway_stack_factory: StackFactory,
 ) -> None:
-    """A spec Databricks refuses ends REJECTED with Databricks' own message."""
+    """A spec Databricks refuses is a 422 problem carrying the run's id and Databricks' own
+    message; the run is stored REJECTED with it."""
     stack = await gateway_stack_factory(namespaces=1)
     bad = spec("bad")
     bad["tasks"][0]["spark_python_task"] = {"python_file": "x.py"}  # two task types
-    run = (await stack.client().submit(namespace_name(0), bad)).run
+    with pytest.raises(ApiError) as info:
+        await stack.client().submit(namespace_name(0), bad)
+    assert info.value.status == 422
+    assert "task" in (info.value.detail or "").lower()
+    run = await stack.client().get(namespace_name(0), info.value.problem["run_id"])
     assert run["state"] == "REJECTED"
     assert "Databricks refused the run" in run["state_message"]
     assert "task" in run["state_message"].lower()

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from gateway.databricks.auth import TokenProvider
 from gateway.databricks.oauth import TokenClient
 from gateway.databricks.retries import RetryPolicy
-from gateway.errors import CredentialUnavailable, TokenEndpointError
+from gateway.errors import CredentialUnavailable, IdentityForbidden, TokenEndpointError
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.strategy import Plan, WorkspaceRef
@@ -211,7 +211,7 @@ async def test_an_inline_pat_is_served_as_given(
 async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     build: Callable[[FakeKube | None], Builder], kube: FakeKube
 ) -> None:
-    """A PAT Secret is read from the requesting namespace when the token is first needed."""
+    """A PAT Secret is read from the requesting namespace at each use, not when built."""
     kube.put(NS, "databricks-token", token="dapi-from-secret\n")
     credential = build(kube).credential(
         Plan("pat", WS, ORIGIN, secret_name="databricks-token"), NS, nothing
@@ -219,7 +219,7 @@ async def test_a_pat_secret_is_read_from_the_namespace_at_fetch(
     assert kube.reads == []
     assert await credential.token() == "dapi-from-secret"
     assert await credential.token() == "dapi-from-secret"
-    assert kube.reads == [(NS, "databricks-token")]
+    assert kube.reads == [(NS, "databricks-token")] * 2
 
 
 async def test_an_oauth_secret_without_a_client_id_is_unavailable(
@@ -239,8 +239,11 @@ async def test_a_service_account_token_is_minted_for_its_account_and_audience(
     """Federation mints for the plan's account and audience, for the configured lifetime."""
     plan = Plan("service-account-federation", WS, ORIGIN, service_account="etl", audience="aud")
     credential = build(kube).credential(plan, NS, nothing)
-    with pytest.raises(KubeForbidden):
+    # The fake refuses TokenRequest (RBAC): a 403 refusal naming the account, not an outage.
+    with pytest.raises(IdentityForbidden, match="ServiceAccount 'etl'") as caught:
         await credential.token()
+    assert caught.value.status == 403
+    assert isinstance(caught.value.__cause__, KubeForbidden)
     assert kube.mints == [(NS, "etl", ["aud"], 900)]
 
 

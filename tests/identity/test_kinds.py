@@ -16,7 +16,7 @@ from gateway.databricks.oauth import TokenClient
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import CredentialUnavailable, TokenEndpointError
 from gateway.identity import kinds, plans
-from gateway.identity.builders import Builder
+from gateway.identity.builders import Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, TokenCache
 from gateway.identity.strategy import (
     NEEDS_KUBERNETES,
@@ -425,7 +425,9 @@ async def build(
     await cache.aclose()
 
 
-def credential(builder: Builder, plan: Plan, namespace: str = NS) -> CachedCredential:
+def credential(
+    builder: Builder, plan: Plan, namespace: str = NS
+) -> CachedCredential | SecretHeldToken:
     return builder.credential(plan, namespace, nothing)
 
 
@@ -492,15 +494,26 @@ async def test_a_pat_is_its_own_token_and_never_expires(build: Build) -> None:
 
 
 async def test_a_pat_secret_is_read_at_each_fetch(build: Build, kube: FakeKube) -> None:
-    """A rotated PAT Secret is picked up after the refused token is invalidated."""
+    """An edited PAT Secret counts from the next call: its value is read at every use."""
     kube.put(NS, "databricks-token", token="dapi-old\n")
     cred = credential(build(), Plan("pat", WS, ORIGIN, secret_name="databricks-token"))
     assert await cred.token() == "dapi-old"
     kube.put(NS, "databricks-token", token="dapi-new")
-    assert await cred.token() == "dapi-old"
-    cred.invalidate("dapi-old")
     assert await cred.token() == "dapi-new"
     assert len(kube.reads) == 2
+
+
+async def test_a_repaired_pat_secret_is_used_at_the_next_call(build: Build, kube: FakeKube) -> None:
+    """A Secret holding a line break is refused until repaired, then used at once."""
+    kube.put(NS, "databricks-token", token="dapi-bad\nX-Evil: 1")
+    cred = credential(build(), Plan("pat", WS, ORIGIN, secret_name="databricks-token"))
+    with pytest.raises(CredentialUnavailable) as caught:
+        await cred.token()
+    assert "databricks-token" in caught.value.message
+    assert "'token'" in caught.value.message
+    assert "dapi-bad" not in caught.value.message
+    kube.put(NS, "databricks-token", token="dapi-good")
+    assert await cred.token() == "dapi-good"
 
 
 async def test_oauth_m2m_tokens_are_accepted_by_the_workspace(

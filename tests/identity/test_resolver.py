@@ -20,11 +20,12 @@ from gateway.errors import (
     ConfigError,
     CredentialUnavailable,
     HostNotAllowed,
+    IdentityForbidden,
     IdentityNotConfigured,
     InvalidRequest,
     KubernetesError,
 )
-from gateway.identity.builders import SHARED_NAMESPACE, Builder
+from gateway.identity.builders import SHARED_NAMESPACE, Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
@@ -419,7 +420,7 @@ async def test_a_service_account_override_is_looked_up_in_its_own_namespace(
 
 async def test_a_secret_override_uses_that_secret(make: Make, kube: FakeKube) -> None:
     """A request may name another Secret of its namespace; only that Secret is read."""
-    kube.put(NS, "nightly", token=TENANT_PAT)
+    kube.offer(NS, "nightly", token=TENANT_PAT)
     put_oauth_secret(kube)
     resolved = await make().resolve(NS, IdentityOverride(secret="nightly"))
     assert (resolved.kind, resolved.origin) == ("pat", "Secret 'nightly'")
@@ -481,7 +482,7 @@ def test_an_override_names_exactly_one_valid_object(fields: dict[str, str]) -> N
 async def test_an_override_is_resolved_apart_from_the_namespace(make: Make, kube: FakeKube) -> None:
     """The namespace's own resolution and an override's are cached separately."""
     put_pat_secret(kube)
-    kube.put(NS, "nightly", token=TENANT_PAT)
+    kube.offer(NS, "nightly", token=TENANT_PAT)
     resolver = make()
     own = await resolver.resolve(NS)
     chosen = await resolver.resolve(NS, IdentityOverride(secret="nightly"))
@@ -551,7 +552,7 @@ async def test_a_thousand_cold_resolves_share_one_refusal(make: Make, kube: Fake
     await until(lambda: len(kube.reads) == 1)
     gate.set()
     results = await asyncio.gather(*waiting, return_exceptions=True)
-    assert {type(r) for r in results} == {CredentialUnavailable}
+    assert {type(r) for r in results} == {IdentityForbidden}
     assert len({id(r) for r in results}) == 1
     assert kube.reads == [(NS, "databricks-oauth")]
 
@@ -586,7 +587,7 @@ async def test_an_account_change_forgets_overrides_too(
     make: Make, kube: FakeKube, accounts: FakeAccounts
 ) -> None:
     """Every held resolution of the namespace is dropped, with or without an override."""
-    kube.put(NS, "nightly", token=TENANT_PAT)
+    kube.offer(NS, "nightly", token=TENANT_PAT)
     resolver = make()
     first = await resolver.resolve(NS, IdentityOverride(secret="nightly"))
     resolver.on_account_change(labelled_change(accounts, "etl"))
@@ -825,7 +826,7 @@ async def test_a_resolution_credential_is_cached_for_the_namespace(
     """A namespace's credential is keyed by its namespace, identity key and host."""
     put_pat_secret(kube)
     credential = (await make().resolve(NS)).credential
-    assert isinstance(credential, CachedCredential)
+    assert isinstance(credential, SecretHeldToken)
     assert credential.key == CacheKey(NS, "pat:secret/databricks-token", PROD)
 
 
@@ -892,3 +893,31 @@ async def test_a_resolution_pins_what_it_was_found_through(
     policy = {"identity": {"type": "pat", "secret": {"name": "databricks-token"}}}
     settings = make_settings(namespaces={NS: policy}) if found == "policy" else OPT_IN
     assert (await make(settings).resolve(NS)).pin == pin
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{}, {"lakegate.io/databricks-enabled": "false"}, {"flyte.org/databricks-enabled": "true"}],
+)
+async def test_a_request_may_not_name_a_secret_the_namespace_did_not_offer(
+    make: Make, kube: FakeKube, labels: dict[str, str]
+) -> None:
+    """A credential-shaped Secret without lakegate.io/databricks-enabled=true is refused when
+    a request names it, with a 400 naming the Secret and the label; no token is read."""
+    kube.put(NS, "ci-deploy-token", token=TENANT_PAT)
+    kube.label_secret(NS, "ci-deploy-token", **labels)
+    with pytest.raises(InvalidRequest) as caught:
+        await make().resolve(NS, IdentityOverride(secret="ci-deploy-token"))
+    assert caught.value.status == 400
+    assert caught.value.field == "identity.secret"
+    assert "ci-deploy-token" in caught.value.message
+    assert "lakegate.io/databricks-enabled=true" in caught.value.message
+
+
+async def test_a_run_already_pinned_to_a_secret_is_still_followed(
+    make: Make, kube: FakeKube
+) -> None:
+    """Following a run pinned to a discovered (unlabelled) Secret needs no label."""
+    put_pat_secret(kube)
+    identity = await make().resolve(NS, IdentityOverride(secret="databricks-token", following=True))
+    assert identity.kind == "pat"

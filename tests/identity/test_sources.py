@@ -143,3 +143,64 @@ def test_a_token_request_shorter_than_kubernetes_allows_is_refused(issuer: Issue
     """The API server mints for at least 600 s; asking for less fails when built."""
     with pytest.raises(ValueError, match="600"):
         sources.minted_service_account_token(TokenCache(), Minter(issuer), "ns", "sa", "aud", 60)
+
+
+# --- malformed credentials are refused when read ---------------------------------------------
+
+MALFORMED = [
+    "dapi-abc\nX-Injected: 1",
+    "dapi-abc\r\nHost: evil",
+    "dapi abc",
+    "dapi\tabc",
+    "dapi\x00abc",
+    "dapi\x7fabc",
+    "dapi\u200babc",
+    "dapi\u00e9abc",
+]
+
+
+@pytest.mark.parametrize("value", MALFORMED)
+async def test_a_malformed_secret_value_is_refused_naming_secret_and_key(
+    kube: FakeKube, value: str
+) -> None:
+    """A Secret value with a control character, inner space or non-printable byte is refused,
+    naming the Secret and the key, never the value."""
+    kube.put(NS, "databricks-token", token=value)
+    with pytest.raises(CredentialUnavailable) as caught:
+        await sources.secret_values(kube.read_secret, NS, "databricks-token", ("token",))
+    message = caught.value.message
+    assert "'databricks-token'" in message
+    assert "'token'" in message
+    assert NS in message
+    assert "abc" not in message
+    assert caught.value.source == "secret/databricks-token"
+
+
+@pytest.mark.parametrize("value", MALFORMED)
+def test_a_malformed_inline_value_is_refused_when_built(kube: FakeKube, value: str) -> None:
+    """A value given by the settings or environment with such characters is refused at once."""
+    with pytest.raises(CredentialUnavailable) as caught:
+        sources.values(kube.read_secret, NS, None, {"token": value})
+    assert "token" in caught.value.message
+    assert "abc" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", MALFORMED)
+async def test_a_malformed_token_file_is_unavailable(tmp_path: Path, value: str) -> None:
+    """A token file whose content has such characters is refused, naming the file."""
+    path = tmp_path / "token"
+    path.write_text(value, encoding="utf-8")
+    with pytest.raises(CredentialUnavailable) as caught:
+        await sources.token_file(path, namespace=NS)()
+    assert str(path) in caught.value.message
+    assert "abc" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["dapi-abc\n", "  dapi-abc  ", "eyJ.a-b_c.d~e+f/g="])
+async def test_a_well_formed_value_with_outer_whitespace_is_served_stripped(
+    kube: FakeKube, value: str
+) -> None:
+    """Outer whitespace (a trailing newline from --from-file) is not a malformed value."""
+    kube.put(NS, "databricks-token", token=value)
+    read = await sources.secret_values(kube.read_secret, NS, "databricks-token", ("token",))
+    assert read == (value.strip(),)

@@ -7,7 +7,16 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.errors import KubernetesError, NotFound
+from gateway.errors import (
+    CredentialUnavailable,
+    IdentityForbidden,
+    IdentityMisconfigured,
+    KubernetesError,
+    LakegateError,
+    NotFound,
+    RunIdentityGone,
+    TokenEndpointError,
+)
 from gateway.identity.resolver import IdentityOverride
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import RUN_FINISHED
@@ -117,15 +126,39 @@ async def test_a_run_is_followed_by_the_identity_it_chose(wired: Wired) -> None:
     ]
 
 
-async def test_a_run_whose_identity_is_gone_is_followed_by_the_namespace(wired: Wired) -> None:
-    """When the chosen Secret is gone the namespace's own identity follows it, and it is said."""
+async def test_a_run_whose_identity_is_gone_is_followed_by_no_other(wired: Wired) -> None:
+    """When the chosen Secret is gone the run is not followed by the namespace's current
+    identity: RunIdentityGone says what to restore, and the run is counted until it is back."""
     run = await submitting(wired, {"secret": "old-token"})
     wired.identities.refused.add("old-token")
-    with capture_logs() as logs:
-        identity = await wired.submitter.identity_of(run)
-    assert identity.namespace == "team-a"
-    assert wired.identities.calls[-1] == ("team-a", None)
+    with capture_logs() as logs, pytest.raises(RunIdentityGone) as caught:
+        await wired.submitter.identity_of(run)
+    assert ("team-a", None) not in wired.identities.calls
     assert [e["event"] for e in logs] == ["run_identity_gone"]
+    assert caught.value.run_id == run.id
+    assert "Secret 'old-token'" in caught.value.message
+    assert "recreate" in caught.value.message
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 1
+
+    wired.identities.refused.discard("old-token")
+    identity = await wired.submitter.identity_of(run)
+    assert identity.namespace == "team-a"
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 0
+
+
+async def test_a_run_whose_identity_is_gone_is_not_cancelled_by_another(wired: Wired) -> None:
+    """Cancelling a run whose ServiceAccount is gone asks Databricks nothing, as nobody else."""
+    sent = await wired.submitter.submit_remote(
+        await submitting(wired, {"service_account": "etl"}), deadline=5
+    )
+    wired.identities.refused.add("etl")
+    calls = len(wired.identities.calls)
+    await wired.submitter.cancel_remote(sent)
+    assert wired.identities.calls[calls:] == [
+        ("team-a", IdentityOverride(service_account="etl", following=True))
+    ]
+    [remote] = wired.emulator.runs()
+    assert remote["life_cycle_state"] != "TERMINATING"
 
 
 async def test_cancel_asks_databricks_to_stop_the_run(wired: Wired) -> None:
@@ -151,3 +184,38 @@ async def test_a_run_not_at_databricks_has_no_remote_answer(wired: Wired) -> Non
     with pytest.raises(NotFound, match="has not reached Databricks"):
         await wired.submitter.remote_run(await submitting(wired))
     assert wired.emulator.stats()["requests"] == []
+
+
+MISCONFIGURED = [
+    IdentityMisconfigured("secret 'creds' has no key 'token'", namespace="team-a"),
+    IdentityForbidden("lakegate may not read Secret 'creds' (RBAC)", namespace="team-a"),
+    TokenEndpointError("invalid_client", namespace="team-a", http_status=401),
+]
+OUTAGES = [
+    CredentialUnavailable("cannot list ServiceAccounts", namespace="team-a"),
+    TokenEndpointError("503", namespace="team-a", http_status=503, transient=True),
+]
+
+
+@pytest.mark.parametrize("refusal", MISCONFIGURED, ids=lambda e: type(e).__name__)
+async def test_a_misconfigured_identity_rejects_the_run_at_once(
+    wired: Wired, refusal: LakegateError
+) -> None:
+    """A namespace identity wrongly set up ends the run REJECTED at the first try, saying
+    why; it is not left SUBMITTING to be retried (and to ask the token endpoint) for an hour."""
+    assert 400 <= refusal.status < 500
+    wired.identities.failures.append(refusal)
+    run = await wired.submitter.submit_remote(await submitting(wired), deadline=5)
+    assert run.state is S.REJECTED
+    assert refusal.message in run.state_message
+    assert run.next_poll_at is None
+    assert submits(wired) == 0
+
+
+@pytest.mark.parametrize("outage", OUTAGES, ids=lambda e: type(e).__name__)
+async def test_an_identity_outage_is_retried(wired: Wired, outage: LakegateError) -> None:
+    """What may heal (Kubernetes or the token endpoint away) defers the run: 5xx, SUBMITTING."""
+    assert outage.status >= 500
+    wired.identities.failures.append(outage)
+    run = await wired.submitter.submit_remote(await submitting(wired), deadline=5)
+    assert (run.state, run.attempts) == (S.SUBMITTING, 1)

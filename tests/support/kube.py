@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.databricks.auth import AccessToken
 from gateway.errors import KubernetesError
+from gateway.kube.secrets import SecretData
 from gateway.kube.status import StatusInfo, Target, error_from_status
 
 RBAC_MESSAGE = 'secrets "databricks-oauth" is forbidden: User "lakegate" cannot get resource'
@@ -70,6 +71,7 @@ class FakeKube:
         mint_refusal: Exception | None = None,
     ) -> None:
         self.secrets: dict[tuple[str, str], Mapping[str, str | bytes]] = {}
+        self.secret_labels: dict[tuple[str, str], dict[str, str]] = {}
         self.refusals: dict[tuple[str, str], KubernetesError] = {}
         self.reads: list[tuple[str, str]] = []
         self.gate: asyncio.Event | None = None
@@ -85,6 +87,15 @@ class FakeKube:
 
     def put(self, namespace: str, name: str, **values: str) -> None:
         self.secrets[(namespace, name)] = dict(values)
+
+    def label_secret(self, namespace: str, name: str, **labels: str) -> None:
+        """Give the Secret labels (``lakegate.io/databricks-enabled`` as the key's value)."""
+        self.secret_labels[(namespace, name)] = dict(labels)
+
+    def offer(self, namespace: str, name: str, **values: str) -> None:
+        """A Secret labelled lakegate.io/databricks-enabled=true, which requests may name."""
+        self.put(namespace, name, **values)
+        self.secret_labels[(namespace, name)] = {"lakegate.io/databricks-enabled": "true"}
 
     def hold(self) -> asyncio.Event:
         """Hold every Secret read until the returned event is set."""
@@ -103,7 +114,9 @@ class FakeKube:
         if (namespace, name) not in self.secrets:
             raise secret_error(namespace, name, 404, f'secrets "{name}" not found')
         values = self.secrets[(namespace, name)]
-        return {k: v.encode() if isinstance(v, str) else v for k, v in values.items()}
+        data = SecretData({k: v.encode() if isinstance(v, str) else v for k, v in values.items()})
+        data.labels = dict(self.secret_labels.get((namespace, name), {}))
+        return data
 
     # --- TokenRequest, TokenReview, Namespaces ------------------------------------------
 

@@ -38,7 +38,7 @@ from gateway.api.compat.wire import (
 )
 from gateway.api.middlewares import read_body
 from gateway.appkeys import REMOTE_RUNS, SERVICE
-from gateway.errors import DatabricksRunNotFound, LakegateError, NotFound
+from gateway.errors import DatabricksRunNotFound, LakegateError, NotFound, RunRejected
 from gateway.logs import bound
 from gateway.model import RunRecord, RunState
 from gateway.runs.types import RunService
@@ -112,9 +112,11 @@ async def submit(request: web.Request) -> web.Response:
         submission, token = parse_submit(
             await read_body(request), request.headers.getall(LABELS_HEADER, [])
         )
-        outcome = await request.config_dict[SERVICE].submit(
-            namespace, submission, idempotency_key=token
-        )
+        service = request.config_dict[SERVICE]
+        try:
+            outcome = await service.submit(namespace, submission, idempotency_key=token)
+        except RunRejected as exc:
+            raise rejection(await service.get(namespace, exc.run_id)) from exc
     if outcome.run.state is RunState.REJECTED:
         # Refused inline, or an earlier attempt with this token was: a Databricks client
         # expects Databricks' own 400 and message, not a run id it would only find failed.

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from gateway.api.compat.errors import CompatError
 from gateway.api.compat.wire import epoch_ms
 from gateway.api.jsonbody import depth, strict_loads
-from gateway.api.schemas import MAX_LABELS, MAX_SPEC_DEPTH, LabelKey, LabelValue
+from gateway.api.schemas import MAX_LABELS, MAX_SPEC_DEPTH, LabelKey, LabelValue, unencodable
 from gateway.model import TERMINAL_STATES, RunRecord, RunState
 from gateway.runs.types import SubmitRequest
 from gateway.settings import NAMESPACE_RE
@@ -53,6 +53,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise CompatError(
             "Invalid JSON given in the body of the request - expected a map",
+            error_code="MALFORMED_REQUEST",
+        )
+    where = unencodable(body)
+    if where is not None:
+        raise CompatError(
+            f"Invalid JSON given in the body of the request - {where} is not valid text "
+            "(a lone surrogate)",
             error_code="MALFORMED_REQUEST",
         )
     return body
