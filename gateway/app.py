@@ -27,6 +27,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.api import setup_api
 from gateway.appkeys import (
+    ADMITTER,
     CALLERS,
     DATABRICKS_HTTP,
     IDENTITIES,
@@ -103,6 +104,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
     app.cleanup_ctx.append(_background_ctx(over, checks))
+    app.cleanup_ctx.append(_admission_ctx(over, checks))
     return app
 
 
@@ -298,6 +300,7 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
         app[RUNS] = app[SERVICE] = runs.service
         app[REMOTE_RUNS] = runs.submitter
         app[POLLER] = runs.poller
+        app[ADMITTER] = runs.admitter
         yield
 
     return ctx
@@ -322,6 +325,25 @@ def _background_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             tasks.clear()
+
+    return ctx
+
+
+def _admission_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
+    """The admission queue's task: QUEUED runs wait for it (and the poller) to go."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if not over.run_poller:
+            yield
+            return
+        task = asyncio.create_task(app[ADMITTER].run_forever(), name="admission")
+        try:
+            with checks.registered("admission", _task_check(task)):
+                yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return ctx
 

@@ -30,6 +30,7 @@ from gateway.metrics import Metrics
 from gateway.model import RunRecord
 from gateway.readiness import Readiness
 from gateway.runs.poller import Poller
+from gateway.runs.queue import Admitter
 from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
@@ -69,6 +70,7 @@ INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
 IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)
+ADMITTER = web.AppKey("lakegate.admitter", Admitter)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
 
 # --- per request ----------------------------------------------------------------------------

@@ -48,6 +48,22 @@ class RunLedger:
         """
         return await self._store.create_run(new, self._clock(), admit=admit)
 
+    async def admit(self, run: RunRecord, message: str) -> RunRecord | None:
+        """QUEUED to SUBMITTING: capacity freed; the poller submits it at once."""
+        now = self._clock()
+        moved = await self._store.transition(
+            run.id,
+            RunState.SUBMITTING,
+            expected=frozenset({RunState.QUEUED}),
+            now=now,
+            message=message,
+            next_poll_at=now,
+        )
+        if moved is not None:
+            self._count(RunState.SUBMITTING)
+            log.info("run_admitted", run_id=run.id, namespace=run.namespace)
+        return moved
+
     async def finish(
         self, run: RunRecord, state: RunState, message: str, *, run_page_url: str | None = None
     ) -> RunRecord | None:

@@ -18,10 +18,12 @@ import base64
 import binascii
 from datetime import timedelta
 
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound, QuotaExceeded
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
+from gateway.runs.admission import decide
+from gateway.runs.guardrails import check_guardrails
 from gateway.runs.ledger import RunLedger
 from gateway.runs.specs import prepare_spec
 from gateway.runs.submitter import Submitter
@@ -93,14 +95,30 @@ class RunsService:
         # Resolving first refuses an unconfigured namespace before anything is stored.
         identity = await self._submitter.identity_for(namespace, request.identity)
         new = self._new_run(namespace, request, identity, fingerprint, idempotency_key)
-        run, created = await self._ledger.accept(new)
+        run, created = await self._accept(new)
         if not created:
             return self._replayed(run)
         self._metrics.submissions.labels(outcome="accepted").inc()
+        if run.state is RunState.QUEUED:
+            return SubmitOutcome(run=run, created=True)  # the admission queue takes it on
         run = await self._submitter.submit_remote(
             run, identity, deadline=self._inline_submit_seconds
         )
         return SubmitOutcome(run=run, created=True)
+
+    async def _accept(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Insert ``new`` with admission deciding, in the insert's transaction, how it starts."""
+        quotas = self._settings.tenants.quotas(new.namespace)
+        workspace = self._settings.workspaces.get(new.workspace)
+        cap = workspace.max_active_runs if workspace else None
+        now = self._clock()
+        try:
+            return await self._ledger.accept(
+                new, admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now)
+            )
+        except QuotaExceeded as exc:
+            self._metrics.quota_refusals.labels(namespace=new.namespace, limit=exc.limit).inc()
+            raise
 
     async def get(self, namespace: str, run_id: int) -> RunRecord:
         run = await self._store.get_run(namespace, run_id, with_history=True)
@@ -164,6 +182,7 @@ class RunsService:
         idempotency_key: str | None,
     ) -> NewRun:
         spec = prepare_spec(request.spec, self._settings.tenants.quotas(namespace))
+        check_guardrails(spec, self._settings.tenants.guardrails(namespace))
         return NewRun(
             namespace=namespace,
             state=RunState.SUBMITTING,

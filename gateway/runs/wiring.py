@@ -17,6 +17,7 @@ from gateway.identity.resolver import IdentityResolver
 from gateway.metrics import Metrics
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
+from gateway.runs.queue import Admitter
 from gateway.runs.service import RunsService
 from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, utcnow
@@ -30,6 +31,7 @@ class Runs:
     submitter: Submitter
     service: RunsService
     poller: Poller
+    admitter: Admitter
 
 
 def wire_runs(
@@ -81,4 +83,12 @@ def wire_runs(
         clock=clock,
         idle_seconds=poll_idle_seconds,
     )
-    return Runs(ledger, submitter, service, poller)
+    admitter = Admitter(
+        store=store,
+        ledger=ledger,
+        tenants=lambda: settings.tenants,
+        workspaces=lambda: settings.workspaces,
+        metrics=metrics,
+        clock=clock,
+    )
+    return Runs(ledger, submitter, service, poller, admitter)
