@@ -36,6 +36,7 @@ from gateway.appkeys import (
     KUBE,
     METRICS,
     POLLER,
+    QUOTA,
     READINESS,
     REMOTE_RUNS,
     RUNS,
@@ -301,6 +302,7 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
         app[REMOTE_RUNS] = runs.submitter
         app[POLLER] = runs.poller
         app[ADMITTER] = runs.admitter
+        app[QUOTA] = runs.quota
         yield
 
     return ctx

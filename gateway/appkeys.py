@@ -31,6 +31,7 @@ from gateway.model import RunRecord
 from gateway.readiness import Readiness
 from gateway.runs.poller import Poller
 from gateway.runs.queue import Admitter
+from gateway.runs.quota import QuotaReport
 from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
@@ -59,6 +60,8 @@ SERVICE = web.AppKey("lakegate.service", RunService)
 REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
 # Who may call: the configured authentication methods and grants (see gateway.callers).
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
+# GET /v1/namespaces/{namespace}/quota.
+QUOTA = web.AppKey("lakegate.quota", QuotaReport)
 
 # --- what only the composition root reads ---------------------------------------------------
 

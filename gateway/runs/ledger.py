@@ -39,6 +39,8 @@ class RunLedger:
         self._store = store
         self._metrics = metrics
         self._clock = clock
+        # Called with each run the ledger ends: the admission queue wakes when capacity frees.
+        self.on_finished: list[Callable[[RunRecord], None]] = []
 
     async def accept(self, new: NewRun, *, admit: Admit | None = None) -> tuple[RunRecord, bool]:
         """Insert a run (or find the one its Idempotency-Key made); True when it is new.
@@ -86,6 +88,8 @@ class RunLedger:
         if moved is not None:
             self._count(state)
             log.info("run_finished", run_id=run.id, namespace=run.namespace, state=state.value)
+            for listener in self.on_finished:
+                listener(moved)
         return moved
 
     async def advance(

@@ -15,6 +15,7 @@ that starts without queueing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from gateway.errors import LakegateError
@@ -53,6 +54,8 @@ class Admitter:
         self._metrics = metrics
         self._clock = clock
         self._idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+        ledger.on_finished.append(lambda _run: self._wake.set())
 
     def caps(self) -> dict[str, int | None]:
         """Each workspace's cap on active runs across namespaces."""
@@ -91,4 +94,7 @@ class Admitter:
                 log.warning("admission_pass_failed", error=exc.message)
                 admitted = 0
             if admitted == 0:
-                await asyncio.sleep(self._idle_seconds)
+                # A run ending frees capacity at once; a policy change is seen on the next pass.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_seconds)
+                self._wake.clear()

@@ -18,6 +18,7 @@ from gateway.metrics import Metrics
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
 from gateway.runs.queue import Admitter
+from gateway.runs.quota import QuotaReport
 from gateway.runs.service import RunsService
 from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, utcnow
@@ -32,6 +33,7 @@ class Runs:
     service: RunsService
     poller: Poller
     admitter: Admitter
+    quota: QuotaReport
 
 
 def wire_runs(
@@ -83,6 +85,19 @@ def wire_runs(
         clock=clock,
         idle_seconds=poll_idle_seconds,
     )
+    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds)
+    return Runs(ledger, submitter, service, poller, admitter, quota)
+
+
+def _admission(
+    store: Store,
+    ledger: RunLedger,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Clock,
+    idle_seconds: float,
+) -> tuple[Admitter, QuotaReport]:
+    """The admission queue's task and the quota view, both on the running tenant policy."""
     admitter = Admitter(
         store=store,
         ledger=ledger,
@@ -90,5 +105,12 @@ def wire_runs(
         workspaces=lambda: settings.workspaces,
         metrics=metrics,
         clock=clock,
+        idle_seconds=idle_seconds,
     )
-    return Runs(ledger, submitter, service, poller, admitter)
+    quota = QuotaReport(
+        store=store,
+        tenants=lambda: settings.tenants,
+        workspaces=lambda: settings.workspaces,
+        clock=clock,
+    )
+    return admitter, quota
