@@ -35,6 +35,7 @@ from gateway.runs.quota import QuotaReport
 from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
+from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
 
 
@@ -74,6 +75,7 @@ IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)
 ADMITTER = web.AppKey("lakegate.admitter", Admitter)
+TENANTS_RELOADER = web.AppKey("lakegate.tenants_reloader", TenantsReloader)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
 
 # --- per request ----------------------------------------------------------------------------

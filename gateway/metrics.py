@@ -104,6 +104,11 @@ class Metrics:
             ["namespace"],
             buckets=_QUEUE_WAIT_BUCKETS,
         )
+        self.tenant_policy_stale = Gauge(
+            "lakegate_tenant_policy_stale",
+            "1 while the tenants file on disk was refused and an older policy is running.",
+            registry=self.registry,
+        )
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
