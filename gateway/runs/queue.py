@@ -30,7 +30,7 @@ from gateway.store.base import Store
 log = get_logger(__name__)
 
 # How many of each namespace's oldest queued runs one pass considers.
-HEADS_PER_NAMESPACE = 64
+HEADS_PER_NAMESPACE = 16
 
 
 class Admitter:
