@@ -3,9 +3,10 @@
 The queue is the ledger (QUEUED runs, oldest first), so it survives restarts. Each pass reads
 the oldest queued runs of every namespace and the active runs per workspace and namespace,
 asks ``admission.promotions`` which go (fair across namespaces by share, under each
-namespace's ``max_active_runs`` and each workspace's cap), and moves each from QUEUED to
-SUBMITTING through the ledger, due at once: the poller then submits it like any run whose
-inline submission did not finish. A queued run never touches Databricks before that.
+namespace's ``max_active_runs`` and each workspace's effective cap, ``runs.caps``), and
+moves each from QUEUED to SUBMITTING through the ledger, due at once: the poller then
+submits it like any run whose inline submission did not finish. A queued run never
+touches Databricks before that.
 
 One task per ledger admits, and a new run of a namespace with runs waiting always queues
 behind them (``admission.decide``), so a pass's counts cannot be overtaken by a submission
@@ -22,9 +23,10 @@ from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.runs.admission import Waiting, promotions
+from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, utcnow
-from gateway.settings import TenantsSettings, WorkspaceSettings
+from gateway.settings import TenantsSettings
 from gateway.store.base import Store
 
 log = get_logger(__name__)
@@ -42,7 +44,7 @@ class Admitter:
         store: Store,
         ledger: RunLedger,
         tenants: Callable[[], TenantsSettings],
-        workspaces: Callable[[], dict[str, WorkspaceSettings]],
+        caps: WorkspaceCaps,
         metrics: Metrics,
         clock: Clock = utcnow,
         idle_seconds: float = 0.2,
@@ -50,16 +52,12 @@ class Admitter:
         self._store = store
         self._ledger = ledger
         self._tenants = tenants
-        self._workspaces = workspaces
+        self._caps = caps
         self._metrics = metrics
         self._clock = clock
         self._idle_seconds = idle_seconds
         self._wake = asyncio.Event()
         ledger.on_finished.append(lambda _run: self._wake.set())
-
-    def caps(self) -> dict[str, int | None]:
-        """Each workspace's cap on active runs across namespaces."""
-        return {name: ws.max_active_runs for name, ws in self._workspaces().items()}
 
     async def tick(self) -> int:
         """One pass: admit what fits now; return how many runs were admitted."""
@@ -73,7 +71,7 @@ class Admitter:
             [Waiting(run.namespace, run.workspace, run.id) for run in heads],
             active,
             tenants.quotas,
-            self.caps(),
+            self._caps.caps(),
         )
         admitted = 0
         for pick in chosen:

@@ -13,9 +13,10 @@ from typing import Any
 
 from gateway.model import NamespaceUsage
 from gateway.runs.admission import UNMEASURED_WAIT_SECONDS, rate_wait, slot_wait
+from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.queue import HEADS_PER_NAMESPACE
 from gateway.runs.types import Clock, utcnow
-from gateway.settings import QuotaSettings, TenantsSettings, WorkspaceSettings
+from gateway.settings import QuotaSettings, TenantsSettings
 from gateway.store.base import Store
 
 
@@ -33,19 +34,18 @@ class QuotaReport:
         *,
         store: Store,
         tenants: Callable[[], TenantsSettings],
-        workspaces: Callable[[], dict[str, WorkspaceSettings]],
+        caps: WorkspaceCaps,
         clock: Clock = utcnow,
     ) -> None:
         self._store = store
         self._tenants = tenants
-        self._workspaces = workspaces
+        self._caps = caps
         self._clock = clock
 
     async def report(self, namespace: str) -> dict[str, Any]:
         tenants, now = self._tenants(), self._clock()
         quotas = tenants.quotas(namespace)
         workspace = tenants.workspace_name(namespace) or ""
-        cap_of = self._workspaces().get(workspace)
         usage = await self._store.usage(namespace, workspace, now)
         heads = [r for r in await self._store.queued_heads(HEADS_PER_NAMESPACE)]
         queue = [r for r in heads if r.namespace == namespace]
@@ -68,7 +68,7 @@ class QuotaReport:
                 ),
                 "rate_retry_after_seconds": round(wait, 3),
                 "workspace_active": usage.workspace_active,
-                "workspace_max_active_runs": cap_of.max_active_runs if cap_of else None,
+                "workspace_max_active_runs": self._caps.cap(workspace),
                 "mean_run_seconds": usage.mean_run_seconds,
             },
             "queue": [

@@ -23,6 +23,7 @@ from gateway.identity.resolver import ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
 from gateway.runs.admission import decide
+from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.guardrails import check_guardrails
 from gateway.runs.ledger import RunLedger
 from gateway.runs.specs import prepare_spec
@@ -75,6 +76,7 @@ class RunsService:
         metrics: Metrics,
         clock: Clock = utcnow,
         inline_submit_seconds: float = 10.0,
+        caps: WorkspaceCaps | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -83,6 +85,7 @@ class RunsService:
         self._metrics = metrics
         self._clock = clock
         self._inline_submit_seconds = inline_submit_seconds
+        self._caps = caps or WorkspaceCaps(lambda: settings.workspaces, clock=clock)
 
     async def submit(
         self, namespace: str, request: SubmitRequest, *, idempotency_key: str | None
@@ -109,8 +112,7 @@ class RunsService:
     async def _accept(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Insert ``new`` with admission deciding, in the insert's transaction, how it starts."""
         quotas = self._settings.tenants.quotas(new.namespace)
-        workspace = self._settings.workspaces.get(new.workspace)
-        cap = workspace.max_active_runs if workspace else None
+        cap = self._caps.cap(new.workspace)
         now = self._clock()
         try:
             return await self._ledger.accept(

@@ -25,6 +25,7 @@ from gateway.errors import (
     CredentialUnavailable,
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
+    DatabricksRateLimited,
     DatabricksRunNotFound,
     InvalidRequest,
     LakegateError,
@@ -76,6 +77,8 @@ class Submitter:
         self._clock = clock
         self._cancel_timeout = cancel_timeout
         self._jitter = jitter
+        # Told the run whose submission Databricks refused with 429: admission lowers the cap.
+        self.on_rate_limited: list[Callable[[RunRecord], None]] = []
 
     # --- identities -------------------------------------------------------------------------
 
@@ -123,6 +126,9 @@ class Submitter:
             )
             return rejected or await self._ledger.current(run)
         except (TimeoutError, LakegateError) as exc:
+            if isinstance(exc, DatabricksRateLimited):
+                for listener in self.on_rate_limited:
+                    listener(run)
             return await self._submit_later(run, now, exc)
         self._metrics.submissions.labels(outcome="submitted").inc()
         moved = await self._ledger.record_submission(

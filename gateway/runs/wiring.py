@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from gateway.databricks.jobs import JobsClient
 from gateway.identity.resolver import IdentityResolver
 from gateway.metrics import Metrics
+from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
 from gateway.runs.queue import Admitter
@@ -55,6 +56,7 @@ def wire_runs(
         else inline_submit_seconds
     )
     ledger = RunLedger(store, metrics, clock=clock)
+    caps = WorkspaceCaps(lambda: settings.workspaces, clock=clock)
     submitter = Submitter(
         store=store,
         ledger=ledger,
@@ -74,7 +76,10 @@ def wire_runs(
         metrics=metrics,
         clock=clock,
         inline_submit_seconds=inline,
+        caps=caps,
     )
+    # A 429 from Databricks on runs/submit lowers the workspace's cap for a while.
+    submitter.on_rate_limited.append(lambda run: caps.rate_limited(run.workspace))
     poller = Poller(
         store=store,
         ledger=ledger,
@@ -85,7 +90,7 @@ def wire_runs(
         clock=clock,
         idle_seconds=poll_idle_seconds,
     )
-    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds)
+    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds, caps)
     return Runs(ledger, submitter, service, poller, admitter, quota)
 
 
@@ -96,13 +101,14 @@ def _admission(
     metrics: Metrics,
     clock: Clock,
     idle_seconds: float,
+    caps: WorkspaceCaps,
 ) -> tuple[Admitter, QuotaReport]:
     """The admission queue's task and the quota view, both on the running tenant policy."""
     admitter = Admitter(
         store=store,
         ledger=ledger,
         tenants=lambda: settings.tenants,
-        workspaces=lambda: settings.workspaces,
+        caps=caps,
         metrics=metrics,
         clock=clock,
         idle_seconds=idle_seconds,
@@ -110,7 +116,7 @@ def _admission(
     quota = QuotaReport(
         store=store,
         tenants=lambda: settings.tenants,
-        workspaces=lambda: settings.workspaces,
+        caps=caps,
         clock=clock,
     )
     return admitter, quota
