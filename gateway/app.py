@@ -24,9 +24,10 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, policy_ctx
 from gateway.api import setup_api
 from gateway.appkeys import (
+    ADMITTER,
     CALLERS,
     DATABRICKS_HTTP,
     IDENTITIES,
@@ -35,6 +36,7 @@ from gateway.appkeys import (
     KUBE,
     METRICS,
     POLLER,
+    QUOTA,
     READINESS,
     REMOTE_RUNS,
     RUNS,
@@ -42,6 +44,7 @@ from gateway.appkeys import (
     SETTINGS,
     STORE,
     TASKS,
+    TENANTS_RELOADER,
 )
 from gateway.callers import CallerGate
 from gateway.databricks.jobs import JobsClient
@@ -58,6 +61,7 @@ from gateway.readiness import Check, Readiness, ReadinessChecks
 from gateway.runs.types import utcnow
 from gateway.runs.wiring import wire_runs
 from gateway.settings import Settings
+from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -103,6 +107,12 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
     app.cleanup_ctx.append(_background_ctx(over, checks))
+    app.cleanup_ctx.append(policy_ctx.admission_ctx(over.run_poller, checks))
+    if over.settings_source is not None:
+        stale = app[METRICS].tenant_policy_stale.set
+        reloader = TenantsReloader(settings, over.settings_source, on_stale=stale)
+        app[TENANTS_RELOADER] = reloader
+        app.cleanup_ctx.append(policy_ctx.tenants_ctx(reloader, checks))
     return app
 
 
@@ -235,7 +245,7 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
             gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
             app[CALLERS] = gate
             gate.announce()
-            with _reload_on_sighup(gate, over.settings_source):
+            with _reload_on_sighup(gate, over.settings_source, app.get(TENANTS_RELOADER)):
                 yield
             await gate.aclose()
         finally:
@@ -245,7 +255,9 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
 
 
 @contextlib.contextmanager
-def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -> Iterator[None]:
+def _reload_on_sighup(
+    gate: CallerGate, source: Callable[[], Settings] | None, tenants: TenantsReloader | None
+) -> Iterator[None]:
     if source is None:
         yield
         return
@@ -257,8 +269,12 @@ def _reload_on_sighup(gate: CallerGate, source: Callable[[], Settings] | None) -
             # Reading and validating the files touches the disk: off the loop.
             fresh = await asyncio.to_thread(source)
             gate.reload(fresh.callers)
+            if tenants is not None:
+                tenants.apply(fresh)
         except LakegateError as exc:
             log.error("callers_reload_failed", error=exc.message)
+            if tenants is not None:
+                tenants.refuse(exc)
 
     def on_signal() -> None:
         task = asyncio.create_task(reload(), name="callers-reload")
@@ -298,6 +314,8 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
         app[RUNS] = app[SERVICE] = runs.service
         app[REMOTE_RUNS] = runs.submitter
         app[POLLER] = runs.poller
+        app[ADMITTER] = runs.admitter
+        app[QUOTA] = runs.quota
         yield
 
     return ctx

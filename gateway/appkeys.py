@@ -30,9 +30,12 @@ from gateway.metrics import Metrics
 from gateway.model import RunRecord
 from gateway.readiness import Readiness
 from gateway.runs.poller import Poller
+from gateway.runs.queue import Admitter
+from gateway.runs.quota import QuotaReport
 from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
+from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
 
 
@@ -58,6 +61,8 @@ SERVICE = web.AppKey("lakegate.service", RunService)
 REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
 # Who may call: the configured authentication methods and grants (see gateway.callers).
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
+# GET /v1/namespaces/{namespace}/quota.
+QUOTA = web.AppKey("lakegate.quota", QuotaReport)
 
 # --- what only the composition root reads ---------------------------------------------------
 
@@ -69,6 +74,8 @@ INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
 IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)
+ADMITTER = web.AppKey("lakegate.admitter", Admitter)
+TENANTS_RELOADER = web.AppKey("lakegate.tenants_reloader", TenantsReloader)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
 
 # --- per request ----------------------------------------------------------------------------

@@ -36,6 +36,17 @@ from gateway.settings import Settings
 log = get_logger(__name__)
 
 DEMO_NAMESPACES = ("team-a", "team-b", "team-c")
+# team-c has small limits, so queueing is easy to see: a few submissions in a row queue.
+DEMO_POLICY: dict[str, dict[str, object]] = {
+    "team-c": {
+        "quotas": {
+            "max_active_runs": 2,
+            "max_queued_runs": 10,
+            "submissions_per_minute": 30,
+            "burst": 10,
+        }
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,10 @@ def gateway_settings(
             "callers": {"methods": ["none"]},
             "tenants": {
                 "defaults": {"workspace": "demo"},
-                "namespaces": {ns: {"identity": creds.identities[ns]} for ns in DEMO_NAMESPACES},
+                "namespaces": {
+                    ns: {"identity": creds.identities[ns], **DEMO_POLICY.get(ns, {})}
+                    for ns in DEMO_NAMESPACES
+                },
             },
         }
     )
@@ -144,6 +158,8 @@ def banner(url: str, workspace_url: str, cli: str = "lakegate") -> str:
             f"-H 'Content-Type: application/json' -d '{body}'",
             "Follow it:",
             f"  {cli} get --url {url} -n team-a <id>    or    {cli} runs --url {url} -n team-a",
+            "See queueing (team-c runs at most 2 at once, queues 10):",
+            f"  {cli} quota --url {url} -n team-c",
             "AUTHENTICATION DISABLED: any caller may act for any namespace (demo only).",
             "Ctrl-C stops the demo.",
         ]

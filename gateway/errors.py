@@ -150,13 +150,29 @@ class QuotaExceeded(RequestError):
     title = "Quota exceeded"
     transient = True
 
-    def __init__(self, message: str, *, namespace: str, retry_after: float) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        namespace: str,
+        retry_after: float,
+        limit: str | None = None,
+        value: object = None,
+        usage: object = None,
+    ) -> None:
         super().__init__(message)
         self.namespace = namespace
         self.retry_after = retry_after
+        # Which limit refused (a quota key), its value, and the namespace's usage against it.
+        self.limit = limit
+        self.value = value
+        self.usage = usage
 
     def fields(self) -> dict[str, object]:
-        return {"namespace": self.namespace, "retry_after": self.retry_after}
+        out: dict[str, object] = {"namespace": self.namespace, "retry_after": self.retry_after}
+        if self.limit is not None:
+            out.update(limit=self.limit, value=self.value, usage=self.usage)
+        return out
 
 
 class Unauthenticated(RequestError):

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _POLL_LAG_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_QUEUE_WAIT_BUCKETS = (0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 
 class Metrics:
@@ -18,6 +19,7 @@ class Metrics:
         self._runs()
         self._databricks()
         self._tokens()
+        self._quotas()
 
     # --- the families, by what they watch -------------------------------------------------
 
@@ -94,6 +96,24 @@ class Metrics:
             "lakegate_token_endpoint_errors_total",
             "Failed token fetches by identity type and error class.",
             ["kind", "error"],
+        )
+
+    def _quotas(self) -> None:
+        self.quota_refusals = self._counter(
+            "lakegate_quota_refusals_total",
+            "Submissions refused by admission, by namespace and the limit that refused.",
+            ["namespace", "limit"],
+        )
+        self.queue_wait = self._histogram(
+            "lakegate_queue_wait_seconds",
+            "Time a run waited QUEUED, from submission to admission, by namespace.",
+            ["namespace"],
+            buckets=_QUEUE_WAIT_BUCKETS,
+        )
+        self.tenant_policy_stale = Gauge(
+            "lakegate_tenant_policy_stale",
+            "1 while the tenants file on disk was refused and an older policy is running.",
+            registry=self.registry,
         )
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:

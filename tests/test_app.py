@@ -44,6 +44,7 @@ async def test_readyz_reports_what_the_app_opened(client: Client) -> None:
         "checks": {
             "workspaces": {"ok": True, "detail": "1 workspace(s) on the allow-list"},
             "poller": {"ok": True, "detail": "running"},
+            "admission": {"ok": True, "detail": "running"},
             "store": {"ok": True, "detail": "sqlite"},
             "callers": {"ok": True, "detail": DISABLED_DETAIL},
         },

@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway.api import ops, runs
+from gateway.api import ops, quota, runs
 from gateway.api.callers import callers_middleware
 from gateway.api.compat import PREFIX, compat_app
 from gateway.api.middlewares import body_limit, owner_only, request_context
@@ -36,6 +36,12 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(RUNS, runs.list_runs, name="list_runs", allow_head=False)
     router.add_get(RUNS + "/{run_id:[^/]+}", runs.get_run, name="get_run", allow_head=False)
     router.add_post(RUNS + "/{run_id:[^/]+}/cancel", runs.cancel_run, name="cancel_run")
+    router.add_get(
+        "/v1/namespaces/{namespace:[^/]+}/quota",
+        quota.get_quota,
+        name="get_quota",
+        allow_head=False,
+    )
     router.add_get("/healthz", ops.healthz, name="healthz", allow_head=False)
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)

@@ -177,6 +177,11 @@ class LakegateClient:
         _, data = await self._call("GET", _run_path(namespace, run_id))
         return _as_run(data)
 
+    async def quota(self, namespace: str) -> dict[str, Any]:
+        """The namespace's limits, usage, queue and pause state."""
+        _, data = await self._call("GET", f"/v1/namespaces/{quote(namespace, safe='')}/quota")
+        return dict(data) if isinstance(data, dict) else {}
+
     async def cancel(self, namespace: str, run_id: int | str) -> Run:
         """Ask for the run to be cancelled; it ends CANCELED later, unless it ends first."""
         _, data = await self._call("POST", f"{_run_path(namespace, run_id)}/cancel")

@@ -36,6 +36,7 @@ from gateway.cli.invocation import (
     target_of,
 )
 from gateway.cli.output import StateDisplay, format_run, format_runs
+from gateway.cli.quota import quota_flow
 from gateway.cli.retry import RetryNotice
 from gateway.model import RunState
 
@@ -325,3 +326,6 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     runs.add_argument("--limit", type=_number(int, minimum=1, strict=False), help="runs per page")
     runs.add_argument("--all", action="store_true", help="follow every page")
     runs.set_defaults(handler=partial(_execute, flow=_runs_flow))
+
+    quota = sub.add_parser("quota", parents=[common], help="show a namespace's quota and queue")
+    quota.set_defaults(handler=partial(_execute, flow=quota_flow))

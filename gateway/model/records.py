@@ -60,6 +60,12 @@ class NamespaceUsage:
     namespace: str
     active: int
     queued: int
+    # Active runs of every namespace on the run's workspace (for the workspace's cap).
+    workspace_active: int = 0
+    # When the namespace's latest runs were created, newest first: the rate window.
+    recent_submissions: tuple[datetime, ...] = ()
+    # How long the namespace's runs that ended in the last day took on average, if any did.
+    mean_run_seconds: float | None = None
 
 
 def request_fingerprint(body: Mapping[str, Any]) -> str:

@@ -39,6 +39,8 @@ class RunLedger:
         self._store = store
         self._metrics = metrics
         self._clock = clock
+        # Called with each run the ledger ends: the admission queue wakes when capacity frees.
+        self.on_finished: list[Callable[[RunRecord], None]] = []
 
     async def accept(self, new: NewRun, *, admit: Admit | None = None) -> tuple[RunRecord, bool]:
         """Insert a run (or find the one its Idempotency-Key made); True when it is new.
@@ -47,6 +49,22 @@ class RunLedger:
         transaction; see ``Store.create_run``.
         """
         return await self._store.create_run(new, self._clock(), admit=admit)
+
+    async def admit(self, run: RunRecord, message: str) -> RunRecord | None:
+        """QUEUED to SUBMITTING: capacity freed; the poller submits it at once."""
+        now = self._clock()
+        moved = await self._store.transition(
+            run.id,
+            RunState.SUBMITTING,
+            expected=frozenset({RunState.QUEUED}),
+            now=now,
+            message=message,
+            next_poll_at=now,
+        )
+        if moved is not None:
+            self._count(RunState.SUBMITTING)
+            log.info("run_admitted", run_id=run.id, namespace=run.namespace)
+        return moved
 
     async def finish(
         self, run: RunRecord, state: RunState, message: str, *, run_page_url: str | None = None
@@ -70,6 +88,8 @@ class RunLedger:
         if moved is not None:
             self._count(state)
             log.info("run_finished", run_id=run.id, namespace=run.namespace, state=state.value)
+            for listener in self.on_finished:
+                listener(moved)
         return moved
 
     async def advance(

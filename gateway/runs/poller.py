@@ -185,7 +185,8 @@ class Poller:
             await self._refresh_group(identity, due[0].identity_ref)
 
     async def _resubmit(self, run: RunRecord, identity: ResolvedIdentity) -> None:
-        age = (self._clock() - run.created_at).total_seconds()
+        # Since it became SUBMITTING (updated_at): a run may have waited QUEUED before.
+        age = (self._clock() - run.updated_at).total_seconds()
         if age > self._settings.submit_deadline_seconds:
             await self._submitter.give_up_submitting(
                 run,

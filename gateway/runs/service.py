@@ -18,10 +18,13 @@ import base64
 import binascii
 from datetime import timedelta
 
-from gateway.errors import InvalidRequest, NotFound, RunRejected
+from gateway.errors import InvalidRequest, NotFound, QuotaExceeded, RunRejected
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
+from gateway.runs.admission import decide
+from gateway.runs.caps import WorkspaceCaps
+from gateway.runs.guardrails import check_guardrails
 from gateway.runs.ledger import RunLedger
 from gateway.runs.specs import prepare_spec
 from gateway.runs.submitter import Submitter
@@ -73,6 +76,7 @@ class RunsService:
         metrics: Metrics,
         clock: Clock = utcnow,
         inline_submit_seconds: float = 10.0,
+        caps: WorkspaceCaps | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -81,6 +85,7 @@ class RunsService:
         self._metrics = metrics
         self._clock = clock
         self._inline_submit_seconds = inline_submit_seconds
+        self._caps = caps or WorkspaceCaps(lambda: settings.workspaces, clock=clock)
 
     async def submit(
         self, namespace: str, request: SubmitRequest, *, idempotency_key: str | None
@@ -93,10 +98,12 @@ class RunsService:
         # Resolving first refuses an unconfigured namespace before anything is stored.
         identity = await self._submitter.identity_for(namespace, request.identity)
         new = self._new_run(namespace, request, identity, fingerprint, idempotency_key)
-        run, created = await self._ledger.accept(new)
+        run, created = await self._accept(new)
         if not created:
             return self._replayed(run)
         self._metrics.submissions.labels(outcome="accepted").inc()
+        if run.state is RunState.QUEUED:
+            return SubmitOutcome(run=run, created=True)  # the admission queue takes it on
         run = await self._submitter.submit_remote(
             run, identity, deadline=self._inline_submit_seconds
         )
@@ -104,6 +111,19 @@ class RunsService:
             # Refused for good: a 4xx that carries the stored run's id and the reason.
             raise RunRejected(run.state_message or "rejected", namespace=namespace, run_id=run.id)
         return SubmitOutcome(run=run, created=True)
+
+    async def _accept(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Insert ``new`` with admission deciding, in the insert's transaction, how it starts."""
+        quotas = self._settings.tenants.quotas(new.namespace)
+        cap = self._caps.cap(new.workspace)
+        now = self._clock()
+        try:
+            return await self._ledger.accept(
+                new, admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now)
+            )
+        except QuotaExceeded as exc:
+            self._metrics.quota_refusals.labels(namespace=new.namespace, limit=exc.limit).inc()
+            raise
 
     async def get(self, namespace: str, run_id: int) -> RunRecord:
         run = await self._store.get_run(namespace, run_id, with_history=True)
@@ -167,6 +187,7 @@ class RunsService:
         idempotency_key: str | None,
     ) -> NewRun:
         spec = prepare_spec(request.spec, self._settings.tenants.quotas(namespace))
+        check_guardrails(spec, self._settings.tenants.guardrails(namespace))
         return NewRun(
             namespace=namespace,
             state=RunState.SUBMITTING,

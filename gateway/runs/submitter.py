@@ -25,6 +25,7 @@ from gateway.errors import (
     CredentialUnavailable,
     DatabricksInvalidRequest,
     DatabricksPermissionDenied,
+    DatabricksRateLimited,
     DatabricksRunNotFound,
     IdentityError,
     InvalidRequest,
@@ -105,6 +106,8 @@ class Submitter:
         self._jitter = jitter
         # Runs whose pinned identity was last found gone (the gauge counts them).
         self._identity_gone: set[int] = set()
+        # Told the run whose submission Databricks refused with 429: admission lowers the cap.
+        self.on_rate_limited: list[Callable[[RunRecord], None]] = []
 
     # --- identities -------------------------------------------------------------------------
 
@@ -176,6 +179,9 @@ class Submitter:
             )
             return rejected or await self._ledger.current(run)
         except (TimeoutError, LakegateError) as exc:
+            if isinstance(exc, DatabricksRateLimited):
+                for listener in self.on_rate_limited:
+                    listener(run)
             return await self._submit_later(run, now, exc)
         self._metrics.submissions.labels(outcome="submitted").inc()
         moved = await self._ledger.record_submission(

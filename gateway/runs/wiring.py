@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from gateway.databricks.jobs import JobsClient
 from gateway.identity.resolver import IdentityResolver
 from gateway.metrics import Metrics
+from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
+from gateway.runs.queue import Admitter
+from gateway.runs.quota import QuotaReport
 from gateway.runs.service import RunsService
 from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, utcnow
@@ -30,6 +33,8 @@ class Runs:
     submitter: Submitter
     service: RunsService
     poller: Poller
+    admitter: Admitter
+    quota: QuotaReport
 
 
 def wire_runs(
@@ -51,6 +56,7 @@ def wire_runs(
         else inline_submit_seconds
     )
     ledger = RunLedger(store, metrics, clock=clock)
+    caps = WorkspaceCaps(lambda: settings.workspaces, clock=clock)
     submitter = Submitter(
         store=store,
         ledger=ledger,
@@ -70,7 +76,10 @@ def wire_runs(
         metrics=metrics,
         clock=clock,
         inline_submit_seconds=inline,
+        caps=caps,
     )
+    # A 429 from Databricks on runs/submit lowers the workspace's cap for a while.
+    submitter.on_rate_limited.append(lambda run: caps.rate_limited(run.workspace))
     poller = Poller(
         store=store,
         ledger=ledger,
@@ -81,4 +90,33 @@ def wire_runs(
         clock=clock,
         idle_seconds=poll_idle_seconds,
     )
-    return Runs(ledger, submitter, service, poller)
+    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds, caps)
+    return Runs(ledger, submitter, service, poller, admitter, quota)
+
+
+def _admission(
+    store: Store,
+    ledger: RunLedger,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Clock,
+    idle_seconds: float,
+    caps: WorkspaceCaps,
+) -> tuple[Admitter, QuotaReport]:
+    """The admission queue's task and the quota view, both on the running tenant policy."""
+    admitter = Admitter(
+        store=store,
+        ledger=ledger,
+        tenants=lambda: settings.tenants,
+        caps=caps,
+        metrics=metrics,
+        clock=clock,
+        idle_seconds=idle_seconds,
+    )
+    quota = QuotaReport(
+        store=store,
+        tenants=lambda: settings.tenants,
+        caps=caps,
+        clock=clock,
+    )
+    return admitter, quota

@@ -103,7 +103,8 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
     if tenants_file is not None:
         if not isinstance(tenants_file, str):
             raise ConfigError([f"{gateway_path}: tenants_file: must be a path"])
-        tenants_path = (gateway_path.parent / tenants_file).resolve()
+        # Absolute but not resolved: a ConfigMap's file is a symlink that live reload follows.
+        tenants_path = Path(os.path.abspath(gateway_path.parent / tenants_file))
         if "tenants" in data:
             raise ConfigError(
                 [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]

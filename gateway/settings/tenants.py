@@ -148,20 +148,41 @@ class QuotaSettings(Frozen):
     max_active_runs: int = Field(default=20, ge=1)
     max_queued_runs: int = Field(default=200, ge=0)
     submissions_per_minute: float = Field(default=120.0, gt=0)
-    burst: int = Field(default=20, ge=1)
+    # At most 1,000: the ledger reads the latest 1,024 submissions for the bucket.
+    burst: int = Field(default=20, ge=1, le=1000)
     default_timeout_seconds: int = Field(default=0, ge=0)
     max_timeout_seconds: int = Field(default=0, ge=0)
+    # Over max_active_runs (or while paused) a new run waits QUEUED, or is refused with 429.
+    over_active: Literal["queue", "refuse"] = "queue"
+    # The namespace's weight when queued runs of several namespaces wait for one workspace.
+    share: float = Field(default=1.0, gt=0)
+    # Paused: queued runs wait and new ones queue (or are refused, per over_active).
+    paused: bool = False
+    # Draining: new runs are refused; active and queued ones go on.
+    draining: bool = False
+
+
+class GuardrailSettings(Frozen):
+    """What a submitted spec may ask of Databricks; a refusal names the rule and the field."""
+
+    cluster_policy_ids: tuple[str, ...] | None = None
+    required_cluster_policy: bool = False
+    max_workers: int | None = Field(default=None, ge=0)
+    node_types: tuple[str, ...] | None = None
+    serverless_only: bool = False
 
 
 class TenantPolicy(Frozen):
     workspace: str | None = None
     identity: IdentitySettings | None = None
     quotas: QuotaSettings | None = None
+    guardrails: GuardrailSettings | None = None
 
 
 class TenantDefaults(Frozen):
     workspace: str | None = None
     quotas: QuotaSettings = QuotaSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
 
 
 class TenantsSettings(Frozen):
@@ -182,6 +203,11 @@ class TenantsSettings(Frozen):
     def quotas(self, namespace: str) -> QuotaSettings:
         policy = self.namespaces.get(namespace)
         return (policy.quotas if policy and policy.quotas else None) or self.defaults.quotas
+
+    def guardrails(self, namespace: str) -> GuardrailSettings:
+        policy = self.namespaces.get(namespace)
+        found = policy.guardrails if policy else None
+        return found or self.defaults.guardrails
 
     def workspace_name(self, namespace: str) -> str | None:
         policy = self.namespaces.get(namespace)

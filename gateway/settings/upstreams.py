@@ -21,6 +21,9 @@ class WorkspaceSettings(Frozen):
     api_version: Literal["2.1", "2.2"] = "2.2"
     # A cap on concurrent calls lakegate makes to this workspace, below Databricks' own limits.
     max_concurrent_requests: int = Field(default=32, ge=1, le=1000)
+    # A cap on active runs (SUBMITTING to TERMINATING) across all namespaces on this
+    # workspace, below Databricks' own 1,000; queued runs wait for it. None: no cap.
+    max_active_runs: int | None = Field(default=None, ge=1, le=1000)
 
     @field_validator("host")
     @classmethod

@@ -3,6 +3,7 @@
 
 from gateway.store.base import (
     INITIAL_STATES,
+    Admission,
     Admit,
     NewRun,
     OutboxEntry,
@@ -10,4 +11,4 @@ from gateway.store.base import (
     Store,
 )
 
-__all__ = ["INITIAL_STATES", "Admit", "NewRun", "OutboxEntry", "Reschedule", "Store"]
+__all__ = ["INITIAL_STATES", "Admission", "Admit", "NewRun", "OutboxEntry", "Reschedule", "Store"]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import StoreError
-from gateway.model import ACTIVE_STATES, NamespaceUsage, RunRecord, RunState, Transition
+from gateway.model import RunRecord, RunState, Transition
 from gateway.store.base import OutboxEntry
 
 MAX_ID = 2**63 - 1
@@ -65,10 +65,6 @@ ORDER BY next_poll_at, id LIMIT ?
 """
 COUNT_RUNS = """
 SELECT count(*) AS n FROM runs WHERE namespace = ? AND state IN (SELECT value FROM json_each(?))
-"""
-COUNT_BY_STATE = """
-SELECT state, count(*) AS n FROM runs
-WHERE namespace = ? AND state IN (SELECT value FROM json_each(?)) GROUP BY state
 """
 COUNT_ALL_RUNS = """
 SELECT namespace, state, count(*) AS n FROM runs
@@ -210,19 +206,6 @@ def one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sql
 
 def runs_of(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
     return [decode_run(row) for row in conn.execute(sql, params).fetchall()]
-
-
-def usage(conn: sqlite3.Connection, namespace: str) -> NamespaceUsage:
-    rows = conn.execute(
-        COUNT_BY_STATE,
-        (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})),
-    ).fetchall()
-    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
-    return NamespaceUsage(
-        namespace=namespace,
-        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
-        queued=counts.get(RunState.QUEUED, 0),
-    )
 
 
 def record_transition(

@@ -30,12 +30,22 @@ from gateway.model import NamespaceUsage, RunRecord, RunState
 
 INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMITTING})
 
+
 # Called inside create_run's write transaction with the namespace's usage at that instant; it
-# returns the initial state (QUEUED or SUBMITTING) or raises (e.g. QuotaExceeded) to refuse.
+# returns the initial state (QUEUED or SUBMITTING), or an Admission that also gives the first
+# history entry's message (why the run waits), or raises (e.g. QuotaExceeded) to refuse.
 # It must be quick and must not await: the ledger is locked while it runs. A backend may call
 # it on its own thread (SQLite does), so it must not touch the event loop, and any state it
 # shares with other code needs a threading lock.
-Admit = Callable[[NamespaceUsage], RunState]
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Admission's choice: the initial state, and the message its history entry records."""
+
+    state: RunState
+    message: str
+
+
+Admit = Callable[[NamespaceUsage], "RunState | Admission"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +277,27 @@ class Store(Protocol):
         self, states: Collection[RunState] | None = None
     ) -> dict[tuple[str, RunState], int]:
         """Run counts per (namespace, state), for metrics; pairs with no runs are absent."""
+        ...
+
+    async def usage(self, namespace: str, workspace: str, now: datetime) -> NamespaceUsage:
+        """The namespace's usage as ``create_run``'s ``admit`` would see it at ``now``.
+
+        Active and queued counts, the active runs of every namespace on ``workspace``, the
+        creation times of the namespace's latest runs (newest first, within the last hour)
+        and the mean time from creation to end of its runs created in the last day.
+        """
+        ...
+
+    async def queued_heads(self, per_namespace: int) -> list[RunRecord]:
+        """The oldest ``per_namespace`` QUEUED runs of every namespace, by namespace then id.
+
+        The admission queue's heads: the queue is the ledger, so it survives restarts.
+        History is not loaded. ValueError when ``per_namespace`` is below 1.
+        """
+        ...
+
+    async def active_counts(self) -> dict[tuple[str, str], int]:
+        """Active runs (SUBMITTING to TERMINATING) per (workspace, namespace); none: absent."""
         ...
 
     async def list_outbox(

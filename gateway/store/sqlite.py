@@ -26,6 +26,7 @@ from gateway import model
 from gateway.errors import Conflict, StoreError
 from gateway.model import RunRecord, RunState
 from gateway.store._sqlite_connection import Body, Connection
+from gateway.store._sqlite_quota import QuotaReads, usage
 from gateway.store._sqlite_sql import (
     ACTIVE_GROUP_RUNS,
     BY_IDEMPOTENCY_KEY,
@@ -52,9 +53,8 @@ from gateway.store._sqlite_sql import (
     runs_of,
     states_param,
     to_us,
-    usage,
 )
-from gateway.store.base import INITIAL_STATES, Admit, NewRun, OutboxEntry, Reschedule
+from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry, Reschedule
 
 # RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
 MIN_SQLITE = (3, 38, 0)
@@ -62,7 +62,7 @@ MIN_SQLITE = (3, 38, 0)
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(QuotaReads):
     """The Store protocol on a SQLite file (``:memory:`` works too, for one process)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -147,9 +147,13 @@ class SqliteStore:
                             "different request; use a new key for a new request"
                         )
                     return decode_run(found), False
-            state = new.state
+            state, message = new.state, new.message
             if admit is not None:
-                state = admit(usage(conn, new.namespace))
+                choice = admit(usage(conn, new.namespace, new.workspace, at))
+                if isinstance(choice, Admission):
+                    state, message = choice.state, choice.message
+                else:
+                    state = choice
                 if state not in INITIAL_STATES:
                     raise ValueError(f"admission chose {state}; a run starts QUEUED or SUBMITTING")
             row = one(
@@ -157,10 +161,10 @@ class SqliteStore:
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, new.message, at, at, identity_ref),
+                 next_poll_at, message, at, at, identity_ref),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
-            record_transition(conn, row["id"], None, state, at, new.message)
+            record_transition(conn, row["id"], None, state, at, message)
             return decode_run(row), True
 
         return await self._run(body, write=True)

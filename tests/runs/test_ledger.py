@@ -167,7 +167,9 @@ async def test_accept_lets_admission_choose_the_initial_state(wired: Wired) -> N
     run, created = await wired.ledger.accept(new_run(), admit=admit)
     assert created
     assert run.state is S.QUEUED
-    assert seen == [NamespaceUsage("team-a", active=1, queued=0)]
+    assert [(u.namespace, u.active, u.queued, u.workspace_active) for u in seen] == [
+        ("team-a", 1, 0, 1)
+    ]
 
 
 async def test_a_write_that_lost_the_race_changes_nothing(wired: Wired) -> None:

@@ -171,7 +171,11 @@ async def test_admit_chooses_the_initial_state_from_usage(store: Store) -> None:
 
     run, _ = await store.create_run(new_run(state=S.SUBMITTING), NOW, admit=admit)
     assert run.state == S.QUEUED
-    assert seen == [NamespaceUsage("team-a", active=1, queued=1)]
+    assert seen == [
+        NamespaceUsage(
+            "team-a", active=1, queued=1, workspace_active=2, recent_submissions=(NOW, NOW)
+        )
+    ]
 
 
 async def test_admit_can_refuse_and_nothing_is_written(store: Store) -> None:

@@ -1,0 +1,191 @@
+"""Admission: whether a new run starts, waits QUEUED or is refused, and which queued runs go.
+
+Pure functions of a namespace's usage, its policy and the time; no I/O and no loop, so the
+store can call ``decide`` on its own thread inside ``create_run``'s transaction (the
+``admit`` callback), and the queue task can call ``promotions`` with what it read.
+
+A new run is, in this order:
+- refused while the namespace drains;
+- refused over the rate: a token bucket of ``burst`` tokens refilled at
+  ``submissions_per_minute``, checked as the bucket's conformance test over the creation times
+  of the namespace's latest runs (the ledger's, so every replica sees the same bucket);
+- made to wait while the namespace is paused, at its ``max_active_runs``, its workspace at its
+  cap, or runs of the namespace already wait (oldest first: a new run never jumps the queue);
+  waiting means QUEUED, or a refusal when ``over_active`` is ``refuse``, or when the queue
+  holds ``max_queued_runs`` already.
+Every refusal is a ``QuotaExceeded`` naming the limit, its value and the usage, with a
+Retry-After computed from what frees the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.errors import QuotaExceeded
+from gateway.model import NamespaceUsage, RunState
+from gateway.settings import QuotaSettings
+from gateway.store.base import Admission
+
+# What Retry-After says when nothing measured tells when a limit frees: no run of the
+# namespace ended in the last day, or an operator must act (paused, draining).
+UNMEASURED_WAIT_SECONDS = 30.0
+
+
+def rate_wait(recent: Sequence[datetime], now: datetime, *, per_minute: float, burst: int) -> float:
+    """Seconds from ``now`` until one more submission fits the bucket; 0 when it fits now.
+
+    ``recent`` are the creation times of the namespace's latest runs, newest first. With i of
+    them at or after ``t``, one more at ``now + w`` conforms when i + 1 <= burst + rate * (now
+    + w - t) for every such ``t``.
+    """
+    rate = per_minute / 60.0
+    wait = 0.0
+    for count, moment in enumerate(recent, start=1):
+        if count < burst:
+            continue
+        wait = max(wait, (count + 1 - burst) / rate - (now - moment).total_seconds())
+    return wait
+
+
+def slot_wait(usage: NamespaceUsage, quotas: QuotaSettings) -> float:
+    """An estimate of the time until one of the namespace's active runs ends."""
+    if usage.mean_run_seconds is None:
+        return UNMEASURED_WAIT_SECONDS
+    return max(1.0, usage.mean_run_seconds / max(1, quotas.max_active_runs))
+
+
+def _rate_usage(recent: Sequence[datetime], now: datetime) -> int:
+    return sum(1 for moment in recent if (now - moment).total_seconds() < 60)
+
+
+def wait_reason(
+    usage: NamespaceUsage, quotas: QuotaSettings, workspace_cap: int | None
+) -> tuple[str, object, int] | None:
+    """Why a new run of the namespace would wait: (limit, its value, usage); None: it starts."""
+    if quotas.paused:
+        return ("paused", True, usage.queued)
+    if usage.active >= quotas.max_active_runs:
+        return ("max_active_runs", quotas.max_active_runs, usage.active)
+    if workspace_cap is not None and usage.workspace_active >= workspace_cap:
+        return ("workspace.max_active_runs", workspace_cap, usage.workspace_active)
+    if usage.queued > 0:
+        return ("queue", "oldest first", usage.queued)
+    return None
+
+
+def decide(
+    usage: NamespaceUsage,
+    quotas: QuotaSettings,
+    *,
+    workspace_cap: int | None,
+    now: datetime,
+) -> Admission:
+    """Admit (SUBMITTING), queue (QUEUED, with why) or refuse (QuotaExceeded) a new run."""
+    namespace = usage.namespace
+    if quotas.draining:
+        raise QuotaExceeded(
+            f"namespace '{namespace}' is draining: it takes no new runs; its active runs "
+            "finish. Ask the operators when it reopens",
+            namespace=namespace,
+            retry_after=UNMEASURED_WAIT_SECONDS,
+            limit="draining",
+            value=True,
+            usage=usage.active,
+        )
+    wait = rate_wait(
+        usage.recent_submissions, now, per_minute=quotas.submissions_per_minute, burst=quotas.burst
+    )
+    if wait > 0:
+        recent = _rate_usage(usage.recent_submissions, now)
+        raise QuotaExceeded(
+            f"namespace '{namespace}' is over submissions_per_minute "
+            f"{quotas.submissions_per_minute:g} (burst {quotas.burst}; {recent} in the last "
+            f"minute); retry after {wait:.1f} s",
+            namespace=namespace,
+            retry_after=wait,
+            limit="submissions_per_minute",
+            value=quotas.submissions_per_minute,
+            usage=recent,
+        )
+    reason = wait_reason(usage, quotas, workspace_cap)
+    if reason is None:
+        return Admission(RunState.SUBMITTING, "accepted")
+    limit, value, used = reason
+    retry = UNMEASURED_WAIT_SECONDS if limit == "paused" else slot_wait(usage, quotas)
+    if quotas.over_active == "refuse":
+        raise QuotaExceeded(
+            f"namespace '{namespace}' is at {limit} ({value}; usage {used}) and its policy "
+            "refuses rather than queues (over_active: refuse); retry later",
+            namespace=namespace,
+            retry_after=retry,
+            limit=limit,
+            value=value,
+            usage=used,
+        )
+    if usage.queued >= quotas.max_queued_runs:
+        raise QuotaExceeded(
+            f"namespace '{namespace}' has max_queued_runs {quotas.max_queued_runs} runs "
+            f"waiting already ({limit}: {value}); retry after {retry:.0f} s",
+            namespace=namespace,
+            retry_after=retry,
+            limit="max_queued_runs",
+            value=quotas.max_queued_runs,
+            usage=usage.queued,
+        )
+    return Admission(RunState.QUEUED, f"queued: {limit} {value} (usage {used})")
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A queued run as the queue task sees it: whose, on which workspace, its ledger id."""
+
+    namespace: str
+    workspace: str
+    run_id: int
+
+
+def promotions(
+    heads: Sequence[Waiting],
+    active: Mapping[tuple[str, str], int],
+    quotas: Callable[[str], QuotaSettings],
+    caps: Mapping[str, int | None],
+) -> list[Waiting]:
+    """Which queued runs to admit now, in order.
+
+    ``heads`` are the oldest queued runs of each namespace (oldest first within one);
+    ``active`` the active runs per (workspace, namespace); ``caps`` each workspace's cap (None
+    or absent: none). Within a namespace the oldest goes first; across namespaces the next
+    slot goes to the namespace with the fewest active runs for its ``share``; no namespace
+    passes its ``max_active_runs`` or goes while paused, and no workspace passes its cap.
+    """
+    per_namespace: dict[str, int] = {}
+    per_workspace: dict[str, int] = {}
+    for (workspace, namespace), count in active.items():
+        per_namespace[namespace] = per_namespace.get(namespace, 0) + count
+        per_workspace[workspace] = per_workspace.get(workspace, 0) + count
+    queues: dict[str, list[Waiting]] = {}
+    for run in sorted(heads, key=lambda w: w.run_id):
+        queues.setdefault(run.namespace, []).append(run)
+    policy = {namespace: quotas(namespace) for namespace in queues}
+    chosen: list[Waiting] = []
+    while True:
+        best: tuple[float, int, str] | None = None
+        for namespace, queue in queues.items():
+            if not queue or policy[namespace].paused:
+                continue
+            used = per_namespace.get(namespace, 0)
+            cap = caps.get(queue[0].workspace)
+            if used >= policy[namespace].max_active_runs or (
+                cap is not None and per_workspace.get(queue[0].workspace, 0) >= cap
+            ):
+                continue
+            key = (used / policy[namespace].share, queue[0].run_id, namespace)
+            best = key if best is None or key < best else best
+        if best is None:
+            return chosen
+        run = queues[best[2]].pop(0)
+        per_namespace[run.namespace] = per_namespace.get(run.namespace, 0) + 1
+        per_workspace[run.workspace] = per_workspace.get(run.workspace, 0) + 1
+        chosen.append(run)

@@ -1,0 +1,98 @@
+"""The admission queue's task: admits QUEUED runs as capacity frees.
+
+The queue is the ledger (QUEUED runs, oldest first), so it survives restarts. Each pass reads
+the oldest queued runs of every namespace and the active runs per workspace and namespace,
+asks ``admission.promotions`` which go (fair across namespaces by share, under each
+namespace's ``max_active_runs`` and each workspace's effective cap, ``runs.caps``), and
+moves each from QUEUED to SUBMITTING through the ledger, due at once: the poller then
+submits it like any run whose inline submission did not finish. A queued run never
+touches Databricks before that.
+
+One task per ledger admits, and a new run of a namespace with runs waiting always queues
+behind them (``admission.decide``), so a pass's counts cannot be overtaken by a submission
+that starts without queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from gateway.errors import LakegateError
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.runs.admission import Waiting, promotions
+from gateway.runs.caps import WorkspaceCaps
+from gateway.runs.ledger import RunLedger
+from gateway.runs.types import Clock, utcnow
+from gateway.settings import TenantsSettings
+from gateway.store.base import Store
+
+log = get_logger(__name__)
+
+# How many of each namespace's oldest queued runs one pass considers.
+HEADS_PER_NAMESPACE = 16
+
+
+class Admitter:
+    """Admits queued runs in passes; ``run_forever`` is the background task."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ledger: RunLedger,
+        tenants: Callable[[], TenantsSettings],
+        caps: WorkspaceCaps,
+        metrics: Metrics,
+        clock: Clock = utcnow,
+        idle_seconds: float = 0.2,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._tenants = tenants
+        self._caps = caps
+        self._metrics = metrics
+        self._clock = clock
+        self._idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+        ledger.on_finished.append(lambda _run: self._wake.set())
+
+    async def tick(self) -> int:
+        """One pass: admit what fits now; return how many runs were admitted."""
+        heads = await self._store.queued_heads(HEADS_PER_NAMESPACE)
+        if not heads:
+            return 0
+        active = await self._store.active_counts()
+        tenants = self._tenants()
+        by_id = {run.id: run for run in heads}
+        chosen = promotions(
+            [Waiting(run.namespace, run.workspace, run.id) for run in heads],
+            active,
+            tenants.quotas,
+            self._caps.caps(),
+        )
+        admitted = 0
+        for pick in chosen:
+            run = by_id[pick.run_id]
+            waited = max(0.0, (self._clock() - run.created_at).total_seconds())
+            moved = await self._ledger.admit(run, f"admitted after {waited:.1f} s queued")
+            if moved is not None:
+                admitted += 1
+                self._metrics.queue_wait.labels(namespace=run.namespace).observe(waited)
+        return admitted
+
+    async def run_forever(self) -> None:
+        """Admit in passes until cancelled; a failed pass is logged and retried."""
+        while True:
+            try:
+                admitted = await self.tick()
+            except LakegateError as exc:
+                log.warning("admission_pass_failed", error=exc.message)
+                admitted = 0
+            if admitted == 0:
+                # A run ending frees capacity at once; a policy change is seen on the next pass.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_seconds)
+                self._wake.clear()

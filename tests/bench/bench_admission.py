@@ -1,0 +1,184 @@
+"""Admission: its cost per submit at 100 namespaces, and fairness under a workspace cap.
+
+    .venv/bin/python tests/bench/bench_admission.py [--namespaces 100] [--submits 2000]
+        [--tmpfs]
+
+Cost: a SQLite ledger holds, for each of ``--namespaces`` namespaces, 10 active runs, 20
+queued ones and 50 that ended; then ``--submits`` runs are created one after the other across
+the namespaces, once without admission and once with it (``admission.decide`` called inside
+``create_run``'s transaction on the usage the ledger reads there). The difference per submit
+is what admission costs. One admission pass (the queue's heads, the active counts and
+``promotions``) is timed as well.
+
+Fairness: on a fresh ledger one namespace queues 2,000 runs, then nine others queue 50 each,
+all at t=0, under a workspace cap of 20. Simulated time: every admitted run takes exactly one
+second, and each pass admits what fits, through the real ledger and ``promotions``. Printed:
+the nine's wait from submission to admission (p50, p99, max), and each namespace's share of
+the active slots while all ten still had runs waiting, against the fair share (equal weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway.model import NamespaceUsage, RunState, request_fingerprint
+from gateway.runs.admission import Waiting, decide, promotions
+from gateway.runs.queue import HEADS_PER_NAMESPACE
+from gateway.settings import QuotaSettings
+from gateway.store.base import Admission, NewRun
+from gateway.store.sqlite import SqliteStore
+
+SPEC = {"run_name": "bench", "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/x"}}]}
+TMPFS = "/dev/shm"  # noqa: S108 - a RAM-backed file system on purpose, not a temp file
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+QUOTAS = QuotaSettings(max_active_runs=10_000, max_queued_runs=10_000, burst=1000)
+S = RunState
+
+
+def new(namespace: str, state: RunState = S.SUBMITTING) -> NewRun:
+    return NewRun(
+        namespace=namespace,
+        spec=SPEC,
+        request_fingerprint=request_fingerprint(SPEC),
+        workspace="ws",
+        state=state,
+    )
+
+
+async def _populate(store: SqliteStore, namespaces: list[str]) -> None:
+    for ns in namespaces:
+        for i in range(80):
+            state = S.QUEUED if 10 <= i < 30 else S.SUBMITTING
+            run, _ = await store.create_run(new(ns, state), T0 - timedelta(hours=2))
+            if i >= 30:
+                await store.transition(run.id, S.CANCELED, expected={S.SUBMITTING}, now=T0)
+
+
+async def _submits(store: SqliteStore, namespaces: list[str], count: int, admit: bool) -> float:
+    now = T0 + timedelta(hours=1)
+
+    def rule(usage: NamespaceUsage) -> Admission:
+        return decide(usage, QUOTAS, workspace_cap=None, now=now)
+
+    started = time.perf_counter()
+    for i in range(count):
+        ns = namespaces[i % len(namespaces)]
+        await store.create_run(new(ns), now, admit=rule if admit else None)
+    return (time.perf_counter() - started) / count
+
+
+async def cost(args: argparse.Namespace, folder: Path) -> None:
+    namespaces = [f"team-{i:03d}" for i in range(args.namespaces)]
+    store = SqliteStore(folder / "cost.db")
+    await store.open()
+    try:
+        await _populate(store, namespaces)
+        plain = await _submits(store, namespaces, args.submits, admit=False)
+        admitted = await _submits(store, namespaces, args.submits, admit=True)
+        started = time.perf_counter()
+        heads = await store.queued_heads(HEADS_PER_NAMESPACE)
+        active = await store.active_counts()
+        promotions(
+            [Waiting(r.namespace, r.workspace, r.id) for r in heads],
+            active,
+            lambda _ns: QuotaSettings(max_active_runs=10_000),
+            {"ws": 0},
+        )
+        one_pass = time.perf_counter() - started
+    finally:
+        await store.close()
+    print(f"admission cost at {args.namespaces} namespaces ({args.submits} submits each way)")
+    print(f"  create_run without admission  {plain * 1e6:8.0f} us/submit")
+    print(f"  create_run with admission     {admitted * 1e6:8.0f} us/submit")
+    print(f"  admission's share             {(admitted - plain) * 1e6:8.0f} us/submit")
+    print(f"  one queue pass ({len(heads)} heads)   {one_pass * 1e3:8.1f} ms")
+
+
+async def _fair_pass(store: SqliteStore, now: datetime, ending: dict[int, datetime]) -> None:
+    for run_id, end in list(ending.items()):
+        if end <= now:
+            await store.transition(run_id, S.SUCCEEDED, expected={S.SUBMITTING}, now=now)
+            del ending[run_id]
+    heads = await store.queued_heads(HEADS_PER_NAMESPACE)
+    chosen = promotions(
+        [Waiting(r.namespace, r.workspace, r.id) for r in heads],
+        await store.active_counts(),
+        lambda _ns: QuotaSettings(max_active_runs=20),
+        {"ws": 20},
+    )
+    for pick in chosen:
+        await store.transition(pick.run_id, S.SUBMITTING, expected={S.QUEUED}, now=now)
+        ending[pick.run_id] = now + timedelta(seconds=1)
+
+
+async def fairness(folder: Path) -> None:
+    store = SqliteStore(folder / "fair.db")
+    await store.open()
+    small = [f"small-{i}" for i in range(9)]
+    created: dict[int, str] = {}
+    try:
+        for ns, count in [("big", 2000)] + [(ns, 50) for ns in small]:
+            for _ in range(count):
+                run, _ = await store.create_run(new(ns, S.QUEUED), T0)
+                created[run.id] = ns
+        ending: dict[int, datetime] = {}
+        held: dict[str, int] = {}
+        contended = 0
+        now = T0
+        while True:
+            await _fair_pass(store, now, ending)
+            queued = {ns for ns, _ in await store.counts_by_namespace_state({S.QUEUED})}
+            if not queued and not ending:
+                break
+            if len(queued) == 10:
+                contended += 1
+                for (_, ns), n in (await store.active_counts()).items():
+                    held[ns] = held.get(ns, 0) + n
+            now += timedelta(seconds=1)
+        waits = []
+        for ns in small:
+            for run in await store.list_runs(ns, limit=100):
+                full = await store.get_run(ns, run.id, with_history=True)
+                assert full is not None
+                admitted = next(h.at for h in full.history if h.to_state is S.SUBMITTING)
+                waits.append((admitted - T0).total_seconds())
+    finally:
+        await store.close()
+    waits.sort()
+    p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+    print("fairness: big queues 2,000, nine small queue 50 each, workspace cap 20, 1 s runs")
+    print(
+        f"  nine small: wait p50 {statistics.median(waits):.0f} s, p99 {p99:.0f} s,"
+        f" max {waits[-1]:.0f} s  (big alone would take {2000 // 20} s)"
+    )
+    total = sum(held.values())
+    print(f"  share of the active slots over {contended} contended seconds (fair: 10.0%):")
+    for ns in ["big", *small]:
+        print(f"    {ns:8s} {100 * held.get(ns, 0) / max(1, total):5.1f}%")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    root = TMPFS if args.tmpfs else None
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        await cost(args, Path(tmp))
+        await fairness(Path(tmp))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--namespaces", type=int, default=100)
+    parser.add_argument("--submits", type=int, default=2000)
+    parser.add_argument("--tmpfs", action="store_true", help="put the ledger on /dev/shm")
+    asyncio.run(main_async(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
