@@ -118,7 +118,9 @@ async def test_a_run_lakegate_still_holds_is_queued_then_runs(compat_stack: Comp
     """Databricks slow to accept: submit answers with the lakegate id anyway, runs/get says
     QUEUED with lakegate's reason, and the same id follows the run to its end."""
     stack = compat_stack
-    stack.gateway.emulator.fault(path="/api/*/jobs/runs/submit", action="hang", seconds=3)
+    # The inline submit gives up after 2 s; the poller's first resubmission hangs too, so the
+    # run is still lakegate's (SUBMITTING) for seconds after the answer, however busy the box.
+    stack.gateway.emulator.fault(path="/api/*/jobs/runs/submit", action="hang", seconds=5, count=2)
     w = await in_thread(lambda: stack.sdk(stack.token(TEAM_A)))
     resp, body = await call(stack, "POST", SUBMIT, token=stack.token(TEAM_A), json=spec("slow"))
     assert resp.status == 200, body
