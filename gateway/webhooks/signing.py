@@ -58,3 +58,11 @@ def webhook_headers(
 def webhook_id(outbox_id: int, installation_id: str) -> str:
     """The stable id of an event: the same on every try, unique across installations."""
     return f"msg_{installation_id[:16]}_{outbox_id}"
+
+
+def parse_secrets(text: str) -> tuple[bytes, ...]:
+    """The keys of one or more ``whsec_`` secrets separated by whitespace (a rotation)."""
+    keys = tuple(secret_key(part) for part in text.split())
+    if not keys:
+        raise ValueError("a webhook secret is empty")
+    return keys
