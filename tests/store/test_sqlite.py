@@ -62,6 +62,8 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (2, "identity_ref"),
         (3, "remote_id"),
         (4, "active_group"),
+        (5, "placeholder_issue_10"),
+        (6, "webhook_delivery"),
     ]
 
 
