@@ -50,7 +50,12 @@ def wire_runs(
         if inline_submit_seconds is None
         else inline_submit_seconds
     )
-    ledger = RunLedger(store, metrics, clock=clock)
+    ledger = RunLedger(
+        store,
+        metrics,
+        clock=clock,
+        state_changes=lambda namespace: settings.tenants.webhooks(namespace).state_changes,
+    )
     submitter = Submitter(
         store=store,
         ledger=ledger,
