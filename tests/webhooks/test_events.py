@@ -47,7 +47,7 @@ def test_the_two_kinds_refuse_each_others_states() -> None:
     """A live state is no completion and an end is no mere state change."""
     with pytest.raises(ValueError, match="does not end"):
         completed_event(_record(RunState.RUNNING), at=NOW)
-    with pytest.raises(ValueError, match="run.completed"):
+    with pytest.raises(ValueError, match=r"run\.completed"):
         state_changed_event(_record(RunState.FAILED), at=NOW)
 
 
