@@ -23,6 +23,7 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from gateway import __version__
 from gateway.api import setup_api
@@ -60,6 +61,7 @@ from gateway.runs.wiring import wire_runs
 from gateway.settings import Settings
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
+from gateway.webhooks.wiring import webhooks_ctx
 
 log = get_logger(__name__)
 
@@ -82,6 +84,9 @@ class Overrides:
     # Reads the settings again (``lakegate serve`` passes its loader); when given, SIGHUP
     # reloads the ``callers`` section (methods' keys, issuers, grants) without a restart.
     settings_source: Callable[[], Settings] | None = None
+    # The webhook dispatcher, and the resolver under its guard (tests answer names themselves).
+    run_dispatcher: bool = True
+    webhook_resolver: AbstractResolver | None = None
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -103,6 +108,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
     app.cleanup_ctx.append(_background_ctx(over, checks))
+    app.cleanup_ctx.append(webhooks_ctx(settings, over, checks))
     return app
 
 

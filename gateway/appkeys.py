@@ -34,6 +34,7 @@ from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
 from gateway.store.base import Store
+from gateway.webhooks.admin import WebhookAdmin
 
 
 class RemoteRuns(Protocol):
@@ -58,6 +59,8 @@ SERVICE = web.AppKey("lakegate.service", RunService)
 REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
 # Who may call: the configured authentication methods and grants (see gateway.callers).
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
+# Dead webhook events, redelivery and disabled endpoints (see gateway.webhooks.admin).
+WEBHOOKS = web.AppKey("lakegate.webhooks", WebhookAdmin)
 
 # --- what only the composition root reads ---------------------------------------------------
 
@@ -70,6 +73,7 @@ IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
+WEBHOOK_HTTP = web.AppKey("lakegate.webhook_http", aiohttp.ClientSession)
 
 # --- per request ----------------------------------------------------------------------------
 

@@ -117,4 +117,9 @@ class WebhooksSettings(Frozen):
     def _schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if any(delay < 0 for delay in value):
             raise ValueError("retry_schedule_seconds: delays are seconds, zero or more")
+        if value[0] != 0:
+            raise ValueError(
+                "retry_schedule_seconds: the first entry is the first try, made when the "
+                "event is written; it must be 0"
+            )
         return value
