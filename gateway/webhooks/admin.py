@@ -20,6 +20,11 @@ class WebhookAdmin:
         self._clock = clock
         self._nudge = nudge
 
+    @property
+    def installation_id(self) -> str:
+        """What every webhook-id of this ledger is made from (see ``signing.webhook_id``)."""
+        return self._store.installation_id
+
     async def dead(
         self, namespace: str, *, limit: int, before_id: int | None = None
     ) -> list[OutboxEntry]:
