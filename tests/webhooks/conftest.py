@@ -12,14 +12,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.abc import AbstractResolver
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import Overrides, create_app
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import completed_event
 from gateway.runs.types import utcnow
 from gateway.settings import Settings
-from gateway.store.base import OutboxEntry
+from gateway.store.base import OutboxEntry, Settle, Settlement
 from gateway.store.sqlite import SqliteStore
 from gateway.webhooks.admin import WebhookAdmin
 from gateway.webhooks.dispatcher import Dispatcher
@@ -126,3 +129,43 @@ def rig(tmp_path: Path) -> RigFactory:
         await store.close()
 
     return make
+
+
+# --- the API and the CLI on a real app, the dispatcher off ---------------------------------
+
+ApiClient = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "ledger.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def client(store: SqliteStore) -> AsyncIterator[ApiClient]:
+    settings = Settings.model_validate(
+        {
+            "callers": {"methods": ["none"]},
+            "workspaces": {"prod": {"host": "https://prod.cloud.databricks.com"}},
+        }
+    )
+    app = create_app(settings, Overrides(store=store, run_poller=False, run_dispatcher=False))
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def dead_event(store: SqliteStore, namespace: str = "team-a") -> int:
+    """A run of ``namespace`` that failed, with its run.completed event dead; the event id."""
+    run, _ = await store.create_run(replace(new_run(), namespace=namespace), utcnow())
+    ended = replace(run, state=RunState.FAILED)
+    await store.transition(
+        run.id, RunState.FAILED, expected={run.state}, now=utcnow(),
+        outbox_event=completed_event(ended, at=utcnow()),
+    )  # fmt: skip
+    [row] = await store.list_outbox(run_id=run.id)
+    await store.settle_outbox(
+        [Settlement(row.id, Settle.DEAD, at=utcnow(), attempts=8, status=500, error="HTTP 500")]
+    )
+    return row.id

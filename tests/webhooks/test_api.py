@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import Overrides, create_app
-from gateway.model import RunState
-from gateway.runs.specs import completed_event
 from gateway.runs.types import utcnow
-from gateway.settings import Settings
-from gateway.store.base import Settle, Settlement
 from gateway.store.sqlite import SqliteStore
-from tests.runs.conftest import new_run
+from tests.webhooks.conftest import ApiClient as Client
+from tests.webhooks.conftest import dead_event
 
-Client = TestClient[web.Request, web.Application]
 BASE = "/v1/namespaces/team-a/webhooks"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "ledger.db")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def client(store: SqliteStore) -> AsyncIterator[Client]:
-    settings = Settings.model_validate(
-        {
-            "callers": {"methods": ["none"]},
-            "workspaces": {"prod": {"host": "https://prod.cloud.databricks.com"}},
-        }
-    )
-    app = create_app(settings, Overrides(store=store, run_poller=False, run_dispatcher=False))
-    async with TestClient(TestServer(app)) as test_client:
-        yield test_client
-
-
-async def _dead(store: SqliteStore, namespace: str = "team-a") -> int:
-    run, _ = await store.create_run(replace(new_run(), namespace=namespace), utcnow())
-    ended = replace(run, state=RunState.FAILED)
-    await store.transition(
-        run.id, RunState.FAILED, expected={run.state}, now=utcnow(),
-        outbox_event=completed_event(ended, at=utcnow()),
-    )  # fmt: skip
-    [row] = await store.list_outbox(run_id=run.id)
-    await store.settle_outbox(
-        [Settlement(row.id, Settle.DEAD, at=utcnow(), attempts=8, status=500, error="HTTP 500")]
-    )
-    return row.id
 
 
 async def test_dead_events_are_listed_with_their_webhook_id(
     client: Client, store: SqliteStore
 ) -> None:
     """GET dead lists the namespace's dead events, newest first, paged with before."""
-    first, second = await _dead(store), await _dead(store)
-    await _dead(store, "team-b")
+    first, second = await dead_event(store), await dead_event(store)
+    await dead_event(store, "team-b")
     resp = await client.get(f"{BASE}/dead", params={"limit": "1"})
     body = await resp.json()
     assert resp.status == 200
@@ -76,7 +31,7 @@ async def test_dead_events_are_listed_with_their_webhook_id(
 
 async def test_redeliver_one_or_all(client: Client, store: SqliteStore) -> None:
     """POST redeliver makes the named (or all) dead events due again; unknown ids are 404."""
-    first, second = await _dead(store), await _dead(store)
+    first, second = await dead_event(store), await dead_event(store)
     resp = await client.post(f"{BASE}/redeliver", json={"ids": [second]})
     assert (resp.status, await resp.json()) == (202, {"redelivered": [second]})
     resp = await client.post(f"{BASE}/redeliver", json={"ids": [second]})
