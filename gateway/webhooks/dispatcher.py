@@ -39,6 +39,7 @@ log = get_logger(__name__)
 
 CLAIM_BATCH = 100
 DISABLED_REFRESH_SECONDS = 5.0
+GAUGES_REFRESH_SECONDS = 15.0
 
 
 class Dispatcher:
@@ -70,6 +71,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._disabled_at = float("-inf")
+        self._gauges_at = float("-inf")
 
     def nudge(self) -> None:
         """Look for due rows now rather than at the next poll (e.g. after a redelivery)."""
@@ -95,6 +97,7 @@ class Dispatcher:
         try:
             await self._flush()
             await self._refresh_disabled()
+            await self._refresh_gauges()
             free = self._options.max_concurrency - len(self._inflight)
             if free <= 0:
                 return 0
@@ -132,6 +135,22 @@ class Dispatcher:
         endpoints = await self._store.disabled_endpoints()
         self._disabled = frozenset((e.namespace, e.url) for e in endpoints)
         self._disabled_at = time.monotonic()
+
+    async def _refresh_gauges(self) -> None:
+        """Queue depth and dead events per namespace, and disabled endpoints, for /metrics."""
+        if time.monotonic() - self._gauges_at < GAUGES_REFRESH_SECONDS:
+            return
+        self._gauges_at = time.monotonic()
+        counts = await self._store.outbox_counts()
+        self._metrics.webhook_queue.clear()
+        for (namespace, status), count in counts.items():
+            self._metrics.webhook_queue.labels(namespace=namespace, status=status).set(count)
+        self._metrics.webhook_disabled.clear()
+        per_namespace: dict[str, int] = {}
+        for namespace, _ in self._disabled:
+            per_namespace[namespace] = per_namespace.get(namespace, 0) + 1
+        for namespace, count in per_namespace.items():
+            self._metrics.webhook_disabled.labels(namespace=namespace).set(count)
 
     async def _attempt(self, entry: OutboxEntry) -> None:
         policy = self._settings.tenants.webhooks(entry.namespace)

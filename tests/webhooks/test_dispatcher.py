@@ -60,7 +60,7 @@ async def test_a_receiver_that_never_recovers_ends_dead_and_redelivery_works(
 
 async def test_a_410_disables_the_endpoint_until_it_is_enabled(rig: RigFactory) -> None:
     """410 Gone kills the event and disables the endpoint; later events wait dead for it."""
-    async with rig(statuses=[410]) as r:
+    async with asyncio.timeout(20), rig(statuses=[410]) as r:
         await r.complete()
         await r.settled()
         [endpoint] = await r.admin.disabled("team-a")
@@ -183,3 +183,20 @@ async def test_no_endpoint_means_settled_with_nowhere(rig: RigFactory) -> None:
         [row] = await r.settled()
         assert (row.delivered_at is not None, row.endpoint, row.attempts) == (True, None, 0)
         assert r.receiver.attempts == []
+
+
+async def test_deliveries_are_counted_by_namespace_outcome_and_status(rig: RigFactory) -> None:
+    """Metrics count each attempt's outcome and status, and the lag, by namespace."""
+    async with rig(statuses=[503]) as r:
+        await r.complete()
+        await r.receiver.wait_for(1)
+        await r.settled()
+        text = r.metrics.render().decode()
+        for line in (
+            'lakegate_webhook_deliveries_total{namespace="team-a",outcome="retry",status="503"}'
+            " 1.0",
+            'lakegate_webhook_deliveries_total{namespace="team-a",outcome="delivered",'
+            'status="200"} 1.0',
+            'lakegate_webhook_lag_seconds_count{namespace="team-a"} 1.0',
+        ):
+            assert line in text
