@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's marker, not a secret
 MIN_SECRET_BYTES = 24
@@ -66,3 +66,23 @@ def parse_secrets(text: str) -> tuple[bytes, ...]:
     if not keys:
         raise ValueError("a webhook secret is empty")
     return keys
+
+
+def verify(
+    keys: Sequence[bytes],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: int,
+    tolerance: int = 300,
+) -> bool:
+    """Whether a delivery is signed by one of ``keys`` and its timestamp is within tolerance.
+
+    What a receiver does (the demo's does this); comparisons are constant-time.
+    """
+    wid, stamp = headers.get("webhook-id"), headers.get("webhook-timestamp", "")
+    if not wid or not stamp.isdigit() or abs(now - int(stamp)) > tolerance:
+        return False
+    expected = [sign(key, wid, int(stamp), body) for key in keys]
+    given = headers.get("webhook-signature", "").split()
+    return any(hmac.compare_digest(e, g) for e in expected for g in given)

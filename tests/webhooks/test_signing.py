@@ -76,3 +76,15 @@ def test_the_webhook_id_is_stable_and_distinct() -> None:
     assert webhook_id(7, "ab" * 16) == webhook_id(7, "ab" * 16)
     assert webhook_id(7, "ab" * 16) != webhook_id(8, "ab" * 16)
     assert webhook_id(7, "ab" * 16) != webhook_id(7, "cd" * 16)
+
+
+def test_our_receiver_side_check_agrees_with_the_package() -> None:
+    """verify() accepts what we sign, refuses another body, key or a stale timestamp."""
+    from gateway.webhooks.signing import verify
+
+    key, now, body = secret_key(SECRET_A), int(time.time()), b'{"a":1}'
+    headers = webhook_headers([key], "msg_1", now, body)
+    assert verify([key], headers, body, now=now)
+    assert not verify([key], headers, b'{"a":2}', now=now)
+    assert not verify([secret_key(SECRET_B)], headers, body, now=now)
+    assert not verify([key], headers, body, now=now + 301)
