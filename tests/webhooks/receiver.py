@@ -29,6 +29,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     stall_seconds: float = 0.0
+    # Fail (500) the first this many tries of every webhook-id, after the scripted statuses.
+    fail_first: int = 0
     attempts: list[str] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     bad_signatures: int = 0
@@ -47,6 +49,8 @@ class Receiver:
         if self.stall_seconds:
             await asyncio.sleep(self.stall_seconds)
         status = self.statuses.pop(0) if self.statuses else 200
+        if self.attempts.count(request.headers["webhook-id"]) <= self.fail_first:
+            status = 500
         if 300 <= status < 400:
             raise web.HTTPFound(location="/elsewhere")
         if 200 <= status < 300:
