@@ -82,10 +82,11 @@ class Dispatcher:
             while True:
                 claimed = await self._turn()
                 if not claimed:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that
+                    # arrives as the event is set, and the task would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), self._options.poll_interval_seconds
-                        )
+                        async with asyncio.timeout(self._options.poll_interval_seconds):
+                            await self._wake.wait()
                     self._wake.clear()
         finally:
             for task in self._inflight:
