@@ -23,6 +23,7 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from gateway import __version__, policy_ctx
 from gateway.api import setup_api
@@ -64,6 +65,7 @@ from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
+from gateway.webhooks.wiring import webhooks_ctx
 
 log = get_logger(__name__)
 
@@ -86,6 +88,9 @@ class Overrides:
     # Reads the settings again (``lakegate serve`` passes its loader); when given, SIGHUP
     # reloads the ``callers`` section (methods' keys, issuers, grants) without a restart.
     settings_source: Callable[[], Settings] | None = None
+    # The webhook dispatcher, and the resolver under its guard (tests answer names themselves).
+    run_dispatcher: bool = True
+    webhook_resolver: AbstractResolver | None = None
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -113,6 +118,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         reloader = TenantsReloader(settings, over.settings_source, on_stale=stale)
         app[TENANTS_RELOADER] = reloader
         app.cleanup_ctx.append(policy_ctx.tenants_ctx(reloader, checks))
+    app.cleanup_ctx.append(webhooks_ctx(settings, over, checks))
     return app
 
 

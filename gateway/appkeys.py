@@ -37,6 +37,7 @@ from gateway.runs.types import RunService
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
+from gateway.webhooks.admin import WebhookAdmin
 
 
 class RemoteRuns(Protocol):
@@ -63,6 +64,8 @@ REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
 # GET /v1/namespaces/{namespace}/quota.
 QUOTA = web.AppKey("lakegate.quota", QuotaReport)
+# Dead webhook events, redelivery and disabled endpoints (see gateway.webhooks.admin).
+WEBHOOKS = web.AppKey("lakegate.webhooks", WebhookAdmin)
 
 # --- what only the composition root reads ---------------------------------------------------
 
@@ -77,6 +80,7 @@ POLLER = web.AppKey("lakegate.poller", Poller)
 ADMITTER = web.AppKey("lakegate.admitter", Admitter)
 TENANTS_RELOADER = web.AppKey("lakegate.tenants_reloader", TenantsReloader)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("lakegate.tasks")
+WEBHOOK_HTTP = web.AppKey("lakegate.webhook_http", aiohttp.ClientSession)
 
 # --- per request ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ banner repeats it; the demo listens on loopback only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -32,6 +33,8 @@ from gateway.emulator.databricks import EmulatorConfig
 from gateway.emulator.databricks.server import EmulatorServer
 from gateway.logs import get_logger
 from gateway.settings import Settings
+from gateway.webhooks.demo_receiver import DemoReceiver
+from gateway.webhooks.signing import parse_secrets
 
 log = get_logger(__name__)
 
@@ -98,11 +101,36 @@ def emulator_config(creds: DemoCredentials) -> EmulatorConfig:
     )
 
 
+# The demo's webhook secret: made fresh per run of the demo, never written anywhere.
+def demo_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_settings(receiver_url: str, secret: str) -> dict[str, Any]:
+    """team-a's runs are delivered to the demo receiver on loopback (allowed for the demo)."""
+    prefix = receiver_url.rsplit("/", 1)[0] + "/"
+    return {
+        "gateway": {"allow_http": True, "allow_networks": ["127.0.0.0/8"]},
+        "team-a": {"url": receiver_url, "allowed_url_prefixes": [prefix], "secret_value": secret},
+    }
+
+
 def gateway_settings(
-    creds: DemoCredentials, *, workspace_url: str, port: int, data_dir: Path
+    creds: DemoCredentials,
+    *,
+    workspace_url: str,
+    port: int,
+    data_dir: Path,
+    webhooks: dict[str, Any] | None = None,
 ) -> Settings:
+    namespaces: dict[str, Any] = {
+        ns: {"identity": creds.identities[ns], **DEMO_POLICY.get(ns, {})} for ns in DEMO_NAMESPACES
+    }
+    if webhooks is not None:
+        namespaces["team-a"] = {**namespaces["team-a"], "webhooks": webhooks["team-a"]}
     return Settings.model_validate(
         {
+            **({"webhooks": webhooks["gateway"]} if webhooks is not None else {}),
             "server": {"host": "127.0.0.1", "port": port},
             "store": {"backend": "sqlite", "sqlite_path": str(data_dir / "demo.db")},
             "workspaces": {"demo": {"host": workspace_url}},
@@ -111,10 +139,7 @@ def gateway_settings(
             "callers": {"methods": ["none"]},
             "tenants": {
                 "defaults": {"workspace": "demo"},
-                "namespaces": {
-                    ns: {"identity": creds.identities[ns], **DEMO_POLICY.get(ns, {})}
-                    for ns in DEMO_NAMESPACES
-                },
+                "namespaces": namespaces,
             },
         }
     )
@@ -169,8 +194,14 @@ def banner(url: str, workspace_url: str, cli: str = "lakegate") -> str:
 async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     creds = make_credentials()
+    secret = demo_webhook_secret()
+    receiver = DemoReceiver(parse_secrets(secret), out=lambda line: print(line, flush=True))
     async with EmulatorServer(emulator_config(creds), port=emulator_port) as emulator:
-        settings = gateway_settings(creds, workspace_url=emulator.url, port=port, data_dir=data_dir)
+        hook_url = await receiver.start()
+        settings = gateway_settings(
+            creds, workspace_url=emulator.url, port=port, data_dir=data_dir,
+            webhooks=webhook_settings(hook_url, secret),
+        )  # fmt: skip
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
         try:
@@ -179,9 +210,11 @@ async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
             bound = runner.addresses[0][1] if runner.addresses else port
             cli = await asyncio.to_thread(_command)  # looks at the file system
             print(banner(f"http://127.0.0.1:{bound}", emulator.url, cli), flush=True)
+            print(f"Webhooks: team-a's run events go to {hook_url}; each prints here.", flush=True)
             await _wait_for_stop()
         finally:
             await runner.cleanup()
+            await receiver.stop()
 
 
 async def _wait_for_stop() -> None:

@@ -20,6 +20,7 @@ class Metrics:
         self._databricks()
         self._tokens()
         self._quotas()
+        self._webhooks()
 
     # --- the families, by what they watch -------------------------------------------------
 
@@ -116,6 +117,37 @@ class Metrics:
             registry=self.registry,
         )
 
+    def _webhooks(self) -> None:
+        self.webhook_deliveries = self._counter(
+            "lakegate_webhook_deliveries_total",
+            "Webhook delivery attempts by namespace, outcome (delivered, retry, dead, gone, "
+            "no_endpoint, disabled) and HTTP status (none: no answer).",
+            ["namespace", "outcome", "status"],
+        )
+        self.webhook_latency = self._histogram(
+            "lakegate_webhook_delivery_seconds",
+            "Time of one webhook delivery attempt, by namespace.",
+            ["namespace"],
+        )
+        self.webhook_lag = self._histogram(
+            "lakegate_webhook_lag_seconds",
+            "From the state change to its webhook delivered, by namespace.",
+            ["namespace"],
+            buckets=(*_POLL_LAG_BUCKETS, 1800.0, 7200.0, 36000.0),
+        )
+        self.webhook_queue = Gauge(
+            "lakegate_webhook_queue",
+            "Webhook events by namespace and status (pending: not yet delivered, dead).",
+            ["namespace", "status"],
+            registry=self.registry,
+        )
+        self.webhook_disabled = Gauge(
+            "lakegate_webhook_disabled_endpoints",
+            "Webhook endpoints disabled by a 410 Gone, by namespace.",
+            ["namespace"],
+            registry=self.registry,
+        )
+
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
 
@@ -146,6 +178,15 @@ class Metrics:
     def observe_databricks_call(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.databricks_calls.labels(endpoint=endpoint, outcome=outcome).inc()
         self.databricks_latency.labels(endpoint=endpoint).observe(seconds)
+
+    def observe_webhook(
+        self, namespace: str, outcome: str, status: int | None, seconds: float | None
+    ) -> None:
+        self.webhook_deliveries.labels(
+            namespace=namespace, outcome=outcome, status=str(status) if status else "none"
+        ).inc()
+        if seconds is not None:
+            self.webhook_latency.labels(namespace=namespace).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -35,7 +35,8 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
 
 
 async def test_readyz_reports_what_the_app_opened(client: Client) -> None:
-    """The store, the allow-list and the poller report themselves; the API adds the callers."""
+    """The store, the allow-list, the poller and the webhook dispatcher report themselves; the
+    API adds the callers."""
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 200
@@ -47,6 +48,7 @@ async def test_readyz_reports_what_the_app_opened(client: Client) -> None:
             "admission": {"ok": True, "detail": "running"},
             "store": {"ok": True, "detail": "sqlite"},
             "callers": {"ok": True, "detail": DISABLED_DETAIL},
+            "webhooks": {"ok": True, "detail": "dispatching"},
         },
     }
 

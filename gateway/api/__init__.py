@@ -22,6 +22,7 @@ from gateway.api.callers import callers_middleware
 from gateway.api.compat import PREFIX, compat_app
 from gateway.api.middlewares import body_limit, owner_only, request_context
 from gateway.api.problems import problem_middleware
+from gateway.api.webhooks import setup_webhook_routes
 from gateway.settings import Settings
 
 __all__ = ["route_guards", "setup_api", "setup_routes"]
@@ -46,6 +47,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
     router.add_get("/openapi.json", ops.openapi, name="openapi", allow_head=False)
+    setup_webhook_routes(app)
 
 
 def route_guards(settings: Settings) -> list[Middleware]:

@@ -245,6 +245,27 @@ class LakegateClient:
         assert final is not None, "watch() yields at least once"
         return final
 
+    async def dead_webhooks(
+        self, namespace: str, *, limit: int | None = None, before: int | None = None
+    ) -> dict[str, Any]:
+        """One page of the namespace's dead webhook events, newest first."""
+        params = [("limit", str(limit))] if limit is not None else []
+        if before is not None:
+            params.append(("before", str(before)))
+        _, data = await self._call("GET", _webhooks_path(namespace, "dead"), params=params)
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+            raise UnexpectedResponse("the dead list has no 'events' array")
+        return data
+
+    async def redeliver_webhooks(self, namespace: str, ids: list[int] | None) -> list[int]:
+        """Send dead events again (``ids``, or all when None); the ids made due."""
+        body: dict[str, Any] = {"all": True} if ids is None else {"ids": ids}
+        _, data = await self._call("POST", _webhooks_path(namespace, "redeliver"), json_body=body)
+        done = data.get("redelivered") if isinstance(data, dict) else None
+        if not isinstance(done, list):
+            raise UnexpectedResponse("the redelivery answer has no 'redelivered' array")
+        return [int(i) for i in done]
+
     # --- HTTP -------------------------------------------------------------------------------
 
     async def _call(
@@ -348,3 +369,7 @@ def _problem(status: int, headers: CIMultiDictProxy[str], raw: bytes) -> ApiErro
     if not body.get("request_id"):
         body["request_id"] = headers.get("X-Request-Id")
     return ApiError(status, body, retry_after=retry_after_seconds(headers.get("Retry-After")))
+
+
+def _webhooks_path(namespace: str, leaf: str) -> str:
+    return f"/v1/namespaces/{quote(namespace, safe='')}/webhooks/{leaf}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway.cli.commands import add_client_commands
+from gateway.cli.webhooks import add_webhook_commands
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lakegate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_client_commands(sub)
+    add_webhook_commands(sub)
 
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", default="config/gateway.yaml")

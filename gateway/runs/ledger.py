@@ -1,7 +1,7 @@
 """The one writer of runs: every change to a run the runs package makes goes through here.
 
 ``RunLedger`` is the only caller of ``Store.transition`` in the gateway. It finishes a run (a
-terminal state, written in one transaction with its ``run.finished`` outbox event), advances
+terminal state, written in one transaction with its ``run.completed`` outbox event), advances
 one (a remote state change that is not the end), records and defers submissions, and
 reschedules or postpones the runs a poll left as they were. So it is also the one place that
 counts the ``transitions`` metric and logs ``run_finished``, and a webhook dispatcher or an
@@ -10,6 +10,9 @@ audit log has a single seam to hang off.
 New runs enter through ``accept``, which is ``Store.create_run``: admission (quotas) plugs in
 there, as the ``admit`` callback the store calls inside the insert's transaction, so the
 initial state (QUEUED or SUBMITTING) is decided with the namespace's usage at that instant.
+
+A namespace whose webhooks ask for ``state_changes`` also gets a ``run.state_changed`` event
+with every other transition (``advance``, ``record_submission``), in the same transaction.
 
 Every write is a compare-and-set on the state the caller saw: None back means someone else
 moved the run first, and nothing was written.
@@ -20,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from gateway.errors import NotFound
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState
-from gateway.runs.specs import finished_event
+from gateway.runs.specs import completed_event, state_changed_event
 from gateway.runs.types import Clock, utcnow
 from gateway.store.base import Admit, NewRun, Reschedule, Store
 
@@ -35,12 +39,21 @@ log = get_logger(__name__)
 class RunLedger:
     """Writes runs through a ``Store``, counting and logging each state change once."""
 
-    def __init__(self, store: Store, metrics: Metrics, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Clock = utcnow,
+        state_changes: Callable[[str], bool] | None = None,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._clock = clock
         # Called with each run the ledger ends: the admission queue wakes when capacity frees.
         self.on_finished: list[Callable[[RunRecord], None]] = []
+        # Whether a namespace wants run.state_changed events; None: no namespace does.
+        self._state_changes = state_changes
 
     async def accept(self, new: NewRun, *, admit: Admit | None = None) -> tuple[RunRecord, bool]:
         """Insert a run (or find the one its Idempotency-Key made); True when it is new.
@@ -69,12 +82,16 @@ class RunLedger:
     async def finish(
         self, run: RunRecord, state: RunState, message: str, *, run_page_url: str | None = None
     ) -> RunRecord | None:
-        """End ``run`` in ``state``, with its ``run.finished`` event, unless it moved meanwhile."""
+        """End ``run`` in ``state``, with its ``run.completed`` event, unless it moved meanwhile."""
         if not state.terminal:
             raise ValueError(f"{state} does not end a run; use advance()")
         now = self._clock()
         final = dataclasses.replace(
-            run, state=state, state_message=message, run_page_url=run_page_url or run.run_page_url
+            run,
+            state=state,
+            state_message=message,
+            run_page_url=run_page_url or run.run_page_url,
+            updated_at=now,
         )
         moved = await self._store.transition(
             run.id,
@@ -83,7 +100,7 @@ class RunLedger:
             now=now,
             message=message,
             run_page_url=run_page_url,
-            outbox_event=finished_event(final, at=now),
+            outbox_event=completed_event(final, at=now),
         )
         if moved is not None:
             self._count(state)
@@ -104,15 +121,20 @@ class RunLedger:
         """Move ``run`` to a later state that does not end it, as Databricks reported it."""
         if target.terminal:
             raise ValueError(f"{target} ends a run; use finish()")
+        now = self._clock()
         moved = await self._store.transition(
             run.id,
             target,
             expected=frozenset({run.state}),
-            now=self._clock(),
+            now=now,
             message=message,
             run_page_url=run_page_url,
             next_poll_at=next_poll_at,
-        )
+            outbox_event=self._changed(
+                run, now, state=target, state_message=message,
+                run_page_url=run_page_url or run.run_page_url,
+            ),
+        )  # fmt: skip
         if moved is not None:
             self._count(target)
         return moved
@@ -131,7 +153,11 @@ class RunLedger:
             databricks_run_id=remote_id,
             databricks_host=host,
             next_poll_at=now + timedelta(seconds=first_poll_in),
-        )
+            outbox_event=self._changed(
+                run, now, state=RunState.PENDING, state_message="submitted to Databricks",
+                databricks_run_id=remote_id,
+            ),
+        )  # fmt: skip
         if moved is not None:
             self._count(RunState.PENDING)
             log.info("run_submitted", run_id=run.id, namespace=run.namespace, remote_id=remote_id)
@@ -179,6 +205,12 @@ class RunLedger:
         if fresh is None:  # pragma: no cover - runs are never deleted
             raise NotFound(f"run {run.id} vanished from the ledger")
         return fresh
+
+    def _changed(self, run: RunRecord, now: datetime, **change: Any) -> dict[str, Any] | None:
+        """The run.state_changed event for ``run`` after ``change``, if its namespace wants it."""
+        if self._state_changes is None or not self._state_changes(run.namespace):
+            return None
+        return state_changed_event(dataclasses.replace(run, updated_at=now, **change), at=now)
 
     def _count(self, state: RunState) -> None:
         self._metrics.transitions.labels(state=state.value).inc()

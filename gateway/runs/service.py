@@ -31,6 +31,8 @@ from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, RunPage, SubmitOutcome, SubmitRequest, utcnow
 from gateway.settings import Settings
 from gateway.store.base import NewRun, Store
+from gateway.webhooks.destination import check_callback_url
+from gateway.webhooks.guard import Guard
 
 
 def _encode_cursor(run_id: int) -> str:
@@ -86,10 +88,18 @@ class RunsService:
         self._clock = clock
         self._inline_submit_seconds = inline_submit_seconds
         self._caps = caps or WorkspaceCaps(lambda: settings.workspaces, clock=clock)
+        self._webhook_guard = Guard.of(
+            settings.webhooks.allow_networks, allow_http=settings.webhooks.allow_http
+        )
 
     async def submit(
         self, namespace: str, request: SubmitRequest, *, idempotency_key: str | None
     ) -> SubmitOutcome:
+        if request.callback_url is not None:
+            check_callback_url(
+                namespace, request.callback_url, self._settings.tenants.webhooks(namespace),
+                self._webhook_guard,
+            )  # fmt: skip
         fingerprint = _fingerprint(request)
         if idempotency_key is not None:
             replay = await self._replay(namespace, idempotency_key, fingerprint)

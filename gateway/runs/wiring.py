@@ -55,7 +55,12 @@ def wire_runs(
         if inline_submit_seconds is None
         else inline_submit_seconds
     )
-    ledger = RunLedger(store, metrics, clock=clock)
+    ledger = RunLedger(
+        store,
+        metrics,
+        clock=clock,
+        state_changes=lambda namespace: settings.tenants.webhooks(namespace).state_changes,
+    )
     caps = WorkspaceCaps(lambda: settings.workspaces, clock=clock)
     submitter = Submitter(
         store=store,

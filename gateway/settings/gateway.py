@@ -16,6 +16,8 @@ from gateway.settings.upstreams import (
     KubernetesSettings,
     WorkspaceSettings,
 )
+from gateway.settings.webhooks import WebhooksSettings
+from gateway.webhooks.guard import Guard, UrlRefused
 
 
 class Settings(Frozen):
@@ -30,6 +32,7 @@ class Settings(Frozen):
     workspaces: dict[str, WorkspaceSettings] = Field(default_factory=dict)
     tenants_file: str | None = None
     tenants: TenantsSettings = TenantsSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -54,6 +57,25 @@ class Settings(Frozen):
                     "callers: a namespace_selector reads namespace labels, which needs "
                     "kubernetes.mode other than off"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_urls(self) -> Settings:
+        guard = Guard.of(self.webhooks.allow_networks, allow_http=self.webhooks.allow_http)
+        blocks = [("tenants.defaults.webhooks", self.tenants.defaults.webhooks)] + [
+            (f"tenants.namespaces.{ns}.webhooks", p.webhooks)
+            for ns, p in self.tenants.namespaces.items()
+            if p.webhooks is not None
+        ]
+        for key, block in blocks:
+            for url in (block.url, *block.allowed_url_prefixes):
+                if url is not None:
+                    try:
+                        guard.check_url(url)
+                    except UrlRefused as exc:
+                        raise ValueError(f"{key}: {exc}") from exc
+            if block.secret is not None and self.kubernetes.mode == "off":
+                raise ValueError(f"{key}.secret: a Secret needs kubernetes.mode other than off")
         return self
 
     def workspace_for(self, namespace: str) -> WorkspaceSettings | None:

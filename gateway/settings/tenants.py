@@ -14,6 +14,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, Frozen, exactly_one
+from gateway.settings.webhooks import TenantWebhooks
 
 
 class SecretRef(Frozen):
@@ -177,12 +178,14 @@ class TenantPolicy(Frozen):
     identity: IdentitySettings | None = None
     quotas: QuotaSettings | None = None
     guardrails: GuardrailSettings | None = None
+    webhooks: TenantWebhooks | None = None
 
 
 class TenantDefaults(Frozen):
     workspace: str | None = None
     quotas: QuotaSettings = QuotaSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    webhooks: TenantWebhooks = TenantWebhooks()
 
 
 class TenantsSettings(Frozen):
@@ -212,3 +215,8 @@ class TenantsSettings(Frozen):
     def workspace_name(self, namespace: str) -> str | None:
         policy = self.namespaces.get(namespace)
         return (policy.workspace if policy else None) or self.defaults.workspace
+
+    def webhooks(self, namespace: str) -> TenantWebhooks:
+        """The namespace's webhook block, or the defaults' when it has none (not merged)."""
+        policy = self.namespaces.get(namespace)
+        return (policy.webhooks if policy and policy.webhooks else None) or self.defaults.webhooks

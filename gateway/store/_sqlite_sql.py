@@ -172,6 +172,9 @@ def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
             next_attempt_at=_maybe_time(row["next_attempt_at"]),
             delivered_at=_maybe_time(row["delivered_at"]),
             dead_at=_maybe_time(row["dead_at"]),
+            last_status=row["last_status"],
+            last_error=row["last_error"],
+            endpoint=row["endpoint"],
         )
     except (ValueError, TypeError) as exc:
         raise StoreError(f"outbox row {row['id']} is malformed: {exc}") from exc

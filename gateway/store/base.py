@@ -27,6 +27,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.model import NamespaceUsage, RunRecord, RunState
+from gateway.store.outbox import (
+    DisabledEndpoint,
+    OutboxEntry,
+    OutboxStore,
+    Settle,
+    Settlement,
+)
 
 INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMITTING})
 
@@ -71,26 +78,6 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """An outbox row as stored; ``id`` is stable and unique, fit for a webhook-id.
-
-    ``payload`` is the event exactly as given to ``Store.transition``; ``event_type`` is its
-    ``"type"``.
-    """
-
-    id: int
-    run_id: int
-    namespace: str
-    event_type: str
-    payload: Mapping[str, Any]
-    created_at: datetime
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    dead_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Reschedule:
     """When to poll a run next, and what the last poll saw, for a run whose state held.
 
@@ -105,7 +92,7 @@ class Reschedule:
     run_page_url: str | None = None
 
 
-class Store(Protocol):
+class Store(OutboxStore, Protocol):
     """The durable run ledger. One instance per process, opened once and closed once."""
 
     @property
@@ -300,8 +287,16 @@ class Store(Protocol):
         """Active runs (SUBMITTING to TERMINATING) per (workspace, namespace); none: absent."""
         ...
 
-    async def list_outbox(
-        self, *, run_id: int | None = None, limit: int = 100
-    ) -> list[OutboxEntry]:
-        """Outbox rows, oldest first, of one run or of all runs."""
-        ...
+
+__all__ = [
+    "INITIAL_STATES",
+    "Admission",
+    "Admit",
+    "DisabledEndpoint",
+    "NewRun",
+    "OutboxEntry",
+    "Reschedule",
+    "Settle",
+    "Settlement",
+    "Store",
+]

@@ -26,6 +26,7 @@ from gateway import model
 from gateway.errors import Conflict, StoreError
 from gateway.model import RunRecord, RunState
 from gateway.store._sqlite_connection import Body, Connection
+from gateway.store._sqlite_outbox import SqliteOutbox
 from gateway.store._sqlite_quota import QuotaReads, usage
 from gateway.store._sqlite_sql import (
     ACTIVE_GROUP_RUNS,
@@ -62,7 +63,7 @@ MIN_SQLITE = (3, 38, 0)
 T = TypeVar("T")
 
 
-class SqliteStore(QuotaReads):
+class SqliteStore(QuotaReads, SqliteOutbox):
     """The Store protocol on a SQLite file (``:memory:`` works too, for one process)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:

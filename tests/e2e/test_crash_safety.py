@@ -111,6 +111,7 @@ async def process_stack(tmp_path: Path) -> AsyncIterator[StackStarter]:
         *,
         databricks: dict[str, Any] | None = None,
         poller: dict[str, Any] | None = None,
+        webhooks: tuple[dict[str, Any], dict[str, Any]] | None = None,
     ) -> ProcessStack:
         emulator_raw, gateway_raw, principals = stack_configs(
             namespaces, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}
@@ -124,6 +125,9 @@ async def process_stack(tmp_path: Path) -> AsyncIterator[StackStarter]:
         gateway_raw["databricks"] = {**gateway_raw["databricks"], **(databricks or {})}
         gateway_raw["poller"] = {**gateway_raw["poller"], **(poller or {})}
         gateway_raw["tenants"]["defaults"]["quotas"] = GENEROUS_QUOTAS
+        if webhooks is not None:  # (gateway.yaml's section, the tenants' defaults block)
+            gateway_raw["webhooks"] = webhooks[0]
+            gateway_raw["tenants"]["defaults"]["webhooks"] = webhooks[1]
         emulator_yaml = _write_yaml(tmp_path / "emulator.yaml", emulator_raw)
         gateway_yaml = _write_yaml(tmp_path / "gateway.yaml", gateway_raw)
         emulator = group.add(

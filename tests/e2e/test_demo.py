@@ -57,6 +57,11 @@ async def test_demo_serves_runs_to_their_end_and_stops_on_ctrl_c(tmp_path: Path)
                             state = (await r.json())["state"]
                         assert state not in ("FAILED", "REJECTED", "INTERNAL_ERROR"), state
                         await asyncio.sleep(0.3)
+        # team-a's run.completed reaches the demo's receiver, which verifies and prints it.
+        wanted = f"run.completed: run {ids['team-a']} of team-a is SUCCEEDED (signature verified)"
+        async with asyncio.timeout(20):
+            while wanted not in (line := (await process.stdout.readline()).decode()):
+                assert line, "the demo exited before printing the webhook"
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(20):
             assert await process.wait() == 0

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.model import NamespaceUsage, RunRecord, RunState
-from gateway.runs.specs import RUN_FINISHED
+from gateway.runs.specs import RUN_COMPLETED
 from tests.runs.conftest import Wired, new_run
 
 S = RunState
@@ -42,7 +42,7 @@ async def test_finish_is_written_once_with_one_event_one_count_and_one_log(wired
     assert first is not None
     assert first.state is S.SUCCEEDED
     assert second is None
-    assert [event["type"] for event in await wired.outbox(run)] == [RUN_FINISHED]
+    assert [event["type"] for event in await wired.outbox(run)] == [RUN_COMPLETED]
     assert wired.count("lakegate_run_transitions", state="SUCCEEDED") == 1
     assert wired.count("lakegate_run_transitions", state="CANCELED") == 0
     assert events(logs, "run_finished") == [

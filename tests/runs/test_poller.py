@@ -16,7 +16,7 @@ from gateway.errors import KubernetesError, LakegateError
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.model import RunRecord, RunState
 from gateway.runs.poller import Poller
-from gateway.runs.specs import RUN_FINISHED
+from gateway.runs.specs import RUN_COMPLETED
 from gateway.runs.types import RunSubmitter
 from gateway.store.sqlite import SqliteStore
 from tests.runs.conftest import POLLER, Wired, new_run
@@ -152,7 +152,7 @@ async def test_a_run_that_ended_is_finished_once(wired: Wired, polling: Polling)
         await poll_after(wired, polling)
         assert await poll_after(wired, polling, seconds=600) == 0
     assert (await wired.ledger.current(run)).state is S.SUCCEEDED
-    assert [e["type"] for e in await wired.outbox(run)] == [RUN_FINISHED]
+    assert [e["type"] for e in await wired.outbox(run)] == [RUN_COMPLETED]
     assert wired.count("lakegate_run_transitions", state="SUCCEEDED") == 1
     assert [e["run_id"] for e in logs if e["event"] == "run_finished"] == [run.id]
 

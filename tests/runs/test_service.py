@@ -7,7 +7,7 @@ from structlog.testing import capture_logs
 
 from gateway.errors import Conflict, KubernetesError, NotFound
 from gateway.model import RunState
-from gateway.runs.specs import RUN_FINISHED
+from gateway.runs.specs import RUN_COMPLETED
 from gateway.runs.types import SubmitRequest
 from tests.runs.conftest import SPEC, Wired, new_run
 
@@ -82,7 +82,7 @@ async def test_cancelling_a_queued_run_ends_it_without_databricks(wired: Wired) 
         canceled = await wired.service.cancel("team-a", queued.id)
         again = await wired.service.cancel("team-a", queued.id)
     assert (canceled.state, again.state) == (S.CANCELED, S.CANCELED)
-    assert [e["type"] for e in await wired.outbox(queued)] == [RUN_FINISHED]
+    assert [e["type"] for e in await wired.outbox(queued)] == [RUN_COMPLETED]
     assert [e["state"] for e in logs if e["event"] == "run_finished"] == ["CANCELED"]
     assert wired.emulator.runs() == []
 

@@ -19,7 +19,7 @@ from gateway.errors import (
 )
 from gateway.identity.resolver import IdentityOverride
 from gateway.model import RunRecord, RunState
-from gateway.runs.specs import RUN_FINISHED
+from gateway.runs.specs import RUN_COMPLETED
 from tests.runs.conftest import Wired, new_run
 
 S = RunState
@@ -103,7 +103,7 @@ async def test_a_permanent_refusal_ends_the_run_rejected(wired: Wired) -> None:
     assert run.state is S.REJECTED
     assert run.state_message.startswith("Databricks refused the run: ")
     assert "no tasks" in run.state_message
-    assert [e["type"] for e in await wired.outbox(run)] == [RUN_FINISHED]
+    assert [e["type"] for e in await wired.outbox(run)] == [RUN_COMPLETED]
     assert wired.count("lakegate_submissions", outcome="rejected") == 1
     assert submits(wired) == 1
 
