@@ -299,8 +299,10 @@ async def test_rate_limit_is_retried_after_retry_after(
         Reply(json={"run_id": 1}),
     )
     assert await client.submit(ws, Tokens(), SPEC, idempotency_token="k") == 1
-    assert sleeps.calls[0] >= 2
-    assert calls == [("runs/submit", "429"), ("runs/submit", "200")]
+    # A loaded machine may time the first try out (a short backoff) before the 429 comes.
+    assert max(sleeps.calls) >= 2
+    answered = [call for call in calls if call[1] != "timeout"]
+    assert answered == [("runs/submit", "429"), ("runs/submit", "200")]
 
 
 @pytest.mark.parametrize(

@@ -550,6 +550,8 @@ async def send(
 
 
 @pytest.mark.e2e
+# 5,000+ requests through the whole stack: about 40 s alone, more on a shared 2-core box.
+@pytest.mark.timeout(300)
 async def test_generated_requests_get_documented_answers_and_never_a_5xx(
     gateway_stack_factory: StackFactory,
 ) -> None:
