@@ -28,6 +28,7 @@ from gateway.callers.reviews import KubernetesAuthenticator, Reviewer
 from gateway.callers.types import Caller, Identity, Method, Refused
 from gateway.errors import ConfigError
 from gateway.logs import get_logger
+from gateway.secrets_registry import remember
 from gateway.settings import CallersSettings
 
 log = get_logger(__name__)
@@ -187,6 +188,13 @@ class CallerGate:
         credential = credential_from(headers)
         if credential is None:
             raise Refused(NO_CREDENTIAL)
+        identity = await self._proven(state, credential)
+        # A caller's own token is a secret we now hold: no echo may quote it. Only proven ones
+        # are remembered, so a flood of made-up tokens cannot churn the registry.
+        remember(credential.value)
+        return identity
+
+    async def _proven(self, state: _State, credential: CallerCredential) -> Identity:
         if credential.kind == "api_key":
             return await self._with_api_key(state, credential.value)
         issuer = peek_issuer(credential.value)
