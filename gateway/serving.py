@@ -6,6 +6,10 @@ quoting the offending bytes, and logs the same bytes in a traceback: an ``Author
 header split by obs-fold, or an over-long one, would be echoed to the caller and the logs.
 ``GatewayRunner`` serves with a request handler that answers such a request with a
 problem+json naming only the kind of error, and logs only that kind.
+
+Slow clients cannot hold sockets: a connection must deliver a complete request head within
+``head_timeout`` seconds of opening (aiohttp itself waits for it forever), and an idle
+keep-alive connection is closed after ``KEEPALIVE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from gateway.logs import get_logger
 
 log = get_logger(__name__)
 
+# Idle keep-alive connections close after this (aiohttp's default is an hour).
+KEEPALIVE_SECONDS = 75.0
+# A new connection's first request head must be complete within this.
+HEAD_TIMEOUT_SECONDS = 10.0
+# aiohttp's own bounds on one request head, stated so they are the gateway's.
+HEAD_LIMITS: dict[str, int] = {"max_line_size": 8190, "max_field_size": 8190, "max_headers": 100}
+
 _PROBLEM_TYPE = "https://lakegate.dev/problems/unparsable-request"
 
 
@@ -39,6 +50,34 @@ def _parse_problem(exc: HttpProcessingError) -> str:
 
 
 class _QuietRequestHandler(RequestHandler):
+    head_timeout = HEAD_TIMEOUT_SECONDS
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = asyncio.get_running_loop().call_later(
+            self.head_timeout, self._head_too_slow
+        )
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_timer is not None and self._messages:
+            # A head was parsed (or refused): from here aiohttp's own timers apply.
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        log.info("http_head_timeout", seconds=self.head_timeout)
+        if self.transport is not None:
+            self.transport.close()
+
     def handle_error(
         self,
         request: BaseRequest,
@@ -64,17 +103,29 @@ class _QuietRequestHandler(RequestHandler):
 
 
 class _QuietServer(web.Server):
+    head_timeout = HEAD_TIMEOUT_SECONDS
+
     def __call__(self) -> RequestHandler:
-        return _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.head_timeout = self.head_timeout
+        return handler
 
 
 class GatewayRunner(web.AppRunner):
     """An ``AppRunner`` whose connections answer unparsable requests without echoing them."""
 
+    def __init__(
+        self, app: web.Application, *, head_timeout: float = HEAD_TIMEOUT_SECONDS, **kwargs: Any
+    ) -> None:
+        super().__init__(app, **{"keepalive_timeout": KEEPALIVE_SECONDS, **HEAD_LIMITS, **kwargs})
+        self._head_timeout = head_timeout
+
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # Same object, same state: only the factory of its connections' handlers changes.
         server.__class__ = _QuietServer
+        assert isinstance(server, _QuietServer)
+        server.head_timeout = self._head_timeout
         return server
 
 

@@ -22,10 +22,14 @@ __all__ = ["production_logs"]
 CANARY = "cnry" + "Q7xK2mZp9vL4wT8s"
 
 
+HEAD_TIMEOUT = 0.5
+
+
 @pytest.fixture
 async def port(tmp_path: Path) -> AsyncIterator[int]:
     """A real create_app server, run as ``lakegate serve`` runs it, on a loopback port."""
-    runner = GatewayRunner(create_app(settings_for(tmp_path), Overrides(run_poller=False)))
+    app = create_app(settings_for(tmp_path), Overrides(run_poller=False))
+    runner = GatewayRunner(app, head_timeout=HEAD_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -71,3 +75,23 @@ async def test_unparsable_heads_are_refused_without_echo(
     assert "http_request_unparsable" in logged
     assert CANARY not in answer
     assert CANARY not in logged
+
+
+async def test_a_head_not_complete_in_time_loses_its_connection(
+    port: int, production_logs: io.StringIO
+) -> None:
+    """A client trickling its request head (slowloris) is disconnected once the head timeout
+    passes, while one whose head arrives in time is answered on the same kind of socket."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(HEAD_TIMEOUT * 10):
+        assert await reader.read() == b""
+    assert loop.time() - started >= HEAD_TIMEOUT * 0.8
+    writer.close()
+    assert "http_head_timeout" in production_logs.getvalue()
+
+    answer = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200"), answer
