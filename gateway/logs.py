@@ -18,7 +18,11 @@ from typing import Any, Literal
 
 import structlog
 
-REDACTED = "[redacted]"
+from gateway import secrets_registry
+
+REDACTED = secrets_registry.MASK
+# Upstream error text (token endpoint, Jobs API, Kubernetes) is quoted at most this long.
+UPSTREAM_MAX_CHARS = 300
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -73,10 +77,19 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def redact_text(text: str) -> str:
-    """Return ``text`` with every credential-shaped substring replaced."""
+    """Return ``text`` with every held secret and every credential-shaped substring replaced."""
+    text = secrets_registry.scrub(text)
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def upstream_text(text: str, limit: int = UPSTREAM_MAX_CHARS) -> str:
+    """Text an upstream sent (an error body or message), fit to quote: one line, redacted,
+    at most ``limit`` characters. Redaction comes first so a cut cannot split a secret into a
+    piece that no longer matches."""
+    text = redact_text(" ".join(text.split()))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_secret_key(key: object) -> bool:
@@ -153,6 +166,8 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # At debug, the Kubernetes client logs every response body: Secrets' data, base64.
+    logging.getLogger("kubernetes_asyncio.client.rest").setLevel(max(numeric, logging.INFO))
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -83,3 +83,13 @@ def test_invalid_selectors_are_refused(text: str) -> None:
     """A selector the API server would refuse fails when lakegate starts, not at each list."""
     with pytest.raises(SelectorError):
         LabelSelector.parse(text)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{"team": "data\n"}, {"team\n": "data"}, {"lakegate.io/databricks-enabled": "true\n"}],
+)
+def test_a_label_key_or_value_with_a_trailing_newline_is_refused(labels: dict[str, str]) -> None:
+    """Patterns anchor at the very end (\\Z): '$' would let a trailing newline through."""
+    with pytest.raises(SelectorError):
+        LabelSelector.equals(labels)

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler
 
 from gateway.appkeys import PROBLEM, REQUEST_ID
 from gateway.errors import LakegateError, PayloadTooLarge
-from gateway.logs import get_logger
+from gateway.logs import get_logger, redact_text, redact_value
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://lakegate.dev/problems/"
@@ -63,13 +63,14 @@ def problem_response(
         "type": PROBLEM_BASE + kind,
         "title": title,
         "status": status,
-        "detail": detail,
+        # The last word before the wire: no held secret or credential shape leaves in it.
+        "detail": redact_text(detail),
         "instance": request.path,
         "request_id": request.get(REQUEST_ID, ""),
     }
     for key, value in (extra or {}).items():
         if key not in _RESERVED:
-            body[key] = value
+            body[key] = redact_value(value)
     request[PROBLEM] = kind
     return web.json_response(
         body, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=headers

@@ -26,8 +26,9 @@ from gateway.callers.issuers import JwtAuthenticator, peek_issuer
 from gateway.callers.jwks import Session
 from gateway.callers.reviews import KubernetesAuthenticator, Reviewer
 from gateway.callers.types import Caller, Identity, Method, Refused
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, InvalidRequest
 from gateway.logs import get_logger
+from gateway.secrets_registry import remember
 from gateway.settings import CallersSettings
 
 log = get_logger(__name__)
@@ -59,11 +60,12 @@ class CallerCredential:
 def credential_from(headers: Mapping[str, str]) -> CallerCredential | None:
     """The one credential a request carries; None without one. Pure.
 
-    Raises ``Refused`` for a malformed Authorization header or for two different credentials,
-    rather than guessing which one the caller meant.
+    Raises ``Refused`` for a malformed Authorization header, and ``InvalidRequest`` (400) for
+    a repeated credential header or two different credentials, rather than guessing which
+    one the caller meant.
     """
-    authorization = headers.get("Authorization")
-    api_key = headers.get(API_KEY_HEADER)
+    authorization = _one_header(headers, "Authorization")
+    api_key = _one_header(headers, API_KEY_HEADER)
     bearer: str | None = None
     if authorization is not None:
         scheme, _, value = authorization.strip().partition(" ")
@@ -77,9 +79,26 @@ def credential_from(headers: Mapping[str, str]) -> CallerCredential | None:
         if not api_key:
             raise Refused(f"the {API_KEY_HEADER} header is empty")
         if bearer is not None and bearer != api_key:
-            raise Refused(f"send one credential: Authorization or {API_KEY_HEADER}, not both")
+            raise InvalidRequest(
+                f"the request carries two credentials, in Authorization and {API_KEY_HEADER}; "
+                "send one of them",
+                field=f"header {API_KEY_HEADER}",
+            )
         return CallerCredential("api_key", api_key)
     return CallerCredential("bearer", bearer) if bearer is not None else None
+
+
+def _one_header(headers: Mapping[str, str], name: str) -> str | None:
+    """The one value of header ``name``; a request repeating it is refused (400), since two
+    parsers (a proxy's, ours) could each take a different one."""
+    getall = getattr(headers, "getall", None)
+    found = list(getall(name, ())) if getall is not None else []
+    if len(found) > 1:
+        raise InvalidRequest(
+            f"the request carries {len(found)} {name} headers; send exactly one",
+            field=f"header {name}",
+        )
+    return headers.get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +206,13 @@ class CallerGate:
         credential = credential_from(headers)
         if credential is None:
             raise Refused(NO_CREDENTIAL)
+        identity = await self._proven(state, credential)
+        # A caller's own token is a secret we now hold: no echo may quote it. Only proven ones
+        # are remembered, so a flood of made-up tokens cannot churn the registry.
+        remember(credential.value)
+        return identity
+
+    async def _proven(self, state: _State, credential: CallerCredential) -> Identity:
         if credential.kind == "api_key":
             return await self._with_api_key(state, credential.value)
         issuer = peek_issuer(credential.value)

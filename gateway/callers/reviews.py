@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway.callers.issuers import unverified_claims
 from gateway.callers.types import Identity, Refused, bounded
+from gateway.errors import LakegateError
 from gateway.settings import NAMESPACE_RE, KubernetesCallers
 from gateway.singleflight import TtlCache
 
@@ -63,6 +64,45 @@ def identity_from_review(answer: ReviewAnswer, audiences: Sequence[str]) -> Outc
     return Identity(subject=bounded(username), method="kubernetes", home_namespace=home)
 
 
+# TokenReviews for tokens not in the cache, per second and in one burst: a flood of made-up
+# tokens must not turn into a flood on the API server.
+REVIEWS_PER_SECOND = 20.0
+REVIEW_BURST = 40
+
+
+class ReviewsThrottled(LakegateError):
+    """Too many unknown tokens to review right now: may heal, so 503 with Retry-After."""
+
+    status = 503
+    title = "Too many credentials to check"
+    transient = True
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            "The gateway is checking too many unknown Kubernetes tokens at once; "
+            "retry after the delay given."
+        )
+        self.retry_after = retry_after
+
+
+class TokenBucket:
+    """``rate`` tokens a second, holding at most ``burst``. Pure but for the clock."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate, self._burst, self._clock = rate, float(burst), clock
+        self._level, self._at = float(burst), clock()
+
+    def take(self) -> float:
+        """0 when a token was taken; else the seconds until one will be there."""
+        now = self._clock()
+        self._level = min(self._burst, self._level + (now - self._at) * self._rate)
+        self._at = now
+        if self._level >= 1:
+            self._level -= 1
+            return 0.0
+        return (1 - self._level) / self._rate
+
+
 class KubernetesAuthenticator:
     def __init__(
         self,
@@ -76,6 +116,7 @@ class KubernetesAuthenticator:
         self._reviewer = reviewer
         self._wall = wall_clock
         self._cache: TtlCache[str, Outcome] = TtlCache(settings.cache_size, clock=clock)
+        self._bucket = TokenBucket(REVIEWS_PER_SECOND, REVIEW_BURST, clock)
 
     async def authenticate(self, token: str) -> Identity:
         outcome = await self._cache.get(token_key(token), lambda: self._review(token))
@@ -84,6 +125,10 @@ class KubernetesAuthenticator:
         return outcome
 
     async def _review(self, token: str) -> tuple[Outcome, float]:
+        wait = self._bucket.take()
+        if wait > 0:
+            # Not a refusal (the token may be fine) and not cached: the caller retries.
+            raise ReviewsThrottled(wait)
         audiences = self.settings.audiences
         answer = await self._reviewer.review(token, audiences)
         outcome = identity_from_review(answer, audiences)

@@ -42,22 +42,25 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     logs.configure(level=settings.logging.level, fmt=settings.logging.format)
-    from aiohttp import web
+    import asyncio
 
     from gateway.app import Overrides, create_app
+    from gateway.serving import serve
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    # run_app turns SIGTERM and SIGINT into a graceful shutdown: in-flight requests finish,
-    # then every cleanup_ctx closes what it opened.
-    web.run_app(
-        # SIGHUP re-reads the configuration and applies what can change live (callers).
-        create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
-        host=host,
-        port=port,
-        shutdown_timeout=settings.server.shutdown_grace_seconds,
-        access_log=None,
-        print=lambda _: print(f"lakegate {__version__} serving on http://{host}:{port}"),
+    banner = f"lakegate {__version__} serving on http://{host}:{port}"
+    # SIGTERM and SIGINT shut down gracefully: in-flight requests finish, then every
+    # cleanup_ctx closes what it opened. Unparsable requests are answered without an echo.
+    asyncio.run(
+        serve(
+            # SIGHUP re-reads the configuration and applies what can change live (callers).
+            create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
+            host=host,
+            port=port,
+            shutdown_timeout=settings.server.shutdown_grace_seconds,
+            started=lambda: print(banner, flush=True),
+        )
     )
     return 0
 

@@ -25,9 +25,10 @@ from gateway.errors import (
     DatabricksRunNotFound,
     DatabricksUnavailable,
 )
+from gateway.logs import UPSTREAM_MAX_CHARS, upstream_text
 
 # Databricks' messages are short; HTML error pages are not, and would flood logs and problems.
-MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGE_CHARS = UPSTREAM_MAX_CHARS
 # Endpoints whose subject is one run id: there "does not exist" means the run is unknown.
 RUN_ID_ENDPOINTS = frozenset({"runs/get", "runs/cancel", "runs/get-output"})
 
@@ -168,8 +169,8 @@ def _html_text(text: str) -> str:
 
 
 def clip(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+    # Redacted (held secrets, credential shapes) before it is cut: it may echo our token.
+    return upstream_text(text, MAX_MESSAGE_CHARS)
 
 
 def _text(value: Any) -> str | None:

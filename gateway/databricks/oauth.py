@@ -29,7 +29,8 @@ from gateway.databricks.auth import AccessToken
 from gateway.databricks.retries import RetryPolicy, retry_after_of
 from gateway.databricks.wire import parse_retry_after
 from gateway.errors import TokenEndpointError
-from gateway.logs import get_logger
+from gateway.logs import get_logger, upstream_text
+from gateway.secrets_registry import remember
 from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
@@ -272,8 +273,11 @@ def jwt_assertion(assertion: str) -> dict[str, str]:
 
 def basic_authorization(client_id: str, client_secret: str) -> str:
     """HTTP Basic client authentication, as the Databricks SDKs send it (no form-encoding)."""
+    remember(client_secret)
     pair = f"{client_id}:{client_secret}".encode()
-    return "Basic " + base64.b64encode(pair).decode("ascii")
+    encoded = base64.b64encode(pair).decode("ascii")
+    remember(encoded)
+    return "Basic " + encoded
 
 
 def parse_token_response(
@@ -315,6 +319,7 @@ def parse_token_response(
     value = payload.get("access_token")
     if not isinstance(value, str) or not value:
         raise malformed("no access_token")
+    remember(value)
     token_type = payload.get("token_type", "Bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise malformed(f"token_type {token_type!r}, not Bearer")
@@ -343,9 +348,10 @@ def _oauth_error(
         code = _str(payload.get("error")) or _str(payload.get("errorCode"))
         description = _str(payload.get("error_description")) or _str(payload.get("errorSummary"))
         # Entra appends trace and correlation ids on new lines (CRLF); keep messages one line.
-        description = " ".join(description.split()) if description else None
+        description = upstream_text(description) if description else None
     if description is None and payload is None:
-        description = " ".join(text.split())[:300] or None
+        description = upstream_text(text) or None
+    code = upstream_text(code, limit=80) if code else None
     detail = ": ".join(part for part in (code, description) if part) or f"HTTP {status}"
     return TokenEndpointError(
         f"token endpoint {endpoint} refused the request ({status}): {detail}",

@@ -28,6 +28,7 @@ from gateway.errors import (
     KubernetesError,
 )
 from gateway.identity.cache import CacheKey, TokenCache
+from gateway.secrets_registry import remember
 
 SubjectToken = Callable[[], Awaitable[str]]
 Values = Callable[[], Awaitable[dict[str, str]]]
@@ -60,6 +61,7 @@ def values(
                 namespace=namespace,
                 source="settings",
             )
+        remember(value)
     wanted = tuple(key for key, value in given.items() if value is None)
     if not wanted:
 
@@ -117,6 +119,7 @@ async def secret_values(
         bad = malformed(value)
         if bad is not None:
             raise unavailable(f"has a malformed value ({bad}) in")
+        remember(value)
         values.append(value)
     return tuple(values)
 
@@ -155,6 +158,7 @@ def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectT
         problem = malformed(value)
         if problem is not None:
             raise _file_unavailable(file, f"is malformed: it {problem}", namespace)
+        remember(value)
         return value
 
     return read
@@ -181,7 +185,9 @@ def minted_service_account_token(
     key = CacheKey(namespace, f"sa-token:{service_account}:aud={audience}", MINTED_HOST)
 
     async def fetch() -> AccessToken:
-        return await mint(namespace, service_account, [audience], expiration_seconds)
+        token = await mint(namespace, service_account, [audience], expiration_seconds)
+        remember(token.value)
+        return token
 
     async def subject() -> str:
         return (await cache.get(key, fetch, kind=SA_TOKEN_KIND)).value

@@ -27,6 +27,7 @@ import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException, OpenApiException
 
 from gateway.errors import KubernetesError
+from gateway.logs import upstream_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ def parse_status(body: str | bytes | None) -> StatusInfo:
     return StatusInfo(
         code=code if isinstance(code, int) else None,
         reason=reason if isinstance(reason, str) and reason else None,
-        message=message if isinstance(message, str) and message else None,
+        message=upstream_text(message) if isinstance(message, str) and message else None,
     )
 
 

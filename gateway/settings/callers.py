@@ -59,6 +59,12 @@ def _b64(value: str) -> bytes:
         raise ValueError("salt and digest must be base64") from exc
 
 
+# One salted check's cost caps (issue 9): scrypt's memory is 128*N*r bytes per check.
+MAX_SCRYPT_BYTES = 64 * 1024 * 1024
+MAX_SCRYPT_P = 4
+MAX_PBKDF2_ITERATIONS = 2_000_000
+
+
 def parse_salted_hash(text: str) -> SaltedHash:
     parts = text.split("$")
     try:
@@ -66,11 +72,21 @@ def parse_salted_hash(text: str) -> SaltedHash:
             n, r, p = (int(x) for x in parts[1:4])
             if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
                 raise ValueError("scrypt needs N a power of two up to 2^20, r 1-32, p 1-16")
+            # Every unknown key presented pays one check: keep it under 64 MiB and p runs.
+            if 128 * n * r > MAX_SCRYPT_BYTES or p > MAX_SCRYPT_P:
+                raise ValueError(
+                    f"scrypt may use at most {MAX_SCRYPT_BYTES >> 20} MiB (128*N*r) "
+                    f"and at most p={MAX_SCRYPT_P}"
+                )
             return SaltedHash("scrypt", (n, r, p), _b64(parts[4]), _b64(parts[5]))
         if parts[0] == "pbkdf2_sha256" and len(parts) == 4:
             iterations = int(parts[1])
             if not 100_000 <= iterations <= 10_000_000:
                 raise ValueError("pbkdf2_sha256 needs 100000 to 10000000 iterations")
+            if iterations > MAX_PBKDF2_ITERATIONS:
+                raise ValueError(
+                    f"pbkdf2_sha256 may use at most {MAX_PBKDF2_ITERATIONS} iterations"
+                )
             return SaltedHash("pbkdf2_sha256", (iterations,), _b64(parts[2]), _b64(parts[3]))
     except ValueError as exc:
         raise ValueError(f"hash: {exc}") from None

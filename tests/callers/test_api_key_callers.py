@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 import aiohttp
+from multidict import CIMultiDict
 
 from tests.callers.conftest import CallersStack, bearer, sha256_hex, submit_body
 
@@ -60,14 +61,20 @@ async def test_an_unknown_key_is_unauthenticated(
     assert await _status(http, stack.url, "team-01", {"X-API-Key": wrong}) == 401
 
 
-async def test_no_credential_and_two_credentials_are_unauthenticated(
+async def test_no_credential_is_401_and_two_credentials_a_400_naming_the_header(
     callers_stack: CallersStack, http: aiohttp.ClientSession
 ) -> None:
-    """No credential is 401; two different ones are 401 rather than a guess."""
+    """No credential is 401; two different ones, or a repeated Authorization header (even
+    holding a valid key), are a 400 problem naming the header rather than a guess."""
     stack = await callers_stack(_callers())
     assert await _status(http, stack.url, "team-01", {}) == 401
     both = {**bearer(KEY), "X-API-Key": SELECTOR_KEY}
-    assert await _status(http, stack.url, "team-01", both) == 401
+    repeated = CIMultiDict([("Authorization", f"Bearer {KEY}"), ("Authorization", "Bearer x")])
+    for headers, named in ((both, "header X-API-Key"), (repeated, "header Authorization")):
+        url = f"{stack.url}/v1/namespaces/team-01/runs"
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 400
+            assert (await response.json())["field"] == named
 
 
 async def test_a_key_bound_by_label_selector_follows_namespace_labels(

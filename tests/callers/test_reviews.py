@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
-from gateway.callers.reviews import KubernetesAuthenticator, identity_from_review
+from gateway.callers.reviews import (
+    REVIEW_BURST,
+    REVIEWS_PER_SECOND,
+    KubernetesAuthenticator,
+    ReviewsThrottled,
+    identity_from_review,
+)
 from gateway.callers.types import Identity, Refused
 from gateway.settings import KubernetesCallers
 from tests.support.kube import FakeKube
@@ -83,3 +89,30 @@ async def test_a_refusal_is_cached_briefly() -> None:
         with pytest.raises(Refused):
             await authn.authenticate("opaque")
     assert len(reviewer.reviews) == 2
+
+
+async def test_reviews_of_unknown_tokens_are_rate_limited_with_a_503() -> None:
+    """A flood of made-up tokens costs at most the burst of TokenReviews; the rest are 503
+    with a Retry-After (the token may be fine), not cached, and reviewed once the bucket
+    refills; a token already reviewed is answered from the cache meanwhile."""
+    clock = Clock(0.0)
+    reviewer = FakeKube(review_answer=Answer(False))
+    authn = KubernetesAuthenticator(KubernetesCallers(), reviewer, clock=clock)
+    throttled: list[ReviewsThrottled] = []
+    for i in range(REVIEW_BURST * 3):
+        try:
+            await authn.authenticate(f"made-up-{i}")
+        except Refused:
+            pass
+        except ReviewsThrottled as exc:
+            throttled.append(exc)
+    assert len(reviewer.reviews) == REVIEW_BURST
+    assert len(throttled) == REVIEW_BURST * 2
+    assert throttled[0].status == 503
+    assert 0 < throttled[0].retry_after <= 1 / REVIEWS_PER_SECOND
+    with pytest.raises(Refused):
+        await authn.authenticate("made-up-0")  # cached refusal: no review needed
+    clock.now = 1.0
+    with pytest.raises(Refused):
+        await authn.authenticate(f"made-up-{REVIEW_BURST}")
+    assert len(reviewer.reviews) == REVIEW_BURST + 1

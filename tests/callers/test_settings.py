@@ -137,3 +137,21 @@ def test_key_hashes_stay_out_of_reprs() -> None:
     )
     assert SHA not in repr(section)
     assert SHA not in str(section)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 128 * N * r bytes: 4 GiB, then 128 MiB, for one check.
+        "scrypt$1048576$32$1$c2FsdA==$ZGlnZXN0",
+        "scrypt$131072$8$1$c2FsdA==$ZGlnZXN0",
+        # p runs the memory-hard part p times over.
+        "scrypt$16384$8$16$c2FsdA==$ZGlnZXN0",
+        "pbkdf2_sha256$10000000$c2FsdA==$ZGlnZXN0",
+    ],
+)
+def test_salted_hashes_too_costly_to_check_are_refused(text: str) -> None:
+    """A hash whose one check would take more than 64 MiB, or seconds of CPU, is refused at
+    configuration load: every unknown key presented would pay it."""
+    with pytest.raises(ValueError, match=r"at most"):
+        parse_salted_hash(text)

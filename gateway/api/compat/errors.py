@@ -29,6 +29,7 @@ from gateway.errors import (
     RequestError,
     Unauthenticated,
 )
+from gateway.logs import redact_text
 from gateway.model import RunRecord
 
 _REQUEST_INFO = "type.googleapis.com/google.rpc.RequestInfo"
@@ -67,7 +68,9 @@ class ErrorAnswer:
 
     def body(self, request_id: str) -> dict[str, Any]:
         details = [{"@type": _REQUEST_INFO, "request_id": request_id, "serving_data": ""}]
-        return {"error_code": self.error_code, "message": self.message, "details": details}
+        # The last word before the wire: no held secret or credential shape leaves in it.
+        message = redact_text(self.message)
+        return {"error_code": self.error_code, "message": message, "details": details}
 
     def headers(self) -> dict[str, str]:
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}

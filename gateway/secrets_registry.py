@@ -1,0 +1,102 @@
+"""Every secret lakegate holds, by value, so that text quoting one can be scrubbed of it.
+
+Patterns (``gateway.logs``) catch what looks like a credential; this registry catches what *is*
+one, whatever it looks like: an opaque client secret an upstream error body echoes, a PAT
+inside a Kubernetes status message. Whoever reads or receives a secret (settings, a Secret, a
+token file, a token endpoint, TokenRequest, an authenticated caller's bearer token) calls
+``remember``; ``scrub`` replaces every remembered value in a text.
+
+It stays cheap: the values live in a bounded LRU (the oldest forgotten first), indexed by their
+first ``MIN_CHARS`` characters, so ``scrub`` costs one dictionary lookup per position of the
+text whatever the number of values, and remembering a value costs O(1) (a compiled alternation
+of 10,000 values took a second to rebuild, blocking the loop at every new token). Values
+shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
+This module imports nothing of lakegate's, so every layer may feed it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+MASK = "[redacted]"
+MIN_CHARS = 8
+MAX_VALUES = 10_000
+
+
+class SecretRegistry:
+    """A bounded set of secret values, indexed by prefix for a linear-time scan."""
+
+    def __init__(self, max_values: int = MAX_VALUES) -> None:
+        self._max = max_values
+        self._values: OrderedDict[str, None] = OrderedDict()
+        # First MIN_CHARS characters -> the values starting so, longest first.
+        self._by_prefix: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def remember(self, value: str | None) -> None:
+        """Hold ``value`` (when it is long enough to be a secret); a known value is refreshed."""
+        if value is None or len(value) < MIN_CHARS:
+            return
+        with self._lock:
+            if value in self._values:
+                self._values.move_to_end(value)
+                return
+            self._values[value] = None
+            same = self._by_prefix.setdefault(value[:MIN_CHARS], [])
+            same.append(value)
+            same.sort(key=len, reverse=True)
+            while len(self._values) > self._max:
+                self._drop(self._values.popitem(last=False)[0])
+
+    def _drop(self, value: str) -> None:
+        prefix = value[:MIN_CHARS]
+        same = self._by_prefix[prefix]
+        same.remove(value)
+        if not same:
+            del self._by_prefix[prefix]
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every remembered value replaced by ``MASK``."""
+        index = self._by_prefix
+        if not index or len(text) < MIN_CHARS:
+            return text
+        out: list[str] = []
+        kept = i = 0
+        last = len(text) - MIN_CHARS
+        while i <= last:
+            candidates = index.get(text[i : i + MIN_CHARS])
+            if candidates is None:
+                i += 1
+                continue
+            found = next((v for v in candidates if text.startswith(v, i)), None)
+            if found is None:
+                i += 1
+                continue
+            out += (text[kept:i], MASK)
+            i = kept = i + len(found)
+        if not out:
+            return text
+        out.append(text[kept:])
+        return "".join(out)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._by_prefix.clear()
+
+
+REGISTRY = SecretRegistry()
+
+
+def remember(value: str | None) -> None:
+    """Register a secret value with the process-wide registry."""
+    REGISTRY.remember(value)
+
+
+def scrub(text: str) -> str:
+    """Replace every registered secret value in ``text``."""
+    return REGISTRY.scrub(text)

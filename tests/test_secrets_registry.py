@@ -1,0 +1,63 @@
+"""Redaction by value: the registry of held secrets and the upstream-text helper built on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway import logs
+from gateway.kube.status import parse_status
+from gateway.secrets_registry import MASK, SecretRegistry, remember
+
+
+@pytest.mark.parametrize(
+    ("held", "text", "expected"),
+    [
+        (["opaque-secret-1"], "got opaque-secret-1 back", f"got {MASK} back"),
+        (["opaque-secret-1"], "opaque-secret-1opaque-secret-1", MASK + MASK),
+        # The longest value wins where one contains another.
+        (["abcdefgh", "abcdefgh-longer"], "x abcdefgh-longer y", f"x {MASK} y"),
+        # Regex metacharacters in a value are literal.
+        (["a.b*c+d?e(f)"], "a.b*c+d?e(f) and aXbbcdde", f"{MASK} and aXbbcdde"),
+        # Too short to be a secret: prose keeps its words.
+        (["short"], "a short note", "a short note"),
+        ([], "nothing held", "nothing held"),
+    ],
+)
+def test_scrub_replaces_every_held_value(held: list[str], text: str, expected: str) -> None:
+    """Each held value of 8 characters or more is masked wherever it occurs, and only it."""
+    registry = SecretRegistry()
+    for value in held:
+        registry.remember(value)
+    assert registry.scrub(text) == expected
+
+
+def test_registry_is_bounded_and_forgets_the_least_recently_used() -> None:
+    """Past its bound the registry drops the value least recently remembered; a value seen
+    again is kept, and the pattern follows every change."""
+    registry = SecretRegistry(max_values=2)
+    registry.remember("first-value")
+    registry.remember("second-value")
+    assert registry.scrub("second-value") == MASK
+    registry.remember("first-value")  # used again: now the newest
+    registry.remember("third-value")
+    assert len(registry) == 2
+    assert registry.scrub("first-value second-value third-value") == (f"{MASK} second-value {MASK}")
+
+
+def test_redaction_of_logs_and_upstream_text_knows_held_values() -> None:
+    """A held value is masked by the log redaction and by upstream_text, which also keeps
+    upstream text to one line of at most 300 characters."""
+    remember("zq-held-upstream-canary")
+    assert logs.redact_text("echo zq-held-upstream-canary") == f"echo {MASK}"
+    quoted = logs.upstream_text("line one\r\nzq-held-upstream-canary " + "x" * 1000)
+    assert quoted.startswith(f"line one {MASK} x")
+    assert len(quoted) == logs.UPSTREAM_MAX_CHARS + len("...")
+
+
+def test_kubernetes_status_messages_are_redacted_and_capped() -> None:
+    """A Status message quoting a held secret loses it, and is cut to the cap."""
+    remember("zq-held-kube-canary")
+    status = parse_status('{"message": "bad zq-held-kube-canary ' + "y" * 500 + '"}')
+    assert status.message is not None
+    assert "zq-held-kube-canary" not in status.message
+    assert len(status.message) <= logs.UPSTREAM_MAX_CHARS + 3

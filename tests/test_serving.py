@@ -1,0 +1,97 @@
+"""aiohttp's own parse errors (issue 9): a request head it cannot parse is answered 400
+without echoing a header value, in the body or in the log."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from gateway.app import Overrides, create_app
+from gateway.serving import GatewayRunner
+from tests.e2e.test_no_secrets import production_logs
+from tests.test_app import settings_for
+
+__all__ = ["production_logs"]
+
+CANARY = "cnry" + "Q7xK2mZp9vL4wT8s"
+
+
+HEAD_TIMEOUT = 0.5
+
+
+@pytest.fixture
+async def port(tmp_path: Path) -> AsyncIterator[int]:
+    """A real create_app server, run as ``lakegate serve`` runs it, on a loopback port."""
+    app = create_app(settings_for(tmp_path), Overrides(run_poller=False))
+    runner = GatewayRunner(app, head_timeout=HEAD_TIMEOUT)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.Server)
+    yield int(server.sockets[0].getsockname()[1])
+    await runner.cleanup()
+
+
+async def exchange(port: int, raw: bytes) -> bytes:
+    """Send ``raw`` on a fresh connection; everything the server answers before closing."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    async with asyncio.timeout(5):
+        answer = await reader.read()
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("head", "cause"),
+    [
+        # obs-fold (RFC 9112 section 5.2): the credential on a continuation line.
+        (f"Authorization: Bearer\r\n {CANARY}\r\n", "malformed"),
+        (f"Authorization: Bearer {CANARY}{'a' * 9000}\r\n", "longer than"),
+        (f"X-Api-Key: {CANARY}\x01\r\n", "malformed"),
+    ],
+)
+async def test_unparsable_heads_are_refused_without_echo(
+    port: int, production_logs: io.StringIO, head: str, cause: str
+) -> None:
+    """The answer is a 400 problem+json naming the kind of error; neither it nor any log line
+    holds the header's value."""
+    raw = f"GET /v1/namespaces/a/runs HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode()
+    answer = (await exchange(port, raw)).decode("latin-1")
+    status_line, _, rest = answer.partition("\r\n")
+    assert " 400 " in status_line, answer
+    assert "application/problem+json" in rest
+    body = json.loads(rest.partition("\r\n\r\n")[2])
+    assert cause in body["detail"]
+    logged = production_logs.getvalue()
+    assert "http_request_unparsable" in logged
+    assert CANARY not in answer
+    assert CANARY not in logged
+
+
+async def test_a_head_not_complete_in_time_loses_its_connection(
+    port: int, production_logs: io.StringIO
+) -> None:
+    """A client trickling its request head (slowloris) is disconnected once the head timeout
+    passes, while one whose head arrives in time is answered on the same kind of socket."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(HEAD_TIMEOUT * 10):
+        assert await reader.read() == b""
+    assert loop.time() - started >= HEAD_TIMEOUT * 0.8
+    writer.close()
+    assert "http_head_timeout" in production_logs.getvalue()
+
+    answer = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200"), answer
