@@ -14,6 +14,7 @@ environment), ``base`` (what every model shares).
 from gateway.settings.base import (
     NAMESPACE_RE,
     OBJECT_NAME_RE,
+    SecretRef,
     is_loopback_host,
     normalize_authority,
     normalize_host,
@@ -44,7 +45,6 @@ from gateway.settings.tenants import (
     PatIdentity,
     PodTokenFederation,
     QuotaSettings,
-    SecretRef,
     ServiceAccountFederation,
     TenantDefaults,
     TenantPolicy,

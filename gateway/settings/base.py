@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 # Kubernetes object names (Secrets, ServiceAccounts): RFC 1123 subdomains.
@@ -22,6 +22,19 @@ def is_loopback_host(hostname: str | None) -> bool:
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(Frozen):
+    """A Secret in the tenant's own namespace; never another's."""
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not OBJECT_NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not a Kubernetes object name")
+        return value
 
 
 def normalize_host(value: str) -> str:

@@ -13,21 +13,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, Frozen, exactly_one
+from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, Frozen, SecretRef, exactly_one
 from gateway.settings.webhooks import TenantWebhooks
-
-
-class SecretRef(Frozen):
-    """A Secret in the tenant's own namespace; never another's."""
-
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not OBJECT_NAME_RE.match(value):
-            raise ValueError(f"'{value}' is not a Kubernetes object name")
-        return value
 
 
 class PatIdentity(Frozen):

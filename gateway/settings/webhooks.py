@@ -20,23 +20,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from gateway.settings.base import OBJECT_NAME_RE, Frozen
+from gateway.settings.base import Frozen, SecretRef
 from gateway.webhooks.signing import parse_secrets
 
 DEFAULT_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-
-
-class WebhookSecretRef(Frozen):
-    """A Secret in the tenant's own namespace holding the webhook secret(s) under key ``secret``."""
-
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not OBJECT_NAME_RE.match(value):
-            raise ValueError(f"'{value}' is not a Kubernetes object name")
-        return value
 
 
 def _check_url(value: str, key: str) -> str:
@@ -51,7 +38,8 @@ def _check_url(value: str, key: str) -> str:
 class TenantWebhooks(Frozen):
     url: str | None = None
     allowed_url_prefixes: tuple[str, ...] = ()
-    secret: WebhookSecretRef | None = None
+    # A Secret of the namespace holding the webhook secret(s) under key ``secret``.
+    secret: SecretRef | None = None
     secret_env: str | None = None
     secret_value: SecretStr | None = None
     state_changes: bool = False

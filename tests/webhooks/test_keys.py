@@ -8,14 +8,15 @@ import pytest
 from pydantic import SecretStr
 
 from gateway.errors import CredentialUnavailable, LakegateError
-from gateway.settings.webhooks import TenantWebhooks, WebhookSecretRef
+from gateway.settings import SecretRef
+from gateway.settings.webhooks import TenantWebhooks
 from gateway.webhooks.keys import SigningKeys
 from gateway.webhooks.signing import secret_key
 from tests.support.kube import FakeKube
 
 OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
 NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
-FROM_SECRET = TenantWebhooks(secret=WebhookSecretRef(name="lakegate-webhook"))
+FROM_SECRET = TenantWebhooks(secret=SecretRef(name="lakegate-webhook"))
 
 
 async def test_a_secret_in_the_namespace_holds_every_key_of_a_rotation() -> None:
