@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from gateway import __version__
 from gateway.app import create_app
 from gateway.emulator.databricks import EmulatorConfig
 from gateway.emulator.databricks.server import EmulatorServer
 from gateway.logs import get_logger
+from gateway.serving import GatewayRunner, Listener, start_site
 from gateway.settings import Settings
 from gateway.webhooks.demo_receiver import DemoReceiver
 from gateway.webhooks.signing import parse_secrets
@@ -202,12 +201,11 @@ async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
             creds, workspace_url=emulator.url, port=port, data_dir=data_dir,
             webhooks=webhook_settings(hook_url, secret),
         )  # fmt: skip
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        # Served as `lakegate serve` serves: a request aiohttp cannot parse is never echoed.
+        runner = GatewayRunner(create_app(settings), access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, settings.server.host, port)
-            await site.start()
-            bound = runner.addresses[0][1] if runner.addresses else port
+            bound = await start_site(runner, Listener(runner.app, settings.server.host, port))
             cli = await asyncio.to_thread(_command)  # looks at the file system
             print(banner(f"http://127.0.0.1:{bound}", emulator.url, cli), flush=True)
             print(f"Webhooks: team-a's run events go to {hook_url}; each prints here.", flush=True)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.errors import ConfigError
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
@@ -129,21 +133,67 @@ class GatewayRunner(web.AppRunner):
         return server
 
 
+@dataclass(frozen=True)
+class Listener:
+    """One socket ``serve`` opens: an application on a host and port, over TLS when given."""
+
+    app: web.Application
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+
+
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server TLS context from PEM files; a missing or unusable file is a ``ConfigError``
+    naming the setting, so ``lakegate serve`` refuses to start rather than serve plain HTTP."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    problems = [
+        f"server: {key}: {path} does not exist or is not a file"
+        for key, path in (("tls_cert_file", cert_file), ("tls_key_file", key_file))
+        if not os.path.isfile(path)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        # The reason is the ssl module's (a mismatched key, not PEM); never the key's bytes.
+        raise ConfigError(
+            [f"server: tls_cert_file/tls_key_file: cannot load {cert_file} with {key_file}: {exc}"]
+        ) from exc
+    return context
+
+
+async def start_site(runner: web.BaseRunner, listener: Listener) -> int:
+    """Open ``listener``'s socket on a set-up runner; the port it is bound to (0 picks one)."""
+    site = web.TCPSite(runner, listener.host, listener.port, ssl_context=listener.ssl_context)
+    await site.start()
+    bound = [addr for addr in runner.addresses if isinstance(addr, tuple)]
+    return int(bound[-1][1]) if bound else listener.port
+
+
 async def serve(
-    app: web.Application,
+    main: Listener,
     *,
-    host: str,
-    port: int,
     shutdown_timeout: float,
     started: Callable[[], None],
+    also: Sequence[Listener] = (),
     **handler_args: Any,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully: in-flight requests
-    finish (within ``shutdown_timeout``) and every cleanup_ctx closes what it opened."""
-    runner = GatewayRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **handler_args)
-    await runner.setup()
+    """Serve ``main`` (and every listener in ``also``, such as the metrics listener) until
+    SIGINT or SIGTERM, then shut down gracefully: in-flight requests finish (within
+    ``shutdown_timeout``) and every cleanup_ctx closes what it opened. The main application
+    starts first, so the others serve what its start-up built."""
+    runners: list[GatewayRunner] = []
     try:
-        await web.TCPSite(runner, host, port).start()
+        for listener in (main, *also):
+            runner = GatewayRunner(
+                listener.app, access_log=None, shutdown_timeout=shutdown_timeout, **handler_args
+            )
+            runners.append(runner)
+            await runner.setup()
+            await start_site(runner, listener)
         started()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -151,4 +201,6 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        # The others first: they read what the main application's cleanup closes.
+        for runner in reversed(runners):
+            await runner.cleanup()

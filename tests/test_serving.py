@@ -13,8 +13,10 @@ import pytest
 from aiohttp import web
 
 from gateway.app import Overrides, create_app
+from gateway.emulator.kubernetes import KubeApiServer
 from gateway.serving import GatewayRunner
 from tests.e2e.test_no_secrets import production_logs
+from tests.fixtures.gateway import StackFactory
 from tests.test_app import settings_for
 
 __all__ = ["production_logs"]
@@ -95,3 +97,29 @@ async def test_a_head_not_complete_in_time_loses_its_connection(
 
     answer = await exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200"), answer
+
+
+async def _served_ports(kind: str, stacks: StackFactory, kube_api: KubeApiServer) -> int:
+    if kind == "gateway test stack":
+        stack = await stacks(namespaces=1)
+        return int(stack.url.rsplit(":", 1)[1])
+    if kind == "databricks emulator":
+        stack = await stacks(namespaces=1)
+        return stack.emulator.port
+    return kube_api.port
+
+
+@pytest.mark.parametrize(
+    "kind", ["gateway test stack", "databricks emulator", "kubernetes emulator"]
+)
+async def test_every_server_of_ours_refuses_unparsable_heads_without_echo(
+    kind: str, gateway_stack_factory: StackFactory, kube_api: KubeApiServer
+) -> None:
+    """The test stacks and both emulators serve through the gateway's runner, as the demo
+    does: an obs-folded credential gets the problem+json 400, never aiohttp's echo."""
+    port = await _served_ports(kind, gateway_stack_factory, kube_api)
+    raw = f"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n {CANARY}\r\n\r\n"
+    answer = (await exchange(port, raw.encode())).decode("latin-1")
+    assert " 400 " in answer.partition("\r\n")[0], answer
+    assert "application/problem+json" in answer
+    assert CANARY not in answer

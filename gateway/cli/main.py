@@ -45,19 +45,18 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from gateway.app import Overrides, create_app
-    from gateway.serving import serve
+    from gateway.serving import Listener, serve
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     banner = f"lakegate {__version__} serving on http://{host}:{port}"
+    # SIGHUP re-reads the configuration and applies what can change live (callers).
+    app = create_app(settings, Overrides(settings_source=lambda: load_settings(args.config)))
     # SIGTERM and SIGINT shut down gracefully: in-flight requests finish, then every
     # cleanup_ctx closes what it opened. Unparsable requests are answered without an echo.
     asyncio.run(
         serve(
-            # SIGHUP re-reads the configuration and applies what can change live (callers).
-            create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
-            host=host,
-            port=port,
+            Listener(app, host, port),
             shutdown_timeout=settings.server.shutdown_grace_seconds,
             started=lambda: print(banner, flush=True),
         )

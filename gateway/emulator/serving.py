@@ -7,6 +7,8 @@ from typing import Self
 
 from aiohttp import web
 
+from gateway.serving import GatewayRunner, Listener, start_site
+
 # A hung client (a fault holding a request) must not keep a test waiting at teardown.
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -36,19 +38,17 @@ class LoopbackServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        runner = web.AppRunner(
+        # The gateway's runner, so an unparsable request is answered without an echo here too.
+        runner = GatewayRunner(
             self.app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT
         )
         await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
         try:
-            await site.start()
+            self._port = await start_site(runner, Listener(self.app, self._host, self._port))
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        sockets = [addr for addr in runner.addresses if isinstance(addr, tuple)]
-        self._port = int(sockets[0][1])
         self._on_started()
 
     def _on_started(self) -> None:

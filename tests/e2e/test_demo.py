@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.specs import spec
+from tests.test_serving import exchange
 
 URL_LINE = re.compile(r"gateway:\s+(http://127\.0\.0\.1:\d+)")
 
@@ -42,6 +43,14 @@ async def test_demo_serves_runs_to_their_end_and_stops_on_ctrl_c(tmp_path: Path)
                 assert line, "the demo exited before printing its URL"
                 found = URL_LINE.search(line)
                 url = found.group(1) if found else None
+        # Served as `lakegate serve` serves: an obs-folded header is refused, never echoed.
+        port = int(url.rsplit(":", 1)[1])
+        answer = await exchange(
+            port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c-canary\r\n\r\n"
+        )
+        assert b" 400 " in answer.split(b"\r\n")[0], answer
+        assert b"canary" not in answer
+        assert b"problem+json" in answer, answer
         async with aiohttp.ClientSession(url) as http:
             ids = {}
             for namespace in ("team-a", "team-b", "team-c"):
