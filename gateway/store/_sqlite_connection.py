@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from gateway.errors import StoreError
+from gateway.store._sqlite_health import FileId, file_identity
 from gateway.store._sqlite_schema import configure, migrate, prepare
 from gateway.store._sqlite_sql import atomic, one
 
@@ -25,6 +26,8 @@ class Connection:
         self._path = path
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
+        # The file this connection opened, which the readiness probe compares the path with.
+        self.file_id: FileId | None = None
 
     def connect(self) -> str:
         """Connect, configure and migrate; return the installation id."""
@@ -44,6 +47,11 @@ class Connection:
             except BaseException:
                 conn.close()
                 raise
+        try:
+            self.file_id = file_identity(self._path)
+        except OSError as exc:
+            conn.close()
+            raise StoreError(f"cannot look at the run ledger at {self._path}: {exc}") from exc
         self._conn = conn
         return str(row["value"])
 

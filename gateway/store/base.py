@@ -109,7 +109,7 @@ class Store(OutboxStore, Protocol):
         ...
 
     async def ping(self) -> None:
-        """Return if the ledger answers a trivial query, raise StoreError otherwise."""
+        """Return if the ledger is the one opened and takes a write; else StoreError, why."""
         ...
 
     async def create_run(

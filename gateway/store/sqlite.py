@@ -26,6 +26,7 @@ from gateway import model
 from gateway.errors import Conflict, StoreError
 from gateway.model import RunRecord, RunState
 from gateway.store._sqlite_connection import Body, Connection
+from gateway.store._sqlite_health import SqliteHealth
 from gateway.store._sqlite_outbox import SqliteOutbox
 from gateway.store._sqlite_quota import QuotaReads, usage
 from gateway.store._sqlite_sql import (
@@ -63,7 +64,7 @@ MIN_SQLITE = (3, 38, 0)
 T = TypeVar("T")
 
 
-class SqliteStore(QuotaReads, SqliteOutbox):
+class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
     """The Store protocol on a SQLite file (``:memory:`` works too, for one process)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -124,9 +125,6 @@ class SqliteStore(QuotaReads, SqliteOutbox):
                 )
             finally:
                 executor.shutdown(wait=False)
-
-    async def ping(self) -> None:
-        await self._run(lambda conn: one(conn, "SELECT 1"), write=False)
 
     # --- runs ---------------------------------------------------------------------------------
 
