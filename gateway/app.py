@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import urllib.request
@@ -107,7 +108,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     setup_api(app, settings)
     app.cleanup_ctx.append(_store_ctx(settings, over, checks))
     app.cleanup_ctx.append(_http_ctx(settings))
-    app.cleanup_ctx.append(_kube_ctx(settings, over))
+    app.cleanup_ctx.append(_kube_ctx(settings, over, checks))
     app.cleanup_ctx.append(_identities_ctx(settings, over, checks))
     app.cleanup_ctx.append(_callers_ctx(settings, over))
     app.cleanup_ctx.append(_service_ctx(settings, over))
@@ -169,7 +170,7 @@ def _http_ctx(settings: Settings) -> Ctx:
     return ctx
 
 
-def _kube_ctx(settings: Settings, over: Overrides) -> Ctx:
+def _kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # One ApiClient for identity discovery, TokenReview and namespace labels alike.
         if settings.kubernetes.mode == "off":
@@ -178,8 +179,10 @@ def _kube_ctx(settings: Settings, over: Overrides) -> Ctx:
         environ = over.environ if over.environ is not None else os.environ
         kube = await KubeClient.open(KubeConfig.from_settings(settings.kubernetes), environ=environ)
         app[KUBE] = kube
+        reachable = functools.partial(kube.readiness, settings.kubernetes.unreachable_after_seconds)
         try:
-            yield
+            with checks.registered("kubernetes_api", reachable):
+                yield
         finally:
             await kube.aclose()
 

@@ -15,6 +15,7 @@ from gateway.kube.cache import Listener
 from gateway.kube.connection import KubeConfig, open_api_client
 from gateway.kube.informer import ServiceAccountInformer
 from gateway.kube.namespaces import NamespaceReader
+from gateway.kube.reachability import Reachability, observe, probe_version
 from gateway.kube.reflector import InformerOptions
 from gateway.kube.reviews import ReviewResult, TokenReviewer
 from gateway.kube.secrets import SecretData, SecretReader
@@ -34,6 +35,9 @@ class KubeClient:
         self._reviews = TokenReviewer(api, request_timeout=request_timeout)
         self._namespaces = NamespaceReader(api, request_timeout=request_timeout)
         self._closed = False
+        # Every request above goes through the one REST client, so one tracker sees them all.
+        self.reachability = Reachability()
+        observe(api, self.reachability)
 
     @classmethod
     async def open(cls, config: KubeConfig, *, environ: Mapping[str, str] | None = None) -> Self:
@@ -63,6 +67,12 @@ class KubeClient:
         """The namespace's labels, or None when it does not exist."""
         return await self._namespaces.namespace_labels(name)
 
+    async def readiness(self, unreachable_after: float) -> tuple[bool, str]:
+        """Not ready once the API has failed every request for ``unreachable_after`` s."""
+        return self.reachability.readiness(
+            unreachable_after, lambda: probe_version(self.api, self.request_timeout)
+        )
+
     def service_account_informer(
         self,
         *,
@@ -85,6 +95,7 @@ class KubeClient:
         if self._closed:
             return
         self._closed = True
+        await self.reachability.aclose()
         await self.api.close()
 
     async def __aenter__(self) -> Self:

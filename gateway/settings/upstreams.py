@@ -77,6 +77,8 @@ class KubernetesSettings(Frozen):
     watch_timeout_seconds: int = Field(default=300, ge=1)
     resync_seconds: float = Field(default=600.0, gt=0)
     fallback_ttl_seconds: float = Field(default=30.0, gt=0)
+    # /readyz fails once every request to the API has failed for this long.
+    unreachable_after_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("host")
     @classmethod

@@ -43,9 +43,7 @@ async def test_an_open_ledger_passes_and_is_really_written(store: SqliteStore, p
     assert (await asyncio.to_thread(probed)).isdigit()
 
 
-async def test_a_removed_ledger_file_fails_until_it_is_back(
-    store: SqliteStore, path: Path
-) -> None:
+async def test_a_removed_ledger_file_fails_until_it_is_back(store: SqliteStore, path: Path) -> None:
     """Moved away, the file is 'removed' for the store; moved back, the store is ready."""
     aside = path.with_suffix(".aside")
     os.rename(path, aside)
@@ -74,12 +72,12 @@ async def test_a_read_only_ledger_fails_until_it_is_writable(
     store: SqliteStore, path: Path
 ) -> None:
     """A ledger the process could not open again after a restart is not ready."""
-    path.chmod(0o444)
+    os.chmod(path, 0o444)
     try:
         with pytest.raises(StoreError, match="not writable"):
             await store.ping()
     finally:
-        path.chmod(0o644)
+        os.chmod(path, 0o644)
     await store.ping()
 
 
@@ -93,7 +91,7 @@ async def test_a_ledger_that_cannot_take_a_write_fails_until_it_can(path: Path) 
     )
     try:
         await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
-        with pytest.raises(StoreError, match="cannot be written: .*locked"):
+        with pytest.raises(StoreError, match=r"cannot be written: .*locked"):
             await store.ping()
         await asyncio.to_thread(other.execute, "ROLLBACK")
         # The failure stands until the next probe is due; a fresh store probes at once.
@@ -131,7 +129,7 @@ async def test_the_write_probe_is_rate_limited_and_bounded() -> None:
 
     clock = Clock()
     probe = WriteProbe(write, every=10.0, timeout=0.05, clock=clock)
-    with pytest.raises(StoreError, match="has not finished in 0.05 s"):
+    with pytest.raises(StoreError, match=r"has not finished in 0\.05 s"):
         await probe.check()
     clock.now = 20.0
     with pytest.raises(StoreError, match="has not finished"):
