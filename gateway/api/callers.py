@@ -15,8 +15,8 @@ the credential. ``authenticate`` is the same without a namespace, for routes tha
 
 As a guard against a handler that forgets to ask, a protected route that answers with success
 without having called ``authorize`` or ``authenticate`` is turned into a 500. Public routes
-(/healthz, /readyz, /metrics, /openapi.json, and handlers marked ``@public``) are never
-authenticated.
+(/healthz, /readyz, /openapi.json, and handlers marked ``@public``) are never authenticated;
+/metrics names every namespace, so it needs a caller (or the metrics listener).
 
 This module is the web side of caller authentication: reading the request, the middleware,
 the audit events. Who a credential proves and what it may do is decided by the domain
@@ -48,7 +48,7 @@ __all__ = [
     "public",
 ]
 
-PUBLIC_ROUTES = frozenset({"healthz", "readyz", "metrics", "openapi"})
+PUBLIC_ROUTES = frozenset({"healthz", "readyz", "openapi"})
 
 audit = get_logger("gateway.audit")
 

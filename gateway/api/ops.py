@@ -11,9 +11,11 @@ import yaml
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from gateway.api.callers import authenticate
 from gateway.api.problems import log_unexpected
 from gateway.appkeys import CALLERS, METRICS, READINESS
 from gateway.logs import get_logger
+from gateway.metrics import Metrics
 from gateway.readiness import ReadinessReport
 
 READINESS_TIMEOUT_SECONDS = 5.0
@@ -72,10 +74,30 @@ def _callers_check(request: web.Request) -> tuple[bool, str]:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    # The series are labelled with every tenant's namespace: not for anonymous callers. Any
+    # authenticated caller may read them; Prometheus scrapes the metrics listener instead.
+    authenticate(request, "metrics.read")
+    return _exposition(request)
+
+
+def _exposition(request: web.Request) -> web.Response:
     return web.Response(
         body=request.config_dict[METRICS].render(),
         headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4},
     )
+
+
+async def _scrape(request: web.Request) -> web.Response:
+    return _exposition(request)
+
+
+def metrics_app(metrics: Metrics) -> web.Application:
+    """The metrics listener's application: GET /metrics and nothing else, without a caller
+    (whoever reaches its port is Prometheus: the NetworkPolicy admits nobody else)."""
+    app = web.Application()
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", _scrape, name="metrics", allow_head=False)
+    return app
 
 
 async def openapi(request: web.Request) -> web.Response:

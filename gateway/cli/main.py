@@ -41,27 +41,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _load_or_report(args.config)
     if settings is None:
         return 2
-    logs.configure(level=settings.logging.level, fmt=settings.logging.format)
-    import asyncio
+    from gateway.cli.serve import run
 
-    from gateway.app import Overrides, create_app
-    from gateway.serving import Listener, serve
-
-    host = args.host or settings.server.host
-    port = args.port if args.port is not None else settings.server.port
-    banner = f"lakegate {__version__} serving on http://{host}:{port}"
-    # SIGHUP re-reads the configuration and applies what can change live (callers).
-    app = create_app(settings, Overrides(settings_source=lambda: load_settings(args.config)))
-    # SIGTERM and SIGINT shut down gracefully: in-flight requests finish, then every
-    # cleanup_ctx closes what it opened. Unparsable requests are answered without an echo.
-    asyncio.run(
-        serve(
-            Listener(app, host, port),
-            shutdown_timeout=settings.server.shutdown_grace_seconds,
-            started=lambda: print(banner, flush=True),
-        )
-    )
-    return 0
+    return run(settings, host=args.host, port=args.port, source=lambda: load_settings(args.config))
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -14,6 +14,31 @@ class ServerSettings(Frozen):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # A listener of its own serving only /metrics, unauthenticated and plain HTTP, for
+    # Prometheus (behind a NetworkPolicy). On the main listener /metrics needs a credential.
+    metrics_host: str | None = None  # default: host
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # PEM files; both or neither. With them the main listener speaks only TLS.
+    tls_cert_file: str | None = Field(default=None, min_length=1)
+    tls_key_file: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _listeners(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_cert_file and tls_key_file, or neither")
+        if self.metrics_host is not None and self.metrics_port is None:
+            raise ValueError("metrics_host needs metrics_port (the metrics listener's port)")
+        same_host = (self.metrics_host or self.host) == self.host
+        if same_host and self.port != 0 and self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port (a listener of its own)")
+        return self
+
+    @property
+    def metrics_listener(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds, or None when there is none."""
+        if self.metrics_port is None:
+            return None
+        return self.metrics_host or self.host, self.metrics_port
 
 
 class StoreSettings(Frozen):

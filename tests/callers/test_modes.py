@@ -69,11 +69,11 @@ async def test_no_method_refuses_everyone_and_is_not_ready(
     assert body["checks"]["callers"]["ok"] is False
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
 async def test_operational_routes_need_no_credential(
     callers_stack: CallersStack, http: aiohttp.ClientSession, path: str
 ) -> None:
-    """Probes, metrics and the OpenAPI document answer without (or despite) a credential."""
+    """Probes and the OpenAPI document answer without (or despite) a credential."""
     stack = await callers_stack(
         {"methods": ["api_key"], "api_keys": [{"name": "k", "sha256": sha256_hex(KEY)}]},
         kubernetes=False,
@@ -81,6 +81,24 @@ async def test_operational_routes_need_no_credential(
     for headers in ({}, bearer("not-a-key")):
         async with http.get(stack.url + path, headers=headers) as response:
             assert response.status == 200, (path, headers)
+
+
+async def test_metrics_on_the_main_listener_need_a_credential(
+    callers_stack: CallersStack, http: aiohttp.ClientSession
+) -> None:
+    """/metrics names every tenant's namespace: anonymous or refused callers get 401 and no
+    series; an accepted credential reads them (Prometheus uses the metrics listener)."""
+    stack = await callers_stack(
+        {"methods": ["api_key"], "api_keys": [{"name": "k", "sha256": sha256_hex(KEY)}]},
+        kubernetes=False,
+    )
+    for headers in ({}, bearer("not-a-key")):
+        async with http.get(f"{stack.url}/metrics", headers=headers) as response:
+            assert response.status == 401, headers
+            assert "lakegate_" not in await response.text()
+    async with http.get(f"{stack.url}/metrics", headers=bearer(KEY)) as response:
+        assert response.status == 200
+        assert "lakegate_http_requests_total" in await response.text()
 
 
 async def test_unknown_and_forbidden_namespaces_get_the_same_answer(
