@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.settings import OAuthM2MIdentity, PatIdentity, load_settings, resolve_secret
+from gateway.settings import (
+    OAuthM2MIdentity,
+    PatIdentity,
+    Settings,
+    load_settings,
+    resolve_secret,
+)
 from tests.deploy.manifests import (
     BASE,
     DEPLOY,
@@ -43,6 +49,7 @@ FEDERATION_ANNOTATIONS = (
     "lakegate.io/databricks-workspace",
 )
 CALLER_LABEL = "lakegate.io/caller"
+SCRAPER_LABEL = "lakegate.io/metrics-scraper"
 # What envFrom can turn into a variable; other keys are skipped by the kubelet with an event.
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RBAC_KINDS = ("Role", "ClusterRole")
@@ -190,8 +197,7 @@ def test_single_replica_is_replaced_not_rolled() -> None:
 def test_probes_hit_health_endpoints_on_the_port_the_service_targets() -> None:
     """Liveness is /healthz, readiness /readyz, both on the Service's target port."""
     service = one("Service", "lakegate", BASE)
-    (port,) = service["spec"]["ports"]
-    assert port["name"] == "http"
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == "http"]
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert service["spec"]["selector"].items() <= _pod_labels().items()
     target = container_port(port["targetPort"])
@@ -251,12 +257,42 @@ def test_network_policy_admits_callers_on_the_gateway_port_only() -> None:
     policy = one("NetworkPolicy", "lakegate", BASE)["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= _pod_labels().items()
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    (ingress,) = policy["ingress"]
+    ingress, _metrics = policy["ingress"]
     (peer,) = ingress["from"]
     assert peer["namespaceSelector"]["matchLabels"] == {CALLER_LABEL: "true"}
     assert [container_port(p["port"]) for p in ingress["ports"]] == [container_port("http")]
     egress = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     assert {("UDP", 53), ("TCP", 53), ("TCP", 443)} <= egress
+
+
+def _base_settings() -> Settings:
+    return load_settings(BASE / "gateway.yaml", environ=_container_environ(_tenant_env_names()))
+
+
+def test_metrics_listener_is_the_port_prometheus_scrapes_and_only_it_may() -> None:
+    """The metrics listener binds the container port named metrics; the scrape annotations,
+    the Service and the NetworkPolicy all name that port, and only a scraper namespace may
+    reach it (callers may not, and scrapers may not reach the API port)."""
+    settings = _base_settings()
+    assert settings.server.metrics_listener == ("0.0.0.0", container_port("metrics"))
+    annotations = deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/scheme"] == "http"
+    assert int(annotations["prometheus.io/port"]) == container_port("metrics")
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service = one("Service", "lakegate", BASE)
+    (metrics,) = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
+    assert container_port(metrics["targetPort"]) == container_port("metrics")
+    rules = one("NetworkPolicy", "lakegate", BASE)["spec"]["ingress"]
+    reaching = {
+        container_port(p["port"]): [peer["namespaceSelector"]["matchLabels"] for peer in r["from"]]
+        for r in rules
+        for p in r["ports"]
+    }
+    assert reaching == {
+        container_port("http"): [{CALLER_LABEL: "true"}],
+        container_port("metrics"): [{SCRAPER_LABEL: "true"}],
+    }
 
 
 # --- RBAC -----------------------------------------------------------------------------------
