@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import ssl
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,15 +93,28 @@ class _QuietRequestHandler(RequestHandler):
         if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         detail = _parse_problem(exc)
-        log.info("http_request_unparsable", error=type(exc).__name__, status=status)
+        # A fresh id (the caller's X-Request-Id is in the head that did not parse) joins the
+        # answer to the log line; the path is not known, so ``instance`` is empty.
+        request_id = uuid.uuid4().hex
+        log.info(
+            "http_request_unparsable",
+            error=type(exc).__name__,
+            status=status,
+            request_id=request_id,
+        )
         body = {
             "type": _PROBLEM_TYPE,
             "title": "Bad Request",
             "status": status,
             "detail": f"{detail}; fix the request and send it again.",
+            "instance": "",
+            "request_id": request_id,
         }
         resp = web.Response(
-            status=status, text=json.dumps(body), content_type="application/problem+json"
+            status=status,
+            text=json.dumps(body),
+            content_type="application/problem+json",
+            headers={"X-Request-Id": request_id},
         )
         resp.force_close()
         return resp

@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.app import Overrides, create_app
 from gateway.emulator.kubernetes import KubeApiServer
 from gateway.serving import GatewayRunner
+from tests.api.schema import assert_matches
 from tests.e2e.test_no_secrets import production_logs
 from tests.fixtures.gateway import StackFactory
 from tests.test_app import settings_for
@@ -73,6 +74,9 @@ async def test_unparsable_heads_are_refused_without_echo(
     assert "application/problem+json" in rest
     body = json.loads(rest.partition("\r\n\r\n")[2])
     assert cause in body["detail"]
+    # A problem as the OpenAPI document describes it, its new request id in the header too.
+    assert_matches("Problem", body)
+    assert f"X-Request-Id: {body['request_id']}" in rest
     logged = production_logs.getvalue()
     assert "http_request_unparsable" in logged
     assert CANARY not in answer
