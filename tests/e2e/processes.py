@@ -148,6 +148,14 @@ class ManagedProcess:
         # Reaped before anything restarts, so the port and the ledger are free.
         await process.wait()
 
+    async def terminate(self) -> int | None:
+        """SIGTERM, as Kubernetes stops a pod; the exit code once the process has finished."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        return await process.wait()
+
     def tail(self, lines: int = 60) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
