@@ -15,7 +15,12 @@ from gateway.kube.cache import Listener
 from gateway.kube.connection import KubeConfig, open_api_client
 from gateway.kube.informer import ServiceAccountInformer
 from gateway.kube.namespaces import NamespaceReader
-from gateway.kube.reachability import Reachability, observe, probe_version
+from gateway.kube.reachability import (
+    PROBE_READ_SECONDS,
+    Reachability,
+    observe,
+    probe_version,
+)
 from gateway.kube.reflector import InformerOptions
 from gateway.kube.reviews import ReviewResult, TokenReviewer
 from gateway.kube.secrets import SecretData, SecretReader
@@ -69,8 +74,11 @@ class KubeClient:
 
     async def readiness(self, unreachable_after: float) -> tuple[bool, str]:
         """Not ready once the API has failed every request for ``unreachable_after`` s."""
+        # The probe answers fast or not at all: a long read timeout would only delay the news.
+        connect, read = self.request_timeout
+        timeout = (connect, min(read, PROBE_READ_SECONDS))
         return self.reachability.readiness(
-            unreachable_after, lambda: probe_version(self.api, self.request_timeout)
+            unreachable_after, lambda: probe_version(self.api, timeout)
         )
 
     def service_account_informer(

@@ -19,6 +19,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 # With no request seen for this long (or a quarter of the threshold, if shorter), /readyz
 # sends one of its own (GET /version).
 PROBE_AFTER_SECONDS = 5.0
+# GET /version is answered at once by a live API server.
+PROBE_READ_SECONDS = 5.0
 
 
 class Reachability:
