@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,29 @@ async def test_a_ledger_file_replaced_is_not_ready_until_the_original_is_back(
     os.replace(tmp_path / "aside.db", path)
     status, checks = await readiness(client)
     assert (status, checks["store"]) == (200, {"ok": True, "detail": "sqlite"})
+
+
+async def test_a_ledger_that_cannot_take_a_write_is_not_ready_until_it_can(
+    client: Client, tmp_path: Path
+) -> None:
+    """Another process holds the ledger's write lock: the probe's real write cannot finish,
+    and /readyz says so within its own bound instead of hanging; the lock gone, ready."""
+    other = await asyncio.to_thread(
+        sqlite3.connect, tmp_path / "ledger.db", isolation_level=None, check_same_thread=False
+    )
+    try:
+        await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
+        status, checks = await readiness(client)
+        assert status == 503
+        assert checks["store"] == {
+            "ok": False,
+            "detail": "a write to the ledger has not finished in 2 s (a stalled disk, or "
+            "another process holding the ledger's lock)",
+        }
+        await asyncio.to_thread(other.execute, "ROLLBACK")
+        await until(client, 200, "store", "sqlite")
+    finally:
+        await asyncio.to_thread(other.close)
 
 
 def kube_settings(tmp_path: Path, url: str) -> Settings:
