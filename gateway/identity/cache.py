@@ -6,8 +6,10 @@ the Databricks SDK's three states (reference §6.3):
 - FRESH: served as is.
 - STALE (inside ``min(TTL/2, 20 min)`` of expiry): served, and ONE refresh starts in the
   background; if that fails, the still-valid token is served for a minute before the next try.
-- EXPIRED (under 40 s left, as Azure refuses tokens with 30 s left), or no token yet: callers
-  wait for the refresh in flight, starting it if there is none.
+- EXPIRED (in its last minute: Azure refuses tokens with 30 s left, and a Jobs call with its
+  retries must not outlive the token), or no token yet: callers wait for the refresh in
+  flight, starting it if there is none. A fetch that yields a token already in its last
+  minute fails (transient): no token is ever sent in its last minute.
 
 A refresh is a task per key (single-flight): however many callers wait, one fetch runs, and
 its result or error reaches every one of them. Callers await it through ``asyncio.shield``, so
@@ -32,13 +34,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.databricks.auth import AccessToken
+from gateway.errors import TokenEndpointError
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
 
 Fetch = Callable[[], Awaitable[AccessToken]]
 
-EXPIRY_MARGIN_SECONDS = 40.0
+EXPIRY_MARGIN_SECONDS = 60.0
 MAX_STALE_WINDOW_SECONDS = 20 * 60.0
 # After a failed background refresh the still-valid token is served for this long before the
 # next background try, so a down token endpoint is not hammered by every call.
@@ -206,6 +209,9 @@ class TokenCache:
             # never joins a finished one and gets back a token that was just invalidated.
             entry.refresh = None
         self._fetched(kind, started, None)
+        if _expired(token, self._clock()):
+            self._event("refresh_error", kind)
+            raise _too_short(key, token, self._clock())
         entry.token = token
         entry.stale_at = _stale_at(token, requested_at)
         entry.background_not_before = 0.0
@@ -251,6 +257,19 @@ class TokenCache:
 def _expired(token: AccessToken, now: float) -> bool:
     left = token.seconds_left(now)
     return left is not None and left < EXPIRY_MARGIN_SECONDS
+
+
+def _too_short(key: CacheKey, token: AccessToken, now: float) -> TokenEndpointError:
+    left = token.seconds_left(now) or 0.0
+    return TokenEndpointError(
+        f"the token fetched for namespace '{key.namespace}' ({key.identity}) expires in "
+        f"{max(left, 0.0):.0f} s, inside the last {EXPIRY_MARGIN_SECONDS:.0f} s in which "
+        "lakegate sends no token; a subject token or file near its own expiry gives such "
+        "tokens",
+        namespace=key.namespace,
+        source=key.identity,
+        transient=True,
+    )
 
 
 def _stale_at(token: AccessToken, obtained_at: float) -> float:

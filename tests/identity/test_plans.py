@@ -250,8 +250,24 @@ def test_from_policy_without_a_workspace_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "wanted",
-    ["dev", DEV, f"{DEV}/", DEV.upper().replace("HTTPS", "https")],
-    ids=["name", "host", "host-with-slash", "host-upper-case"],
+    [
+        "dev",
+        DEV,
+        f"{DEV}/",
+        DEV.upper().replace("HTTPS", "https"),
+        "dev.cloud.databricks.com",
+        f"{DEV}/api",
+        f"{DEV}:443",
+    ],
+    ids=[
+        "name",
+        "host",
+        "host-with-slash",
+        "host-upper-case",
+        "host-without-scheme",
+        "host-with-path",
+        "host-with-default-port",
+    ],
 )
 def test_workspace_of_finds_a_listed_workspace_by_name_or_host(wanted: str) -> None:
     """A wanted workspace is found by its allow-list name or its host, however written."""
@@ -260,8 +276,8 @@ def test_workspace_of_finds_a_listed_workspace_by_name_or_host(wanted: str) -> N
 
 @pytest.mark.parametrize(
     "wanted",
-    ["staging", "https://evil.example.com", "dev.cloud.databricks.com", f"{DEV}/api"],
-    ids=["unknown-name", "unknown-host", "host-without-scheme", "host-with-path"],
+    ["staging", "https://evil.example.com", "dev2.cloud.databricks.com", f"{DEV}.evil"],
+    ids=["unknown-name", "unknown-host", "similar-host", "host-as-a-prefix"],
 )
 def test_workspace_of_refuses_a_workspace_off_the_allow_list(wanted: str) -> None:
     """An unlisted workspace is HostNotAllowed, naming it and what is listed."""
