@@ -20,6 +20,7 @@ from gateway.databricks.auth import AccessToken
 from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch
+from gateway.identity.env_oidc import ENV_OIDC
 from gateway.identity.strategy import (
     NEEDS_KUBERNETES,
     Environment,
@@ -49,6 +50,7 @@ from gateway.settings import (
     SecretRef,
     ServiceAccountFederation,
     Settings,
+    sdk_env,
 )
 
 
@@ -206,7 +208,9 @@ class PodToken(IdentityKind[PodTokenFederation]):
     auth_type = "file-oidc"
 
     def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
-        token_file = identity.token_file or where.settings.identity.pod_token_file
+        token_file = sdk_env.pod_token_file(
+            identity.token_file or where.settings.identity.pod_token_file, where.environ
+        )
         if not token_file:
             raise IdentityMisconfigured(
                 f"namespace '{where.namespace}' federates with the gateway pod's token, but no "
@@ -344,12 +348,14 @@ KINDS: Mapping[str, IdentityKind[Any]] = {
         POD_TOKEN,
         AZURE_CLIENT_SECRET,
         AZURE_WORKLOAD_IDENTITY,
+        ENV_OIDC,
     )
 }
 # The Databricks SDK's order for the gateway's own identity (DATABRICKS_AUTH_TYPE picks one).
 DEFAULT_ORDER: tuple[IdentityKind[Any], ...] = (
     PAT,
     OAUTH_M2M,
+    ENV_OIDC,
     POD_TOKEN,
     AZURE_CLIENT_SECRET,
     AZURE_WORKLOAD_IDENTITY,
