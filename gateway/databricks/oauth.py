@@ -16,6 +16,7 @@ had), ``transient`` when trying again later may help. Secrets are sent, never lo
 from __future__ import annotations
 
 import base64
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -55,12 +56,16 @@ MAX_DISCOVERED_HOSTS = 1024
 # The Azure Databricks application id, the same in every Azure cloud.
 AZURE_DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 AZURE_DATABRICKS_SCOPE = f"{AZURE_DATABRICKS_RESOURCE}/.default"
+# Azure Resource Manager in the public cloud (Gov: management.core.usgovcloudapi.net, China:
+# management.core.chinacloudapi.cn); its app id URI ends in a slash, so its scope has two.
+AZURE_MANAGEMENT_RESOURCE = "https://management.core.windows.net/"
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 Clock = Callable[[], float]
 
 __all__ = [
     "AZURE_DATABRICKS_SCOPE",
+    "AZURE_MANAGEMENT_RESOURCE",
     "DEFAULT_SCOPE",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TOKEN_PATH",
@@ -90,6 +95,7 @@ class TokenClient:
         self._retry = retry
         self._timeout = timeout
         self._clock = clock
+        self._entra_scope = AZURE_DATABRICKS_SCOPE
         # Token endpoints configured up front, by host; the rest are discovered.
         self._configured = {host_key(host): url for host, url in (endpoints or {}).items()}
         # Every resolution builds new credentials; keeping the discovered endpoint spares
@@ -97,6 +103,14 @@ class TokenClient:
         self._discovered: TtlCache[str, str] = TtlCache(
             MAX_DISCOVERED_HOSTS, name="oauth-discovery"
         )
+
+    def with_entra_scope(self, scope: str) -> TokenClient:
+        """This client (its session, retries and discovered endpoints), asking Entra for
+        ``scope`` by default: the Azure management token an Entra service principal sends
+        beside its Databricks token is the same grant for another resource."""
+        twin = copy.copy(self)
+        twin._entra_scope = scope
+        return twin
 
     async def endpoint(self, host: str) -> str:
         """The host's token endpoint: the configured one, or the one discovery gives."""
@@ -184,11 +198,13 @@ class TokenClient:
         *,
         namespace: str,
         source: str,
-        scope: str = AZURE_DATABRICKS_SCOPE,
+        scope: str | None = None,
     ) -> AccessToken:
-        """Client credentials at Entra ID for Azure Databricks; ``proof`` authenticates the
-        client in the form body (Entra takes no HTTP Basic): a client secret, or a JWT
-        assertion (``jwt_assertion``)."""
+        """Client credentials at Entra ID for Azure Databricks (or, on a client made by
+        ``with_entra_scope``, for that scope); ``proof`` authenticates the client in the form
+        body (Entra takes no HTTP Basic): a client secret, or a JWT assertion
+        (``jwt_assertion``)."""
+        scope = scope or self._entra_scope
         form = {"grant_type": "client_credentials", "client_id": client_id, **proof, "scope": scope}
         return await self.request(
             entra_token_endpoint(authority, tenant_id),

@@ -296,6 +296,7 @@ class CachedCredential:
         kind: str,
         namespace: str,
         on_invalidate: Callable[[], None] | None = None,
+        management: Fetch | None = None,
     ) -> None:
         self._cache = cache
         self.key = key
@@ -303,6 +304,9 @@ class CachedCredential:
         self.kind = kind
         self.namespace = namespace
         self._on_invalidate = on_invalidate
+        # An Entra principal's Azure management token, cached beside its Databricks token.
+        self._management = management
+        self._management_key = CacheKey(key.namespace, f"{key.identity}:azure-management", key.host)
 
     @property
     def auth_type(self) -> str:
@@ -311,10 +315,21 @@ class CachedCredential:
     async def token(self) -> str:
         return (await self._cache.get(self.key, self._fetch, kind=self.kind)).value
 
+    async def azure_management_token(self) -> str | None:
+        """The Azure management token (None unless the credential is an Entra one)."""
+        if self._management is None:
+            return None
+        kind = f"{self.kind}:management"
+        return (await self._cache.get(self._management_key, self._management, kind=kind)).value
+
     def invalidate(self, token: str) -> None:
         # Only the drop of the current token may trigger the hook: a storm of 401s for one
         # token re-reads a rotated secret once, not once per failed call.
-        if self._cache.invalidate(self.key, token) and self._on_invalidate is not None:
+        dropped = self._cache.invalidate(self.key, token)
+        if dropped and self._management is not None:
+            # The refusal may have been the management token's: it is fetched again too.
+            self._cache.forget(lambda key: key == self._management_key)
+        if dropped and self._on_invalidate is not None:
             self._on_invalidate()
 
     def __repr__(self) -> str:

@@ -107,6 +107,22 @@ def normalize_authority(value: str) -> str:
     return f"{host}{path}/"
 
 
+# RFC 6749 §3.3: a scope token is printable ASCII without space, '"' or '\\'.
+_SCOPE_TOKEN_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+\Z")
+
+
+def check_scopes(value: tuple[str, ...]) -> tuple[str, ...]:
+    """OAuth scopes as RFC 6749 scope tokens, at least one, each once."""
+    if not value:
+        raise ValueError("give at least one OAuth scope (Databricks' default is all-apis)")
+    for scope in value:
+        if not _SCOPE_TOKEN_RE.match(scope):
+            raise ValueError(f"{scope!r} is not an OAuth scope (printable, no space or quote)")
+    if len(set(value)) != len(value):
+        raise ValueError("an OAuth scope is named twice")
+    return value
+
+
 def exactly_one(owner: str, **given: object) -> None:
     """Raise unless exactly one of the named fields is set."""
     present = [name for name, value in given.items() if value is not None]

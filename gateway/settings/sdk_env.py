@@ -19,7 +19,6 @@ a configured path that does not exist falls through to the next.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -228,16 +227,13 @@ def _needs(auth_type: str, environ: Mapping[str, str]) -> str:
     }[auth_type]
 
 
-def pod_token_file(
-    explicit: str | None,
-    environ: Mapping[str, str],
-    exists: Callable[[str], bool] = os.path.exists,
-) -> str | None:
-    """The pod's own projected token, in Flyte's order: the first candidate that exists; when
-    none does, the first one configured (so the refusal names it); None when nothing is
-    configured and the well-known path is absent."""
-    configured = [path for path in (explicit, _get(environ, AWS_WEB_IDENTITY_TOKEN_FILE)) if path]
-    for path in (*configured, DEFAULT_POD_TOKEN_FILE):
-        if exists(path):
-            return path
-    return configured[0] if configured else None
+def pod_token_files(explicit: str | None, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Where the pod's own projected token may be, in Flyte's order: the explicit setting,
+    ``AWS_WEB_IDENTITY_TOKEN_FILE``, ``/var/run/secrets/databricks/token``. Pure: the token
+    source tries them at every read, so a configured path that does not exist falls through
+    (and a file that appears later is used from the next read)."""
+    found: list[str] = []
+    for path in (explicit, _get(environ, AWS_WEB_IDENTITY_TOKEN_FILE), DEFAULT_POD_TOKEN_FILE):
+        if path and path not in found:
+            found.append(path)
+    return tuple(found)

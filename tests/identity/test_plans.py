@@ -195,11 +195,16 @@ def test_from_policy_pod_token_falls_back_to_the_gateway_token_file() -> None:
     assert plan.token_file == "/var/run/pod/token"
 
 
-def test_from_policy_pod_token_without_any_file_is_unavailable() -> None:
-    """A pod-token policy with no file anywhere is refused, saying where to set one."""
-    with pytest.raises(CredentialUnavailable, match=r"identity\.pod_token_file") as raised:
-        plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), {}, None)
-    assert (raised.value.namespace, raised.value.source) == (NS, "tenant policy")
+def test_from_policy_pod_token_without_any_file_looks_where_flyte_does() -> None:
+    """Nothing configured: AWS_WEB_IDENTITY_TOKEN_FILE, then the well-known path."""
+    aws = {"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/aws/token"}
+    plan = plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), aws, None)
+    assert (plan.token_file, plan.token_fallbacks) == (
+        "/var/run/aws/token",
+        ("/var/run/secrets/databricks/token",),
+    )
+    bare = plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), {}, None)
+    assert (bare.token_file, bare.token_fallbacks) == ("/var/run/secrets/databricks/token", ())
 
 
 def test_from_policy_default_is_the_gateway_default_plan() -> None:

@@ -132,46 +132,29 @@ def test_nothing_set_is_no_problem_and_no_choice() -> None:
 
 # --- the pod's own token, in Flyte's order --------------------------------------------------
 
-AWS = {"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}
+AWS_FILE = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+WELL_KNOWN = sdk_env.DEFAULT_POD_TOKEN_FILE
 
 
 @pytest.mark.parametrize(
-    ("explicit", "environ", "existing", "expected"),
+    ("explicit", "environ", "expected"),
     [
-        ("/etc/pod/token", AWS, {"/etc/pod/token"}, "/etc/pod/token"),
         (
             "/etc/pod/token",
-            AWS,
-            {AWS["AWS_WEB_IDENTITY_TOKEN_FILE"]},
-            AWS["AWS_WEB_IDENTITY_TOKEN_FILE"],
+            {"AWS_WEB_IDENTITY_TOKEN_FILE": AWS_FILE},
+            ("/etc/pod/token", AWS_FILE, WELL_KNOWN),
         ),
-        (
-            None,
-            AWS,
-            {AWS["AWS_WEB_IDENTITY_TOKEN_FILE"], sdk_env.DEFAULT_POD_TOKEN_FILE},
-            AWS["AWS_WEB_IDENTITY_TOKEN_FILE"],
-        ),
-        ("/etc/pod/token", AWS, {sdk_env.DEFAULT_POD_TOKEN_FILE}, sdk_env.DEFAULT_POD_TOKEN_FILE),
-        (None, {}, {sdk_env.DEFAULT_POD_TOKEN_FILE}, sdk_env.DEFAULT_POD_TOKEN_FILE),
-        ("/etc/pod/token", AWS, set(), "/etc/pod/token"),
-        (None, AWS, set(), AWS["AWS_WEB_IDENTITY_TOKEN_FILE"]),
-        (None, {}, set(), None),
+        (None, {"AWS_WEB_IDENTITY_TOKEN_FILE": AWS_FILE}, (AWS_FILE, WELL_KNOWN)),
+        ("/etc/pod/token", {}, ("/etc/pod/token", WELL_KNOWN)),
+        (None, {"AWS_WEB_IDENTITY_TOKEN_FILE": "  "}, (WELL_KNOWN,)),
+        (WELL_KNOWN, {}, (WELL_KNOWN,)),
     ],
-    ids=[
-        "explicit",
-        "missing-explicit-falls-to-aws",
-        "aws-before-well-known",
-        "both-missing-fall-to-well-known",
-        "well-known",
-        "none-exists-names-explicit",
-        "none-exists-names-aws",
-        "nothing",
-    ],
+    ids=["explicit-aws-well-known", "aws-well-known", "explicit-well-known", "blank-aws", "once"],
 )
 def test_the_pod_token_is_looked_for_in_flytes_order(
-    explicit: str | None, environ: dict[str, str], existing: set[str], expected: str | None
+    explicit: str | None, environ: dict[str, str], expected: tuple[str, ...]
 ) -> None:
-    assert sdk_env.pod_token_file(explicit, environ, existing.__contains__) == expected
+    assert sdk_env.pod_token_files(explicit, environ) == expected
 
 
 # --- check-config and start-up ----------------------------------------------------------------
