@@ -7,12 +7,14 @@ each run was created by.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from gateway.emulator.databricks.identity_config import Principal as EmulatedPrincipal
 from gateway.errors import ConfigError
+from tests.e2e.specs import spec
 from tests.fixtures.identity_stack import (
     AZURE_SECRET,
     AZURE_SECRET_APP,
@@ -23,6 +25,7 @@ from tests.fixtures.identity_stack import (
     DEFAULT_SP,
     GATEWAY_NAMESPACE,
     GATEWAY_SA,
+    NO_RETRY,
     POD_AUDIENCE,
     POD_CLIENT_ID,
     POD_SP,
@@ -203,3 +206,26 @@ async def test_an_entra_principal_sends_a_management_token_when_the_resource_id_
     issued = stack.emulator.entra.stats()["tokens_issued"]["by_resource"]
     expected = {"databricks": 1, "management": 1} if resource_id else {"databricks": 1}
     assert issued == expected
+
+
+async def test_a_token_issued_with_under_a_minute_to_live_is_never_sent(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """The workspace issues 45 s tokens: lakegate fetches them but sends none to the Jobs API,
+    in the request or in the background retries; the run waits SUBMITTING."""
+    stack = await identity_stack_factory(token_ttl_seconds=45)
+    stack.oauth_secret("team-short")
+    submitted = await stack.client(retry=NO_RETRY).submit_body(
+        "team-short", {"spec": spec("short-lived")}
+    )
+    assert (submitted.status, submitted.run["state"]) == (202, "SUBMITTING")
+    # Polled: the emulator announces nothing; three fetches show the retries refuse too.
+    async with asyncio.timeout(10):
+        while True:
+            if grants(stack).get("client_credentials", 0) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    stats = stack.identity_stats()
+    assert stats["authenticated_requests"]["total"] == 0
+    assert stats["auth_failures"]["total"] == 0
+    assert stack.emulator.runs() == []
