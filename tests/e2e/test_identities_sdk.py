@@ -20,6 +20,8 @@ from tests.fixtures.identity_stack import (
     AZURE_SECRET_APP,
     AZURE_SECRET_CLIENT_ID,
     AZURE_TENANT_ID,
+    AZURE_WI_APP,
+    AZURE_WI_CLIENT_ID,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_SP,
@@ -185,24 +187,43 @@ async def test_discovery_is_retried_after_throttling(
     assert grants(stack) == {"client_credentials": 1}
 
 
-@pytest.mark.parametrize("resource_id", [RESOURCE_ID, None], ids=["resource-id", "none"])
+SECRET_POLICY = {
+    "type": "azure-client-secret",
+    "tenant_id": AZURE_TENANT_ID,
+    "client_id": AZURE_SECRET_CLIENT_ID,
+    "client_secret": AZURE_SECRET,
+}
+# The stack fills in token_file: its projected token for api://AzureADTokenExchange.
+WORKLOAD_POLICY = {
+    "type": "azure-workload-identity",
+    "tenant_id": AZURE_TENANT_ID,
+    "client_id": AZURE_WI_CLIENT_ID,
+}
+
+
+@pytest.mark.parametrize(
+    ("policy", "app", "resource_id"),
+    [
+        (SECRET_POLICY, AZURE_SECRET_APP, RESOURCE_ID),
+        (SECRET_POLICY, AZURE_SECRET_APP, None),
+        (WORKLOAD_POLICY, AZURE_WI_APP, RESOURCE_ID),
+    ],
+    ids=["client-secret", "client-secret-no-resource-id", "workload-identity"],
+)
 async def test_an_entra_principal_sends_a_management_token_when_the_resource_id_is_set(
-    identity_stack_factory: IdentityStackFactory, resource_id: str | None
+    identity_stack_factory: IdentityStackFactory,
+    policy: dict[str, str],
+    app: str,
+    resource_id: str | None,
 ) -> None:
     """With azure_resource_id, Entra issues a management-resource token beside the Databricks
-    one (both cached); without it, none is asked for."""
-    policy = {
-        "identity": {
-            "type": "azure-client-secret",
-            "tenant_id": AZURE_TENANT_ID,
-            "client_id": AZURE_SECRET_CLIENT_ID,
-            "client_secret": AZURE_SECRET,
-        }
-    }
+    one, proven the same way (both cached over two runs); without it, none is asked for."""
     extra = {"azure_resource_id": resource_id} if resource_id else {}
-    stack = await identity_stack_factory(tenants={"team-az": policy}, workspace=lambda url: extra)
-    assert await stack.run_to_end("team-az", "azure-run-1") == AZURE_SECRET_APP
-    assert await stack.run_to_end("team-az", "azure-run-2") == AZURE_SECRET_APP
+    stack = await identity_stack_factory(
+        tenants={"team-az": {"identity": policy}}, workspace=lambda url: extra
+    )
+    assert await stack.run_to_end("team-az", "azure-run-1") == app
+    assert await stack.run_to_end("team-az", "azure-run-2") == app
     issued = stack.emulator.entra.stats()["tokens_issued"]["by_resource"]
     expected = {"databricks": 1, "management": 1} if resource_id else {"databricks": 1}
     assert issued == expected
