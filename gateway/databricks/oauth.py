@@ -5,9 +5,11 @@
 exchange for OIDC federation, §4.1) and ``entra`` (client credentials at Entra ID for Azure
 Databricks, §5, proven by a client secret or a federated JWT). Each is one form POST through
 ``request``, retried under a declared policy when the endpoint is briefly unable (429, 5xx,
-timeouts, dropped connections), and parsed by the pure ``parse_token_response``. A workspace's
-token endpoint is discovered once per host and kept (single flight: a cold burst costs one
-discovery GET).
+timeouts, dropped connections), and parsed by the pure ``parse_token_response``
+(``token_response``). A workspace's token endpoint is discovered once per host, whatever its
+spelling, and kept (``discovery``; single flight: a cold burst costs one discovery GET).
+An exchange looks at its subject first (``subject``): a JWT the workspace issued is used as
+is, and what is not a JWT is refused before anything is sent.
 
 Errors are ``TokenEndpointError`` (an ``IdentityError``: the namespace's identity cannot be
 had), ``transient`` when trying again later may help. Secrets are sent, never logged.
