@@ -143,33 +143,40 @@ def _examine(
 ) -> tuple[Choice, list[str]]:
     found: list[str] = []
     host = _host(environ, found, listed)
-    complete = methods(environ)
-    wanted = _get(environ, AUTH_TYPE)
+    set_alone = [name for name in _needs_host(environ) if _get(environ, name)]
     method: Method | None = None
-    if wanted is not None:
-        method = _wanted(wanted, complete, environ, found)
-    elif len(complete) > 1:
-        described = [m.describe() for m in complete]
-        named = ", ".join(described[:-1]) + " and " + described[-1]
+    # Without DATABRICKS_HOST or a Databricks credential the gateway has no identity of its
+    # own to choose; Azure's variables alone (AKS injects them) are then nobody's mistake.
+    if _get(environ, HOST) is not None or set_alone or _get(environ, AUTH_TYPE):
+        method = _method(environ, found)
+    if _get(environ, HOST) is None and set_alone:
         found.append(
-            f"environment: more than one authorization method configured: {named}; set "
-            f"{AUTH_TYPE} to the one the gateway's own identity uses"
+            f"environment {HOST}: is not set, but {', '.join(set_alone)} is; a Databricks "
+            "credential needs the workspace it is for"
         )
-    elif complete:
-        method = complete[0]
-    if host is None and _get(environ, HOST) is None:
-        set_alone = [name for name in _needs_host(environ) if _get(environ, name)]
-        if set_alone:
-            found.append(
-                f"environment {HOST}: is not set, but {', '.join(set_alone)} is; a Databricks "
-                "credential needs the workspace it is for"
-            )
     oidc_env = _get(environ, OIDC_TOKEN_ENV)
     if oidc_env is not None and not _get(environ, oidc_env):
         found.append(f"environment {OIDC_TOKEN_ENV}: names {oidc_env}, which is not set or empty")
     if _get(environ, "DATABRICKS_CLIENT_SECRET") and not _get(environ, CLIENT_ID):
         found.append(f"environment {CLIENT_ID}: is not set, but DATABRICKS_CLIENT_SECRET is")
     return Choice(host, method), found
+
+
+def _method(environ: Mapping[str, str], found: list[str]) -> Method | None:
+    """The method DATABRICKS_AUTH_TYPE names, or the only complete one; problems to ``found``."""
+    complete = methods(environ)
+    wanted = _get(environ, AUTH_TYPE)
+    if wanted is not None:
+        return _wanted(wanted, complete, environ, found)
+    if len(complete) > 1:
+        described = [m.describe() for m in complete]
+        named = ", ".join(described[:-1]) + " and " + described[-1]
+        found.append(
+            f"environment: more than one authorization method configured: {named}; set "
+            f"{AUTH_TYPE} to the one the gateway's own identity uses"
+        )
+        return None
+    return complete[0] if complete else None
 
 
 def _needs_host(environ: Mapping[str, str]) -> tuple[str, ...]:

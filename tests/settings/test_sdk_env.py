@@ -125,6 +125,14 @@ def test_a_malformed_host_is_named() -> None:
     assert problem.startswith("environment DATABRICKS_HOST: 'http://plain.example' uses plain http")
 
 
+def test_azure_variables_alone_are_nobodys_mistake() -> None:
+    """AKS injects AZURE_* into pods; without a Databricks host they choose nothing."""
+    arm = {"ARM_TENANT_ID": "t", "ARM_CLIENT_ID": "c", "ARM_CLIENT_SECRET": "s"}
+    aks = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_FEDERATED_TOKEN_FILE": "/f"}
+    assert sdk_env.problems({**arm, **aks}) == []
+    assert len(sdk_env.problems({**HOST, **arm, **aks})) == 1
+
+
 def test_nothing_set_is_no_problem_and_no_choice() -> None:
     assert sdk_env.problems({}) == []
     assert sdk_env.choose({}) == sdk_env.Choice(None, None)
