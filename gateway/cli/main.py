@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from gateway import __version__, logs
 from gateway.cli.commands import add_client_commands
 from gateway.cli.webhooks import add_webhook_commands
 from gateway.errors import ConfigError
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_settings, sdk_env
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,7 +30,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _load_or_report(path: str) -> Settings | None:
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        # The Databricks SDK's environment (the gateway's own identity), checked before
+        # anything starts: one line per mistake, exit 2, never a traceback.
+        environment = sdk_env.check(settings, os.environ)
+        if environment:
+            raise ConfigError(environment)
+        return settings
     except ConfigError as exc:
         print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:

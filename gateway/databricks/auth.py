@@ -27,6 +27,16 @@ class TokenProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class AzureManagementTokens(Protocol):
+    """A credential of an Entra service principal, which can also prove itself to Azure
+    Resource Manager (X-Databricks-Azure-SP-Management-Token)."""
+
+    async def azure_management_token(self) -> str | None:
+        """A management-resource token, or None when the credential is not an Entra one."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class AccessToken:
     """A bearer token and when it stops working (epoch seconds; ``None``: it does not expire)."""

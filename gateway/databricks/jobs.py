@@ -19,7 +19,7 @@ import aiohttp
 
 from gateway import __version__
 from gateway.databricks import wire
-from gateway.databricks.auth import TokenProvider
+from gateway.databricks.auth import AzureManagementTokens, TokenProvider
 from gateway.databricks.retries import RetryPolicy
 from gateway.databricks.wire import RunSnapshot, RunsPage
 from gateway.errors import DatabricksAuthError, DatabricksError, DatabricksUnavailable
@@ -43,6 +43,8 @@ class Workspace:
     host: str
     api_version: str = "2.2"
     max_concurrent_requests: int = 32
+    # Azure: the workspace's ARM resource id, sent with an Entra principal's management token.
+    azure_resource_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.api_version not in ("2.1", "2.2"):
@@ -52,10 +54,34 @@ class Workspace:
 
     @classmethod
     def from_settings(cls, settings: WorkspaceSettings) -> Workspace:
-        return cls(settings.host, settings.api_version, settings.max_concurrent_requests)
+        return cls(
+            settings.host,
+            settings.api_version,
+            settings.max_concurrent_requests,
+            settings.azure_resource_id,
+        )
 
     def jobs_url(self, endpoint: str) -> str:
         return f"{self.host.rstrip('/')}/api/{self.api_version}/jobs/{endpoint}"
+
+
+AZURE_MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"  # noqa: S105 (a name)
+AZURE_RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
+
+
+async def azure_headers(ws: Workspace, cred: TokenProvider) -> dict[str, str]:
+    """What an Entra service principal adds to a Jobs call when the workspace's resource id
+    is configured (as the SDK and Airflow do): a management token and the resource id, which
+    admit a principal with a role on the workspace resource that is not yet a user there."""
+    if ws.azure_resource_id is None or not isinstance(cred, AzureManagementTokens):
+        return {}
+    management = await cred.azure_management_token()
+    if management is None:
+        return {}
+    return {
+        AZURE_MANAGEMENT_TOKEN_HEADER: management,
+        AZURE_RESOURCE_ID_HEADER: ws.azure_resource_id,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +257,8 @@ class JobsClient:
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         token = await cred.token()
-        answer = await self._send(ws, token, method, endpoint, params, body)
+        extra = await azure_headers(ws, cred)
+        answer = await self._send(ws, token, method, endpoint, params, body, extra)
         # Redirects are not followed (a bearer token must not travel to another URL), so a
         # 3xx is an error like a 4xx.
         if not 200 <= answer.status < 300:
@@ -258,8 +285,10 @@ class JobsClient:
         endpoint: str,
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
+        extra: Mapping[str, str],
     ) -> _Answer:
         headers = {
+            **extra,
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "User-Agent": self._user_agent,

@@ -22,7 +22,7 @@ from gateway.errors import (
     IdentityMisconfigured,
     KubernetesError,
 )
-from gateway.identity import kinds
+from gateway.identity import azure_management, kinds
 from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
 from gateway.identity.strategy import Plan
 from gateway.settings import IdentityOptions
@@ -87,6 +87,7 @@ class Builder:
             kind=plan.kind,
             namespace=namespace,
             on_invalidate=on_invalidate,
+            management=azure_management.management_fetch(plan, namespace, self),
         )
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:

@@ -6,8 +6,10 @@ the Databricks SDK's three states (reference §6.3):
 - FRESH: served as is.
 - STALE (inside ``min(TTL/2, 20 min)`` of expiry): served, and ONE refresh starts in the
   background; if that fails, the still-valid token is served for a minute before the next try.
-- EXPIRED (under 40 s left, as Azure refuses tokens with 30 s left), or no token yet: callers
-  wait for the refresh in flight, starting it if there is none.
+- EXPIRED (in its last minute: Azure refuses tokens with 30 s left, and a Jobs call with its
+  retries must not outlive the token), or no token yet: callers wait for the refresh in
+  flight, starting it if there is none. A fetch that yields a token already in its last
+  minute fails (transient): no token is ever sent in its last minute.
 
 A refresh is a task per key (single-flight): however many callers wait, one fetch runs, and
 its result or error reaches every one of them. Callers await it through ``asyncio.shield``, so
@@ -32,13 +34,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.databricks.auth import AccessToken
+from gateway.errors import TokenEndpointError
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
 
 Fetch = Callable[[], Awaitable[AccessToken]]
 
-EXPIRY_MARGIN_SECONDS = 40.0
+EXPIRY_MARGIN_SECONDS = 60.0
 MAX_STALE_WINDOW_SECONDS = 20 * 60.0
 # After a failed background refresh the still-valid token is served for this long before the
 # next background try, so a down token endpoint is not hammered by every call.
@@ -206,6 +209,9 @@ class TokenCache:
             # never joins a finished one and gets back a token that was just invalidated.
             entry.refresh = None
         self._fetched(kind, started, None)
+        if _expired(token, self._clock()):
+            self._event("refresh_error", kind)
+            raise _too_short(key, token, self._clock())
         entry.token = token
         entry.stale_at = _stale_at(token, requested_at)
         entry.background_not_before = 0.0
@@ -253,6 +259,19 @@ def _expired(token: AccessToken, now: float) -> bool:
     return left is not None and left < EXPIRY_MARGIN_SECONDS
 
 
+def _too_short(key: CacheKey, token: AccessToken, now: float) -> TokenEndpointError:
+    left = token.seconds_left(now) or 0.0
+    return TokenEndpointError(
+        f"the token fetched for namespace '{key.namespace}' ({key.identity}) expires in "
+        f"{max(left, 0.0):.0f} s, inside the last {EXPIRY_MARGIN_SECONDS:.0f} s in which "
+        "lakegate sends no token; a subject token or file near its own expiry gives such "
+        "tokens",
+        namespace=key.namespace,
+        source=key.identity,
+        transient=True,
+    )
+
+
 def _stale_at(token: AccessToken, obtained_at: float) -> float:
     if token.expires_at is None:
         return float("inf")
@@ -277,6 +296,7 @@ class CachedCredential:
         kind: str,
         namespace: str,
         on_invalidate: Callable[[], None] | None = None,
+        management: Fetch | None = None,
     ) -> None:
         self._cache = cache
         self.key = key
@@ -284,6 +304,9 @@ class CachedCredential:
         self.kind = kind
         self.namespace = namespace
         self._on_invalidate = on_invalidate
+        # An Entra principal's Azure management token, cached beside its Databricks token.
+        self._management = management
+        self._management_key = CacheKey(key.namespace, f"{key.identity}:azure-management", key.host)
 
     @property
     def auth_type(self) -> str:
@@ -292,10 +315,21 @@ class CachedCredential:
     async def token(self) -> str:
         return (await self._cache.get(self.key, self._fetch, kind=self.kind)).value
 
+    async def azure_management_token(self) -> str | None:
+        """The Azure management token (None unless the credential is an Entra one)."""
+        if self._management is None:
+            return None
+        kind = f"{self.kind}:management"
+        return (await self._cache.get(self._management_key, self._management, kind=kind)).value
+
     def invalidate(self, token: str) -> None:
         # Only the drop of the current token may trigger the hook: a storm of 401s for one
         # token re-reads a rotated secret once, not once per failed call.
-        if self._cache.invalidate(self.key, token) and self._on_invalidate is not None:
+        dropped = self._cache.invalidate(self.key, token)
+        if dropped and self._management is not None:
+            # The refusal may have been the management token's: it is fetched again too.
+            self._cache.forget(lambda key: key == self._management_key)
+        if dropped and self._on_invalidate is not None:
             self._on_invalidate()
 
     def __repr__(self) -> str:

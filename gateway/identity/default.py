@@ -1,10 +1,10 @@
 """The gateway's own identity, read from the environment variables the Databricks SDK uses.
 
 It serves namespaces whose policy says ``type: default``, and unconfigured namespaces only
-when the operator set ``identity.default_for_unconfigured``. The kinds of ``DEFAULT_ORDER``
-are tried against the environment in the SDK's order (PAT, OAuth M2M, OIDC token file, Entra
-client secret, Azure workload identity); ``DATABRICKS_AUTH_TYPE`` picks one when several are
-present.
+when the operator set ``identity.default_for_unconfigured``. Which method the environment
+holds is decided once, by ``gateway.settings.sdk_env`` (the same reading ``lakegate
+check-config`` reports from): ``DATABRICKS_AUTH_TYPE`` picks one, two complete methods without
+it are an error, and the chosen method's kind (``kinds.DEFAULT_ORDER``) reads its variables.
 """
 
 from __future__ import annotations
@@ -15,57 +15,47 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.identity import kinds
 from gateway.identity.strategy import Environment, IdentityKind, Plan, PlanContext, WorkspaceRef
-from gateway.settings import Settings
+from gateway.settings import Settings, sdk_env
 
 ORIGIN = "gateway default identity"
 
 
+def problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """What is wrong with the gateway's SDK environment, one line each (none: it is usable)."""
+    return sdk_env.check(settings, environ)
+
+
 def default_plan(settings: Settings, environ: Mapping[str, str]) -> Plan | None:
-    """The default identity's plan, None when the environment holds none; ConfigError when it
-    holds one for a host off the allow-list or with parts missing."""
-    env = Environment(environ)
-    host = env.get("DATABRICKS_HOST")
-    if host is None:
+    """The default identity's plan, None when the environment holds none; ConfigError (every
+    problem, one line each) when what it holds cannot be used."""
+    found = problems(settings, environ)
+    if found:
+        raise ConfigError(found)
+    choice = sdk_env.choose(environ)
+    if choice.host is None or choice.method is None:
         return None
-    if not host.lower().startswith(("https://", "http://")):
-        host = f"https://{host}"
-    found = settings.workspace_named(host)
-    if found is None:
-        raise ConfigError(
-            [
-                f"environment DATABRICKS_HOST: {host} is not on the workspaces allow-list; "
-                "the gateway's own identity may only be sent to a listed host"
-            ]
-        )
-    chosen = _choose(env)
-    if chosen is None:
-        return None
-    kind, identity = chosen
+    listed = settings.workspace_named(choice.host)
+    if listed is None:  # problems() said so already; kept for the type checker
+        raise ConfigError([f"environment DATABRICKS_HOST: {choice.host} is not listed"])
+    kind, identity = _identity(choice.method, Environment(environ))
     # One identity for every namespace that uses it: its plan is shared, made for none.
     where = PlanContext(
-        settings, "", WorkspaceRef(found[0], found[1].host), origin=ORIGIN, shared=True
+        settings,
+        "",
+        WorkspaceRef(listed[0], listed[1].host),
+        origin=ORIGIN,
+        environ=environ,
+        shared=True,
     )
     return kind.plan(identity, where)
 
 
-def _choose(env: Environment) -> tuple[IdentityKind[Any], Any] | None:
-    """The kind the environment holds (the one DATABRICKS_AUTH_TYPE names, if set), and the
-    settings it describes."""
-    candidates = [
-        (kind, identity)
-        for kind in kinds.DEFAULT_ORDER
-        if (identity := kind.from_environment(env)) is not None
-    ]
-    wanted = env.get("DATABRICKS_AUTH_TYPE")
-    if wanted is None:
-        return candidates[0] if candidates else None
-    for kind, identity in candidates:
-        if kind.auth_type == wanted:
-            return kind, identity
-    available = ", ".join(str(kind.auth_type) for kind, _ in candidates) or "none"
-    raise ConfigError(
-        [
-            f"environment DATABRICKS_AUTH_TYPE: '{wanted}' is set but its variables are "
-            f"missing (available: {available})"
-        ]
-    )
+def _identity(method: sdk_env.Method, env: Environment) -> tuple[IdentityKind[Any], Any]:
+    """The settings the chosen method's kind reads from the environment."""
+    for kind in kinds.DEFAULT_ORDER:
+        if kind.auth_type == method.auth_type:
+            identity = kind.from_environment(env)
+            if identity is not None:
+                return kind, identity
+    # sdk_env and the kinds read the same variables; a disagreement is a bug here.
+    raise ConfigError([f"environment: {method.describe()} is complete but lakegate cannot read it"])

@@ -17,9 +17,9 @@ from pydantic import SecretStr
 
 from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
-from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch
+from gateway.identity.env_oidc import ENV_OIDC
 from gateway.identity.strategy import (
     NEEDS_KUBERNETES,
     Environment,
@@ -34,6 +34,7 @@ from gateway.identity.strategy import (
     held_values,
     inline,
     require,
+    scope_of,
     secret_name,
     secret_pin,
     secret_problems,
@@ -49,6 +50,7 @@ from gateway.settings import (
     SecretRef,
     ServiceAccountFederation,
     Settings,
+    sdk_env,
 )
 
 
@@ -108,6 +110,7 @@ class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
             client_id=identity.client_id,
             secret_name=secret_name(identity.secret),
             inline_secret=where.secret(identity.client_secret, identity.client_secret_env),
+            scopes=identity.scopes,
         )
 
     def problems(
@@ -137,12 +140,12 @@ class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
         values = held_values(
             plan, namespace, tools, client_id=plan.client_id, client_secret=inline(plan)
         )
-        host = plan.workspace.host
+        host, scope = plan.workspace.host, scope_of(plan, tools.options)
 
         async def fetch() -> AccessToken:
             found = await values()
             return await tools.tokens.client_credentials(
-                host, found["client_id"], found["client_secret"], namespace=namespace
+                host, found["client_id"], found["client_secret"], namespace=namespace, scope=scope
             )
 
         return fetch
@@ -161,6 +164,7 @@ class ServiceAccount(IdentityKind[ServiceAccountFederation]):
             client_id=identity.client_id,
             service_account=identity.service_account,
             audience=identity.audience or default_audience(where.settings, where.workspace),
+            scopes=identity.scopes,
         )
 
     def problems(
@@ -206,15 +210,18 @@ class PodToken(IdentityKind[PodTokenFederation]):
     auth_type = "file-oidc"
 
     def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
-        token_file = identity.token_file or where.settings.identity.pod_token_file
-        if not token_file:
-            raise IdentityMisconfigured(
-                f"namespace '{where.namespace}' federates with the gateway pod's token, but no "
-                "token file is set (identity.pod_token_file or the policy's token_file)",
-                namespace=where.namespace,
-                source=where.origin,
-            )
-        return where.plan(self.name, client_id=identity.client_id, token_file=token_file)
+        # Flyte's order: the policy's or identity.pod_token_file, AWS_WEB_IDENTITY_TOKEN_FILE,
+        # then /var/run/secrets/databricks/token; a missing one falls through at each read.
+        first_file, *others = sdk_env.pod_token_files(
+            identity.token_file or where.settings.identity.pod_token_file, where.environ
+        )
+        return where.plan(
+            self.name,
+            client_id=identity.client_id,
+            token_file=first_file,
+            token_fallbacks=tuple(others),
+            scopes=identity.scopes,
+        )
 
     def from_environment(self, env: Environment) -> PodTokenFederation | None:
         token_file = env.get("DATABRICKS_OIDC_TOKEN_FILEPATH", "DATABRICKS_OIDC_TOKEN_FILE")
@@ -230,7 +237,8 @@ class PodToken(IdentityKind[PodTokenFederation]):
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
         (path,) = require(plan, namespace, token_file=plan.token_file)
-        return exchange(plan, namespace, tools, sources.token_file(path, namespace=namespace))
+        subject = sources.token_file(path, namespace=namespace, fallbacks=plan.token_fallbacks)
+        return exchange(plan, namespace, tools, subject)
 
 
 class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
@@ -344,12 +352,14 @@ KINDS: Mapping[str, IdentityKind[Any]] = {
         POD_TOKEN,
         AZURE_CLIENT_SECRET,
         AZURE_WORKLOAD_IDENTITY,
+        ENV_OIDC,
     )
 }
 # The Databricks SDK's order for the gateway's own identity (DATABRICKS_AUTH_TYPE picks one).
 DEFAULT_ORDER: tuple[IdentityKind[Any], ...] = (
     PAT,
     OAUTH_M2M,
+    ENV_OIDC,
     POD_TOKEN,
     AZURE_CLIENT_SECRET,
     AZURE_WORKLOAD_IDENTITY,

@@ -164,14 +164,23 @@ def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[st
     return kind.plan(kind.in_secret(name), where)
 
 
-def not_configured_message(namespace: str, *, kubernetes: bool) -> str:
+def not_configured_message(
+    namespace: str, *, kubernetes: bool, secret_names: Sequence[str] = WELL_KNOWN_SECRETS
+) -> str:
     ways = [f"add an identity for '{namespace}' to the tenants file"]
     if kubernetes:
-        ways += [
-            f"label a ServiceAccount in it {ENABLED_SELECTORS[0]}",
-            f"create a Secret '{OAUTH_SECRET}' (client_id, client_secret) or "
-            f"'{PAT_SECRET}' (token) in it",
-        ]
+        ways.append(f"label a ServiceAccount in it {ENABLED_SELECTORS[0]}")
+        if tuple(secret_names) == WELL_KNOWN_SECRETS:
+            ways.append(
+                f"create a Secret '{OAUTH_SECRET}' (client_id, client_secret) or "
+                f"'{PAT_SECRET}' (token) in it"
+            )
+        else:
+            # identity.secret_names: any of them, of either kind by the keys it holds.
+            names = " or ".join(f"'{name}'" for name in secret_names)
+            ways.append(
+                f"create a Secret {names} in it holding client_id and client_secret, or token"
+            )
     return (
         f"namespace '{namespace}' has no Databricks identity and lakegate does not lend it "
         "another's: " + "; or ".join(ways)

@@ -208,7 +208,11 @@ class NamespaceResolver:
         if self._default is not None and self._settings.identity.default_for_unconfigured:
             return self._default
         raise IdentityNotConfigured(
-            plans.not_configured_message(namespace, kubernetes=self.discovers),
+            plans.not_configured_message(
+                namespace,
+                kubernetes=self.discovers,
+                secret_names=self._settings.identity.secret_names,
+            ),
             namespace=namespace,
         )
 
@@ -258,7 +262,7 @@ class NamespaceResolver:
         account = plans.choose_account(namespace, [a for a in accounts if plans.is_enabled(a)])
         if account is not None:
             return plans.from_service_account(self._settings, account)
-        for name in plans.WELL_KNOWN_SECRETS:
+        for name in self._settings.identity.secret_names:
             keys = await self._secret_keys(namespace, name)
             if keys is not None:
                 return plans.from_secret(self._settings, namespace, name, keys)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from gateway.databricks.auth import AccessToken
@@ -138,20 +138,24 @@ def malformed(value: str) -> str | None:
     return None
 
 
-def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectToken:
+def token_file(
+    path: str | os.PathLike[str], *, namespace: str = "", fallbacks: Sequence[str] = ()
+) -> SubjectToken:
     """A token file (projected ServiceAccount or workload-identity token), read on every call
-    in a worker thread: the kubelet replaces it long before it expires."""
-    file = Path(path)
+    in a worker thread: the kubelet replaces it long before it expires. When ``path`` does not
+    exist, each of ``fallbacks`` is tried in turn (the pod token's places, in Flyte's order);
+    a file that exists but is unreadable, empty or malformed is refused, never skipped."""
+    files = [Path(path), *(Path(other) for other in fallbacks)]
 
     async def read() -> str:
-        try:
-            text = await asyncio.to_thread(file.read_text, encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise _file_unavailable(file, "does not exist", namespace) from exc
-        except (OSError, UnicodeDecodeError) as exc:
+        file, text = await asyncio.to_thread(_first_existing, files)
+        if text is None:
+            also = f" (nor does {', '.join(str(f) for f in files[1:])})" if files[1:] else ""
+            raise _file_unavailable(files[0], f"does not exist{also}", namespace)
+        if isinstance(text, BaseException):
             raise _file_unavailable(
-                file, f"cannot be read ({type(exc).__name__})", namespace
-            ) from exc
+                file, f"cannot be read ({type(text).__name__})", namespace
+            ) from text
         value = text.strip()
         if not value:
             raise _file_unavailable(file, "is empty", namespace)
@@ -162,6 +166,18 @@ def token_file(path: str | os.PathLike[str], *, namespace: str = "") -> SubjectT
         return value
 
     return read
+
+
+def _first_existing(files: Sequence[Path]) -> tuple[Path, str | BaseException | None]:
+    """The first file that exists and its text (or why it cannot be read); None if none."""
+    for file in files:
+        try:
+            return file, file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            return file, exc
+    return files[0], None
 
 
 def _file_unavailable(file: Path, problem: str, namespace: str) -> CredentialUnavailable:

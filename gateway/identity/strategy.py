@@ -67,7 +67,11 @@ class Plan:
     service_account: str | None = None
     audience: str | None = None
     token_file: str | None = None
+    # Where else the token file may be when ``token_file`` does not exist, tried in order.
+    token_fallbacks: tuple[str, ...] = ()
     tenant_id: str | None = None
+    # OAuth scopes the identity asks of the workspace; None: identity.oauth_scopes.
+    scopes: tuple[str, ...] | None = None
     # A value from the settings or the gateway's environment; never one read from Kubernetes.
     inline_secret: SecretStr | None = None
     # The gateway's default identity is one identity for every namespace that uses it.
@@ -120,6 +124,8 @@ class PlanContext:
         token_file: str | None = None,
         tenant_id: str | None = None,
         inline_secret: SecretStr | None = None,
+        scopes: tuple[str, ...] | None = None,
+        token_fallbacks: tuple[str, ...] = (),
     ) -> Plan:
         return Plan(
             kind,
@@ -130,8 +136,10 @@ class PlanContext:
             service_account=service_account,
             audience=audience,
             token_file=token_file,
+            token_fallbacks=token_fallbacks,
             tenant_id=tenant_id,
             inline_secret=inline_secret,
+            scopes=scopes,
             shared=self.shared,
             discovered=self.discovered,
         )
@@ -265,13 +273,24 @@ def held_values(plan: Plan, namespace: str, tools: Tools, **given: str | None) -
     return sources.values(tools.read_secret, namespace, plan.secret_name, given)
 
 
+def scope_of(plan: Plan, options: IdentityOptions) -> str:
+    """The space-separated OAuth scope the plan asks for: its own, or the gateway's default."""
+    return " ".join(plan.scopes or options.oauth_scopes)
+
+
 def exchange(plan: Plan, namespace: str, tools: Tools, subject: sources.SubjectToken) -> Fetch:
     """RFC 8693 exchange at the workspace of a subject JWT obtained afresh for every fetch."""
     host, client_id, source = plan.workspace.host, plan.client_id, source_of(plan)
+    scope = scope_of(plan, tools.options)
 
     async def fetch() -> AccessToken:
         return await tools.tokens.exchange(
-            host, await subject(), client_id=client_id, namespace=namespace, source=source
+            host,
+            await subject(),
+            client_id=client_id,
+            namespace=namespace,
+            source=source,
+            scope=scope,
         )
 
     return fetch

@@ -8,7 +8,8 @@ Secrets are ``SecretStr`` and print as ``**********``.
 The modules: ``gateway`` (the whole, and the checks across sections), ``process`` (server,
 store, logging, poller), ``upstreams`` (workspaces, Databricks, Kubernetes, identity options),
 ``callers`` (who may call), ``tenants`` (per-namespace policy), ``loading`` (files and the
-environment), ``base`` (what every model shares).
+environment), ``base`` (what every model shares), ``sdk_env`` (the Databricks SDK's
+environment for the gateway's own identity, and its mistakes).
 """
 
 from gateway.settings.base import (

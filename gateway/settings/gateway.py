@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gateway.settings.base import Frozen
+from gateway.settings.base import Frozen, normalize_host
 from gateway.settings.callers import CallersSettings
 from gateway.settings.process import LoggingSettings, PollerSettings, ServerSettings, StoreSettings
 from gateway.settings.tenants import TenantsSettings
@@ -60,6 +60,20 @@ class Settings(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _one_entry_per_host(self) -> Settings:
+        # Hosts are normalised, so two spellings of one workspace meet here: two entries would
+        # give it two caches, two token endpoints and two active-run caps.
+        seen: dict[str, str] = {}
+        for name, workspace in self.workspaces.items():
+            other = seen.setdefault(workspace.host, name)
+            if other != name:
+                raise ValueError(
+                    f"workspaces: '{other}' and '{name}' are one workspace ({workspace.host}); "
+                    "list it once"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _webhook_urls(self) -> Settings:
         guard = Guard.of(self.webhooks.allow_networks, allow_http=self.webhooks.allow_http)
         blocks = [("tenants.defaults.webhooks", self.tenants.defaults.webhooks)] + [
@@ -89,7 +103,10 @@ class Settings(Frozen):
         """A workspace by its allow-list name or by its host; None when it is not listed."""
         if name_or_host in self.workspaces:
             return name_or_host, self.workspaces[name_or_host]
-        wanted = name_or_host.strip().rstrip("/").lower()
+        try:
+            wanted = normalize_host(name_or_host)
+        except ValueError:
+            return None
         for name, workspace in self.workspaces.items():
             if workspace.host == wanted:
                 return name, workspace

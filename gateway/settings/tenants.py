@@ -13,8 +13,19 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from gateway.settings.base import NAMESPACE_RE, OBJECT_NAME_RE, Frozen, SecretRef, exactly_one
+from gateway.settings.base import (
+    NAMESPACE_RE,
+    OBJECT_NAME_RE,
+    Frozen,
+    SecretRef,
+    check_scopes,
+    exactly_one,
+)
 from gateway.settings.webhooks import TenantWebhooks
+
+
+def _optional_scopes(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if value is None else check_scopes(value)
 
 
 class PatIdentity(Frozen):
@@ -39,6 +50,9 @@ class OAuthM2MIdentity(Frozen):
     client_secret: SecretStr | None = None
     client_secret_env: str | None = None
     secret: SecretRef | None = None
+    # OAuth scopes asked of the token endpoint; None: identity.oauth_scopes (all-apis).
+    scopes: tuple[str, ...] | None = None
+    _scopes = field_validator("scopes")(_optional_scopes)
 
     @model_validator(mode="after")
     def _one_source(self) -> OAuthM2MIdentity:
@@ -62,6 +76,9 @@ class ServiceAccountFederation(Frozen):
     # without it the account-wide policy applies.
     client_id: str | None = None
     audience: str | None = None
+    # OAuth scopes asked of the token endpoint; None: identity.oauth_scopes (all-apis).
+    scopes: tuple[str, ...] | None = None
+    _scopes = field_validator("scopes")(_optional_scopes)
 
     @field_validator("service_account")
     @classmethod
@@ -77,6 +94,9 @@ class PodTokenFederation(Frozen):
     type: Literal["pod-token-federation"]
     client_id: str | None = None
     token_file: str | None = None
+    # OAuth scopes asked of the token endpoint; None: identity.oauth_scopes (all-apis).
+    scopes: tuple[str, ...] | None = None
+    _scopes = field_validator("scopes")(_optional_scopes)
 
 
 class AzureClientSecretIdentity(Frozen):

@@ -3,16 +3,25 @@ and how identities are found there."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from gateway.settings.base import (
     NAMESPACE_RE,
+    OBJECT_NAME_RE,
     Frozen,
     check_api_server,
+    check_scopes,
     normalize_authority,
     normalize_host,
+)
+
+_AZURE_RESOURCE_ID_RE = re.compile(
+    r"^/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Databricks/"
+    r"workspaces/[^/\s]+\Z",
+    re.IGNORECASE,
 )
 
 
@@ -24,11 +33,28 @@ class WorkspaceSettings(Frozen):
     # A cap on active runs (SUBMITTING to TERMINATING) across all namespaces on this
     # workspace, below Databricks' own 1,000; queued runs wait for it. None: no cap.
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
+    # Azure: the workspace's ARM resource id. With it, Jobs calls made as an Entra service
+    # principal carry X-Databricks-Azure-Workspace-Resource-Id and a management token, which
+    # let a principal with a role on the workspace resource in before it is a workspace user.
+    azure_resource_id: str | None = None
 
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
         return normalize_host(value)
+
+    @field_validator("azure_resource_id")
+    @classmethod
+    def _resource_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not _AZURE_RESOURCE_ID_RE.match(value):
+            raise ValueError(
+                f"'{value}' is not an Azure Databricks resource id like /subscriptions/<id>/"
+                "resourceGroups/<group>/providers/Microsoft.Databricks/workspaces/<name>"
+            )
+        return value
 
 
 class DatabricksSettings(Frozen):
@@ -56,8 +82,33 @@ class IdentityOptions(Frozen):
     resolution_ttl_seconds: float = Field(default=30.0, gt=0)
     token_cache_size: int = Field(default=10_000, ge=10)
     azure_authority: str = "https://login.microsoftonline.com/"
+    # The Azure Resource Manager resource of that cloud, for management tokens.
+    azure_management_resource: str = "https://management.core.windows.net/"
+    # OAuth scopes asked of a workspace's token endpoint by identities that name none of
+    # their own (discovered ones, the gateway's default); the SDKs' default is all-apis.
+    oauth_scopes: tuple[str, ...] = ("all-apis",)
+    # The Secrets discovery looks for in a namespace, in order; each is an OAuth M2M or PAT
+    # identity by the keys it holds (client_id and client_secret, or token).
+    secret_names: tuple[str, ...] = ("databricks-oauth", "databricks-token")
 
-    @field_validator("azure_authority")
+    @field_validator("oauth_scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_scopes(value)
+
+    @field_validator("secret_names")
+    @classmethod
+    def _secret_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one Secret, or set discover_from_kubernetes: false")
+        for name in value:
+            if not OBJECT_NAME_RE.match(name):
+                raise ValueError(f"'{name}' is not a Kubernetes object name")
+        if len(set(value)) != len(value):
+            raise ValueError("a Secret is named twice")
+        return value
+
+    @field_validator("azure_authority", "azure_management_resource")
     @classmethod
     def _authority(cls, value: str) -> str:
         return normalize_authority(value)

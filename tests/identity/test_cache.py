@@ -81,10 +81,10 @@ async def test_a_stale_token_is_served_while_one_refresh_runs_behind_it(
 async def test_a_nearly_expired_token_is_replaced_before_use(
     cache: TokenCache, clock: Clock
 ) -> None:
-    """With under 40 s left the caller waits for a new token rather than use the old one."""
+    """In its last minute the caller waits for a new token rather than use the old one."""
     source = Source(clock)
     await cache.get(KEY, source, kind=KIND)
-    clock.now += 3600 - 39
+    clock.now += 3600 - 59
     assert (await cache.get(KEY, source, kind=KIND)).value == "tok-2"
 
 

@@ -27,6 +27,10 @@ AKS = {
 }
 
 
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2NpLmV4YW1wbGUifQ.c2ln"
+ENV_JWT = {"DATABRICKS_OIDC_TOKEN": JWT}
+
+
 def plan_of(**environ: str) -> Plan | None:
     return default_plan(SETTINGS, {"DATABRICKS_HOST": PROD, **environ})
 
@@ -59,10 +63,14 @@ def secret_of(plan: Plan | None) -> str | None:
                 "token_file": AKS["AZURE_FEDERATED_TOKEN_FILE"],
             },
         ),
-        ({**PAT, **M2M, **OIDC, **ARM, **AKS}, {"kind": "pat"}),
-        ({**M2M, **OIDC, **ARM, **AKS}, {"kind": "oauth-m2m"}),
-        ({**OIDC, **ARM, **AKS}, {"kind": "pod-token-federation"}),
-        ({**ARM, **AKS}, {"kind": "azure-client-secret"}),
+        (
+            {"DATABRICKS_OIDC_TOKEN": JWT, "DATABRICKS_CLIENT_ID": "sp-gw"},
+            {"kind": "env-oidc", "client_id": "sp-gw"},
+        ),
+        (
+            {"DATABRICKS_OIDC_TOKEN_ENV": "CI_JWT", "CI_JWT": JWT},
+            {"kind": "env-oidc", "client_id": None},
+        ),
     ],
     ids=[
         "pat",
@@ -71,16 +79,14 @@ def secret_of(plan: Plan | None) -> str | None:
         "oidc-token-file-with-client-id",
         "arm-client-secret",
         "azure-workload-identity",
-        "all-sdk-order-pat",
-        "then-oauth-m2m",
-        "then-oidc-file",
-        "then-arm",
+        "env-oidc",
+        "env-oidc-renamed",
     ],
 )
 def test_each_environment_gives_its_plan_kind(
     environ: dict[str, str], expected: dict[str, Any]
 ) -> None:
-    """Each variable set yields its kind; with several, the SDK's order decides."""
+    """Each method set whole yields its kind."""
     plan = plan_of(**environ)
     assert plan is not None
     assert {field: getattr(plan, field) for field in expected} == expected
@@ -119,7 +125,6 @@ def test_every_default_plan_is_shared_and_says_where_it_comes_from(environ: dict
     "environ",
     [
         {"DATABRICKS_CLIENT_ID": "sp-gw"},
-        {"DATABRICKS_CLIENT_SECRET": "dose"},
         {"ARM_TENANT_ID": "tn", "ARM_CLIENT_ID": "arm-app"},
         {"AZURE_TENANT_ID": "tn", "AZURE_CLIENT_ID": "aks-app"},
         {"DATABRICKS_TOKEN": "   "},
@@ -127,7 +132,6 @@ def test_every_default_plan_is_shared_and_says_where_it_comes_from(environ: dict
     ],
     ids=[
         "client-id-only",
-        "secret-only",
         "arm-no-secret",
         "aks-no-file",
         "blank-token",
@@ -139,15 +143,20 @@ def test_an_incomplete_credential_gives_no_default(environ: dict[str, str]) -> N
     assert plan_of(**environ) is None
 
 
-@pytest.mark.parametrize("environ", [{}, PAT], ids=["nothing", "token-without-host"])
+@pytest.mark.parametrize("environ", [{}, ARM, AKS], ids=["nothing", "arm", "aks"])
 def test_no_host_means_no_default(environ: dict[str, str]) -> None:
-    """Without DATABRICKS_HOST there is no default identity, whatever else is set."""
+    """Without DATABRICKS_HOST there is no default identity (Azure's own variables are not
+    Databricks credentials by themselves: AKS injects them into every pod)."""
     assert default_plan(SETTINGS, environ) is None
 
 
-def test_a_blank_host_means_no_default() -> None:
+@pytest.mark.parametrize("host", [{}, {"DATABRICKS_HOST": "  "}], ids=["unset", "blank"])
+def test_a_databricks_credential_without_a_host_names_the_host(host: dict[str, str]) -> None:
     """A DATABRICKS_HOST of only spaces counts as unset."""
-    assert default_plan(SETTINGS, {"DATABRICKS_HOST": "  ", **PAT}) is None
+    with pytest.raises(ConfigError) as raised:
+        default_plan(SETTINGS, {**host, **PAT})
+    (problem,) = raised.value.problems
+    assert problem.startswith("environment DATABRICKS_HOST: is not set, but DATABRICKS_TOKEN is")
 
 
 @pytest.mark.parametrize(
@@ -156,13 +165,14 @@ def test_a_blank_host_means_no_default() -> None:
         ("pat", "pat"),
         ("oauth-m2m", "oauth-m2m"),
         ("file-oidc", "pod-token-federation"),
+        ("env-oidc", "env-oidc"),
         ("azure-client-secret", "azure-client-secret"),
         ("azure-workload-identity", "azure-workload-identity"),
     ],
 )
 def test_auth_type_selects_among_several(auth_type: str, kind: str) -> None:
     """DATABRICKS_AUTH_TYPE picks its credential over the SDK's order."""
-    plan = plan_of(DATABRICKS_AUTH_TYPE=auth_type, **PAT, **M2M, **OIDC, **ARM, **AKS)
+    plan = plan_of(DATABRICKS_AUTH_TYPE=auth_type, **PAT, **M2M, **OIDC, **ARM, **AKS, **ENV_JWT)
     assert plan is not None
     assert plan.kind == kind
 
@@ -173,12 +183,12 @@ def test_auth_type_with_its_variables_missing_is_a_config_error() -> None:
         plan_of(DATABRICKS_AUTH_TYPE="oauth-m2m", **PAT, **OIDC)
     (problem,) = raised.value.problems
     assert problem.startswith("environment DATABRICKS_AUTH_TYPE: 'oauth-m2m'")
-    assert "(available: pat, file-oidc)" in problem
+    assert "available: pat, file-oidc)" in problem
 
 
 def test_auth_type_with_nothing_available_says_none() -> None:
     """An auth type with no credential at all says none is available."""
-    with pytest.raises(ConfigError, match=r"\(available: none\)"):
+    with pytest.raises(ConfigError, match=r"available: none\)"):
         plan_of(DATABRICKS_AUTH_TYPE="pat")
 
 

@@ -25,7 +25,7 @@ from gateway.identity.strategy import (
     Plan,
     WorkspaceRef,
 )
-from gateway.settings import IdentityOptions, IdentitySettings
+from gateway.settings import IdentityOptions, IdentitySettings, sdk_env
 from tests.fixtures.databricks_emulator import (
     DatabricksEmulator,
     EmulatorFactory,
@@ -111,6 +111,7 @@ def test_every_kind_is_registered_under_its_name() -> None:
         "pod-token-federation",
         "azure-client-secret",
         "azure-workload-identity",
+        "env-oidc",
     }
     assert all(kind.name == name for name, kind in kinds.KINDS.items())
 
@@ -386,10 +387,13 @@ def test_each_kind_reads_its_sdk_variables(
 
 
 def test_the_default_order_is_the_sdks() -> None:
-    """PAT, OAuth M2M, OIDC token file, Entra client secret, Azure workload identity."""
+    """PAT, OAuth M2M, OIDC token (env, file), Entra client secret, Azure workload identity;
+    the same order as the environment's reading in gateway.settings.sdk_env."""
+    assert [kind.auth_type for kind in kinds.DEFAULT_ORDER] == list(sdk_env.AUTH_TYPES)
     assert [kind.auth_type for kind in kinds.DEFAULT_ORDER] == [
         "pat",
         "oauth-m2m",
+        "env-oidc",
         "file-oidc",
         "azure-client-secret",
         "azure-workload-identity",

@@ -195,11 +195,16 @@ def test_from_policy_pod_token_falls_back_to_the_gateway_token_file() -> None:
     assert plan.token_file == "/var/run/pod/token"
 
 
-def test_from_policy_pod_token_without_any_file_is_unavailable() -> None:
-    """A pod-token policy with no file anywhere is refused, saying where to set one."""
-    with pytest.raises(CredentialUnavailable, match=r"identity\.pod_token_file") as raised:
-        plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), {}, None)
-    assert (raised.value.namespace, raised.value.source) == (NS, "tenant policy")
+def test_from_policy_pod_token_without_any_file_looks_where_flyte_does() -> None:
+    """Nothing configured: AWS_WEB_IDENTITY_TOKEN_FILE, then the well-known path."""
+    aws = {"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/aws/token"}
+    plan = plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), aws, None)
+    assert (plan.token_file, plan.token_fallbacks) == (
+        "/var/run/aws/token",
+        ("/var/run/secrets/databricks/token",),
+    )
+    bare = plans.from_policy(make_settings(), NS, ident(type="pod-token-federation"), {}, None)
+    assert (bare.token_file, bare.token_fallbacks) == ("/var/run/secrets/databricks/token", ())
 
 
 def test_from_policy_default_is_the_gateway_default_plan() -> None:
@@ -250,8 +255,24 @@ def test_from_policy_without_a_workspace_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "wanted",
-    ["dev", DEV, f"{DEV}/", DEV.upper().replace("HTTPS", "https")],
-    ids=["name", "host", "host-with-slash", "host-upper-case"],
+    [
+        "dev",
+        DEV,
+        f"{DEV}/",
+        DEV.upper().replace("HTTPS", "https"),
+        "dev.cloud.databricks.com",
+        f"{DEV}/api",
+        f"{DEV}:443",
+    ],
+    ids=[
+        "name",
+        "host",
+        "host-with-slash",
+        "host-upper-case",
+        "host-without-scheme",
+        "host-with-path",
+        "host-with-default-port",
+    ],
 )
 def test_workspace_of_finds_a_listed_workspace_by_name_or_host(wanted: str) -> None:
     """A wanted workspace is found by its allow-list name or its host, however written."""
@@ -260,8 +281,8 @@ def test_workspace_of_finds_a_listed_workspace_by_name_or_host(wanted: str) -> N
 
 @pytest.mark.parametrize(
     "wanted",
-    ["staging", "https://evil.example.com", "dev.cloud.databricks.com", f"{DEV}/api"],
-    ids=["unknown-name", "unknown-host", "host-without-scheme", "host-with-path"],
+    ["staging", "https://evil.example.com", "dev2.cloud.databricks.com", f"{DEV}.evil"],
+    ids=["unknown-name", "unknown-host", "similar-host", "host-as-a-prefix"],
 )
 def test_workspace_of_refuses_a_workspace_off_the_allow_list(wanted: str) -> None:
     """An unlisted workspace is HostNotAllowed, naming it and what is listed."""

@@ -122,10 +122,10 @@ def test_hosts_are_normalized(host: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["http://adb-1.azuredatabricks.net", "adb-1.azuredatabricks.net", "https://h/api/2.2"],
+    ["http://adb-1.azuredatabricks.net", "ftp://adb-1.azuredatabricks.net", "https://"],
 )
 def test_bad_hosts_are_refused(host: str) -> None:
-    """Plain http off loopback, missing schemes and paths are refused."""
+    """Plain http off loopback, other schemes and no host at all are refused."""
     with pytest.raises(ValueError, match=r"URL|http|path"):
         normalize_host(host)
 
