@@ -48,6 +48,7 @@ from gateway.appkeys import (
     TENANTS_RELOADER,
 )
 from gateway.callers import CallerGate
+from gateway.callers.api_keys import Hasher, derive
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -91,6 +92,8 @@ class Overrides:
     # The webhook dispatcher, and the resolver under its guard (tests answer names themselves).
     run_dispatcher: bool = True
     webhook_resolver: AbstractResolver | None = None
+    # Derives salted API-key digests (tests count concurrent checks with their own).
+    api_key_hasher: Hasher = derive
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -248,7 +251,10 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
         kube = app.get(KUBE)
         try:
             app[JWKS_HTTP] = session
-            gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
+            hasher = over.api_key_hasher
+            gate = CallerGate(
+                settings.callers, reviewer=kube, labels=kube, session=session, hasher=hasher
+            )
             app[CALLERS] = gate
             gate.announce()
             with _reload_on_sighup(gate, over.settings_source, app.get(TENANTS_RELOADER)):
