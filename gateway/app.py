@@ -62,6 +62,7 @@ from gateway.model import RunState
 from gateway.readiness import Check, Readiness, ReadinessChecks
 from gateway.runs.types import utcnow
 from gateway.runs.wiring import wire_runs
+from gateway.secrets_registry import remember_settings
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
@@ -98,6 +99,8 @@ class Overrides:
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     over = overrides or Overrides()
+    # Masked from the start, not only once the code using each secret has read it (issue 9).
+    remember_settings(settings, over.environ if over.environ is not None else os.environ)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     checks = ReadinessChecks()
     app[SETTINGS] = settings
