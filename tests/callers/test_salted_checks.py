@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -51,6 +51,14 @@ class GatedHasher:
                 self.running -= 1
 
 
+@pytest.fixture
+def hasher() -> Iterator[GatedHasher]:
+    """A gated hasher, let go at teardown so a failed test leaves no thread waiting."""
+    gated = GatedHasher()
+    yield gated
+    gated.release.set()
+
+
 def _authenticator(hasher: GatedHasher, queue: int) -> ApiKeyAuthenticator:
     keys = [ApiKeySettings(name="salty", hash=HASH)]
     return ApiKeyAuthenticator(keys, hasher=hasher, workers=WORKERS, queue=queue)
@@ -79,9 +87,10 @@ def test_the_wait_estimate_counts_rounds_of_workers_and_is_at_least_a_second(
     assert wait_estimate(mean, admitted, workers) == seconds
 
 
-async def test_no_more_than_the_workers_run_at_once_however_many_wait() -> None:
+async def test_no_more_than_the_workers_run_at_once_however_many_wait(
+    hasher: GatedHasher,
+) -> None:
     """Ten different keys at once: two hash, eight wait their turn, and all end refused."""
-    hasher = GatedHasher()
     authn = _authenticator(hasher, queue=8)
     tasks = _checks(authn, (f"lgk_wrong_{i}" for i in range(10)))
     await _until(lambda: hasher.calls == WORKERS and authn.slots.admitted == 10, "all admitted")
@@ -94,10 +103,11 @@ async def test_no_more_than_the_workers_run_at_once_however_many_wait() -> None:
     await authn.aclose()
 
 
-async def test_past_the_queue_checks_are_refused_at_once_with_a_retry_delay() -> None:
+async def test_past_the_queue_checks_are_refused_at_once_with_a_retry_delay(
+    hasher: GatedHasher,
+) -> None:
     """With 2 running and 3 waiting, 3 more keys hear ChecksBusy at once, and are not cached:
     once the queue drains, the same key is checked (and refused as unknown)."""
-    hasher = GatedHasher()
     authn = _authenticator(hasher, queue=3)
     tasks = _checks(authn, (f"lgk_wrong_{i}" for i in range(8)))
     await _until(lambda: sum(t.done() for t in tasks) >= 3, "three refused")
@@ -137,12 +147,11 @@ def _stack_callers() -> dict[str, Any]:
 
 
 async def test_over_http_a_full_queue_is_a_503_problem_with_retry_after_on_both_apis(
-    gateway_stack_factory: StackFactory,
+    gateway_stack_factory: StackFactory, hasher: GatedHasher
 ) -> None:
     """The gateway's own bound (2 running, 32 waiting): the 35th to 37th new keys get a 503
     problem+json with Retry-After on /v1 at once, a compat call a Databricks-shaped 503;
     once the checks end, every waiting key is answered 401, and nothing else was a 5xx."""
-    hasher = GatedHasher()
     overrides = Overrides(environ={}, poll_idle_seconds=0.05, api_key_hasher=hasher)
     stack = await gateway_stack_factory(
         2, gateway={"callers": _stack_callers()}, overrides=overrides
