@@ -250,4 +250,3 @@ async def test_canaries_from_every_source_leave_no_trace(
     assert any(masked["env client secret"] in row for row in ledger)
     wanted = {"http_request", "databricks_call", "http_request_unparsable", "run_submitted"}
     assert wanted <= events, sorted(events)
-
