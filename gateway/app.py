@@ -49,6 +49,7 @@ from gateway.appkeys import (
     TENANTS_RELOADER,
 )
 from gateway.callers import CallerGate
+from gateway.callers.api_keys import Hasher, derive
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -62,6 +63,7 @@ from gateway.model import RunState
 from gateway.readiness import Check, Readiness, ReadinessChecks
 from gateway.runs.types import utcnow
 from gateway.runs.wiring import wire_runs
+from gateway.secrets_registry import remember_settings
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
@@ -92,10 +94,14 @@ class Overrides:
     # The webhook dispatcher, and the resolver under its guard (tests answer names themselves).
     run_dispatcher: bool = True
     webhook_resolver: AbstractResolver | None = None
+    # Derives salted API-key digests (tests count concurrent checks with their own).
+    api_key_hasher: Hasher = derive
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     over = overrides or Overrides()
+    # Masked from the start, not only once the code using each secret has read it (issue 9).
+    remember_settings(settings, over.environ if over.environ is not None else os.environ)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     checks = ReadinessChecks()
     app[SETTINGS] = settings
@@ -251,7 +257,10 @@ def _callers_ctx(settings: Settings, over: Overrides) -> Ctx:
         kube = app.get(KUBE)
         try:
             app[JWKS_HTTP] = session
-            gate = CallerGate(settings.callers, reviewer=kube, labels=kube, session=session)
+            hasher = over.api_key_hasher
+            gate = CallerGate(
+                settings.callers, reviewer=kube, labels=kube, session=session, hasher=hasher
+            )
             app[CALLERS] = gate
             gate.announce()
             with _reload_on_sighup(gate, over.settings_source, app.get(TENANTS_RELOADER)):

@@ -12,12 +12,19 @@ text whatever the number of values, and remembering a value costs O(1) (a compil
 of 10,000 values took a second to rebuild, blocking the loop at every new token). Values
 shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
 This module imports nothing of lakegate's, so every layer may feed it.
+
+``remember_settings`` feeds it everything the settings hold at start-up (every ``SecretStr``,
+and the value of every environment variable a ``*_env`` key names), so that a secret is
+masked before its first use, not only once the code that uses it has read it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
+
+from pydantic import BaseModel, SecretStr
 
 MASK = "[redacted]"
 MIN_CHARS = 8
@@ -100,3 +107,33 @@ def remember(value: str | None) -> None:
 def scrub(text: str) -> str:
     """Replace every registered secret value in ``text``."""
     return REGISTRY.scrub(text)
+
+
+def remember_settings(node: object, environ: Mapping[str, str]) -> None:
+    """Register every secret a settings tree holds: each ``SecretStr`` value, and the value
+    of each environment variable a field ending in ``_env`` names. A value made of several
+    secrets (webhook secrets rotate as ``whsec_a whsec_b``) is registered piece by piece too.
+    """
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if name.endswith("_env") and isinstance(value, str):
+                _remember_each(environ.get(value))
+            else:
+                remember_settings(value, environ)
+    elif isinstance(node, SecretStr):
+        _remember_each(node.get_secret_value())
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            remember_settings(value, environ)
+    elif isinstance(node, list | tuple | set | frozenset):
+        for value in node:
+            remember_settings(value, environ)
+
+
+def _remember_each(value: str | None) -> None:
+    if not value:
+        return
+    remember(value.strip())
+    for piece in value.split():
+        remember(piece)

@@ -3,9 +3,10 @@
 A presented key is hashed with SHA-256 and compared with every configured ``sha256`` entry,
 all of them, with ``hmac.compare_digest``: neither the time taken nor an early exit tells an
 attacker how close a guess came or which entry it hit. Salted entries (scrypt, PBKDF2) are
-deliberately slow; they are derived in worker threads, at most ``SALTED_WORKERS`` at a time,
-and the answer is cached by the key's SHA-256 so a caller pays the cost once a few minutes,
-not once a request.
+deliberately slow; they are derived in worker threads, at most ``SALTED_WORKERS`` at a time
+with at most ``SALTED_QUEUE`` more waiting (beyond that a 503 with Retry-After:
+``gateway.callers.salted``), and the answer is cached by the key's SHA-256 so a caller pays
+the cost once a few minutes, not once a request.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gateway.callers.salted import CheckSlots
 from gateway.callers.types import Identity, Refused
 from gateway.settings import ApiKeySettings, SaltedHash, parse_salted_hash, parse_selector
 from gateway.singleflight import TtlCache
@@ -23,6 +25,8 @@ from gateway.singleflight import TtlCache
 # A key longer than this is not one of ours; refusing it early bounds the hashing work.
 MAX_KEY_CHARS = 512
 SALTED_WORKERS = 2
+# Checks that may wait for a worker: a burst of new keys is served, a flood is refused (503).
+SALTED_QUEUE = 32
 SALTED_SUCCESS_SECONDS = 300.0
 SALTED_FAILURE_SECONDS = 5.0
 _NO_MATCH = "the API key is not known"
@@ -51,6 +55,10 @@ def derive(salted: SaltedHash, key: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", secret, salted.salt, iterations, len(salted.digest))
 
 
+# Derives a salted digest (``derive``); tests pass an instrumented one to watch the cap.
+Hasher = Callable[[SaltedHash, str], bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     identity: Identity
@@ -69,7 +77,14 @@ def identity_for(key: ApiKeySettings) -> Identity:
 
 
 class ApiKeyAuthenticator:
-    def __init__(self, keys: Sequence[ApiKeySettings]) -> None:
+    def __init__(
+        self,
+        keys: Sequence[ApiKeySettings],
+        *,
+        hasher: Hasher = derive,
+        workers: int = SALTED_WORKERS,
+        queue: int = SALTED_QUEUE,
+    ) -> None:
         self._entries = tuple(
             _Entry(
                 identity_for(k),
@@ -79,7 +94,8 @@ class ApiKeyAuthenticator:
             for k in keys
         )
         self._salted = tuple((e.salted, e.identity) for e in self._entries if e.salted)
-        self._slots = asyncio.Semaphore(SALTED_WORKERS)
+        self._hasher = hasher
+        self.slots = CheckSlots(workers, queue)
         self._cache: TtlCache[str, Identity | str] = TtlCache(10_000)
 
     async def authenticate(self, key: str) -> Identity:
@@ -99,7 +115,7 @@ class ApiKeyAuthenticator:
         return found
 
     async def _check_salted(self, key: str) -> tuple[Identity | str, float]:
-        async with self._slots:
+        async with self.slots.turn():
             found = await asyncio.to_thread(self._match_salted, key)
         if found is None:
             return _NO_MATCH, SALTED_FAILURE_SECONDS
@@ -108,7 +124,7 @@ class ApiKeyAuthenticator:
     def _match_salted(self, key: str) -> Identity | None:
         found: Identity | None = None
         for salted, identity in self._salted:
-            if hmac.compare_digest(derive(salted, key), salted.digest):
+            if hmac.compare_digest(self._hasher(salted, key), salted.digest):
                 found = identity
         return found
 

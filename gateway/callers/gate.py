@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.callers.api_keys import ApiKeyAuthenticator
+from gateway.callers.api_keys import ApiKeyAuthenticator, Hasher, derive
 from gateway.callers.grants import Authorizer, Grant, NamespaceLabels, caller_for
 from gateway.callers.issuers import JwtAuthenticator, peek_issuer
 from gateway.callers.jwks import Session
@@ -119,8 +119,10 @@ class CallerGate:
         reviewer: Reviewer | None = None,
         labels: NamespaceLabels | None = None,
         session: Session | None = None,
+        hasher: Hasher = derive,
     ) -> None:
         self._reviewer = reviewer
+        self._hasher = hasher
         self._labels = labels
         self._session = session
         self._state = self._build(settings, None)
@@ -179,7 +181,7 @@ class CallerGate:
             else:
                 jwt = JwtAuthenticator(settings.jwt_issuers, self._session)
         if "api_key" in methods:
-            api_keys = ApiKeyAuthenticator(settings.api_keys)
+            api_keys = ApiKeyAuthenticator(settings.api_keys, hasher=self._hasher)
         authorizer = Authorizer(self._labels, cache_seconds=settings.namespace_labels_cache_seconds)
         grants = tuple(Grant.from_settings(g) for g in settings.grants)
         return _State(settings, kubernetes, api_keys, jwt, grants, authorizer)

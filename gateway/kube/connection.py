@@ -31,6 +31,7 @@ from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
 
 from gateway.errors import ConfigError
 from gateway.logs import get_logger
+from gateway.secrets_registry import remember
 from gateway.settings import KubernetesSettings
 
 log = get_logger(__name__)
@@ -139,6 +140,8 @@ class TokenFile:
             raise ConfigError([f"{_SECTION}: token_file: cannot read {self.path}: {exc}"]) from exc
         if not token:
             raise ConfigError([f"{_SECTION}: token_file: {self.path} is empty"])
+        # The gateway's own Kubernetes credential: no echo (a Status, a log) may quote it.
+        remember(token)
         self._read_at = self._clock()
         return token
 
@@ -187,6 +190,9 @@ async def load_configuration(
     if cfg.host.startswith("http://"):
         # Plain http needs no CA, and the client would otherwise parse one it never uses.
         cfg.ssl_ca_cert = None
+    # Whatever the mode, the bearer token is the gateway's own credential (a re-read token
+    # file registers itself in TokenFile.read).
+    remember(str(cfg.api_key.get("BearerToken", "")).removeprefix("Bearer ").strip() or None)
     return cfg
 
 

@@ -134,17 +134,19 @@ def _databricks_answer(exc: DatabricksError) -> ErrorAnswer:
     if isinstance(exc, DatabricksAuthError):
         # The namespace's own Databricks credential was refused even after a refresh: the
         # caller's token is fine, so this must not read as 401/403, which clients blame on
-        # their own credential. Not 503 either: retrying for minutes will not mend it.
+        # their own credential. Not 503 either: retrying for minutes will not mend it. A
+        # refusal of the namespace's configuration, like a malformed Secret (issue 9): 4xx.
         return ErrorAnswer(
-            500, "INTERNAL_ERROR", "Databricks refused the namespace's credential: " + message
+            400, "INVALID_STATE", "Databricks refused the namespace's credential: " + message
         )
     return _server_answer(exc)
 
 
 def _server_answer(exc: LakegateError) -> ErrorAnswer:
     # Clients retry 503 for minutes (py-sdk: 5), so only a failure that may clear by itself
-    # says 503; a missing Secret or a broken configuration says 500 and fails fast.
-    if exc.transient:
+    # says 503: a transient one, or one /v1 answers 503 too (a credential that cannot be had
+    # while Kubernetes is away). A broken configuration is a 4xx before it gets here.
+    if exc.transient or exc.status == 503:
         seconds = getattr(exc, "retry_after", None)
         retry = _retry_seconds(seconds if isinstance(seconds, int | float) else None)
         return ErrorAnswer(503, "TEMPORARILY_UNAVAILABLE", exc.message, retry)

@@ -229,7 +229,15 @@ class PageToken:
                 raise ValueError("cursor")
             if not (_count(skip) and _count(offset)):
                 raise ValueError("skip or offset")
-        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+        # RecursionError: a token of thousands of '[' nests past what json can decode.
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            RecursionError,
+            binascii.Error,
+        ) as exc:
             raise CompatError(f"Invalid page token: {token[:64]}") from exc
         return cls(cursor, skip, offset)
 

@@ -53,7 +53,7 @@ ERRORS: list[tuple[LakegateError, int, str, int | None]] = [
     (QuotaExceeded("slow", namespace="a", retry_after=2.2), 429, "REQUEST_LIMIT_EXCEEDED", 3),
     (QuotaExceeded("slow", namespace="a", retry_after=0), 429, "REQUEST_LIMIT_EXCEEDED", 1),
     (StoreError("db"), 503, "TEMPORARILY_UNAVAILABLE", 1),
-    (CredentialUnavailable("secret", namespace="a"), 500, "INTERNAL_ERROR", None),
+    (CredentialUnavailable("secret", namespace="a"), 503, "TEMPORARILY_UNAVAILABLE", 1),
     (
         _upstream(DatabricksInvalidRequest, 400, "INVALID_STATE", "Run is done"),
         400,
@@ -78,7 +78,7 @@ ERRORS: list[tuple[LakegateError, int, str, int | None]] = [
         "REQUEST_LIMIT_EXCEEDED",
         1,
     ),
-    (_upstream(DatabricksAuthError, 401, None, "bad token"), 500, "INTERNAL_ERROR", None),
+    (_upstream(DatabricksAuthError, 401, None, "bad token"), 400, "INVALID_STATE", None),
     (
         _upstream(DatabricksUnavailable, 503, "TEMPORARILY_UNAVAILABLE", "busy"),
         503,
@@ -106,7 +106,7 @@ def test_an_upstream_error_shows_databricks_own_message() -> None:
 
 
 def test_a_refused_namespace_credential_does_not_read_as_the_callers_fault() -> None:
-    """Databricks refusing the namespace's credential is a 500 that says whose credential."""
+    """Databricks refusing the namespace's credential is a 400 that says whose credential."""
     answer = ce.error_answer(_upstream(DatabricksAuthError, 403, None, "Invalid access token."))
     assert answer.message == "Databricks refused the namespace's credential: Invalid access token."
 
