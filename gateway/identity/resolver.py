@@ -32,6 +32,7 @@ from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
 from gateway.identity.plans import Account
+from gateway.identity.principal import Principal, of_plan
 from gateway.identity.strategy import Plan
 from gateway.kube import KubeForbidden, KubeNotFound
 from gateway.logs import get_logger
@@ -80,6 +81,8 @@ class ResolvedIdentity:
     # default): a run keeps it, so it is followed by the principal that submitted it even
     # after the namespace's identity changes.
     pin: Mapping[str, str] = field(default_factory=dict)
+    # Whom Databricks sees: a run records it, and is followed only by the same principal.
+    principal: Principal | None = None
 
 
 class IdentityResolver(Protocol):
@@ -184,6 +187,7 @@ class NamespaceResolver:
             kind=plan.kind,
             origin=plan.origin,
             pin=pin,
+            principal=of_plan(plan),
         )
 
     async def _plan(self, namespace: str, override: IdentityOverride | None) -> Plan:
