@@ -106,13 +106,35 @@ def from_policy(
     return default
 
 
+def client_id_of(account: Account) -> str | None:
+    """The service principal a labelled ServiceAccount federates as, trimmed; None if blank."""
+    return _annotation(account, CLIENT_ID_ANNOTATIONS)
+
+
+def missing_client_id(namespace: str, accounts: Sequence[Account]) -> IdentityMisconfigured:
+    """The refusal for labelled ServiceAccounts that name no service principal (as Flyte,
+    lakegate does not take one for an identity without its client id)."""
+    names = ", ".join(f"'{a.name}'" for a in sorted(accounts, key=lambda a: a.name))
+    return IdentityMisconfigured(
+        f"namespace '{namespace}': ServiceAccount {names} is labelled "
+        f"{ENABLED_SELECTORS[0]} but has no {CLIENT_ID_ANNOTATIONS[0]} annotation (or a blank "
+        "one), so it names no service principal: annotate it with the client id of the "
+        "service principal whose federation policy trusts it",
+        namespace=namespace,
+        source=f"ServiceAccount {names}",
+    )
+
+
 def from_service_account(settings: Settings, account: Account) -> Plan:
     """Federation with a token minted for a labelled ServiceAccount, per its annotations."""
     namespace = account.namespace
+    client_id = client_id_of(account)
+    if client_id is None:
+        raise missing_client_id(namespace, [account])
     workspace = workspace_of(settings, namespace, _annotation(account, WORKSPACE_ANNOTATIONS))
     identity = kinds.SERVICE_ACCOUNT.labelled(
         account.name,
-        client_id=_annotation(account, CLIENT_ID_ANNOTATIONS),
+        client_id=client_id,
         audience=_annotation(account, AUDIENCE_ANNOTATIONS),
     )
     where = PlanContext(

@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gateway.identity.strategy import Plan
+if TYPE_CHECKING:  # strategy imports the masking from here
+    from gateway.identity.strategy import Plan
 
 # Enough of a 128-bit digest that two identities never collide in one ledger.
 FINGERPRINT_CHARS = 32

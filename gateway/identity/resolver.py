@@ -259,13 +259,19 @@ class NamespaceResolver:
                 namespace=namespace,
                 source="ServiceAccounts",
             ) from exc
-        account = plans.choose_account(namespace, [a for a in accounts if plans.is_enabled(a)])
+        labelled = [a for a in accounts if plans.is_enabled(a)]
+        # A labelled ServiceAccount without a client id is no identity (as in Flyte): the
+        # namespace's Secrets are looked at next.
+        account = plans.choose_account(namespace, [a for a in labelled if plans.client_id_of(a)])
         if account is not None:
             return plans.from_service_account(self._settings, account)
         for name in plans.WELL_KNOWN_SECRETS:
             keys = await self._secret_keys(namespace, name)
             if keys is not None:
                 return plans.from_secret(self._settings, namespace, name, keys)
+        if labelled:
+            # Meant as the namespace's identity: say what it lacks rather than lend another.
+            raise plans.missing_client_id(namespace, labelled)
         return None
 
     async def _secret_keys(

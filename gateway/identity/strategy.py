@@ -29,6 +29,7 @@ from gateway.databricks.oauth import TokenClient
 from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch, TokenCache
+from gateway.identity.principal import client_subject
 from gateway.settings import (
     IdentityOptions,
     SecretRef,
@@ -215,6 +216,11 @@ def inline(plan: Plan) -> str | None:
 def first(*subjects: str | None) -> str:
     """The first subject that is set; an identity given only inline is ``inline``."""
     return next((s for s in subjects if s), "inline")
+
+
+def client_of(plan: Plan) -> str | None:
+    """The plan's client id as a key names it: masked (keys reach logs), yet unique."""
+    return client_subject(plan.client_id) if plan.client_id else None
 
 
 def secret_subject(plan: Plan) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed
+from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed, IdentityMisconfigured
 from gateway.identity import kinds, plans
 from gateway.identity.strategy import Plan, WorkspaceRef
 from gateway.kube import ServiceAccountRef
@@ -19,6 +19,7 @@ DEV = "https://dev.cloud.databricks.com"
 PROD_WS = WorkspaceRef("prod", PROD)
 DEV_WS = WorkspaceRef("dev", DEV)
 NS = "team-a"
+CLIENT_ID = "lakegate.io/databricks-client-id"
 INLINE = "dapi-inline-0123456789abcdef"
 FROM_ENV = "dose-env-0123456789abcdef"
 DEFAULT_PLAN = Plan("pat", PROD_WS, "gateway default identity", shared=True)
@@ -58,7 +59,8 @@ def account(
         uid=f"uid-{name}",
         resource_version="1",
         labels=dict(labels or {}),
-        annotations=dict(annotations or {}),
+        # An account names its service principal unless a test says otherwise.
+        annotations={CLIENT_ID: f"sp-{name}"} if annotations is None else dict(annotations),
     )
 
 
@@ -108,7 +110,7 @@ POLICY_TABLE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "service account, default audience",
         {"type": "service-account-federation", "service_account": "etl", "client_id": "sp-2"},
-        {"service_account": "etl", "client_id": "sp-2", "audience": f"{PROD}/oidc/v1/token"},
+        {"service_account": "etl", "client_id": "sp-2", "audience": "databricks"},
     ),
     (
         "pod token with its own file",
@@ -342,9 +344,9 @@ FLYTE_ON = {"flyte.org/databricks-enabled": "true"}
             "fl-sp",
             "fl",
         ),
-        ({}, None, f"{PROD}/oidc/v1/token"),
+        ({"flyte.org/databricks-client-id": "  fl-sp\t"}, "fl-sp", "databricks"),
     ],
-    ids=["lakegate", "flyte", "lakegate-beats-flyte", "blank-lakegate-falls-to-flyte", "none"],
+    ids=["lakegate", "flyte", "lakegate-beats-flyte", "blank-lakegate-falls-to-flyte", "trimmed"],
 )
 def test_from_service_account_reads_lakegate_then_flyte_annotations(
     annotations: dict[str, str], client_id: str | None, audience: str
@@ -370,23 +372,44 @@ def test_from_service_account_default_audience_is_the_configured_one() -> None:
     assert plans.from_service_account(settings, account()).audience == "databricks"
 
 
-def test_from_service_account_default_audience_follows_the_annotated_workspace() -> None:
-    """The token endpoint audience is that of the workspace the account points at."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": "dev"})
+def test_from_service_account_default_audience_is_flytes_whatever_the_workspace() -> None:
+    """Without an audience annotation or identity.default_audience, minted tokens carry
+    Flyte's audience ``databricks``, also for an account pointing at another workspace."""
+    annotated = account(annotations={CLIENT_ID: "sp-1", "lakegate.io/databricks-workspace": "dev"})
     plan = plans.from_service_account(make_settings(), annotated)
-    assert (plan.workspace, plan.audience) == (DEV_WS, f"{DEV}/oidc/v1/token")
+    assert (plan.workspace, plan.audience) == (DEV_WS, "databricks")
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [{}, {CLIENT_ID: ""}, {CLIENT_ID: "   ", "flyte.org/databricks-client-id": "\t"}],
+    ids=["none", "empty", "blank"],
+)
+def test_from_service_account_without_a_client_id_is_refused(annotations: dict[str, str]) -> None:
+    """A labelled account naming no service principal is no identity: the refusal names the
+    account and the missing annotation."""
+    with pytest.raises(IdentityMisconfigured) as caught:
+        plans.from_service_account(make_settings(), account("etl", annotations=annotations))
+    assert "ServiceAccount 'etl'" in caught.value.message
+    assert CLIENT_ID in caught.value.message
+    assert caught.value.status == 422
 
 
 @pytest.mark.parametrize("wanted", ["dev", DEV], ids=["by-name", "by-host"])
 def test_from_service_account_workspace_annotation_picks_a_listed_workspace(wanted: str) -> None:
     """The workspace annotation may name a listed workspace or its host."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": wanted})
+    annotated = account(annotations={CLIENT_ID: "sp-1", "lakegate.io/databricks-workspace": wanted})
     assert plans.from_service_account(make_settings(), annotated).workspace == DEV_WS
 
 
 def test_from_service_account_workspace_annotation_off_the_list_is_refused() -> None:
     """An annotation pointing at an unlisted host is HostNotAllowed, not followed."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": "https://harvest.example"})
+    annotated = account(
+        annotations={
+            CLIENT_ID: "sp-1",
+            "lakegate.io/databricks-workspace": "https://harvest.example",
+        }
+    )
     with pytest.raises(HostNotAllowed, match=r"harvest\.example") as raised:
         plans.from_service_account(make_settings(), annotated)
     assert raised.value.namespace == NS

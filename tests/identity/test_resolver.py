@@ -42,6 +42,7 @@ GATEWAY_PAT = "dapi-gateway-0123456789abcdef"
 TENANT_PAT = "dapi-tenant-0123456789abcdef"
 DEFAULT_ENV = {"DATABRICKS_HOST": PROD, "DATABRICKS_TOKEN": GATEWAY_PAT}
 LAKEGATE_ON = {"lakegate.io/databricks-enabled": "true"}
+CLIENT_ID = "lakegate.io/databricks-client-id"
 OAUTH_KEYS = {"client_id": "sp-tenant", "client_secret": "dose-tenant-0123456789"}
 
 
@@ -71,7 +72,8 @@ class FakeAccounts:
             uid=f"uid-{name}",
             resource_version=str(len(self.accounts) + 1),
             labels=dict(labels),
-            annotations=dict(annotations or {}),
+            # A labelled account names its service principal unless a test says otherwise.
+            annotations={CLIENT_ID: f"sp-{name}", **(annotations or {})},
         )
         self.accounts[(namespace, name)] = ref
         return ref
