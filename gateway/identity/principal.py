@@ -107,6 +107,15 @@ def same(recorded: Mapping[str, str], current: Principal) -> bool:
     return fingerprint is None or fingerprint == current.fingerprint
 
 
+def group_key(
+    namespace: str, identity_ref: Mapping[str, str], recorded: Mapping[str, str]
+) -> tuple[str, str, str]:
+    """The runs followed together by one identity: of one namespace, one identity choice
+    (ServiceAccount or Secret) and one principal."""
+    ref = ",".join(f"{k}={v}" for k, v in sorted(identity_ref.items()))
+    return namespace, ref, recorded.get("fingerprint", "")
+
+
 def describe(recorded: Mapping[str, str]) -> str:
     """A principal record in words, for a state message: no secret, the client id masked."""
     parts = [recorded.get("kind", "identity")]

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
-from gateway.identity.principal import same
+from gateway.identity.principal import group_key, same
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
@@ -64,8 +64,7 @@ GROUP_DEADLINE_SECONDS = 45.0
 def _group_key(run: RunRecord) -> tuple[str, str, str]:
     """The namespace, the identity choice and the principal the run was created as: runs of
     one principal are listed together, and never with another principal's token."""
-    ref = ",".join(f"{k}={v}" for k, v in sorted(run.identity_ref.items()))
-    return run.namespace, ref, run.principal.get("fingerprint", "")
+    return group_key(run.namespace, run.identity_ref, run.principal)
 
 
 class Poller:

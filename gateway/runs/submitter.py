@@ -33,7 +33,7 @@ from gateway.errors import (
     NotFound,
     RunIdentityGone,
 )
-from gateway.identity.principal import describe, same
+from gateway.identity.principal import describe, group_key, same
 from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
@@ -80,6 +80,10 @@ def gone_message(run: RunRecord) -> str:
     )
 
 
+def _group_of(run: RunRecord) -> tuple[str, str, str]:
+    return group_key(run.namespace, run.identity_ref, run.principal)
+
+
 def changed_message(run: RunRecord, now: Mapping[str, str], origin: str) -> str:
     """What a run created as one principal waits for while its namespace resolves to another."""
     return (
@@ -116,8 +120,10 @@ class Submitter:
         self._clock = clock
         self._cancel_timeout = cancel_timeout
         self._jitter = jitter
-        # Runs whose pinned identity was last found gone (the gauge counts them).
-        self._identity_gone: set[int] = set()
+        # Runs whose identity was last found gone or another principal (the gauge counts
+        # them), with their group: the poller follows a group together, so one run of it
+        # followed again means all of them are.
+        self._identity_gone: dict[int, tuple[str, str, str]] = {}
         # Told the run whose submission Databricks refused with 429: admission lowers the cap.
         self.on_rate_limited: list[Callable[[RunRecord], None]] = []
 
@@ -157,13 +163,14 @@ class Submitter:
                 run_id=run.id,
                 source=identity.origin,
             )
-        if run.id in self._identity_gone:
-            self._identity_gone.discard(run.id)
+        group = _group_of(run)
+        if group in self._identity_gone.values():
+            self._identity_gone = {k: g for k, g in self._identity_gone.items() if g != group}
             self._metrics.runs_identity_gone.set(len(self._identity_gone))
         return identity
 
     def _not_followed(self, run: RunRecord, event: str, **why: object) -> None:
-        self._identity_gone.add(run.id)
+        self._identity_gone[run.id] = _group_of(run)
         self._metrics.runs_identity_gone.set(len(self._identity_gone))
         log.warning(
             event,
