@@ -24,6 +24,7 @@ from tests.fixtures.identity_stack import (
     IdentityStack,
     IdentityStackFactory,
     Principal,
+    default_environ,
 )
 
 LIFECYCLE = {"pending_seconds": 0.1, "running_seconds": 1.0, "terminating_seconds": 0.1}
@@ -133,6 +134,49 @@ async def test_a_run_is_never_followed_or_cancelled_as_the_principal_its_policy_
         f"{NS}.long": DEFAULT_SP,
         f"{NS}.newer": other.name,
     }
+    assert gone_gauge(stack) == 0
+
+
+@pytest.mark.e2e
+async def test_a_run_waits_while_the_gateway_default_identity_is_another_principal(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """A gateway restarted with another default identity (another DATABRICKS_CLIENT_ID) does
+    not follow the runs the old one created: the new principal makes no Jobs call, the run
+    says so; restarted with the old identity, the run is followed to its end."""
+    stack = await identity_stack_factory(
+        default_identity=True,
+        identity={"default_for_unconfigured": True, **IDENTITY},
+        lifecycle=LIFECYCLE,
+        poller=POLLER,
+    )
+    run = await stack.submit(NS, f"{NS}.1", seconds=1.2)
+    switched = stack.add_service_principal()
+    assert switched.application_id
+    assert switched.secret
+    await stack.restart(
+        {
+            "DATABRICKS_HOST": stack.emulator.url,
+            "DATABRICKS_CLIENT_ID": switched.application_id,
+            "DATABRICKS_CLIENT_SECRET": switched.secret,
+        }
+    )
+    client = stack.client(retry=NO_RETRY)
+    await asyncio.sleep(2.5)  # the run has ended at Databricks by now
+
+    assert calls_by(stack, switched.name) == 0
+    waiting = await client.get(NS, run["id"])
+    assert waiting["state"] in {"PENDING", "RUNNING"}, waiting
+    message = waiting["state_message"] or ""
+    assert f"created as oauth-m2m client id {masked(DEFAULT_CLIENT_ID)}" in message, message
+    assert f"now resolves to oauth-m2m client id {masked(switched.application_id)}" in message
+    assert "default identity" in message
+    assert gone_gauge(stack) == 1
+
+    await stack.restart(default_environ(stack))
+    final = await wait_all_terminal(stack.client(retry=NO_RETRY), [(NS, run["id"])], within=15)
+    assert final[run["id"]]["state"] == "SUCCEEDED"
+    assert calls_by(stack, switched.name) == 0
     assert gone_gauge(stack) == 0
 
 
