@@ -29,6 +29,7 @@ from gateway.identity.strategy import (
     Tools,
     client_of,
     entra,
+    every,
     exchange,
     first,
     held_values,
@@ -128,7 +129,7 @@ class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
         return OAuthM2MIdentity(type="oauth-m2m", secret=SecretRef(name=name))
 
     def subject(self, plan: Plan) -> str:
-        return first(secret_subject(plan), client_of(plan))
+        return every(secret_subject(plan), client_of(plan))
 
     def pin(self, plan: Plan) -> dict[str, str]:
         return secret_pin(plan)
@@ -268,7 +269,7 @@ class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
         )
 
     def subject(self, plan: Plan) -> str:
-        return first(secret_subject(plan), client_of(plan))
+        return every(secret_subject(plan), client_of(plan))
 
     def pin(self, plan: Plan) -> dict[str, str]:
         return secret_pin(plan)

@@ -240,14 +240,14 @@ class NamespaceResolver:
                 )
             return plans.from_service_account(self._settings, account)
         assert override.secret is not None
-        keys = await self._secret_keys(namespace, override.secret, offered=not override.following)
-        if keys is None:
+        data = await self._secret_data(namespace, override.secret, offered=not override.following)
+        if data is None:
             raise IdentityMisconfigured(
                 f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
                 namespace=namespace,
                 source="request",
             )
-        return plans.from_secret(self._settings, namespace, override.secret, keys)
+        return plans.from_secret(self._settings, namespace, override.secret, data)
 
     async def _discover(self, namespace: str) -> Plan | None:
         assert self._accounts is not None
@@ -266,18 +266,18 @@ class NamespaceResolver:
         if account is not None:
             return plans.from_service_account(self._settings, account)
         for name in plans.WELL_KNOWN_SECRETS:
-            keys = await self._secret_keys(namespace, name)
-            if keys is not None:
-                return plans.from_secret(self._settings, namespace, name, keys)
+            data = await self._secret_data(namespace, name)
+            if data is not None:
+                return plans.from_secret(self._settings, namespace, name, data)
         if labelled:
             # Meant as the namespace's identity: say what it lacks rather than lend another.
             raise plans.missing_client_id(namespace, labelled)
         return None
 
-    async def _secret_keys(
+    async def _secret_data(
         self, namespace: str, name: str, *, offered: bool = False
-    ) -> list[str] | None:
-        """The Secret's keys; None only when it does not exist. Any other failure refuses,
+    ) -> Mapping[str, bytes] | None:
+        """The Secret's data; None only when it does not exist. Any other failure refuses,
         and so does, when ``offered``, a Secret the namespace did not label for lakegate."""
         assert self._kube is not None
         try:
@@ -303,7 +303,7 @@ class NamespaceResolver:
                 f"request may name only a Secret labelled {plans.ENABLED_SELECTORS[0]}",
                 field="identity.secret",
             )
-        return sorted(data)
+        return data
 
     def _check_policies_need_nothing_missing(self) -> None:
         """Refuse at start-up every tenant policy that cannot work, all of them at once."""

@@ -218,6 +218,12 @@ def first(*subjects: str | None) -> str:
     return next((s for s in subjects if s), "inline")
 
 
+def every(*subjects: str | None) -> str:
+    """Every subject that is set, joined: a Secret and the client id it holds are both part
+    of the identity, so a Secret edited to another client is another cache entry."""
+    return "/".join(s for s in subjects if s) or "inline"
+
+
 def client_of(plan: Plan) -> str | None:
     """The plan's client id as a key names it: masked (keys reach logs), yet unique."""
     return client_subject(plan.client_id) if plan.client_id else None

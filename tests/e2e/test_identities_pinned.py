@@ -210,6 +210,48 @@ async def test_rotating_the_secret_of_the_same_principal_keeps_following(
 
 
 @pytest.mark.e2e
+async def test_a_secret_edited_to_another_service_principal_leaves_its_runs_waiting(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """The databricks-oauth Secret edited to hold another service principal (not a rotated
+    secret of the same one) is another principal: the run created as the first waits, the
+    second makes no call for it (and is not handed the first's cached token); new runs are
+    created as the second; with the Secret restored the run is followed to its end."""
+    stack = await identity_stack_factory(identity=IDENTITY, lifecycle=LIFECYCLE, poller=POLLER)
+    first = stack.oauth_secret(NS)
+    assert first.application_id
+    run = await stack.submit(NS, f"{NS}.first", seconds=1.2)
+    second = stack.add_service_principal()
+    assert second.application_id
+    assert second.secret
+    stack.kube.put_secret(
+        NS, "databricks-oauth", {"client_id": second.application_id, "client_secret": second.secret}
+    )
+    await asyncio.sleep(2.5)  # the run has ended at Databricks by now
+
+    client = stack.client(retry=NO_RETRY)
+    assert calls_by(stack, second.name) == 0
+    waiting = await client.get(NS, run["id"])
+    assert waiting["state"] in {"PENDING", "RUNNING"}, waiting
+    message = waiting["state_message"] or ""
+    assert f"client id {masked(first.application_id)}" in message, message
+    now = f"oauth-m2m Secret 'databricks-oauth' client id {masked(second.application_id)}"
+    assert f"now resolves to {now}" in message
+    assert gone_gauge(stack) == 1
+    assert await stack.run_to_end(NS, f"{NS}.second") == second.name
+
+    assert first.secret
+    stack.kube.put_secret(
+        NS, "databricks-oauth", {"client_id": first.application_id, "client_secret": first.secret}
+    )
+    final = await wait_all_terminal(client, [(NS, run["id"])], within=15)
+    assert final[run["id"]]["state"] == "SUCCEEDED"
+    created = {r["run_name"]: r["principal"] for r in stack.emulator.runs()}
+    assert created == {f"{NS}.first": first.name, f"{NS}.second": second.name}
+    assert gone_gauge(stack) == 0
+
+
+@pytest.mark.e2e
 async def test_a_labelled_account_without_a_client_id_gives_way_to_the_namespace_secret(
     identity_stack_factory: IdentityStackFactory,
 ) -> None:

@@ -61,7 +61,10 @@ PLANS = [
         Plan("oauth-m2m", WS, ORIGIN, secret_name="databricks-oauth"),
         "oauth-m2m:secret/databricks-oauth",
     ),
-    (Plan("oauth-m2m", WS, ORIGIN, client_id="sp-1", secret_name="sp"), "oauth-m2m:secret/sp"),
+    (
+        Plan("oauth-m2m", WS, ORIGIN, client_id="sp-1", secret_name="sp"),
+        f"oauth-m2m:secret/sp/{client_subject('sp-1')}",
+    ),
     (
         Plan("service-account-federation", WS, ORIGIN, service_account="etl", audience="aud"),
         "service-account-federation:etl",
@@ -80,7 +83,7 @@ PLANS = [
     ),
     (
         Plan("azure-client-secret", WS, ORIGIN, tenant_id="t", client_id="c", secret_name="az"),
-        "azure-client-secret:secret/az",
+        f"azure-client-secret:secret/az/{client_subject('c')}",
     ),
     (
         Plan("azure-workload-identity", WS, ORIGIN, tenant_id="t", client_id="c", token_file="/f"),

@@ -212,7 +212,10 @@ KEYS = [
     (Plan("pat", WS, ORIGIN, inline_secret=SecretStr(PAT)), "pat:inline"),
     (Plan("pat", WS, ORIGIN, secret_name="databricks-token"), "pat:secret/databricks-token"),
     (Plan("oauth-m2m", WS, ORIGIN, client_id="c"), f"oauth-m2m:{client_subject('c')}"),
-    (Plan("oauth-m2m", WS, ORIGIN, client_id="c", secret_name="s"), "oauth-m2m:secret/s"),
+    (
+        Plan("oauth-m2m", WS, ORIGIN, client_id="c", secret_name="s"),
+        f"oauth-m2m:secret/s/{client_subject('c')}",
+    ),
     (
         Plan("service-account-federation", WS, ORIGIN, client_id="c", service_account="etl"),
         "service-account-federation:etl",
@@ -228,7 +231,7 @@ KEYS = [
     ),
     (
         Plan("azure-client-secret", WS, ORIGIN, client_id="c", secret_name="az"),
-        "azure-client-secret:secret/az",
+        f"azure-client-secret:secret/az/{client_subject('c')}",
     ),
     (
         Plan("azure-workload-identity", WS, ORIGIN, client_id="c", token_file="/f"),

@@ -448,6 +448,11 @@ def test_choose_account_of_several_is_the_operators_error(names: list[str]) -> N
 # --- from_secret ----------------------------------------------------------------------------
 
 
+def held(keys: list[str]) -> dict[str, bytes]:
+    """A Secret's data with ``keys``; its client id, when it has one, is ``sp-held``."""
+    return {key: b"sp-held" if key == "client_id" else b"value" for key in keys}
+
+
 @pytest.mark.parametrize(
     ("keys", "kind"),
     [
@@ -460,10 +465,25 @@ def test_choose_account_of_several_is_the_operators_error(names: list[str]) -> N
 )
 def test_from_secret_picks_the_kind_by_its_keys(keys: list[str], kind: str) -> None:
     """client_secret means OAuth M2M, token means PAT; OAuth wins when both are there."""
-    plan = plans.from_secret(make_settings(), NS, "creds", keys)
+    plan = plans.from_secret(make_settings(), NS, "creds", held(keys))
     assert (plan.kind, plan.secret_name, plan.origin) == (kind, "creds", "Secret 'creds'")
-    assert (plan.client_id, plan.inline_secret, plan.shared) == (None, None, False)
+    client_id = "sp-held" if kind == "oauth-m2m" else None
+    assert (plan.client_id, plan.inline_secret, plan.shared) == (client_id, None, False)
     assert plan.workspace == PROD_WS
+
+
+@pytest.mark.parametrize(
+    ("value", "client_id"),
+    [(b"  sp-held\n", "sp-held"), (b"", None), (b"sp held", None), (b"\xff", None)],
+    ids=["trimmed", "empty", "inner-space", "not-utf8"],
+)
+def test_from_secret_holds_the_secrets_client_id_when_it_is_one(
+    value: bytes, client_id: str | None
+) -> None:
+    """The plan carries the Secret's client id (whom runs are created as), trimmed; a
+    malformed one is left to the fetch, which refuses it naming the key."""
+    data = {"client_id": value, "client_secret": b"dose-1"}
+    assert plans.from_secret(make_settings(), NS, "creds", data).client_id == client_id
 
 
 @pytest.mark.parametrize(
@@ -472,7 +492,7 @@ def test_from_secret_picks_the_kind_by_its_keys(keys: list[str], kind: str) -> N
 def test_from_secret_with_neither_kind_of_keys_is_unavailable(keys: list[str]) -> None:
     """A Secret with no usable keys is refused, naming the keys each kind needs."""
     with pytest.raises(CredentialUnavailable) as raised:
-        plans.from_secret(make_settings(), NS, "creds", keys)
+        plans.from_secret(make_settings(), NS, "creds", held(keys))
     assert "'client_secret'" in raised.value.message
     assert "'token'" in raised.value.message
     assert (raised.value.namespace, raised.value.source) == (NS, "Secret 'creds'")
@@ -481,7 +501,7 @@ def test_from_secret_with_neither_kind_of_keys_is_unavailable(keys: list[str]) -
 def test_from_secret_needs_both_oauth_keys_for_oauth() -> None:
     """A Secret with client_secret but no client_id is not OAuth M2M (its fetch would fail)."""
     with pytest.raises(CredentialUnavailable):
-        plans.from_secret(make_settings(), NS, "creds", ["client_secret"])
+        plans.from_secret(make_settings(), NS, "creds", held(["client_secret"]))
 
 
 # --- is_enabled and messages ----------------------------------------------------------------
@@ -524,7 +544,7 @@ def test_only_plans_found_in_the_namespace_are_discovered() -> None:
     """A labelled account's or a Secret's plan is discovered; the tenant policy's is not."""
     settings = make_settings()
     assert plans.from_service_account(settings, account()).discovered
-    assert plans.from_secret(settings, NS, "creds", ["token"]).discovered
+    assert plans.from_secret(settings, NS, "creds", held(["token"])).discovered
     identity = ident(type="pat", secret={"name": "creds"})
     assert not plans.from_policy(settings, NS, identity, {}, None).discovered
 
@@ -532,4 +552,6 @@ def test_only_plans_found_in_the_namespace_are_discovered() -> None:
 def test_a_service_account_token_secret_is_never_taken_for_a_pat() -> None:
     """A Kubernetes token Secret (token, ca.crt, namespace) is refused, not sent to Databricks."""
     with pytest.raises(CredentialUnavailable, match="Kubernetes ServiceAccount token"):
-        plans.from_secret(make_settings(), NS, "default-token-x", ["ca.crt", "namespace", "token"])
+        plans.from_secret(
+            make_settings(), NS, "default-token-x", held(["ca.crt", "namespace", "token"])
+        )

@@ -30,6 +30,7 @@ from gateway.identity.builders import SHARED_NAMESPACE, Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
+from gateway.identity.principal import client_subject
 from gateway.identity.resolver import IdentityOverride, NamespaceResolver, ResolvedIdentity
 from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef
 from gateway.settings import Settings
@@ -876,7 +877,9 @@ async def test_a_resolution_names_its_workspace_identity_and_origin(
         "2.1",
         7,
     )
-    assert resolved.key == f"oauth-m2m:secret/databricks-oauth@{PROD}"
+    # The Secret and the client id it holds (masked): both are part of the identity.
+    held = client_subject(OAUTH_KEYS["client_id"])
+    assert resolved.key == f"oauth-m2m:secret/databricks-oauth/{held}@{PROD}"
     assert (resolved.kind, resolved.origin) == ("oauth-m2m", "Secret 'databricks-oauth'")
 
 
