@@ -62,7 +62,8 @@ class Metrics:
         self.runs_identity_gone = Gauge(
             "lakegate_runs_identity_gone",
             "Active runs left unfollowed because the ServiceAccount or Secret they were "
-            "submitted under is gone (restore it and following resumes).",
+            "submitted under is gone, or the namespace now resolves to another principal "
+            "(restore it and following resumes).",
             registry=self.registry,
         )
 

@@ -44,6 +44,7 @@ def run_view(run: RunRecord, *, history: bool = False) -> dict[str, Any]:
         "callback_url": run.callback_url,
         "cancel_requested": run.cancel_requested,
         "identity": dict(run.identity_ref),
+        "principal": dict(run.principal),
     }
     if history:
         view["history"] = [transition_view(t) for t in run.history]

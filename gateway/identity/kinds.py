@@ -27,8 +27,9 @@ from gateway.identity.strategy import (
     Plan,
     PlanContext,
     Tools,
-    WorkspaceRef,
+    client_of,
     entra,
+    every,
     exchange,
     first,
     held_values,
@@ -131,7 +132,7 @@ class OAuthM2M(IdentityKind[OAuthM2MIdentity]):
         return OAuthM2MIdentity(type="oauth-m2m", secret=SecretRef(name=name))
 
     def subject(self, plan: Plan) -> str:
-        return first(secret_subject(plan), plan.client_id)
+        return every(secret_subject(plan), client_of(plan))
 
     def pin(self, plan: Plan) -> dict[str, str]:
         return secret_pin(plan)
@@ -163,7 +164,7 @@ class ServiceAccount(IdentityKind[ServiceAccountFederation]):
             self.name,
             client_id=identity.client_id,
             service_account=identity.service_account,
-            audience=identity.audience or default_audience(where.settings, where.workspace),
+            audience=identity.audience or default_audience(where.settings),
             scopes=identity.scopes,
         )
 
@@ -233,7 +234,7 @@ class PodToken(IdentityKind[PodTokenFederation]):
         )
 
     def subject(self, plan: Plan) -> str:
-        return first(plan.client_id, plan.token_file)
+        return first(client_of(plan), plan.token_file)
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
         (path,) = require(plan, namespace, token_file=plan.token_file)
@@ -276,7 +277,7 @@ class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
         )
 
     def subject(self, plan: Plan) -> str:
-        return first(secret_subject(plan), plan.client_id)
+        return every(secret_subject(plan), client_of(plan))
 
     def pin(self, plan: Plan) -> dict[str, str]:
         return secret_pin(plan)
@@ -318,7 +319,7 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
         )
 
     def subject(self, plan: Plan) -> str:
-        return first(plan.client_id)
+        return first(client_of(plan))
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
         tenant_id, client_id, path = require(
@@ -373,10 +374,15 @@ def for_settings(identity: IdentitySettings) -> IdentityKind[Any] | None:
     return KINDS.get(identity.type)
 
 
-def default_audience(settings: Settings, workspace: WorkspaceRef) -> str:
-    # Without a configured audience the SDKs request the workspace's token endpoint URL
-    # (reference §4.3); a federation policy must then list that audience.
-    return settings.identity.default_audience or f"{workspace.host}/oidc/v1/token"
+# Flyte's Databricks connector asks for this audience when a ServiceAccount names none, so a
+# federation policy written for Flyte trusts lakegate's minted tokens unchanged.
+FLYTE_AUDIENCE = "databricks"
+
+
+def default_audience(settings: Settings) -> str:
+    """A minted token's audience when the ServiceAccount or policy names none: the operator's
+    ``identity.default_audience``, else Flyte's ``databricks``."""
+    return settings.identity.default_audience or FLYTE_AUDIENCE
 
 
 def of(plan: Plan) -> IdentityKind[Any]:

@@ -15,11 +15,12 @@ Every workspace a plan points at is on the allow-list, whatever an annotation sa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from gateway.errors import HostNotAllowed, IdentityMisconfigured
-from gateway.identity import kinds
+from gateway.identity import kinds, sources
 from gateway.identity.strategy import POLICY_ORIGIN, Plan, PlanContext, WorkspaceRef
 from gateway.settings import IdentitySettings, Settings
 
@@ -32,6 +33,7 @@ WORKSPACE_ANNOTATIONS = ("lakegate.io/databricks-workspace",)
 OAUTH_SECRET = "databricks-oauth"  # noqa: S105 - the Secret's name, not a value
 PAT_SECRET = "databricks-token"  # noqa: S105 - the Secret's name, not a value
 WELL_KNOWN_SECRETS = (OAUTH_SECRET, PAT_SECRET)
+CLIENT_ID_KEY = "client_id"
 
 
 class Account(Protocol):
@@ -106,13 +108,35 @@ def from_policy(
     return default
 
 
+def client_id_of(account: Account) -> str | None:
+    """The service principal a labelled ServiceAccount federates as, trimmed; None if blank."""
+    return _annotation(account, CLIENT_ID_ANNOTATIONS)
+
+
+def missing_client_id(namespace: str, accounts: Sequence[Account]) -> IdentityMisconfigured:
+    """The refusal for labelled ServiceAccounts that name no service principal (as Flyte,
+    lakegate does not take one for an identity without its client id)."""
+    names = ", ".join(f"'{a.name}'" for a in sorted(accounts, key=lambda a: a.name))
+    return IdentityMisconfigured(
+        f"namespace '{namespace}': ServiceAccount {names} is labelled "
+        f"{ENABLED_SELECTORS[0]} but has no {CLIENT_ID_ANNOTATIONS[0]} annotation (or a blank "
+        "one), so it names no service principal: annotate it with the client id of the "
+        "service principal whose federation policy trusts it",
+        namespace=namespace,
+        source=f"ServiceAccount {names}",
+    )
+
+
 def from_service_account(settings: Settings, account: Account) -> Plan:
     """Federation with a token minted for a labelled ServiceAccount, per its annotations."""
     namespace = account.namespace
+    client_id = client_id_of(account)
+    if client_id is None:
+        raise missing_client_id(namespace, [account])
     workspace = workspace_of(settings, namespace, _annotation(account, WORKSPACE_ANNOTATIONS))
     identity = kinds.SERVICE_ACCOUNT.labelled(
         account.name,
-        client_id=_annotation(account, CLIENT_ID_ANNOTATIONS),
+        client_id=client_id,
         audience=_annotation(account, AUDIENCE_ANNOTATIONS),
     )
     where = PlanContext(
@@ -135,9 +159,25 @@ def choose_account(namespace: str, labelled: Sequence[Account]) -> Account | Non
     return labelled[0] if labelled else None
 
 
-def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[str]) -> Plan:
-    """The first kind whose keys the Secret holds (OAuth M2M before PAT), read from it."""
+def held_client_id(data: Mapping[str, bytes]) -> str | None:
+    """The client id a Secret holds, trimmed, when it is one a request may carry; None when
+    absent or malformed (the fetch then reads it and refuses it, naming the key)."""
+    try:
+        value = data.get(CLIENT_ID_KEY, b"").decode().strip()
+    except (UnicodeDecodeError, AttributeError):
+        return None
+    return value if value and sources.malformed(value) is None else None
+
+
+def from_secret(settings: Settings, namespace: str, name: str, data: Mapping[str, bytes]) -> Plan:
+    """The first kind whose keys the Secret holds (OAuth M2M before PAT), read from it.
+
+    A client id the Secret holds is part of the plan, read with the Secret's keys: it is whom
+    the run is created as (``gateway.identity.principal``), so a Secret edited to another
+    service principal is another principal, while a rotated client secret is read per fetch.
+    """
     origin = f"Secret '{name}'"
+    keys = sorted(data)
     if {"token", "ca.crt", "namespace"} <= set(keys):
         # A ServiceAccount token Secret: its token is a Kubernetes credential, which must
         # never be sent to Databricks as if it were a PAT.
@@ -161,7 +201,9 @@ def from_secret(settings: Settings, namespace: str, name: str, keys: Sequence[st
     where = PlanContext(
         settings, namespace, workspace_of(settings, namespace), origin=origin, discovered=True
     )
-    return kind.plan(kind.in_secret(name), where)
+    plan = kind.plan(kind.in_secret(name), where)
+    client_id = held_client_id(data) if CLIENT_ID_KEY in kind.secret_keys else None
+    return dataclasses.replace(plan, client_id=client_id) if client_id else plan
 
 
 def not_configured_message(

@@ -32,6 +32,7 @@ from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
 from gateway.identity.plans import Account
+from gateway.identity.principal import Principal, of_plan
 from gateway.identity.strategy import Plan
 from gateway.kube import KubeForbidden, KubeNotFound
 from gateway.logs import get_logger
@@ -80,6 +81,8 @@ class ResolvedIdentity:
     # default): a run keeps it, so it is followed by the principal that submitted it even
     # after the namespace's identity changes.
     pin: Mapping[str, str] = field(default_factory=dict)
+    # Whom Databricks sees: a run records it, and is followed only by the same principal.
+    principal: Principal | None = None
 
 
 class IdentityResolver(Protocol):
@@ -184,6 +187,7 @@ class NamespaceResolver:
             kind=plan.kind,
             origin=plan.origin,
             pin=pin,
+            principal=of_plan(plan),
         )
 
     async def _plan(self, namespace: str, override: IdentityOverride | None) -> Plan:
@@ -240,14 +244,14 @@ class NamespaceResolver:
                 )
             return plans.from_service_account(self._settings, account)
         assert override.secret is not None
-        keys = await self._secret_keys(namespace, override.secret, offered=not override.following)
-        if keys is None:
+        data = await self._secret_data(namespace, override.secret, offered=not override.following)
+        if data is None:
             raise IdentityMisconfigured(
                 f"Secret '{override.secret}' does not exist in namespace '{namespace}'",
                 namespace=namespace,
                 source="request",
             )
-        return plans.from_secret(self._settings, namespace, override.secret, keys)
+        return plans.from_secret(self._settings, namespace, override.secret, data)
 
     async def _discover(self, namespace: str) -> Plan | None:
         assert self._accounts is not None
@@ -259,19 +263,25 @@ class NamespaceResolver:
                 namespace=namespace,
                 source="ServiceAccounts",
             ) from exc
-        account = plans.choose_account(namespace, [a for a in accounts if plans.is_enabled(a)])
+        labelled = [a for a in accounts if plans.is_enabled(a)]
+        # A labelled ServiceAccount without a client id is no identity (as in Flyte): the
+        # namespace's Secrets are looked at next.
+        account = plans.choose_account(namespace, [a for a in labelled if plans.client_id_of(a)])
         if account is not None:
             return plans.from_service_account(self._settings, account)
         for name in self._settings.identity.secret_names:
-            keys = await self._secret_keys(namespace, name)
-            if keys is not None:
-                return plans.from_secret(self._settings, namespace, name, keys)
+            data = await self._secret_data(namespace, name)
+            if data is not None:
+                return plans.from_secret(self._settings, namespace, name, data)
+        if labelled:
+            # Meant as the namespace's identity: say what it lacks rather than lend another.
+            raise plans.missing_client_id(namespace, labelled)
         return None
 
-    async def _secret_keys(
+    async def _secret_data(
         self, namespace: str, name: str, *, offered: bool = False
-    ) -> list[str] | None:
-        """The Secret's keys; None only when it does not exist. Any other failure refuses,
+    ) -> Mapping[str, bytes] | None:
+        """The Secret's data; None only when it does not exist. Any other failure refuses,
         and so does, when ``offered``, a Secret the namespace did not label for lakegate."""
         assert self._kube is not None
         try:
@@ -297,7 +307,7 @@ class NamespaceResolver:
                 f"request may name only a Secret labelled {plans.ENABLED_SELECTORS[0]}",
                 field="identity.secret",
             )
-        return sorted(data)
+        return data
 
     def _check_policies_need_nothing_missing(self) -> None:
         """Refuse at start-up every tenant policy that cannot work, all of them at once."""

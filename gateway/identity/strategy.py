@@ -29,6 +29,7 @@ from gateway.databricks.oauth import TokenClient
 from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 from gateway.identity.cache import Fetch, TokenCache
+from gateway.identity.principal import client_subject
 from gateway.settings import (
     IdentityOptions,
     SecretRef,
@@ -223,6 +224,17 @@ def inline(plan: Plan) -> str | None:
 def first(*subjects: str | None) -> str:
     """The first subject that is set; an identity given only inline is ``inline``."""
     return next((s for s in subjects if s), "inline")
+
+
+def every(*subjects: str | None) -> str:
+    """Every subject that is set, joined: a Secret and the client id it holds are both part
+    of the identity, so a Secret edited to another client is another cache entry."""
+    return "/".join(s for s in subjects if s) or "inline"
+
+
+def client_of(plan: Plan) -> str | None:
+    """The plan's client id as a key names it: masked (keys reach logs), yet unique."""
+    return client_subject(plan.client_id) if plan.client_id else None
 
 
 def secret_subject(plan: Plan) -> str | None:

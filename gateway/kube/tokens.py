@@ -21,7 +21,8 @@ from gateway.logs import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_EXPIRATION_SECONDS = 600
+# TokenRequest's usual lifetime (and Flyte's): an hour; the identity settings pass their own.
+DEFAULT_EXPIRATION_SECONDS = 3600
 # The API server shortens requests above its --service-account-max-token-expiration; warn when
 # what we got is this much shorter than what we asked for.
 _SHORTENED_SLACK = timedelta(seconds=60)

@@ -43,6 +43,8 @@ class RunRecord:
     labels: Mapping[str, str] = field(default_factory=dict)
     # The ServiceAccount or Secret the request chose in its namespace; names, never secrets.
     identity_ref: Mapping[str, str] = field(default_factory=dict)
+    # Whom Databricks saw create it (``gateway.identity.principal``); names, never secrets.
+    principal: Mapping[str, str] = field(default_factory=dict)
     next_poll_at: datetime | None = None
     attempts: int = 0
     cancel_requested: bool = False

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
+from gateway.identity.principal import group_key, same
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
@@ -60,8 +61,10 @@ RESUBMIT_DEADLINE_SECONDS = 30.0
 GROUP_DEADLINE_SECONDS = 45.0
 
 
-def _ref_key(run: RunRecord) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(run.identity_ref.items()))
+def _group_key(run: RunRecord) -> tuple[str, str, str]:
+    """The namespace, the identity choice and the principal the run was created as: runs of
+    one principal are listed together, and never with another principal's token."""
+    return group_key(run.namespace, run.identity_ref, run.principal)
 
 
 class Poller:
@@ -139,9 +142,9 @@ class Poller:
             if run.next_poll_at is not None:
                 self._metrics.poll_lag.observe(max(0.0, (now - run.next_poll_at).total_seconds()))
         # A group is the runs of one namespace under one identity: those are listed together.
-        groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
         for run in due:
-            groups[(run.namespace, _ref_key(run))].append(run)
+            groups[_group_key(run)].append(run)
         async with asyncio.TaskGroup() as tasks:
             for runs in groups.values():
                 tasks.create_task(self._guarded(runs))
@@ -205,6 +208,10 @@ class Poller:
     ) -> None:
         """Refresh every active run of the group with as few calls as the group allows."""
         group = await self._store.active_runs_of_group(identity.namespace, identity_ref)
+        if identity.principal is not None:
+            # Runs of the same choice created as another principal (before the namespace's
+            # policy or default identity changed) wait for theirs: see Submitter.identity_of.
+            group = [r for r in group if same(r.principal, identity.principal)]
         if not group:
             return
         snapshots = await self._listed(identity, group)

@@ -211,6 +211,7 @@ class RunsService:
             # What the run runs as: the request's choice, or the ServiceAccount or Secret the
             # namespace's identity came from, so the run is followed by the same principal.
             identity_ref=dict(request.identity or identity.pin),
+            principal=identity.principal.record() if identity.principal else {},
             # Keeps the poller away while this request submits inline.
             next_poll_at=self._clock() + timedelta(seconds=self._inline_submit_seconds + 5),
         )

@@ -70,6 +70,7 @@ def run_data(run: RunRecord) -> dict[str, Any]:
         "callback_url": run.callback_url,
         "cancel_requested": run.cancel_requested,
         "identity": dict(run.identity_ref),
+        "principal": dict(run.principal),
     }
 
 

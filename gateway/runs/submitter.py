@@ -33,6 +33,7 @@ from gateway.errors import (
     NotFound,
     RunIdentityGone,
 )
+from gateway.identity.principal import describe, group_key, same
 from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
@@ -79,6 +80,21 @@ def gone_message(run: RunRecord) -> str:
     )
 
 
+def _group_of(run: RunRecord) -> tuple[str, str, str]:
+    return group_key(run.namespace, run.identity_ref, run.principal)
+
+
+def changed_message(run: RunRecord, now: Mapping[str, str], origin: str) -> str:
+    """What a run created as one principal waits for while its namespace resolves to another."""
+    return (
+        f"not followed: this run was created as {describe(run.principal)}, but namespace "
+        f"'{run.namespace}' now resolves to {describe(now)} (from {origin}), and no other "
+        "principal may follow it; give the namespace that identity back (its tenant policy, "
+        "its ServiceAccount's client-id annotation, its Secret, or the gateway's default "
+        "identity) and following resumes"
+    )
+
+
 class Submitter:
     """The concrete ``RunSubmitter``, and the facade's ``RemoteRuns``."""
 
@@ -104,8 +120,10 @@ class Submitter:
         self._clock = clock
         self._cancel_timeout = cancel_timeout
         self._jitter = jitter
-        # Runs whose pinned identity was last found gone (the gauge counts them).
-        self._identity_gone: set[int] = set()
+        # Runs whose identity was last found gone or another principal (the gauge counts
+        # them), with their group: the poller follows a group together, so one run of it
+        # followed again means all of them are.
+        self._identity_gone: dict[int, tuple[str, str, str]] = {}
         # Told the run whose submission Databricks refused with 429: admission lowers the cap.
         self.on_rate_limited: list[Callable[[RunRecord], None]] = []
 
@@ -118,35 +136,50 @@ class Submitter:
     async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
         """The identity the run was submitted under, and no other.
 
-        When its ServiceAccount or Secret is gone the run is not followed by the namespace's
-        current identity (possibly the gateway's default, another principal): it waits, with
-        ``RunIdentityGone`` saying what to restore, and is counted until it is back.
+        When its ServiceAccount or Secret is gone, or the namespace now resolves to another
+        principal than the one the run was created as (a changed policy, another default
+        identity, another client id), the run is not followed by that other principal: it
+        waits, with ``RunIdentityGone`` saying what to restore, and is counted until it is back.
         """
         override = override_of(run.identity_ref, following=True)
-        if override is None:
-            return await self._identities.resolve(run.namespace)
         try:
             identity = await self._identities.resolve(run.namespace, override)
         except (CredentialUnavailable, InvalidRequest) as exc:
-            self._identity_gone.add(run.id)
-            self._metrics.runs_identity_gone.set(len(self._identity_gone))
-            log.warning(
-                "run_identity_gone",
-                run_id=run.id,
-                namespace=run.namespace,
-                identity=dict(run.identity_ref),
-                reason=exc.message,
-            )
+            if override is None:
+                raise
+            self._not_followed(run, "run_identity_gone", reason=exc.message)
             raise RunIdentityGone(
                 gone_message(run),
                 namespace=run.namespace,
                 run_id=run.id,
                 source=_source_of(run.identity_ref),
             ) from exc
-        if run.id in self._identity_gone:
-            self._identity_gone.discard(run.id)
+        current = identity.principal
+        if current is not None and not same(run.principal, current):
+            self._not_followed(run, "run_principal_changed", now=current.record())
+            raise RunIdentityGone(
+                changed_message(run, current.record(), identity.origin),
+                namespace=run.namespace,
+                run_id=run.id,
+                source=identity.origin,
+            )
+        group = _group_of(run)
+        if group in self._identity_gone.values():
+            self._identity_gone = {k: g for k, g in self._identity_gone.items() if g != group}
             self._metrics.runs_identity_gone.set(len(self._identity_gone))
         return identity
+
+    def _not_followed(self, run: RunRecord, event: str, **why: object) -> None:
+        self._identity_gone[run.id] = _group_of(run)
+        self._metrics.runs_identity_gone.set(len(self._identity_gone))
+        log.warning(
+            event,
+            run_id=run.id,
+            namespace=run.namespace,
+            identity=dict(run.identity_ref),
+            principal=dict(run.principal),
+            **why,
+        )
 
     # --- submitting and cancelling ----------------------------------------------------------
 

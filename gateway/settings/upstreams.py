@@ -77,7 +77,8 @@ class IdentityOptions(Frozen):
     pod_token_file: str | None = None
     # Audience of minted ServiceAccount tokens when the ServiceAccount names none.
     default_audience: str | None = None
-    service_account_token_seconds: int = Field(default=600, ge=600, le=86_400)
+    # TokenRequest's usual lifetime (Flyte's too): an hour.
+    service_account_token_seconds: int = Field(default=3600, ge=600, le=86_400)
     # How long a namespace's resolved identity is trusted before Kubernetes is asked again.
     resolution_ttl_seconds: float = Field(default=30.0, gt=0)
     token_cache_size: int = Field(default=10_000, ge=10)

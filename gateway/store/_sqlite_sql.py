@@ -26,8 +26,8 @@ _ALL_STATES = json.dumps(sorted(RunState))
 INSERT_RUN = """
 INSERT INTO runs (namespace, state, spec, request_fingerprint, workspace, idempotency_key,
                   databricks_host, callback_url, labels, next_poll_at, state_message,
-                  created_at, updated_at, identity_ref)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  created_at, updated_at, identity_ref, principal)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """
 UPDATE_RUN = """
@@ -138,6 +138,7 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             callback_url=row["callback_url"],
             labels=json.loads(row["labels"]),
             identity_ref=json.loads(row["identity_ref"]),
+            principal=json.loads(row["principal"]),
             next_poll_at=_maybe_time(row["next_poll_at"]),
             attempts=row["attempts"],
             cancel_requested=bool(row["cancel_requested"]),

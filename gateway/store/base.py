@@ -69,6 +69,7 @@ class NewRun:
     callback_url: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     identity_ref: Mapping[str, str] = field(default_factory=dict)
+    principal: Mapping[str, str] = field(default_factory=dict)
     next_poll_at: datetime | None = None
     message: str = ""
 

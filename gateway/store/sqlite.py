@@ -160,7 +160,7 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, message, at, at, identity_ref),
+                 next_poll_at, message, at, at, identity_ref, dumps(new.principal)),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
             record_transition(conn, row["id"], None, state, at, message)

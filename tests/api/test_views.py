@@ -48,6 +48,7 @@ def test_run_view_leaves_out_spec_and_ledger_bookkeeping() -> None:
     assert set(view) == {
         "id", "namespace", "state", "databricks_run_id", "run_page_url", "state_message",
         "created_at", "updated_at", "labels", "callback_url", "cancel_requested", "identity",
+        "principal",
     }  # fmt: skip
     assert "hunter2" not in repr(view)
 

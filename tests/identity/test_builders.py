@@ -19,6 +19,7 @@ from gateway.databricks.retries import RetryPolicy
 from gateway.errors import CredentialUnavailable, IdentityForbidden, TokenEndpointError
 from gateway.identity.builders import SHARED_NAMESPACE, Builder
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
+from gateway.identity.principal import client_subject
 from gateway.identity.strategy import Plan, WorkspaceRef
 from gateway.kube import KubeForbidden
 from gateway.settings import IdentityOptions
@@ -54,13 +55,16 @@ PLANS = [
     (Plan("pat", WS, ORIGIN, secret_name="databricks-token"), "pat:secret/databricks-token"),
     (
         Plan("oauth-m2m", WS, ORIGIN, client_id="sp-1", inline_secret=SecretStr("s")),
-        "oauth-m2m:sp-1",
+        f"oauth-m2m:{client_subject('sp-1')}",
     ),
     (
         Plan("oauth-m2m", WS, ORIGIN, secret_name="databricks-oauth"),
         "oauth-m2m:secret/databricks-oauth",
     ),
-    (Plan("oauth-m2m", WS, ORIGIN, client_id="sp-1", secret_name="sp"), "oauth-m2m:secret/sp"),
+    (
+        Plan("oauth-m2m", WS, ORIGIN, client_id="sp-1", secret_name="sp"),
+        f"oauth-m2m:secret/sp/{client_subject('sp-1')}",
+    ),
     (
         Plan("service-account-federation", WS, ORIGIN, service_account="etl", audience="aud"),
         "service-account-federation:etl",
@@ -75,15 +79,15 @@ PLANS = [
             client_id="c",
             inline_secret=SecretStr("s"),
         ),
-        "azure-client-secret:c",
+        f"azure-client-secret:{client_subject('c')}",
     ),
     (
         Plan("azure-client-secret", WS, ORIGIN, tenant_id="t", client_id="c", secret_name="az"),
-        "azure-client-secret:secret/az",
+        f"azure-client-secret:secret/az/{client_subject('c')}",
     ),
     (
         Plan("azure-workload-identity", WS, ORIGIN, tenant_id="t", client_id="c", token_file="/f"),
-        "azure-workload-identity:c",
+        f"azure-workload-identity:{client_subject('c')}",
     ),
 ]
 PLAN_IDS = [
@@ -538,7 +542,8 @@ async def test_closing_the_cache_cancels_a_refresh_in_flight(
 async def test_secret_and_tokens_stay_out_of_repr_and_logs(
     make: Make, server: ScriptedServer
 ) -> None:
-    """repr masks the client secret; refresh and invalidation logs carry no secret or token."""
+    """repr masks the client secret and the client id; refresh and invalidation logs carry no
+    secret, no token and no whole client id."""
     server.script("POST", TOKEN_PATH, Reply(503), grant("at-secret-1"), grant("at-secret-2"))
     cred = make()
     with capture_logs() as logs:
@@ -546,10 +551,12 @@ async def test_secret_and_tokens_stay_out_of_repr_and_logs(
         cred.invalidate("at-secret-1")
         await cred.token()
     assert SECRET not in repr(cred)
-    assert "sp-1" in repr(cred)
+    assert "sp-1" not in repr(cred)
+    assert client_subject("sp-1") in repr(cred)
     events = [e["event"] for e in logs]
     assert {"token_endpoint_retrying", "token_refreshed", "token_invalidated"} <= set(events)
     assert not any(SECRET in str(v) or "at-secret" in str(v) for e in logs for v in e.values())
+    assert not any("sp-1" in str(v) for e in logs for v in e.values())
 
 
 async def test_a_shared_cache_holds_the_token_under_the_namespace(
@@ -561,4 +568,6 @@ async def test_a_shared_cache_holds_the_token_under_the_namespace(
     builder = Builder(session, cache, IdentityOptions(), None, tokens=tokens)
     plan = sp_1(server)
     await builder.credential(plan, "team-a", nothing).token()
-    assert cache.invalidate(CacheKey("team-a", "oauth-m2m:sp-1", server.url), "at-1")
+    assert cache.invalidate(
+        CacheKey("team-a", f"oauth-m2m:{client_subject('sp-1')}", server.url), "at-1"
+    )

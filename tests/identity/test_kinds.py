@@ -18,6 +18,7 @@ from gateway.errors import CredentialUnavailable, TokenEndpointError
 from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, TokenCache
+from gateway.identity.principal import client_subject
 from gateway.identity.strategy import (
     NEEDS_KUBERNETES,
     Environment,
@@ -211,8 +212,11 @@ def test_each_kind_names_its_start_up_problems(
 KEYS = [
     (Plan("pat", WS, ORIGIN, inline_secret=SecretStr(PAT)), "pat:inline"),
     (Plan("pat", WS, ORIGIN, secret_name="databricks-token"), "pat:secret/databricks-token"),
-    (Plan("oauth-m2m", WS, ORIGIN, client_id="c"), "oauth-m2m:c"),
-    (Plan("oauth-m2m", WS, ORIGIN, client_id="c", secret_name="s"), "oauth-m2m:secret/s"),
+    (Plan("oauth-m2m", WS, ORIGIN, client_id="c"), f"oauth-m2m:{client_subject('c')}"),
+    (
+        Plan("oauth-m2m", WS, ORIGIN, client_id="c", secret_name="s"),
+        f"oauth-m2m:secret/s/{client_subject('c')}",
+    ),
     (
         Plan("service-account-federation", WS, ORIGIN, client_id="c", service_account="etl"),
         "service-account-federation:etl",
@@ -220,19 +224,19 @@ KEYS = [
     (Plan("pod-token-federation", WS, ORIGIN, token_file="/t"), "pod-token-federation:/t"),
     (
         Plan("pod-token-federation", WS, ORIGIN, client_id="c", token_file="/t"),
-        "pod-token-federation:c",
+        f"pod-token-federation:{client_subject('c')}",
     ),
     (
         Plan("azure-client-secret", WS, ORIGIN, tenant_id="t", client_id="c"),
-        "azure-client-secret:c",
+        f"azure-client-secret:{client_subject('c')}",
     ),
     (
         Plan("azure-client-secret", WS, ORIGIN, client_id="c", secret_name="az"),
-        "azure-client-secret:secret/az",
+        f"azure-client-secret:secret/az/{client_subject('c')}",
     ),
     (
         Plan("azure-workload-identity", WS, ORIGIN, client_id="c", token_file="/f"),
-        "azure-workload-identity:c",
+        f"azure-workload-identity:{client_subject('c')}",
     ),
 ]
 
@@ -679,7 +683,7 @@ async def test_2000_submissions_over_100_namespaces_mint_and_exchange_100_times(
     mint = builder.kube.minter
     assert len(mint.calls) == 100
     assert {(ns, sa, tuple(aud), exp) for ns, sa, aud, exp in mint.calls} == {
-        (ns, "etl", (AUDIENCE,), 600) for ns in namespaces
+        (ns, "etl", (AUDIENCE,), 3600) for ns in namespaces
     }
     stats = emulator.stats()["identity"]["token_requests"]
     assert stats["by_grant_type"] == {"token_exchange": 100}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed
+from gateway.errors import ConfigError, CredentialUnavailable, HostNotAllowed, IdentityMisconfigured
 from gateway.identity import kinds, plans
 from gateway.identity.strategy import Plan, WorkspaceRef
 from gateway.kube import ServiceAccountRef
@@ -19,6 +19,7 @@ DEV = "https://dev.cloud.databricks.com"
 PROD_WS = WorkspaceRef("prod", PROD)
 DEV_WS = WorkspaceRef("dev", DEV)
 NS = "team-a"
+CLIENT_ID = "lakegate.io/databricks-client-id"
 INLINE = "dapi-inline-0123456789abcdef"
 FROM_ENV = "dose-env-0123456789abcdef"
 DEFAULT_PLAN = Plan("pat", PROD_WS, "gateway default identity", shared=True)
@@ -58,7 +59,8 @@ def account(
         uid=f"uid-{name}",
         resource_version="1",
         labels=dict(labels or {}),
-        annotations=dict(annotations or {}),
+        # An account names its service principal unless a test says otherwise.
+        annotations={CLIENT_ID: f"sp-{name}"} if annotations is None else dict(annotations),
     )
 
 
@@ -108,7 +110,7 @@ POLICY_TABLE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "service account, default audience",
         {"type": "service-account-federation", "service_account": "etl", "client_id": "sp-2"},
-        {"service_account": "etl", "client_id": "sp-2", "audience": f"{PROD}/oidc/v1/token"},
+        {"service_account": "etl", "client_id": "sp-2", "audience": "databricks"},
     ),
     (
         "pod token with its own file",
@@ -363,9 +365,9 @@ FLYTE_ON = {"flyte.org/databricks-enabled": "true"}
             "fl-sp",
             "fl",
         ),
-        ({}, None, f"{PROD}/oidc/v1/token"),
+        ({"flyte.org/databricks-client-id": "  fl-sp\t"}, "fl-sp", "databricks"),
     ],
-    ids=["lakegate", "flyte", "lakegate-beats-flyte", "blank-lakegate-falls-to-flyte", "none"],
+    ids=["lakegate", "flyte", "lakegate-beats-flyte", "blank-lakegate-falls-to-flyte", "trimmed"],
 )
 def test_from_service_account_reads_lakegate_then_flyte_annotations(
     annotations: dict[str, str], client_id: str | None, audience: str
@@ -391,23 +393,44 @@ def test_from_service_account_default_audience_is_the_configured_one() -> None:
     assert plans.from_service_account(settings, account()).audience == "databricks"
 
 
-def test_from_service_account_default_audience_follows_the_annotated_workspace() -> None:
-    """The token endpoint audience is that of the workspace the account points at."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": "dev"})
+def test_from_service_account_default_audience_is_flytes_whatever_the_workspace() -> None:
+    """Without an audience annotation or identity.default_audience, minted tokens carry
+    Flyte's audience ``databricks``, also for an account pointing at another workspace."""
+    annotated = account(annotations={CLIENT_ID: "sp-1", "lakegate.io/databricks-workspace": "dev"})
     plan = plans.from_service_account(make_settings(), annotated)
-    assert (plan.workspace, plan.audience) == (DEV_WS, f"{DEV}/oidc/v1/token")
+    assert (plan.workspace, plan.audience) == (DEV_WS, "databricks")
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [{}, {CLIENT_ID: ""}, {CLIENT_ID: "   ", "flyte.org/databricks-client-id": "\t"}],
+    ids=["none", "empty", "blank"],
+)
+def test_from_service_account_without_a_client_id_is_refused(annotations: dict[str, str]) -> None:
+    """A labelled account naming no service principal is no identity: the refusal names the
+    account and the missing annotation."""
+    with pytest.raises(IdentityMisconfigured) as caught:
+        plans.from_service_account(make_settings(), account("etl", annotations=annotations))
+    assert "ServiceAccount 'etl'" in caught.value.message
+    assert CLIENT_ID in caught.value.message
+    assert caught.value.status == 422
 
 
 @pytest.mark.parametrize("wanted", ["dev", DEV], ids=["by-name", "by-host"])
 def test_from_service_account_workspace_annotation_picks_a_listed_workspace(wanted: str) -> None:
     """The workspace annotation may name a listed workspace or its host."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": wanted})
+    annotated = account(annotations={CLIENT_ID: "sp-1", "lakegate.io/databricks-workspace": wanted})
     assert plans.from_service_account(make_settings(), annotated).workspace == DEV_WS
 
 
 def test_from_service_account_workspace_annotation_off_the_list_is_refused() -> None:
     """An annotation pointing at an unlisted host is HostNotAllowed, not followed."""
-    annotated = account(annotations={"lakegate.io/databricks-workspace": "https://harvest.example"})
+    annotated = account(
+        annotations={
+            CLIENT_ID: "sp-1",
+            "lakegate.io/databricks-workspace": "https://harvest.example",
+        }
+    )
     with pytest.raises(HostNotAllowed, match=r"harvest\.example") as raised:
         plans.from_service_account(make_settings(), annotated)
     assert raised.value.namespace == NS
@@ -446,6 +469,11 @@ def test_choose_account_of_several_is_the_operators_error(names: list[str]) -> N
 # --- from_secret ----------------------------------------------------------------------------
 
 
+def held(keys: list[str]) -> dict[str, bytes]:
+    """A Secret's data with ``keys``; its client id, when it has one, is ``sp-held``."""
+    return {key: b"sp-held" if key == "client_id" else b"value" for key in keys}
+
+
 @pytest.mark.parametrize(
     ("keys", "kind"),
     [
@@ -458,10 +486,25 @@ def test_choose_account_of_several_is_the_operators_error(names: list[str]) -> N
 )
 def test_from_secret_picks_the_kind_by_its_keys(keys: list[str], kind: str) -> None:
     """client_secret means OAuth M2M, token means PAT; OAuth wins when both are there."""
-    plan = plans.from_secret(make_settings(), NS, "creds", keys)
+    plan = plans.from_secret(make_settings(), NS, "creds", held(keys))
     assert (plan.kind, plan.secret_name, plan.origin) == (kind, "creds", "Secret 'creds'")
-    assert (plan.client_id, plan.inline_secret, plan.shared) == (None, None, False)
+    client_id = "sp-held" if kind == "oauth-m2m" else None
+    assert (plan.client_id, plan.inline_secret, plan.shared) == (client_id, None, False)
     assert plan.workspace == PROD_WS
+
+
+@pytest.mark.parametrize(
+    ("value", "client_id"),
+    [(b"  sp-held\n", "sp-held"), (b"", None), (b"sp held", None), (b"\xff", None)],
+    ids=["trimmed", "empty", "inner-space", "not-utf8"],
+)
+def test_from_secret_holds_the_secrets_client_id_when_it_is_one(
+    value: bytes, client_id: str | None
+) -> None:
+    """The plan carries the Secret's client id (whom runs are created as), trimmed; a
+    malformed one is left to the fetch, which refuses it naming the key."""
+    data = {"client_id": value, "client_secret": b"dose-1"}
+    assert plans.from_secret(make_settings(), NS, "creds", data).client_id == client_id
 
 
 @pytest.mark.parametrize(
@@ -470,7 +513,7 @@ def test_from_secret_picks_the_kind_by_its_keys(keys: list[str], kind: str) -> N
 def test_from_secret_with_neither_kind_of_keys_is_unavailable(keys: list[str]) -> None:
     """A Secret with no usable keys is refused, naming the keys each kind needs."""
     with pytest.raises(CredentialUnavailable) as raised:
-        plans.from_secret(make_settings(), NS, "creds", keys)
+        plans.from_secret(make_settings(), NS, "creds", held(keys))
     assert "'client_secret'" in raised.value.message
     assert "'token'" in raised.value.message
     assert (raised.value.namespace, raised.value.source) == (NS, "Secret 'creds'")
@@ -479,7 +522,7 @@ def test_from_secret_with_neither_kind_of_keys_is_unavailable(keys: list[str]) -
 def test_from_secret_needs_both_oauth_keys_for_oauth() -> None:
     """A Secret with client_secret but no client_id is not OAuth M2M (its fetch would fail)."""
     with pytest.raises(CredentialUnavailable):
-        plans.from_secret(make_settings(), NS, "creds", ["client_secret"])
+        plans.from_secret(make_settings(), NS, "creds", held(["client_secret"]))
 
 
 # --- is_enabled and messages ----------------------------------------------------------------
@@ -522,7 +565,7 @@ def test_only_plans_found_in_the_namespace_are_discovered() -> None:
     """A labelled account's or a Secret's plan is discovered; the tenant policy's is not."""
     settings = make_settings()
     assert plans.from_service_account(settings, account()).discovered
-    assert plans.from_secret(settings, NS, "creds", ["token"]).discovered
+    assert plans.from_secret(settings, NS, "creds", held(["token"])).discovered
     identity = ident(type="pat", secret={"name": "creds"})
     assert not plans.from_policy(settings, NS, identity, {}, None).discovered
 
@@ -530,4 +573,6 @@ def test_only_plans_found_in_the_namespace_are_discovered() -> None:
 def test_a_service_account_token_secret_is_never_taken_for_a_pat() -> None:
     """A Kubernetes token Secret (token, ca.crt, namespace) is refused, not sent to Databricks."""
     with pytest.raises(CredentialUnavailable, match="Kubernetes ServiceAccount token"):
-        plans.from_secret(make_settings(), NS, "default-token-x", ["ca.crt", "namespace", "token"])
+        plans.from_secret(
+            make_settings(), NS, "default-token-x", held(["ca.crt", "namespace", "token"])
+        )

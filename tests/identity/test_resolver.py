@@ -21,6 +21,7 @@ from gateway.errors import (
     CredentialUnavailable,
     HostNotAllowed,
     IdentityForbidden,
+    IdentityMisconfigured,
     IdentityNotConfigured,
     InvalidRequest,
     KubernetesError,
@@ -29,6 +30,7 @@ from gateway.identity.builders import SHARED_NAMESPACE, Builder, SecretHeldToken
 from gateway.identity.cache import CachedCredential, CacheKey, TokenCache
 from gateway.identity.default import ORIGIN as DEFAULT_ORIGIN
 from gateway.identity.plans import ENABLED_SELECTORS
+from gateway.identity.principal import client_subject
 from gateway.identity.resolver import IdentityOverride, NamespaceResolver, ResolvedIdentity
 from gateway.kube import AccountChange, KubeForbidden, ServiceAccountRef
 from gateway.settings import Settings
@@ -42,6 +44,7 @@ GATEWAY_PAT = "dapi-gateway-0123456789abcdef"
 TENANT_PAT = "dapi-tenant-0123456789abcdef"
 DEFAULT_ENV = {"DATABRICKS_HOST": PROD, "DATABRICKS_TOKEN": GATEWAY_PAT}
 LAKEGATE_ON = {"lakegate.io/databricks-enabled": "true"}
+CLIENT_ID = "lakegate.io/databricks-client-id"
 OAUTH_KEYS = {"client_id": "sp-tenant", "client_secret": "dose-tenant-0123456789"}
 
 
@@ -71,7 +74,8 @@ class FakeAccounts:
             uid=f"uid-{name}",
             resource_version=str(len(self.accounts) + 1),
             labels=dict(labels),
-            annotations=dict(annotations or {}),
+            # A labelled account names its service principal unless a test says otherwise.
+            annotations={CLIENT_ID: f"sp-{name}", **(annotations or {})},
         )
         self.accounts[(namespace, name)] = ref
         return ref
@@ -223,6 +227,63 @@ async def test_an_unlabelled_service_account_is_passed_over(
     accounts.add("off", labels={"lakegate.io/databricks-enabled": "false"})
     put_pat_secret(kube)
     assert (await make().resolve(NS)).origin == "Secret 'databricks-token'"
+
+
+async def test_a_labelled_account_without_a_client_id_gives_way_to_the_secrets(
+    make: Make, kube: FakeKube, accounts: FakeAccounts
+) -> None:
+    """As in Flyte, a labelled ServiceAccount whose client-id annotation is missing or blank
+    is no identity: the namespace's Secret is used, even with the default identity lent."""
+    accounts.add("etl", annotations={CLIENT_ID: "  "})
+    put_pat_secret(kube)
+    assert (await make().resolve(NS)).origin == "Secret 'databricks-token'"
+
+
+async def test_the_one_labelled_account_with_a_client_id_is_chosen(
+    make: Make, accounts: FakeAccounts
+) -> None:
+    """Beside an annotated labelled account, one without a client id is no second candidate."""
+    accounts.add("bare", annotations={CLIENT_ID: ""})
+    accounts.add("etl")
+    assert (await make().resolve(NS)).origin == "ServiceAccount 'etl'"
+
+
+async def test_a_labelled_account_without_a_client_id_and_no_secret_is_refused(
+    make: Make, kube: FakeKube, accounts: FakeAccounts
+) -> None:
+    """With nothing else in the namespace the refusal (422) names the account and the missing
+    annotation; the gateway's default identity is not lent instead."""
+    accounts.add("etl", annotations={CLIENT_ID: ""})
+    with pytest.raises(IdentityMisconfigured) as caught:
+        await make().resolve(NS)
+    assert "ServiceAccount 'etl'" in caught.value.message
+    assert CLIENT_ID in caught.value.message
+    assert caught.value.status == 422
+
+
+async def test_resolutions_name_their_principal_without_a_secret(
+    make: Make, kube: FakeKube, accounts: FakeAccounts
+) -> None:
+    """A discovered account resolves to its client id at its workspace; a Secret-held
+    identity to its Secret; the default to its own source; none holds a secret."""
+    accounts.add("etl", annotations={CLIENT_ID: "0c2f6a7e-0000-4000-8000-00000000e7a1"})
+    account = await make().resolve(NS)
+    assert account.principal is not None
+    assert account.principal.record() == {
+        "kind": "service-account-federation",
+        "host": PROD,
+        "client_id": "0c2f...e7a1",
+        "service_account": "etl",
+        "fingerprint": account.principal.fingerprint,
+    }
+    put_oauth_secret(kube, namespace=OTHER)
+    held = await make().resolve(OTHER)
+    assert held.principal is not None
+    assert held.principal.record()["secret"] == "databricks-oauth"
+    default = await make().resolve("team-unconfigured")
+    assert default.principal is not None
+    assert GATEWAY_PAT not in repr(default.principal.record())
+    assert default.principal.fingerprint != held.principal.fingerprint
 
 
 async def test_oauth_secret_beats_token_secret(make: Make, kube: FakeKube) -> None:
@@ -816,7 +877,9 @@ async def test_a_resolution_names_its_workspace_identity_and_origin(
         "2.1",
         7,
     )
-    assert resolved.key == f"oauth-m2m:secret/databricks-oauth@{PROD}"
+    # The Secret and the client id it holds (masked): both are part of the identity.
+    held = client_subject(OAUTH_KEYS["client_id"])
+    assert resolved.key == f"oauth-m2m:secret/databricks-oauth/{held}@{PROD}"
     assert (resolved.kind, resolved.origin) == ("oauth-m2m", "Secret 'databricks-oauth'")
 
 

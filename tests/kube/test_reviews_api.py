@@ -34,7 +34,7 @@ async def test_token_for_another_audience_is_refused(kube: KubeClient) -> None:
 
 async def test_expired_token_is_refused(kube: KubeClient, kube_api: KubeApiServer) -> None:
     """Past its expiry plus the API server's 60 s leeway, a token no longer authenticates."""
-    minted = await kube.mint_token(TENANT_B, "etl", audiences=[AUDIENCE])
+    minted = await kube.mint_token(TENANT_B, "etl", audiences=[AUDIENCE], expiration_seconds=600)
     kube_api.advance(600 + 60 + 1)
     result = await kube.review(minted.value, [AUDIENCE])
     assert not result.authenticated

@@ -20,6 +20,7 @@ import pytest
 
 from gateway.databricks.jobs import JobsClient, Workspace
 from gateway.errors import CredentialUnavailable, LakegateError
+from gateway.identity.principal import Principal
 from gateway.identity.resolver import IdentityOverride, ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
@@ -54,6 +55,7 @@ def new_run(
     key: str | None = None,
     identity_ref: dict[str, str] | None = None,
     next_poll_at: datetime | None = None,
+    principal: dict[str, str] | None = None,
 ) -> NewRun:
     """A run of team-a as the service would hand it to the ledger."""
     return NewRun(
@@ -65,6 +67,7 @@ def new_run(
         idempotency_key=key,
         identity_ref=identity_ref or {},
         next_poll_at=next_poll_at,
+        principal=principal or {},
     )
 
 
@@ -94,6 +97,8 @@ class Identities:
     failures: list[LakegateError] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
     calls: list[tuple[str, IdentityOverride | None]] = field(default_factory=list)
+    # Whom every resolution names (None: resolutions name no principal, as before).
+    principal: Principal | None = None
 
     async def resolve(
         self, namespace: str, override: IdentityOverride | None = None
@@ -112,6 +117,7 @@ class Identities:
             key=f"pat:{namespace}",
             kind="pat",
             origin="test",
+            principal=self.principal,
         )
 
 

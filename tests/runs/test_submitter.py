@@ -17,6 +17,7 @@ from gateway.errors import (
     RunIdentityGone,
     TokenEndpointError,
 )
+from gateway.identity.principal import Principal
 from gateway.identity.resolver import IdentityOverride
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import RUN_COMPLETED
@@ -144,6 +145,50 @@ async def test_a_run_whose_identity_is_gone_is_followed_by_no_other(wired: Wired
     identity = await wired.submitter.identity_of(run)
     assert identity.namespace == "team-a"
     assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 0
+
+
+ALICE = Principal("pat", "https://w", "secret/alice-token", secret="alice-token")
+BOB = Principal(
+    "oauth-m2m",
+    "https://w",
+    "client/0c2f6a7e-bob-00000000b0b0",
+    client_id="0c2f6a7e-bob-00000000b0b0",
+)
+
+
+async def test_a_run_is_not_followed_by_another_principal_than_its_creator(
+    wired: Wired,
+) -> None:
+    """When the namespace now resolves to another principal, identity_of refuses it with
+    RunIdentityGone naming both (client id masked) and how to restore; the run is counted
+    until its own principal is back."""
+    run, _ = await wired.ledger.accept(new_run(principal=ALICE.record()))
+    wired.identities.principal = BOB
+    with capture_logs() as logs, pytest.raises(RunIdentityGone) as caught:
+        await wired.submitter.identity_of(run)
+    assert [e["event"] for e in logs] == ["run_principal_changed"]
+    message = caught.value.message
+    assert "created as pat Secret 'alice-token'" in message
+    assert "now resolves to oauth-m2m client id 0c2f...b0b0" in message
+    assert BOB.client_id not in message
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 1
+
+    wired.identities.principal = ALICE
+    assert (await wired.submitter.identity_of(run)).namespace == "team-a"
+    assert wired.metrics.registry.get_sample_value("lakegate_runs_identity_gone") == 0
+
+
+async def test_a_run_of_another_principal_is_not_cancelled_as_the_current_one(
+    wired: Wired,
+) -> None:
+    """cancel_remote of a run created as another principal asks Databricks nothing."""
+    sent = await wired.submitter.submit_remote(
+        (await wired.ledger.accept(new_run(principal=ALICE.record())))[0], deadline=5
+    )
+    wired.identities.principal = BOB
+    await wired.submitter.cancel_remote(sent)
+    [remote] = wired.emulator.runs()
+    assert remote["life_cycle_state"] != "TERMINATING"
 
 
 async def test_a_run_whose_identity_is_gone_is_not_cancelled_by_another(wired: Wired) -> None:

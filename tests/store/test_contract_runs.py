@@ -46,6 +46,17 @@ async def test_identity_choice_reads_back(store: Store) -> None:
     assert plain.identity_ref == {}
 
 
+async def test_principal_reads_back(store: Store) -> None:
+    """Whom Databricks saw create the run is kept with it; a run without one reads as {}."""
+    record = {"kind": "oauth-m2m", "host": "https://w", "client_id": "0c2f...def0"}
+    run, _ = await store.create_run(dataclasses.replace(new_run(), principal=record), NOW)
+    plain, _ = await store.create_run(new_run(), NOW)
+    got = await store.get_run("team-a", run.id)
+    assert got is not None
+    assert got.principal == record
+    assert plain.principal == {}
+
+
 async def test_new_run_has_its_first_history_entry(store: Store) -> None:
     """A new run's history holds one entry: from nothing to its initial state, at creation."""
     run, _ = await store.create_run(new_run(state=S.QUEUED), NOW)
