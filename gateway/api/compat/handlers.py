@@ -16,11 +16,14 @@ from gateway.api.callers import authenticate, authorize, default_namespace
 from gateway.api.compat.errors import CompatError, no_such_run, rejection
 from gateway.api.compat.requests import (
     LABELS_HEADER,
+    MAX_LIST_LIMIT,
+    MAX_LIST_LIMIT_2_0,
     NAMESPACE_HEADER,
     ListQuery,
     PageToken,
     Query,
     body_run_id,
+    get_parameters,
     parse_json_object,
     parse_list_query,
     parse_namespace,
@@ -46,7 +49,7 @@ from gateway.runs.types import RunService
 __all__ = ["setup_compat_routes"]
 
 # Under the sub-application's /api prefix.
-RUNS = r"/{version:2\.[12]}/jobs/runs"
+RUNS = r"/{version:2\.[012]}/jobs/runs"
 # The ledger is read in blocks while runs/list filters by start time; the scan stops after
 # this many rows and hands the client a page token, so one request never reads a whole ledger.
 _LIST_BLOCK = 100
@@ -96,6 +99,11 @@ def query_of(request: web.Request) -> Query:
     return {name: query.getall(name) for name in query}
 
 
+async def parameters_of(request: web.Request) -> Query:
+    """A GET's parameters: its query string, and a JSON body for what the query lacks."""
+    return get_parameters(query_of(request), await read_body(request))
+
+
 async def ledger_run_of(service: RunService, namespace: str, run_id: int) -> RunRecord:
     try:
         return await service.get(namespace, run_id)
@@ -126,7 +134,7 @@ async def submit(request: web.Request) -> web.Response:
 
 async def get(request: web.Request) -> web.Response:
     namespace = await namespace_for(request, "runs.get")
-    query = query_of(request)
+    query = await parameters_of(request)
     run_id = parse_run_id(query)
     params = remote_get_params(query)
     with bound(namespace=namespace, run_id=run_id):
@@ -160,7 +168,11 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     namespace = await namespace_for(request, "runs.list")
-    query = parse_list_query(query_of(request))
+    version = request.match_info["version"]
+    query = parse_list_query(
+        await parameters_of(request),
+        max_limit=MAX_LIST_LIMIT_2_0 if version == "2.0" else MAX_LIST_LIMIT,
+    )
     if query.matches_nothing:
         return web.json_response(list_body([], None, origin_of(request)))
     with bound(namespace=namespace):
@@ -219,7 +231,7 @@ async def scan(
 
 async def get_output(request: web.Request) -> web.Response:
     namespace = await namespace_for(request, "runs.get_output")
-    run_id = parse_run_id(query_of(request))
+    run_id = parse_run_id(await parameters_of(request))
     with bound(namespace=namespace, run_id=run_id):
         return web.json_response(await output_of(request, namespace, run_id))
 
