@@ -28,6 +28,7 @@ from gateway.settings.callers import (
     JwtIssuer,
     KubernetesCallers,
     SaltedHash,
+    compile_host_pattern,
     parse_salted_hash,
     parse_selector,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "TenantPolicy",
     "TenantsSettings",
     "WorkspaceSettings",
+    "compile_host_pattern",
     "is_loopback_host",
     "load_settings",
     "normalize_authority",

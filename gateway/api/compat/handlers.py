@@ -40,7 +40,7 @@ from gateway.api.compat.wire import (
     remote_run,
 )
 from gateway.api.middlewares import read_body
-from gateway.appkeys import REMOTE_RUNS, SERVICE
+from gateway.appkeys import CALLERS, REMOTE_RUNS, SERVICE
 from gateway.errors import DatabricksRunNotFound, LakegateError, NotFound, RunRejected
 from gateway.logs import bound
 from gateway.model import RunRecord, RunState
@@ -69,7 +69,12 @@ def setup_compat_routes(app: web.Application) -> None:
 
 
 async def namespace_for(request: web.Request, action: str) -> str:
-    """The namespace the request acts for, once the caller is authorized for it."""
+    """The namespace the request acts for, once the caller is authorized for it.
+
+    First ``X-Lakegate-Namespace``, then the namespace the Host names (for unchanged clients,
+    under ``callers.namespace_host_pattern``), then the caller's default. Either way the
+    caller must be authorized for it: the Host and the default only choose.
+    """
     try:
         namespace = parse_namespace(request.headers.getall(NAMESPACE_HEADER, []))
     except CompatError:
@@ -77,13 +82,17 @@ async def namespace_for(request: web.Request, action: str) -> str:
         authenticate(request, action)
         raise
     if namespace is None:
+        gate = request.config_dict.get(CALLERS)
+        namespace = gate.namespace_from_host(request.host) if gate is not None else None
+    if namespace is None:
         namespace = default_namespace(request)
     if namespace is None:
         # An unknown caller hears 401 (audited) before being told about the header.
         authenticate(request, action)
         raise CompatError(
-            f"This caller may act for several namespaces: send {NAMESPACE_HEADER} "
-            "with the one to use."
+            f"This caller may act for several namespaces: send {NAMESPACE_HEADER} with the "
+            "one to use, call the namespace's own host name, or give the credential a "
+            "default_namespace."
         )
     await authorize(request, namespace, action)
     return namespace
