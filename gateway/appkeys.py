@@ -51,6 +51,10 @@ class RemoteRuns(Protocol):
         self, namespace: str, task_run_id: int, *, run: RunRecord | None = None
     ) -> dict[str, Any]: ...
 
+    async def remote_task_run(
+        self, namespace: str, task_run_id: int, *, params: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, Any], RunRecord]: ...
+
 
 # --- what the API reads ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from gateway.api.compat.wire import (
     output_task_run_id,
     remote_output,
     remote_run,
+    remote_task_run,
 )
 from gateway.api.middlewares import read_body
 from gateway.appkeys import CALLERS, REMOTE_RUNS, SERVICE
@@ -113,13 +114,6 @@ async def parameters_of(request: web.Request) -> Query:
     return get_parameters(query_of(request), await read_body(request))
 
 
-async def ledger_run_of(service: RunService, namespace: str, run_id: int) -> RunRecord:
-    try:
-        return await service.get(namespace, run_id)
-    except NotFound:
-        raise no_such_run(run_id) from None
-
-
 # --- handlers -------------------------------------------------------------------------------
 
 
@@ -147,7 +141,10 @@ async def get(request: web.Request) -> web.Response:
     run_id = parse_run_id(query)
     params = remote_get_params(query)
     with bound(namespace=namespace, run_id=run_id):
-        run = await ledger_run_of(request.config_dict[SERVICE], namespace, run_id)
+        try:
+            run = await request.config_dict[SERVICE].get(namespace, run_id)
+        except NotFound:
+            return web.json_response(await task_run_of(request, namespace, run_id, params))
         if run.databricks_run_id is None:
             return web.json_response(ledger_run(run, origin_of(request)))
         try:
@@ -164,14 +161,35 @@ async def get(request: web.Request) -> web.Response:
     return web.json_response(remote_run(payload, run))
 
 
+async def task_run_of(
+    request: web.Request, namespace: str, run_id: int, params: dict[str, str]
+) -> dict[str, Any]:
+    """runs/get of an id the ledger does not know: a task run of one of the namespace's runs,
+    as Databricks accepts it; anything else (another namespace's task run too) is no run."""
+    try:
+        payload, run = await request.config_dict[REMOTE_RUNS].remote_task_run(
+            namespace, run_id, params=params
+        )
+    except DatabricksRunNotFound:
+        raise no_such_run(run_id) from None
+    return remote_task_run(payload, run)
+
+
 async def cancel(request: web.Request) -> web.Response:
     namespace = await namespace_for(request, "runs.cancel")
     run_id = body_run_id(parse_json_object(await read_body(request)))
+    service = request.config_dict[SERVICE]
     with bound(namespace=namespace, run_id=run_id):
         try:
-            await request.config_dict[SERVICE].cancel(namespace, run_id)
+            await service.cancel(namespace, run_id)
         except NotFound:
-            raise no_such_run(run_id) from None
+            # A task run id cancels the run it belongs to: lakegate follows and ends runs,
+            # not single tasks, so the ledger records the cancel and the poller carries it out.
+            try:
+                _, run = await request.config_dict[REMOTE_RUNS].remote_task_run(namespace, run_id)
+            except DatabricksRunNotFound:
+                raise no_such_run(run_id) from None
+            await service.cancel(namespace, run.id)
     return web.json_response({})
 
 

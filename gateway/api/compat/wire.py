@@ -8,6 +8,7 @@ the end, whether or not Databricks has been called yet:
   would give, and runs/list items, which never cost a Databricks call;
 - runs Databricks holds (``remote_run``): Databricks' own JSON with the run's ids rewritten
   to lakegate's, every other field (tasks and their own task run ids, run_page_url) as sent;
+- task runs (runs/get of a task run id): Databricks' JSON, the parent named by lakegate's id;
 - runs/get-output: a lakegate id stands for its only task's run.
 
 Requests are read in ``requests``, errors shaped in ``errors``.
@@ -149,6 +150,14 @@ def remote_run(payload: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
         if key not in out or out[key] == remote_id:
             out[key] = run.id
     return out
+
+
+def remote_task_run(payload: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
+    """Databricks' runs/get answer for one task run of ``run``: its own ids stay Databricks'
+    (they are the task's), the run it belongs to is named by lakegate's id."""
+    if payload.get("job_run_id") != run.databricks_run_id:
+        return dict(payload)
+    return {**payload, "job_run_id": run.id}
 
 
 def output_task_run_id(payload: Mapping[str, Any]) -> int:
