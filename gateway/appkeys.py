@@ -36,6 +36,7 @@ from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
+from gateway.singleflight import TtlCache
 from gateway.store.base import Store
 from gateway.webhooks.admin import WebhookAdmin
 
@@ -64,6 +65,8 @@ METRICS = web.AppKey("lakegate.metrics", Metrics)
 READINESS: web.AppKey[Readiness] = web.AppKey("lakegate.readiness")
 SERVICE = web.AppKey("lakegate.service", RunService)
 REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
+# The facade's ended runs, as Databricks answered runs/get for them (gateway.api.compat.steps).
+ENDED_RUNS: web.AppKey[TtlCache[int, dict[str, Any]]] = web.AppKey("lakegate.compat.ended_runs")
 # Who may call: the configured authentication methods and grants (see gateway.callers).
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
 # GET /v1/namespaces/{namespace}/quota.

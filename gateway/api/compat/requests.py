@@ -42,6 +42,9 @@ LABELS_HEADER = "X-Lakegate-Labels"
 # Runs that are active in Databricks' sense (QUEUED, PENDING, RUNNING, TERMINATING): for a
 # client, a run lakegate still holds is queued.
 ACTIVE_LEDGER_STATES = frozenset(s for s in RunState if not s.terminal)
+# Runs Databricks refused are not listed: their submit was answered with Databricks' 400, and
+# Databricks lists no such run.
+LISTED_STATES = frozenset(RunState) - {RunState.REJECTED}
 
 Query = Mapping[str, Sequence[str]]
 
@@ -295,12 +298,12 @@ class ListQuery:
     expand_tasks: bool = False
 
     @property
-    def states(self) -> frozenset[RunState] | None:
+    def states(self) -> frozenset[RunState]:
         if self.active_only:
             return ACTIVE_LEDGER_STATES
         if self.completed_only:
-            return TERMINAL_STATES
-        return None
+            return TERMINAL_STATES & LISTED_STATES
+        return LISTED_STATES
 
     @property
     def filters_by_time(self) -> bool:

@@ -190,13 +190,18 @@ def ledger_output(run: RunRecord, origin: str) -> dict[str, Any]:
     return out
 
 
-def list_body(
-    runs: Sequence[RunRecord], next_page_token: str | None, origin: str
-) -> dict[str, Any]:
+def list_item(shown: Mapping[str, Any], *, expand_tasks: bool) -> dict[str, Any]:
+    """A run as runs/get shows it, as a runs/list item: its tasks only with ``expand_tasks``,
+    and no page token of runs/get's own task paging."""
+    dropped = {"next_page_token"} if expand_tasks else {"next_page_token", "tasks"}
+    return {key: value for key, value in shown.items() if key not in dropped}
+
+
+def list_body(items: Sequence[Mapping[str, Any]], next_page_token: str | None) -> dict[str, Any]:
     """The runs/list answer: ``runs`` left out when empty, as Databricks leaves it out."""
     body: dict[str, Any] = {}
-    if runs:
-        body["runs"] = [ledger_run(run, origin) for run in runs]
+    if items:
+        body["runs"] = [dict(item) for item in items]
     body["has_more"] = next_page_token is not None
     if next_page_token is not None:
         body["next_page_token"] = next_page_token

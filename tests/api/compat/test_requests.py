@@ -202,10 +202,12 @@ def test_filters_no_ledger_run_can_match(query: dict[str, list[str]], nothing: b
 
 
 def test_active_and_completed_select_ledger_states() -> None:
-    """active_only: every state not yet ended (held runs included); completed_only: the rest."""
+    """active_only: every state not yet ended (held runs included); completed_only: the rest;
+    never a run Databricks refused, which a client saw as a refused submit."""
     assert ListQuery(active_only=True).states == {s for s in RunState if not s.terminal}
-    assert ListQuery(completed_only=True).states == {s for s in RunState if s.terminal}
-    assert ListQuery().states is None
+    ended = {s for s in RunState if s.terminal} - {RunState.REJECTED}
+    assert ListQuery(completed_only=True).states == ended
+    assert ListQuery().states == set(RunState) - {RunState.REJECTED}
 
 
 def test_time_filters_are_inclusive_on_the_submission_time() -> None:
