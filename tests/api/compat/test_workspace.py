@@ -54,3 +54,17 @@ async def test_spark_versions_is_refused_after_the_credential_is_checked(
     resp, body = await call(stack, "GET", path, token=stack.token(TEAM_A))
     assert_databricks_error(resp, body, 501, "NOT_IMPLEMENTED")
     assert body["message"] == SPARK_VERSIONS_UNSERVED
+
+
+async def test_what_is_not_served_answers_as_the_readme_table_says(
+    compat_stack: CompatStack,
+) -> None:
+    """run-now, repair and cancel-all are a workspace's 404 for an unknown endpoint; the OIDC
+    endpoint the host metadata names is lakegate's, and it serves no OAuth (404 problem)."""
+    stack = compat_stack
+    token = stack.token(TEAM_A)
+    for path in ("jobs/run-now", "jobs/runs/repair", "jobs/runs/cancel-all"):
+        resp, body = await call(stack, "POST", f"/api/2.1/{path}", token=token, json={})
+        assert_databricks_error(resp, body, 404, "ENDPOINT_NOT_FOUND")
+    resp, body = await call(stack, "GET", "/oidc/.well-known/oauth-authorization-server")
+    assert (resp.status, resp.content_type) == (404, "application/problem+json")
