@@ -58,6 +58,18 @@ def task_types(spec: Mapping[str, Any]) -> list[str]:
     return sorted(name for name in spec if name.endswith(TASK_TYPE_SUFFIX))
 
 
+def task_entries(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each task of the spec with its field path: ``spec.tasks[i]``, or the spec itself for
+    the single-task shape, whose compute (``new_cluster``, ``existing_cluster_id``) is
+    top-level. Whatever reads a task's compute reads it here, so neither shape escapes it."""
+    if task_types(spec) and not spec.get("tasks"):
+        return [("spec", spec)]
+    tasks = spec.get("tasks")
+    if not isinstance(tasks, list):
+        return []
+    return [(f"spec.tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
+
+
 def shape_problem(spec: Mapping[str, Any]) -> str | None:
     """What is wrong with the spec's shape (nulls already dropped), or None.
 

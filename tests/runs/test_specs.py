@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.runs.specs import shape_problem, without_nulls
+from gateway.runs.specs import shape_problem, task_entries, without_nulls
 
 NOTEBOOK = {"notebook_path": "/Shared/etl"}
 
@@ -72,3 +72,12 @@ def test_a_null_task_type_is_no_task_type() -> None:
     """prefect-databricks' unset task types (null) leave one real task type: a single task."""
     spec = without_nulls({"notebook_task": NOTEBOOK, "spark_jar_task": None, "tasks": None})
     assert shape_problem(spec) is None
+
+
+def test_task_entries_name_each_task_or_the_single_task_spec_itself() -> None:
+    """What reads a task's compute (the guardrails) sees both shapes, with the field path."""
+    multi = {"tasks": [{"task_key": "a"}, "junk", {"task_key": "b"}]}
+    assert [path for path, _ in task_entries(multi)] == ["spec.tasks[0]", "spec.tasks[2]"]
+    single = {"notebook_task": NOTEBOOK, "new_cluster": {"num_workers": 1}}
+    assert task_entries(single) == [("spec", single)]
+    assert task_entries({"run_name": "x"}) == []
