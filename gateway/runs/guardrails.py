@@ -1,8 +1,9 @@
 """Spec guardrails: what a submitted spec may ask of Databricks. Pure.
 
 Each rule of the namespace's ``guardrails`` is checked on every cluster the spec would create
-(a task's, a single-task spec's top-level, or a job cluster's ``new_cluster``); a refusal is an ``InvalidRequest`` naming the
-rule and the offending field, so a scheduler's author sees what to change.
+(a task's, a single-task spec's top-level, or a job cluster's ``new_cluster``); a refusal is
+an ``InvalidRequest`` naming the rule and the offending field, so a scheduler's author sees
+what to change.
 """
 
 from __future__ import annotations
