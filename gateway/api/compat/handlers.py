@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.compat.errors import no_such_run, rejection
+from gateway.api.compat.errors import no_such_run, rejection, token_reused
 from gateway.api.compat.listing import list_runs
 from gateway.api.compat.requests import (
     LABELS_HEADER,
@@ -33,7 +33,7 @@ from gateway.api.compat.wire import (
 )
 from gateway.api.middlewares import read_body
 from gateway.appkeys import REMOTE_RUNS, SERVICE
-from gateway.errors import DatabricksRunNotFound, NotFound, RunRejected
+from gateway.errors import Conflict, DatabricksRunNotFound, NotFound, RunRejected
 from gateway.logs import bound
 from gateway.model import RunRecord, RunState
 
@@ -66,6 +66,10 @@ async def submit(request: web.Request) -> web.Response:
             outcome = await service.submit(namespace, submission, idempotency_key=token)
         except RunRejected as exc:
             raise rejection(await service.get(namespace, exc.run_id)) from exc
+        except Conflict as exc:
+            # Databricks would hand back the original run; lakegate refuses (README,
+            # Compatibility), in the words of the client's own field.
+            raise token_reused(token or "") from exc
     if outcome.run.state is RunState.REJECTED:
         # Refused inline, or an earlier attempt with this token was: a Databricks client
         # expects Databricks' own 400 and message, not a run id it would only find failed.

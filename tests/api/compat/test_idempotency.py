@@ -50,6 +50,7 @@ async def test_the_same_token_with_another_body_is_a_conflict(compat_stack: Comp
     changed = {**body, "run_name": "changed-again"}
     resp, answer = await call(stack, "POST", SUBMIT, token=token, json=changed)
     assert_databricks_error(resp, answer, 409, "RESOURCE_CONFLICT")
+    assert "idempotency_token 'airflow-changed-try' was already used" in answer["message"]
     assert len(stack.remote_runs("changed")) == 1
     assert stack.remote_runs("changed-again") == []
 
