@@ -36,6 +36,7 @@ from gateway.runs.service import RunsService
 from gateway.runs.types import RunService
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
+from gateway.singleflight import TtlCache
 from gateway.store.base import Store
 from gateway.webhooks.admin import WebhookAdmin
 
@@ -51,6 +52,10 @@ class RemoteRuns(Protocol):
         self, namespace: str, task_run_id: int, *, run: RunRecord | None = None
     ) -> dict[str, Any]: ...
 
+    async def remote_task_run(
+        self, namespace: str, task_run_id: int, *, params: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, Any], RunRecord]: ...
+
 
 # --- what the API reads ---------------------------------------------------------------------
 
@@ -60,6 +65,8 @@ METRICS = web.AppKey("lakegate.metrics", Metrics)
 READINESS: web.AppKey[Readiness] = web.AppKey("lakegate.readiness")
 SERVICE = web.AppKey("lakegate.service", RunService)
 REMOTE_RUNS: web.AppKey[RemoteRuns] = web.AppKey("lakegate.remote_runs")
+# The facade's ended runs, as Databricks answered runs/get for them (gateway.api.compat.steps).
+ENDED_RUNS: web.AppKey[TtlCache[int, dict[str, Any]]] = web.AppKey("lakegate.compat.ended_runs")
 # Who may call: the configured authentication methods and grants (see gateway.callers).
 CALLERS = web.AppKey("lakegate.callers", CallerGate)
 # GET /v1/namespaces/{namespace}/quota.

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from gateway.api import ops, quota, runs
 from gateway.api.callers import callers_middleware
-from gateway.api.compat import PREFIX, compat_app
+from gateway.api.compat import HOST_METADATA, PREFIX, compat_app, host_metadata
 from gateway.api.middlewares import body_limit, owner_only, request_context
 from gateway.api.problems import problem_middleware
 from gateway.api.webhooks import setup_webhook_routes
@@ -47,6 +47,8 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/readyz", ops.readyz, name="readyz", allow_head=False)
     router.add_get("/metrics", ops.metrics, name="metrics", allow_head=False)
     router.add_get("/openapi.json", ops.openapi, name="openapi", allow_head=False)
+    # Databricks SDKs read it on every client start; see gateway.api.compat.workspace.
+    router.add_get(HOST_METADATA, host_metadata, name="databricks_config", allow_head=False)
     setup_webhook_routes(app)
 
 

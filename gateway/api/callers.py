@@ -186,10 +186,13 @@ def authenticate(request: web.Request, action: str) -> Caller:
 
 
 def default_namespace(request: web.Request) -> str | None:
-    """The caller's own namespace, or its only granted one; None when that is ambiguous."""
+    """The caller's configured default namespace, else its own, else its only granted one;
+    None when that is ambiguous."""
     caller: Caller | None = request.get(CALLER)
     if caller is None:
         return None
+    if caller.default_namespace is not None:
+        return caller.default_namespace
     if caller.home_namespace is not None:
         return caller.home_namespace
     if len(caller.namespaces) == 1 and not caller.selectors:

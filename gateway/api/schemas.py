@@ -25,6 +25,7 @@ from pydantic import (
 from gateway.api.jsonbody import depth, strict_loads
 from gateway.errors import InvalidRequest
 from gateway.model import RunState
+from gateway.runs.specs import shape_problem, without_nulls
 from gateway.runs.types import SubmitRequest
 from gateway.settings import NAMESPACE_RE, OBJECT_NAME_RE
 
@@ -78,11 +79,9 @@ class SubmitBody(BaseModel):
     @field_validator("spec")
     @classmethod
     def _spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
-        tasks = spec.get("tasks")
-        if not isinstance(tasks, list) or not tasks:
-            raise ValueError("must hold a non-empty 'tasks' array, as Databricks runs/submit")
-        if not all(isinstance(task, dict) for task in tasks):
-            raise ValueError("every entry of 'tasks' must be an object")
+        problem = shape_problem(spec)
+        if problem is not None:
+            raise ValueError(problem)
         # The service fingerprints and forwards the spec; bound its nesting so neither
         # recursion nor Databricks' own limits are the first to object.
         if depth(spec) > MAX_SPEC_DEPTH:
@@ -172,7 +171,8 @@ def parse_submit(body: bytes) -> SubmitRequest:
             field=where,
         )
     try:
-        return SubmitBody.model_validate(data).to_request()
+        # A null counts as absent at every depth, in lakegate's fields and in the spec alike.
+        return SubmitBody.model_validate(without_nulls(data)).to_request()
     except ValidationError as exc:
         _refuse(exc)
 

@@ -12,6 +12,7 @@ a server, and another front end could use the gate as it is.
     issuers.py   JWTs from configured OIDC issuers, their claims mapped to namespaces
     jwks.py      the issuers' signing keys, fetched and cached (the one HTTP client here)
     grants.py    grants and namespace label selectors: which namespaces a caller may use
+    hosts.py     which namespace the Host a client called names (namespace_host_pattern)
     types.py     the values: Identity, Caller, Refused
 """
 

@@ -73,6 +73,7 @@ def identity_for(key: ApiKeySettings) -> Identity:
         method="api_key",
         namespaces=frozenset(key.namespaces),
         selectors=selectors,
+        default_namespace=key.default_namespace,
     )
 
 

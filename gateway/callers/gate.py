@@ -22,6 +22,7 @@ from typing import Literal
 
 from gateway.callers.api_keys import ApiKeyAuthenticator, Hasher, derive
 from gateway.callers.grants import Authorizer, Grant, NamespaceLabels, caller_for
+from gateway.callers.hosts import HostNamespaces
 from gateway.callers.issuers import JwtAuthenticator, peek_issuer
 from gateway.callers.jwks import Session
 from gateway.callers.reviews import KubernetesAuthenticator, Reviewer
@@ -109,6 +110,7 @@ class _State:
     jwt: JwtAuthenticator | None
     grants: tuple[Grant, ...]
     authorizer: Authorizer
+    hosts: HostNamespaces
 
 
 class CallerGate:
@@ -184,7 +186,8 @@ class CallerGate:
             api_keys = ApiKeyAuthenticator(settings.api_keys, hasher=self._hasher)
         authorizer = Authorizer(self._labels, cache_seconds=settings.namespace_labels_cache_seconds)
         grants = tuple(Grant.from_settings(g) for g in settings.grants)
-        return _State(settings, kubernetes, api_keys, jwt, grants, authorizer)
+        hosts = HostNamespaces(settings.namespace_host_pattern)
+        return _State(settings, kubernetes, api_keys, jwt, grants, authorizer, hosts)
 
     def reload(self, settings: CallersSettings) -> None:
         """Swap in a new ``callers`` section; raises ``ConfigError`` and keeps the old one when
@@ -236,6 +239,10 @@ class CallerGate:
 
     def caller(self, identity: Identity) -> Caller:
         return caller_for(identity, self._state.grants)
+
+    def namespace_from_host(self, host: str | None) -> str | None:
+        """The namespace the request's Host names under ``namespace_host_pattern``, if any."""
+        return self._state.hosts.namespace(host)
 
     async def allows(self, caller: Caller, namespace: str) -> bool:
         return await self._state.authorizer.allows(caller, namespace)

@@ -60,6 +60,7 @@ def caller_for(identity: Identity, grants: Sequence[Grant]) -> Caller:
         home_namespace=identity.home_namespace,
         namespaces=frozenset(namespaces),
         selectors=tuple(selectors),
+        default_namespace=identity.default_namespace,
     )
 
 

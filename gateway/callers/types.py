@@ -27,6 +27,8 @@ class Identity:
     home_namespace: str | None = None
     namespaces: frozenset[str] = frozenset()
     selectors: tuple[LabelSelector, ...] = ()
+    # Where a client that names no namespace acts (an API key's ``default_namespace``).
+    default_namespace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Caller:
     namespaces: frozenset[str] = field(default_factory=frozenset)
     selectors: tuple[LabelSelector, ...] = ()
     all_namespaces: bool = False
+    default_namespace: str | None = None
 
     def may_act_for(self, namespace: str) -> bool:
         return (

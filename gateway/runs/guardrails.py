@@ -1,8 +1,9 @@
 """Spec guardrails: what a submitted spec may ask of Databricks. Pure.
 
 Each rule of the namespace's ``guardrails`` is checked on every cluster the spec would create
-(a task's or a job cluster's ``new_cluster``); a refusal is an ``InvalidRequest`` naming the
-rule and the offending field, so a scheduler's author sees what to change.
+(a task's, a single-task spec's top-level, or a job cluster's ``new_cluster``); a refusal is
+an ``InvalidRequest`` naming the rule and the offending field, so a scheduler's author sees
+what to change.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.runs.specs import task_entries
 from gateway.settings import GuardrailSettings
 
 
 def _clusters(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every ``new_cluster`` of the spec, with its field path."""
-    for index, task in enumerate(spec.get("tasks") or []):
-        if isinstance(task, Mapping) and isinstance(task.get("new_cluster"), Mapping):
-            yield f"spec.tasks[{index}].new_cluster", task["new_cluster"]
+    for path, task in task_entries(spec):
+        if isinstance(task.get("new_cluster"), Mapping):
+            yield f"{path}.new_cluster", task["new_cluster"]
     for index, job_cluster in enumerate(spec.get("job_clusters") or []):
         if isinstance(job_cluster, Mapping) and isinstance(job_cluster.get("new_cluster"), Mapping):
             yield f"spec.job_clusters[{index}].new_cluster", job_cluster["new_cluster"]
@@ -33,11 +35,11 @@ def _serverless(spec: Mapping[str, Any], rules: GuardrailSettings) -> None:
         return
     for path, _ in _clusters(spec):
         raise _refuse("serverless_only", path, "asks for a cluster; use serverless compute")
-    for index, task in enumerate(spec.get("tasks") or []):
-        if isinstance(task, Mapping) and task.get("existing_cluster_id"):
+    for path, task in task_entries(spec):
+        if task.get("existing_cluster_id"):
             raise _refuse(
                 "serverless_only",
-                f"spec.tasks[{index}].existing_cluster_id",
+                f"{path}.existing_cluster_id",
                 "names a cluster; use serverless compute",
             )
 

@@ -1,4 +1,12 @@
-"""Pure preparation of a submission: guardrails on the spec, and the events a run produces.
+"""Pure preparation of a submission: its shape, guardrails on the spec, and the events a run
+produces.
+
+The shape is Databricks runs/submit's, in either of its two forms: ``tasks[]``, or the
+single-task form (a top-level task type such as ``notebook_task`` with ``existing_cluster_id``
+or ``new_cluster``, no ``tasks``) that Airflow's classic operators and flytekit's connector
+send, which Databricks runs as a run of one task and which lakegate forwards as it came. A JSON
+null anywhere counts as absent, as Databricks reads it (prefect-databricks sends every unset
+field, task types included, as null).
 
 Events (outbox payloads, sent as webhooks): ``run.completed`` when a run ends, in any terminal
 state; ``run.state_changed`` for the other transitions, for namespaces that ask for them.
@@ -14,8 +22,83 @@ from gateway.errors import InvalidRequest
 from gateway.model import RunRecord
 from gateway.settings import QuotaSettings
 
+TASK_TYPE_SUFFIX = "_task"
 RUN_COMPLETED = "run.completed"
 RUN_STATE_CHANGED = "run.state_changed"
+
+
+def without_nulls(value: Any) -> Any:
+    """``value`` with every null member of every object left out, at any depth; null items
+    of a list are kept (a list position is not a field). Iterative, so nesting cannot
+    exhaust the stack."""
+    if not isinstance(value, dict | list):
+        return value
+    root: dict[str, Any] | list[Any] = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, dict[str, Any] | list[Any]]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        pairs: Any = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, child in pairs:
+            if child is None and isinstance(source, dict):
+                continue
+            copy: Any = child
+            if isinstance(child, dict | list):
+                copy = {} if isinstance(child, dict) else []
+                stack.append((child, copy))
+            if isinstance(target, dict):
+                target[str(key)] = copy
+            else:
+                target.append(copy)
+    return root
+
+
+def task_types(spec: Mapping[str, Any]) -> list[str]:
+    """The top-level task types of a single-task spec (any ``*_task`` key: Databricks keeps
+    adding types, and Databricks itself judges which it knows)."""
+    return sorted(name for name in spec if name.endswith(TASK_TYPE_SUFFIX))
+
+
+def task_entries(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each task of the spec with its field path: ``spec.tasks[i]``, or the spec itself for
+    the single-task shape, whose compute (``new_cluster``, ``existing_cluster_id``) is
+    top-level. Whatever reads a task's compute reads it here, so neither shape escapes it."""
+    if task_types(spec) and not spec.get("tasks"):
+        return [("spec", spec)]
+    tasks = spec.get("tasks")
+    if not isinstance(tasks, list):
+        return []
+    return [(f"spec.tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
+
+
+def shape_problem(spec: Mapping[str, Any]) -> str | None:
+    """What is wrong with the spec's shape (nulls already dropped), or None.
+
+    Only the shape is lakegate's to check: a non-empty ``tasks`` list of objects, or exactly
+    one top-level task type holding an object. Everything inside is Databricks' to judge, so
+    its own messages reach the caller.
+    """
+    types = task_types(spec)
+    tasks = spec.get("tasks")
+    if types:
+        if tasks is not None and tasks != []:
+            return (
+                f"holds both 'tasks' and the top-level task type {', '.join(types)}: a run is "
+                "either a list of tasks or a single task, give one of them"
+            )
+        if len(types) > 1:
+            return f"names {len(types)} top-level task types ({', '.join(types)}); give one"
+        if not isinstance(spec[types[0]], dict):
+            return f"'{types[0]}' must be an object"
+        return None
+    if not isinstance(tasks, list) or not tasks:
+        return (
+            "must hold a non-empty 'tasks' array, or one top-level task type "
+            "(notebook_task, spark_python_task, ...) for a single-task run, as Databricks "
+            "runs/submit takes"
+        )
+    if not all(isinstance(task, dict) for task in tasks):
+        return "'tasks' must be a list of tasks, each an object"
+    return None
 
 
 def prepare_spec(spec: Mapping[str, Any], quotas: QuotaSettings) -> dict[str, Any]:

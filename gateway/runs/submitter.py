@@ -301,10 +301,26 @@ class Submitter:
         identity = await self._identities.resolve(namespace, None)
         payload = await self._jobs.get_output(identity.workspace, identity.credential, task_run_id)
         metadata = payload.get("metadata")
-        parent = metadata.get("job_run_id") if isinstance(metadata, Mapping) else None
+        await self._owner_of(namespace, task_run_id, metadata)
+        return payload
+
+    async def remote_task_run(
+        self, namespace: str, task_run_id: int, *, params: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, Any], RunRecord]:
+        """Databricks' runs/get answer for a task run of one of the namespace's runs, and
+        that run; another namespace's task run is no run at all (``DatabricksRunNotFound``)."""
+        identity = await self._identities.resolve(namespace, None)
+        payload = await self._jobs.get_payload(
+            identity.workspace, identity.credential, task_run_id, params=params
+        )
+        return payload, await self._owner_of(namespace, task_run_id, payload)
+
+    async def _owner_of(self, namespace: str, task_run_id: int, run: object) -> RunRecord:
+        """The namespace's run that the task run ``run`` (Databricks' JSON) belongs to."""
+        parent = run.get("job_run_id") if isinstance(run, Mapping) else None
         owner = None
         if isinstance(parent, int) and not isinstance(parent, bool):
             owner = await self._store.get_run_by_remote_id(namespace, parent)
         if owner is None:
             raise DatabricksRunNotFound(f"run {task_run_id} is not a task of this namespace's runs")
-        return payload
+        return owner

@@ -29,6 +29,7 @@ from gateway.settings.callers import (
     JwtIssuer,
     KubernetesCallers,
     SaltedHash,
+    compile_host_pattern,
     parse_salted_hash,
     parse_selector,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "TenantPolicy",
     "TenantsSettings",
     "WorkspaceSettings",
+    "compile_host_pattern",
     "is_loopback_host",
     "load_settings",
     "normalize_authority",

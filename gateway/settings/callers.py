@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -95,6 +96,33 @@ def parse_salted_hash(text: str) -> SaltedHash:
     )
 
 
+# --- choosing a namespace by the Host a client called ---------------------------------------
+
+NAMESPACE_PLACEHOLDER = "{namespace}"
+_HOST_LITERAL_RE = re.compile(r"^[a-z0-9.-]*\Z")
+_NAMESPACE_GROUP = r"(?P<namespace>[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)"
+
+
+def compile_host_pattern(pattern: str) -> re.Pattern[str]:
+    """``{namespace}.lakegate.example`` as a regex matching a whole host name (no port).
+
+    One ``{namespace}`` and otherwise the letters, digits, dots and dashes of a DNS name, so
+    the pattern cannot be written to match more than the hosts it names.
+    """
+    lowered = pattern.strip().lower()
+    if lowered.count(NAMESPACE_PLACEHOLDER) != 1:
+        raise ValueError(f"must contain {NAMESPACE_PLACEHOLDER} exactly once")
+    before, _, after = lowered.partition(NAMESPACE_PLACEHOLDER)
+    if not (_HOST_LITERAL_RE.match(before) and _HOST_LITERAL_RE.match(after)):
+        raise ValueError(
+            "apart from {namespace}, a host pattern holds only letters, digits, '.' and '-' "
+            "(no port, no scheme, no wildcard)"
+        )
+    if not (before or after):
+        raise ValueError("must hold more than {namespace}: a bare name matches any host")
+    return re.compile(f"^{re.escape(before)}{_NAMESPACE_GROUP}{re.escape(after)}\\Z")
+
+
 # --- the section ----------------------------------------------------------------------------
 
 
@@ -151,6 +179,16 @@ class ApiKeySettings(_GrantsNamespaces):
     hash: str | None = None
     namespaces: tuple[str, ...] = ()
     namespace_selector: str | None = None
+    # The namespace the Databricks-compatible API acts for when the client names none (an
+    # unchanged client cannot send X-Lakegate-Namespace); it must be one the key may use.
+    default_namespace: str | None = None
+
+    @field_validator("default_namespace")
+    @classmethod
+    def _default(cls, value: str | None) -> str | None:
+        if value is not None:
+            _namespaces((value,))
+        return value
 
     @field_validator("name")
     @classmethod
@@ -249,6 +287,16 @@ class CallersSettings(Frozen):
     grants: tuple[GrantSettings, ...] = ()
     # How long a namespace's labels are trusted when a selector grant is checked.
     namespace_labels_cache_seconds: float = Field(default=30.0, ge=0, le=600)
+    # The Databricks-compatible API reads the namespace from the Host a client called, e.g.
+    # "{namespace}.lakegate.example"; it only chooses among the caller's own namespaces.
+    namespace_host_pattern: str | None = None
+
+    @field_validator("namespace_host_pattern")
+    @classmethod
+    def _host_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_host_pattern(value)
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CallersSettings:
@@ -270,7 +318,25 @@ class CallersSettings(Frozen):
         issuers = [i.issuer for i in self.jwt_issuers]
         if len(set(issuers)) != len(issuers):
             raise ValueError("jwt_issuers: each issuer may be listed once")
+        for key in self.api_keys:
+            if key.default_namespace is not None and not self._may_use(key, key.default_namespace):
+                raise ValueError(
+                    f"api key '{key.name}': default_namespace '{key.default_namespace}' is "
+                    "not among the namespaces the key or a grant gives it"
+                )
         return self
+
+    def _may_use(self, key: ApiKeySettings, namespace: str) -> bool:
+        """Whether ``namespace`` may be the key's: bound, granted, or possibly by a selector
+        (labels are only known at request time, when authorization checks them again)."""
+        if namespace in key.namespaces or key.namespace_selector is not None:
+            return True
+        subject = f"apikey:{key.name}"
+        return any(
+            fnmatchcase(subject, g.subject)
+            and (namespace in g.namespaces or g.namespace_selector is not None)
+            for g in self.grants
+        )
 
     def uses_selectors(self) -> bool:
         """Whether any grant or key reads namespace labels (and so needs Kubernetes)."""

@@ -70,6 +70,30 @@ async def test_idempotency_key_with_another_body_is_a_409_problem(client: Client
     assert_problem(await resp.json(), 409, "conflict")
 
 
+async def test_the_single_task_shape_is_accepted_as_sent(
+    client: Client, service: FakeRunService
+) -> None:
+    """A top-level task type with its cluster and no tasks[] is a run, kept as it came."""
+    spec = {
+        "run_name": "classic",
+        "spark_jar_task": {"main_class_name": "etl.Main"},
+        "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 1},
+    }
+    resp = await submit(client, {"spec": spec})
+    assert resp.status == 202, await resp.text()
+    assert service.runs[(await resp.json())["id"]].spec == spec
+
+
+async def test_nulls_are_absent_in_the_body_and_the_spec(
+    client: Client, service: FakeRunService
+) -> None:
+    """null callback_url, labels and spec fields read as unset, at every depth."""
+    spec = {**SPEC, "git_source": None, "tasks": [{**SPEC["tasks"][0], "sql_task": None}]}
+    resp = await submit(client, {"spec": spec, "labels": None, "callback_url": None})
+    assert resp.status == 202, await resp.text()
+    assert service.runs[(await resp.json())["id"]].spec == SPEC
+
+
 async def test_callback_url_is_kept(client: Client) -> None:
     """An https callback_url is stored and shown on the run."""
     resp = await submit(client, {"spec": SPEC, "callback_url": "https://hooks.example.com/x"})
@@ -83,6 +107,8 @@ async def test_callback_url_is_kept(client: Client) -> None:
         ({"spec": {"run_name": "x"}}, "spec", "tasks"),
         ({"spec": {"tasks": []}}, "spec", "tasks"),
         ({"spec": {"tasks": ["not an object"]}}, "spec", "tasks"),
+        ({"spec": {**SPEC, "notebook_task": {}}}, "spec", "both 'tasks'"),
+        ({"spec": {"notebook_task": "x"}}, "spec", "must be an object"),
         ({"spec": [1]}, "spec", "object"),
         ({"spec": SPEC, "spekc": 1}, "spekc", "unknown field 'spekc'"),
         ({"spec": SPEC, "callback_url": "ftp://example.com/"}, "callback_url", "http"),

@@ -53,6 +53,19 @@ RULES = GuardrailSettings(cluster_policy_ids=("p-1",), max_workers=4, node_types
             "serverless_only",
             "spec.tasks[0].existing_cluster_id",
         ),
+        # The single-task shape's compute is top-level: the rules reach it there too.
+        (
+            {"notebook_task": {"notebook_path": "/x"}, "new_cluster": {"num_workers": 9}},
+            RULES,
+            "max_workers",
+            "spec.new_cluster.num_workers",
+        ),
+        (
+            {"spark_jar_task": {}, "existing_cluster_id": "c-1"},
+            GuardrailSettings(serverless_only=True),
+            "serverless_only",
+            "spec.existing_cluster_id",
+        ),
     ],
 )
 def test_a_broken_rule_is_named_with_its_field(

@@ -8,11 +8,15 @@ The facade is a sub-application mounted at /api, with middlewares of its own: it
 middleware (``middleware.databricks_errors``) answers every error under /api/ in Databricks'
 shape, never problem+json, and /v1 requests never pass through it. The modules:
 
-    handlers.py    HTTP and the run service calls
+    handlers.py    HTTP and the run service calls; the routes
+    listing.py     runs/list: the ledger's runs, each shown as runs/get shows it
+    steps.py       the shared steps: namespace, GET parameters, what runs/get shows
     middleware.py  Databricks' error shape for every refusal under /api/
     requests.py    what a Databricks client sends, read into lakegate's terms (pure)
     wire.py        lakegate's runs in the Jobs API's shapes (pure)
     errors.py      which status and error_code each failure takes (pure)
+    workspace.py   host metadata (/.well-known/databricks-config, served by the root app)
+                   and the Clusters call lakegate refuses
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from aiohttp.typedefs import Middleware
 
 from gateway.api.compat.handlers import setup_compat_routes
 from gateway.api.compat.middleware import API_ROOT, databricks_errors
+from gateway.api.compat.steps import ended_runs_ctx
+from gateway.api.compat.workspace import HOST_METADATA, host_metadata, setup_unserved_routes
 
-__all__ = ["API_ROOT", "PREFIX", "compat_app"]
+__all__ = ["API_ROOT", "HOST_METADATA", "PREFIX", "compat_app", "host_metadata"]
 
 PREFIX = "/api"
 
@@ -38,4 +44,6 @@ def compat_app(guards: Iterable[Middleware]) -> web.Application:
     """
     app = web.Application(middlewares=[databricks_errors, *guards])
     setup_compat_routes(app)
+    setup_unserved_routes(app)
+    app.cleanup_ctx.append(ended_runs_ctx)
     return app

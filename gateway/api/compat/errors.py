@@ -59,6 +59,15 @@ def no_such_run(run_id: int) -> CompatError:
     return CompatError(f"Run {run_id} does not exist.")
 
 
+def token_reused(token: str) -> CompatError:
+    return CompatError(
+        f"idempotency_token '{token}' was already used in this namespace for a different "
+        "request; send the same request to get its run, or a new token for a new run",
+        error_code="RESOURCE_CONFLICT",
+        status=409,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorAnswer:
     status: int

@@ -1,9 +1,12 @@
 """What a Databricks client sends the facade, read into lakegate's terms. Pure.
 
-runs/submit bodies (the ``idempotency_token`` becomes the namespace's Idempotency-Key), query
-parameters (booleans in any case: py-sdk sends ``true``, Airflow ``True``), the lakegate
-headers (``X-Lakegate-Namespace``, ``X-Lakegate-Labels``), and runs/list's filters and paging.
-Every refusal is a ``CompatError`` worded as Databricks words it.
+runs/submit bodies (the ``idempotency_token`` becomes the namespace's Idempotency-Key; the
+single-task shape is accepted as Databricks accepts it), GET parameters (the query string, and
+a JSON object body for what the query lacks, as Airflow's async hook sends them; booleans in
+any case: py-sdk sends ``true``, Airflow ``True``), run ids as numbers or strings of digits,
+the lakegate headers (``X-Lakegate-Namespace``, ``X-Lakegate-Labels``), and runs/list's
+filters and paging. A JSON null counts as absent at every depth. Every refusal is a
+``CompatError`` worded as Databricks words it.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from gateway.api.compat.wire import epoch_ms
 from gateway.api.jsonbody import depth, strict_loads
 from gateway.api.schemas import MAX_LABELS, MAX_SPEC_DEPTH, LabelKey, LabelValue, unencodable
 from gateway.model import TERMINAL_STATES, RunRecord, RunState
+from gateway.runs.specs import shape_problem, task_types, without_nulls
 from gateway.runs.types import SubmitRequest
 from gateway.settings import NAMESPACE_RE
 
 MAX_LIST_LIMIT = 25
+# API 2.0 takes one more: "Invalid limit 27 - it has to be no more than 26." is what the legacy
+# CLI, which calls 2.0 by default, got back (reference section 1.6, databricks-cli #464).
+MAX_LIST_LIMIT_2_0 = 26
 DEFAULT_LIST_LIMIT = 20
 MAX_IDEMPOTENCY_TOKEN = 64
 RUN_TYPES = frozenset({"JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"})
@@ -35,12 +42,16 @@ LABELS_HEADER = "X-Lakegate-Labels"
 # Runs that are active in Databricks' sense (QUEUED, PENDING, RUNNING, TERMINATING): for a
 # client, a run lakegate still holds is queued.
 ACTIVE_LEDGER_STATES = frozenset(s for s in RunState if not s.terminal)
+# Runs Databricks refused are not listed: their submit was answered with Databricks' 400, and
+# Databricks lists no such run.
+LISTED_STATES = frozenset(RunState) - {RunState.REJECTED}
 
 Query = Mapping[str, Sequence[str]]
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object; an empty body is ``{}``, as Databricks reads it."""
+    """A request body as a JSON object without its nulls; an empty body is ``{}``, as
+    Databricks reads it."""
     if not raw.strip():
         return {}
     try:
@@ -62,7 +73,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
             "(a lone surrogate)",
             error_code="MALFORMED_REQUEST",
         )
-    return body
+    stripped: dict[str, Any] = without_nulls(body)
+    return stripped
 
 
 def parse_submit(raw: bytes, labels_header: Sequence[str]) -> tuple[SubmitRequest, str | None]:
@@ -82,11 +94,15 @@ def parse_submit(raw: bytes, labels_header: Sequence[str]) -> tuple[SubmitReques
             f"idempotency_token must be at most {MAX_IDEMPOTENCY_TOKEN} characters long, "
             f"got {len(token)}"
         )
-    tasks = spec.get("tasks")
-    if not isinstance(tasks, list) or not tasks:
-        raise CompatError("At least one task is required: tasks must be a non-empty list")
-    if not all(isinstance(task, dict) for task in tasks):
-        raise CompatError("Invalid value for field tasks: expected a list of tasks")
+    problem = shape_problem(spec)
+    if problem is not None and not spec.get("tasks") and not task_types(spec):
+        # Databricks' own words for a run of no task.
+        raise CompatError(
+            "At least one task is required: tasks must be a non-empty list, or the body "
+            "must hold one top-level task type (notebook_task, ...) for a single-task run"
+        )
+    if problem is not None:
+        raise CompatError(f"Invalid value for field tasks: the run {problem}")
     # The ledger stores and fingerprints the spec; bound its nesting before anything does.
     if depth(spec) > MAX_SPEC_DEPTH:
         raise CompatError(f"The request nests deeper than {MAX_SPEC_DEPTH} levels")
@@ -129,6 +145,34 @@ def parse_namespace(values: Sequence[str]) -> str | None:
             "letters, digits or '-', starting and ending with a letter or digit"
         )
     return values[0]
+
+
+def get_parameters(query: Query, raw_body: bytes) -> Query:
+    """A GET's parameters: the query string, then for each one it lacks the JSON object body's.
+
+    Airflow's async hook sends ``GET runs/get`` with ``{"run_id": N}`` as its body and no
+    query string, and Databricks accepts it. A body that is not a JSON object counts as no
+    body, so a GET without its ``run_id`` is refused alike however it was sent.
+    """
+    try:
+        body = parse_json_object(raw_body)
+    except CompatError:
+        return query
+    merged: dict[str, Sequence[str]] = dict(query)
+    for name, value in body.items():
+        if _first(query, name) is None:
+            merged[name] = [_as_parameter(value)]
+    return merged
+
+
+def _as_parameter(value: Any) -> str:
+    """A JSON value as the query string would carry it; what no parameter takes (a list, an
+    object, a fraction) keeps its JSON text, which the parameter's own check then refuses."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    return json.dumps(value)
 
 
 def _first(query: Query, name: str) -> str | None:
@@ -259,14 +303,15 @@ class ListQuery:
     matches_nothing: bool = False
     start_time_from: int | None = None
     start_time_to: int | None = None
+    expand_tasks: bool = False
 
     @property
-    def states(self) -> frozenset[RunState] | None:
+    def states(self) -> frozenset[RunState]:
         if self.active_only:
             return ACTIVE_LEDGER_STATES
         if self.completed_only:
-            return TERMINAL_STATES
-        return None
+            return TERMINAL_STATES & LISTED_STATES
+        return LISTED_STATES
 
     @property
     def filters_by_time(self) -> bool:
@@ -284,7 +329,8 @@ class ListQuery:
         return self.start_time_from is not None and epoch_ms(run.created_at) < self.start_time_from
 
 
-def parse_list_query(query: Query) -> ListQuery:
+def parse_list_query(query: Query, *, max_limit: int = MAX_LIST_LIMIT) -> ListQuery:
+    """runs/list's parameters; ``max_limit`` is the API version's (2.0 takes 26)."""
     active_only = parse_bool(query, "active_only")
     completed_only = parse_bool(query, "completed_only")
     if active_only and completed_only:
@@ -293,9 +339,9 @@ def parse_list_query(query: Query) -> ListQuery:
     if limit is None:
         limit = DEFAULT_LIST_LIMIT
     elif limit == 0:
-        limit = MAX_LIST_LIMIT
-    elif limit > MAX_LIST_LIMIT:
-        raise CompatError(f"Invalid limit {limit} - it has to be no more than {MAX_LIST_LIMIT}.")
+        limit = max_limit
+    elif limit > max_limit:
+        raise CompatError(f"Invalid limit {limit} - it has to be no more than {max_limit}.")
     elif limit < 0:
         raise CompatError(f"Invalid limit {limit} - it has to be no less than 0.")
     offset = parse_int(query, "offset") or 0
@@ -306,7 +352,6 @@ def parse_list_query(query: Query) -> ListQuery:
         raise CompatError(f"Invalid value for parameter run_type: {run_type[:64]}")
     job_id = parse_int(query, "job_id")
     token = _first(query, "page_token")
-    parse_bool(query, "expand_tasks")  # accepted and validated; ledger runs carry no task runs
     return ListQuery(
         limit=limit,
         active_only=active_only,
@@ -316,4 +361,5 @@ def parse_list_query(query: Query) -> ListQuery:
         matches_nothing=run_type not in (None, "SUBMIT_RUN") or job_id is not None,
         start_time_from=parse_int(query, "start_time_from"),
         start_time_to=parse_int(query, "start_time_to"),
+        expand_tasks=parse_bool(query, "expand_tasks"),
     )

@@ -8,6 +8,7 @@ the end, whether or not Databricks has been called yet:
   would give, and runs/list items, which never cost a Databricks call;
 - runs Databricks holds (``remote_run``): Databricks' own JSON with the run's ids rewritten
   to lakegate's, every other field (tasks and their own task run ids, run_page_url) as sent;
+- task runs (runs/get of a task run id): Databricks' JSON, the parent named by lakegate's id;
 - runs/get-output: a lakegate id stands for its only task's run.
 
 Requests are read in ``requests``, errors shaped in ``errors``.
@@ -151,6 +152,14 @@ def remote_run(payload: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
     return out
 
 
+def remote_task_run(payload: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
+    """Databricks' runs/get answer for one task run of ``run``: its own ids stay Databricks'
+    (they are the task's), the run it belongs to is named by lakegate's id."""
+    if payload.get("job_run_id") != run.databricks_run_id:
+        return dict(payload)
+    return {**payload, "job_run_id": run.id}
+
+
 def output_task_run_id(payload: Mapping[str, Any]) -> int:
     """The task run id whose output a lakegate run id stands for: its only task's."""
     tasks = payload.get("tasks")
@@ -181,13 +190,18 @@ def ledger_output(run: RunRecord, origin: str) -> dict[str, Any]:
     return out
 
 
-def list_body(
-    runs: Sequence[RunRecord], next_page_token: str | None, origin: str
-) -> dict[str, Any]:
+def list_item(shown: Mapping[str, Any], *, expand_tasks: bool) -> dict[str, Any]:
+    """A run as runs/get shows it, as a runs/list item: its tasks only with ``expand_tasks``,
+    and no page token of runs/get's own task paging."""
+    dropped = {"next_page_token"} if expand_tasks else {"next_page_token", "tasks"}
+    return {key: value for key, value in shown.items() if key not in dropped}
+
+
+def list_body(items: Sequence[Mapping[str, Any]], next_page_token: str | None) -> dict[str, Any]:
     """The runs/list answer: ``runs`` left out when empty, as Databricks leaves it out."""
     body: dict[str, Any] = {}
-    if runs:
-        body["runs"] = [ledger_run(run, origin) for run in runs]
+    if items:
+        body["runs"] = [dict(item) for item in items]
     body["has_more"] = next_page_token is not None
     if next_page_token is not None:
         body["next_page_token"] = next_page_token

@@ -8,7 +8,7 @@ from itertools import accumulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.api.compat.handlers import scan
+from gateway.api.compat.listing import scan
 from gateway.api.compat.requests import ListQuery, PageToken
 from gateway.model import RunRecord, RunState
 from tests.api.compat.factories import EPOCH_MS, ledger_run

@@ -47,6 +47,14 @@ def test_an_empty_token_is_no_token() -> None:
         (b'{"tasks": [{}], "x": NaN}', "MALFORMED_REQUEST", "failed to parse"),
         (b'{"tasks": [{}], "x": 1e999}', "MALFORMED_REQUEST", "failed to parse"),
         (_body(deep=json.loads("[" * 40 + "]" * 40)), "INVALID_PARAMETER_VALUE", "nests"),
+        (_body(notebook_task={"notebook_path": "/x"}), "INVALID_PARAMETER_VALUE", "both"),
+        (
+            json.dumps({"notebook_task": {}, "spark_jar_task": {}}).encode(),
+            "INVALID_PARAMETER_VALUE",
+            "2 top-level task types",
+        ),
+        (json.dumps({"notebook_task": "/x"}).encode(), "INVALID_PARAMETER_VALUE", "object"),
+        (json.dumps({"tasks": None}).encode(), "INVALID_PARAMETER_VALUE", "task is required"),
     ],
 )
 def test_submit_refusals_are_databricks_400s(body: bytes, code: str, needle: str) -> None:
@@ -194,10 +202,12 @@ def test_filters_no_ledger_run_can_match(query: dict[str, list[str]], nothing: b
 
 
 def test_active_and_completed_select_ledger_states() -> None:
-    """active_only: every state not yet ended (held runs included); completed_only: the rest."""
+    """active_only: every state not yet ended (held runs included); completed_only: the rest;
+    never a run Databricks refused, which a client saw as a refused submit."""
     assert ListQuery(active_only=True).states == {s for s in RunState if not s.terminal}
-    assert ListQuery(completed_only=True).states == {s for s in RunState if s.terminal}
-    assert ListQuery().states is None
+    ended = {s for s in RunState if s.terminal} - {RunState.REJECTED}
+    assert ListQuery(completed_only=True).states == ended
+    assert ListQuery().states == set(RunState) - {RunState.REJECTED}
 
 
 def test_time_filters_are_inclusive_on_the_submission_time() -> None:
@@ -238,3 +248,77 @@ def test_forged_page_tokens_are_refused(raw: str) -> None:
     """Not base64 JSON, missing keys, a non-string cursor, a negative or boolean count: 400."""
     with pytest.raises(CompatError, match="Invalid page token"):
         PageToken.decode(raw)
+
+
+def test_the_single_task_shape_is_passed_on_as_sent() -> None:
+    """A top-level task type without tasks[] is Databricks' single-task run: forwarded whole."""
+    body = {
+        "run_name": "flyte",
+        "notebook_task": {"notebook_path": "/Shared/etl"},
+        "existing_cluster_id": "0101-abc",
+        "libraries": [{"pypi": {"package": "x==1"}}],
+    }
+    request, _ = cr.parse_submit(json.dumps(body).encode(), [])
+    assert request.spec == body
+
+
+def test_nulls_in_a_submission_are_absent_at_every_depth() -> None:
+    """prefect-databricks sends each unset field as null: the spec goes on without them."""
+    body = {
+        "run_name": None,
+        "idempotency_token": None,
+        "tasks": [{"task_key": "main", "notebook_task": {"notebook_path": "/x"}, "sql_task": None}],
+        "git_source": None,
+    }
+    request, token = cr.parse_submit(json.dumps(body).encode(), [])
+    assert token is None
+    assert request.spec == {
+        "tasks": [{"task_key": "main", "notebook_task": {"notebook_path": "/x"}}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "expected"),
+    [
+        ({}, b'{"run_id": 12}', 12),
+        ({}, b'{"run_id": "12"}', 12),
+        ({"run_id": ["7"]}, b'{"run_id": 12}', 7),  # the query string wins
+        ({"run_id": [""]}, b'{"run_id": 12}', 12),  # an empty value is no value
+    ],
+)
+def test_get_parameters_come_from_a_json_body_when_the_query_lacks_them(
+    query: dict[str, list[str]], body: bytes, expected: int
+) -> None:
+    """Airflow's async hook sends GET runs/get with {"run_id": N} as its body."""
+    assert cr.parse_run_id(cr.get_parameters(query, body)) == expected
+
+
+@pytest.mark.parametrize("body", [b"", b"{nope", b"[1]", b'{"run_id": null}', b'{"other": 1}'])
+def test_a_get_without_its_run_id_is_refused_however_it_was_sent(body: bytes) -> None:
+    """No body, a body that is no JSON object, or a null: the same missing-field 400."""
+    with pytest.raises(CompatError, match="Missing required field: run_id"):
+        cr.parse_run_id(cr.get_parameters({}, body))
+
+
+@pytest.mark.parametrize("value", ["[1]", '{"a": 1}', "1.5", '"12a"'])
+def test_a_body_parameter_of_the_wrong_type_is_refused(value: str) -> None:
+    """What no run id can be is refused with the parameter's own message."""
+    with pytest.raises(CompatError, match="run_id: expected an integer"):
+        cr.parse_run_id(cr.get_parameters({}, b'{"run_id": ' + value.encode() + b"}"))
+
+
+def test_body_booleans_read_as_the_query_would() -> None:
+    """runs/list's expand_tasks and active_only may come as JSON booleans in a body."""
+    query = cr.parse_list_query(cr.get_parameters({}, b'{"expand_tasks": true, "limit": 3}'))
+    assert query.expand_tasks
+    assert query.limit == 3
+
+
+def test_api_2_0_lists_up_to_26_runs() -> None:
+    """2.0 takes a limit of 26 (and 0 means 26); 2.1 and 2.2 stop at 25."""
+    assert cr.parse_list_query({"limit": ["26"]}, max_limit=cr.MAX_LIST_LIMIT_2_0).limit == 26
+    assert cr.parse_list_query({"limit": ["0"]}, max_limit=cr.MAX_LIST_LIMIT_2_0).limit == 26
+    with pytest.raises(CompatError, match=r"Invalid limit 27 - it has to be no more than 26\."):
+        cr.parse_list_query({"limit": ["27"]}, max_limit=cr.MAX_LIST_LIMIT_2_0)
+    with pytest.raises(CompatError, match="no more than 25"):
+        cr.parse_list_query({"limit": ["26"]})

@@ -224,12 +224,34 @@ def test_get_output_metadata_names_the_parent_by_the_lakegate_id() -> None:
 
 def test_an_empty_list_leaves_runs_out() -> None:
     """Databricks omits ``runs`` when there are none, and says has_more false."""
-    assert cw.list_body([], None, ORIGIN) == {"has_more": False}
+    assert cw.list_body([], None) == {"has_more": False}
 
 
 def test_a_list_page_with_more_hands_out_a_token() -> None:
     """has_more and next_page_token go together."""
-    body = cw.list_body([ledger_run()], "token-9", ORIGIN)
+    body = cw.list_body([cw.ledger_run(ledger_run(), ORIGIN)], "token-9")
     assert body["has_more"] is True
     assert body["next_page_token"] == "token-9"
     assert [run["run_id"] for run in body["runs"]] == [7]
+
+
+def test_a_list_item_keeps_tasks_only_when_asked() -> None:
+    """runs/list shows a run as runs/get does, minus tasks unless expand_tasks, and never
+    runs/get's own task page token."""
+    shown = {"run_id": 7, "job_id": 118_822, "tasks": [{"run_id": 9}], "next_page_token": "t"}
+    assert cw.list_item(shown, expand_tasks=False) == {"run_id": 7, "job_id": 118_822}
+    assert cw.list_item(shown, expand_tasks=True) == {
+        "run_id": 7,
+        "job_id": 118_822,
+        "tasks": [{"run_id": 9}],
+    }
+    assert "tasks" in shown
+
+
+def test_a_task_run_names_its_parent_by_lakegate_s_id() -> None:
+    """runs/get of a task run id: the task's ids stay Databricks', its job_run_id is ours."""
+    run = ledger_run(7, databricks_run_id=455_644_833)
+    payload = {"run_id": 455_644_834, "job_run_id": 455_644_833, "task_key": "main"}
+    assert cw.remote_task_run(payload, run) == {**payload, "job_run_id": 7}
+    other = {**payload, "job_run_id": 1}
+    assert cw.remote_task_run(other, run) == other

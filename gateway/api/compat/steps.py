@@ -1,0 +1,131 @@
+"""The steps every facade handler shares: which namespace a request acts for, its parameters,
+and what runs/get shows of a ledger run (runs/list shows the same, so an item is never older
+than runs/get would be).
+
+A run Databricks has is shown as Databricks answers it; an ended run's answer no longer
+changes, so it is kept for a while (``ENDED_RUNS``, per process) and a page of ended runs
+costs no Databricks calls the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.callers import authenticate, authorize, default_namespace
+from gateway.api.compat.errors import CompatError
+from gateway.api.compat.requests import (
+    NAMESPACE_HEADER,
+    Query,
+    get_parameters,
+    parse_namespace,
+)
+from gateway.api.compat.wire import ledger_run, remote_run
+from gateway.api.middlewares import read_body
+from gateway.appkeys import CALLERS, ENDED_RUNS, REMOTE_RUNS
+from gateway.errors import DatabricksRunNotFound, LakegateError
+from gateway.model import RunRecord
+from gateway.singleflight import TtlCache
+
+__all__ = [
+    "ended_runs_ctx",
+    "namespace_for",
+    "origin_of",
+    "parameters_of",
+    "query_of",
+    "shown_run",
+]
+
+# An ended run's Databricks answer, reused this long; bounded, as a payload may hold 100 tasks.
+ENDED_RUN_SECONDS = 300.0
+ENDED_RUN_ENTRIES = 500
+
+
+async def namespace_for(request: web.Request, action: str) -> str:
+    """The namespace the request acts for, once the caller is authorized for it.
+
+    First ``X-Lakegate-Namespace``, then the namespace the Host names (for unchanged clients,
+    under ``callers.namespace_host_pattern``), then the caller's default. Either way the
+    caller must be authorized for it: the Host and the default only choose.
+    """
+    try:
+        namespace = parse_namespace(request.headers.getall(NAMESPACE_HEADER, []))
+    except CompatError:
+        # An unknown caller hears 401 (audited) before anything about its headers.
+        authenticate(request, action)
+        raise
+    if namespace is None:
+        gate = request.config_dict.get(CALLERS)
+        namespace = gate.namespace_from_host(request.host) if gate is not None else None
+    if namespace is None:
+        namespace = default_namespace(request)
+    if namespace is None:
+        # An unknown caller hears 401 (audited) before being told about the header.
+        authenticate(request, action)
+        raise CompatError(
+            f"This caller may act for several namespaces: send {NAMESPACE_HEADER} with the "
+            "one to use, call the namespace's own host name, or give the credential a "
+            "default_namespace."
+        )
+    await authorize(request, namespace, action)
+    return namespace
+
+
+def origin_of(request: web.Request) -> str:
+    """The gateway as this client reached it, for URLs it can follow back."""
+    return str(request.url.origin())
+
+
+def query_of(request: web.Request) -> Query:
+    query = request.query
+    return {name: query.getall(name) for name in query}
+
+
+async def parameters_of(request: web.Request) -> Query:
+    """A GET's parameters: its query string, and a JSON body for what the query lacks."""
+    return get_parameters(query_of(request), await read_body(request))
+
+
+async def shown_run(
+    request: web.Request, run: RunRecord, params: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """runs/get's answer for a ledger run: Databricks' own once it has the run, else the
+    ledger's account."""
+    if run.databricks_run_id is None:
+        return ledger_run(run, origin_of(request))
+    try:
+        payload = await _remote(request, run, params or {})
+    except DatabricksRunNotFound:
+        # Databricks deletes runs after 60 days; the ledger still knows how it went.
+        return ledger_run(run, origin_of(request))
+    except LakegateError as exc:
+        if not (run.terminal and exc.transient):
+            raise
+        # The outcome of an ended run is the ledger's to tell; no need to fail the client
+        # because Databricks is briefly away.
+        return ledger_run(run, origin_of(request))
+    return remote_run(payload, run)
+
+
+async def _remote(request: web.Request, run: RunRecord, params: Mapping[str, str]) -> Any:
+    remote = request.config_dict[REMOTE_RUNS]
+    cache = request.config_dict.get(ENDED_RUNS)
+    if params or not run.terminal or cache is None:
+        return await remote.remote_run(run, params=params or None)
+
+    async def load() -> tuple[dict[str, Any], float]:
+        return await remote.remote_run(run), ENDED_RUN_SECONDS
+
+    return await cache.get(run.id, load)
+
+
+async def ended_runs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The facade's cache of ended runs' answers, opened and closed with the application."""
+    cache: TtlCache[int, dict[str, Any]] = TtlCache(ENDED_RUN_ENTRIES, name="ended-runs")
+    app[ENDED_RUNS] = cache
+    try:
+        yield
+    finally:
+        await cache.aclose()
