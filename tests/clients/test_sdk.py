@@ -17,7 +17,7 @@ STEPS = [
 
 async def test_jobs_submit_wait_get_list_output_cancel(drive: Drive, target: str) -> None:
     """The SDK's one-time-run calls all answer, with the states Databricks would give."""
-    outcome = await drive("databricks-sdk", "sdk", target)
+    outcome = await drive("databricks-sdk", "drive_sdk", target)
     outcome.check(STEPS)
     assert outcome.value("wait.state") == "SUCCESS"
     assert outcome.value("get.state") == "SUCCESS"
