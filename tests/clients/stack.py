@@ -4,12 +4,15 @@ A real client is pointed at one ``Target`` at a time: ``emulator`` (the Databric
 itself, with a PAT of a user of its own) or ``lakegate`` (the gateway's Databricks-compatible
 facade, with an API key bound to namespace ``team-00``, whose runs go to the emulator as that
 namespace's own PAT user). Both apps are served twice, on plain HTTP and on HTTPS with the test
-CA (``tls.TestTls``), because some clients only build ``https://`` URLs; the gateway itself
-talks to the emulator over plain HTTP.
+CA (``tls.TestTls``), because some clients only build ``https://`` URLs, and, where the
+process may bind it, on port 80 of a loopback address, because the legacy CLI drops the port.
+The gateway itself talks to the emulator over plain HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 import ssl
 from collections.abc import AsyncIterator
@@ -44,6 +47,7 @@ class Target:
     url: str
     tls_url: str
     token: str
+    port80_url: str | None  # None where port 80 could not be bound (not root)
 
     @property
     def tls_instance(self) -> str:
@@ -57,6 +61,7 @@ class Target:
             "tls_url": self.tls_url,
             "instance": self.tls_instance,
             "token": self.token,
+            "port80_url": self.port80_url,
         }
 
 
@@ -72,19 +77,39 @@ class ClientStack:
         return [run for run in runs if run["run_name"] == run_name]
 
 
+async def _site(runner: web.AppRunner, host: str, port: int, **kwargs: Any) -> int:
+    site = web.TCPSite(runner, host, port, **kwargs)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.base_events.Server)
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def _port_80(runner: web.AppRunner) -> str | None:
+    """``http://127.x.y.z`` on port 80, for clients that drop the port; None if not allowed.
+
+    A random address of the loopback range, so that two test runs on one machine do not
+    compete for one address's port 80.
+    """
+    for _ in range(5):
+        host = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        try:
+            await _site(runner, host, 80)
+        except OSError:
+            continue
+        return f"http://{host}"
+    return None
+
+
 async def _serve(
     exits: AsyncExitStack, app: web.Application, context: ssl.SSLContext
-) -> tuple[str, str]:
+) -> tuple[str, str, str | None]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     exits.push_async_callback(runner.cleanup)
-    urls = []
-    for scheme, ssl_context in (("http", None), ("https", context)):
-        site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=ssl_context)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        urls.append(f"{scheme}://{LOOPBACK}:{port}")
-    return urls[0], urls[1]
+    plain = await _site(runner, LOOPBACK, 0)
+    tls = await _site(runner, LOOPBACK, 0, ssl_context=context)
+    return f"http://{LOOPBACK}:{plain}", f"https://{LOOPBACK}:{tls}", await _port_80(runner)
 
 
 def _configs(tmp_path: Path, api_key: str, direct_pat: str) -> tuple[dict[str, Any], Any]:
@@ -107,13 +132,14 @@ async def client_stack(tmp_path: Path) -> AsyncIterator[ClientStack]:
     emulator_raw, gateway_raw = _configs(tmp_path, api_key, direct_pat)
     async with AsyncExitStack() as exits:
         emulator_app = create_emulator_app(EmulatorConfig.model_validate(emulator_raw))
-        emulator_url, emulator_tls = await _serve(exits, emulator_app, tls.server_context)
+        emulator_urls = await _serve(exits, emulator_app, tls.server_context)
+        emulator_url = emulator_urls[0]
         gateway_raw["workspaces"] = {"emulated": {"host": emulator_url}}
         overrides = Overrides(environ={}, poll_idle_seconds=0.05, inline_submit_seconds=5)
         gateway_app = create_app(Settings.model_validate(gateway_raw), overrides)
-        gateway_url, gateway_tls = await _serve(exits, gateway_app, tls.server_context)
+        gateway_urls = await _serve(exits, gateway_app, tls.server_context)
         targets = {
-            "emulator": Target("emulator", emulator_url, emulator_tls, direct_pat),
-            "lakegate": Target("lakegate", gateway_url, gateway_tls, api_key),
+            "emulator": Target("emulator", *emulator_urls[:2], direct_pat, emulator_urls[2]),
+            "lakegate": Target("lakegate", *gateway_urls[:2], api_key, gateway_urls[2]),
         }
         yield ClientStack(emulator_app=emulator_app, targets=targets, tls=tls)
