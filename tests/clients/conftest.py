@@ -68,6 +68,7 @@ def drive(client_env: EnvFactory, stack: ClientStack, tmp_path: Path) -> Drive:
         payload.update(args)
         extra = {**stack.tls.client_environment(), **(env or {})}
         home = tmp_path / f"home-{driver}-{target}"
+        home.mkdir(parents=True, exist_ok=True)
         return await run_driver(environment, driver, payload, home=home, extra_env=extra)
 
     return call

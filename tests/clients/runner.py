@@ -61,9 +61,8 @@ async def run_driver(
     *,
     home: Path,
     extra_env: dict[str, str],
-    timeout: float = DRIVER_TIMEOUT_SECONDS,
+    within: float = DRIVER_TIMEOUT_SECONDS,
 ) -> Outcome:
-    home.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         str(env.python),
         str(DRIVERS / f"{driver}.py"),
@@ -75,13 +74,13 @@ async def run_driver(
     )
     try:
         out, err = await asyncio.wait_for(
-            process.communicate(json.dumps(args).encode()), timeout=timeout
+            process.communicate(json.dumps(args).encode()), timeout=within
         )
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise AssertionError(f"driver {driver} did not finish within {timeout:g} s") from None
+        raise AssertionError(f"driver {driver} did not finish within {within:g} s") from None
     stderr = err.decode(errors="replace")
     lines = out.decode(errors="replace").strip().splitlines()
     try:

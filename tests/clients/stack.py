@@ -36,7 +36,14 @@ LOOPBACK = "127.0.0.1"
 NAMESPACE = namespace_name(0)
 DIRECT_USER = "clients-direct@example.com"
 # Long enough that a client can cancel a run it just submitted, short enough to wait for one.
-LIFECYCLE = {"pending_seconds": 0.5, "running_seconds": 1.5, "terminating_seconds": 0.3}
+# Runs named "*-cancel" run for minutes, so a client's cancel always finds them running.
+CANCEL_SUFFIX = "-cancel"
+LIFECYCLE = {
+    "pending_seconds": 0.5,
+    "running_seconds": 1.5,
+    "terminating_seconds": 0.3,
+    "rules": [{"run_name": f"*{CANCEL_SUFFIX}", "running_seconds": 300}],
+}
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,9 @@ async def _serve(
 def _configs(tmp_path: Path, api_key: str, direct_pat: str) -> tuple[dict[str, Any], Any]:
     callers = {
         "methods": ["api_key"],
-        "api_keys": [{"name": "scheduler", "sha256": sha256_hex(api_key), "namespaces": [NAMESPACE]}],
+        "api_keys": [
+            {"name": "scheduler", "sha256": sha256_hex(api_key), "namespaces": [NAMESPACE]}
+        ],
     }
     emulator_raw, gateway_raw, _ = stack_configs(
         1, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}, gateway={"callers": callers}

@@ -67,7 +67,7 @@ async def test_submit_run_operator(
 async def test_deferrable_operator_and_its_trigger(
     drive: Drive, stack: ClientStack, target: str
 ) -> None:
-    """deferrable=True defers; its trigger polls (async hook) to the end; execute_complete ends it."""
+    """deferrable=True defers; its trigger polls (async hook) to the end; then execute_complete."""
     outcome = await _airflow(drive, stack, target, "deferrable")
     outcome.check(["execute.defers", "trigger", "trigger.state", "execute_complete"])
     assert json.loads(outcome.value("trigger.state"))["result_state"] == "SUCCESS"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.clients.conftest import Drive
 from tests.clients.envs import BUILD_TIMEOUT_SECONDS
-from tests.clients.stack import ClientStack
+from tests.clients.stack import CANCEL_SUFFIX, ClientStack
 
 pytestmark = [pytest.mark.clients, pytest.mark.e2e, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS)]
 
@@ -29,5 +29,5 @@ async def test_connector_create_get_delete(
     outcome.check(STEPS)
     assert outcome.value("get.final") == "SUCCEEDED"
     assert outcome.value("delete.final") == "FAILED"
-    [cancelled] = stack.remote_runs(name + "-c")
+    [cancelled] = stack.remote_runs(name + CANCEL_SUFFIX)
     assert cancelled["result_state"] == "CANCELED"

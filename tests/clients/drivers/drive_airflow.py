@@ -53,7 +53,7 @@ def _single_body(name: str) -> dict[str, Any]:
 
 def hook_sync(steps: Steps, name: str) -> None:
     hook = DatabricksHook(databricks_conn_id=CONN, retry_delay=1)
-    run_id = steps.run("submit_run", lambda: hook.submit_run(_tasks_body(name)))
+    run_id = steps.run("submit_run", lambda: hook.submit_run(_tasks_body(name + "-cancel")))
     steps.run("get_run", lambda: hook.get_run(run_id)["run_id"] == run_id)
     steps.run("get_run_state", lambda: hook.get_run_state(run_id).life_cycle_state)
     steps.run("cancel_run", lambda: hook.cancel_run(run_id))
@@ -71,7 +71,7 @@ def _wait_terminal(hook: DatabricksHook, run_id: int) -> str:
 
 async def hook_async(steps: Steps, name: str) -> None:
     sync = DatabricksHook(databricks_conn_id=CONN, retry_delay=1)
-    run_id = steps.run("submit_run", lambda: sync.submit_run(_tasks_body(name)))
+    run_id = steps.run("submit_run", lambda: sync.submit_run(_tasks_body(name + "-cancel")))
     async with DatabricksHook(databricks_conn_id=CONN, retry_delay=1) as hook:
         await steps.arun("a_get_run_state", lambda: _state(hook, run_id))
         await steps.arun("a_get_run", lambda: _run_id_of(hook, run_id))

@@ -29,7 +29,9 @@ def _cli(version: str | None, *args: str) -> Any:
         argv.append(f"--version={version}")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[1:3])} exited {done.returncode}: {done.stdout}{done.stderr}")
+        raise RuntimeError(
+            f"{' '.join(argv[1:3])} exited {done.returncode}: {done.stdout}{done.stderr}"
+        )
     return json.loads(done.stdout)
 
 
@@ -54,7 +56,8 @@ def main() -> None:
     os.environ["DATABRICKS_HOST"] = args["port80_url"]
     os.environ["DATABRICKS_TOKEN"] = args["token"]
     version = args.get("version")
-    body = json.dumps(_body(args["run_name"], version))
+    # A "-cancel" run runs for minutes in the harness: the cancel always finds it running.
+    body = json.dumps(_body(args["run_name"] + "-cancel", version))
     submitted = steps.run("submit", lambda: _cli(version, "submit", "--json", body))
     run_id = str(submitted["run_id"]) if submitted else ""
     steps.run("get", lambda: _cli(version, "get", "--run-id", run_id)["run_id"] == int(run_id))

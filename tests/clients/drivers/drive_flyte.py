@@ -78,7 +78,7 @@ async def scenario(steps: Steps, args: dict[str, Any], serverless: bool) -> None
     meta = await steps.arun("create", lambda: connector.create(done))
     steps.run("create.run_id", lambda: meta.run_id)
     await steps.arun("get.final", lambda: _until(connector, meta, FINAL))
-    cancelled = _template(args["instance"], name + "-c", serverless)
+    cancelled = _template(args["instance"], name + "-cancel", serverless)
     other = await steps.arun("create.second", lambda: connector.create(cancelled))
     await steps.arun("delete", lambda: connector.delete(other))
     await steps.arun("delete.final", lambda: _until(connector, other, FINAL))

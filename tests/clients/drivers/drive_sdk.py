@@ -22,7 +22,9 @@ def _task() -> SubmitTask:
 
 def main() -> None:
     args, steps = read_args(), Steps()
-    config = Config(host=args["url"], token=args["token"], auth_type="pat", retry_timeout_seconds=30)
+    config = Config(
+        host=args["url"], token=args["token"], auth_type="pat", retry_timeout_seconds=30
+    )
     w = WorkspaceClient(config=config)
     name = args["run_name"]
     waiter = steps.run("submit", lambda: w.jobs.submit(run_name=name, tasks=[_task()]))
@@ -35,7 +37,8 @@ def main() -> None:
     steps.run("get_run_output.state", lambda: output.metadata.state.result_state.value)
     listed = steps.run("list", lambda: [r.run_id for r in w.jobs.list_runs(limit=25)])
     steps.run("list.contains", lambda: run.run_id in listed)
-    other = steps.run("submit.second", lambda: w.jobs.submit(run_name=name + "-c", tasks=[_task()]))
+    long_name = name + "-cancel"  # runs for minutes in the harness: the cancel finds it running
+    other = steps.run("submit.second", lambda: w.jobs.submit(run_name=long_name, tasks=[_task()]))
     steps.run("cancel", lambda: w.jobs.cancel_run(other.run_id).result(timeout=WAIT).run_id)
     steps.run("cancel.state", lambda: w.jobs.get_run(other.run_id).state.result_state.value)
     steps.emit()
