@@ -9,6 +9,7 @@ fails the test is skipped with the reason, or fails when LAKEGATE_CLIENT_ENVS=re
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -62,8 +63,9 @@ def drive(client_env: EnvFactory, stack: ClientStack, tmp_path: Path) -> Drive:
     async def call(
         client: str, driver: str, target: str, env: dict[str, str] | None = None, **args: Any
     ) -> Outcome:
-        # The environment comes first: a skipped client starts no subprocess.
-        environment = client_env(client)
+        # The environment comes first, so a skipped client starts no subprocess; off the loop,
+        # which serves the stack, since a cold build takes minutes.
+        environment = await asyncio.to_thread(client_env, client)
         payload = {**stack.targets[target].args(), "run_name": f"clients-{uuid.uuid4().hex[:8]}"}
         payload.update(args)
         extra = {**stack.tls.client_environment(), **(env or {})}

@@ -63,16 +63,16 @@ def cache_root() -> Path:
     return Path(base) / "lakegate" / "client-envs"
 
 
-def pin_file(client: str) -> Path:
-    path = PINS / f"{client}.txt"
+def pin_file(client: str, pins: Path = PINS) -> Path:
+    path = pins / f"{client}.txt"
     if not path.is_file():
         raise EnvBuildError(f"no pin file for client '{client}' at {path}")
     return path
 
 
-def env_key(client: str) -> str:
+def env_key(client: str, pins: Path = PINS) -> str:
     """``<client>-<hash>``: what names the cached environment for the current pins."""
-    digest = hashlib.sha256(pin_file(client).read_bytes())
+    digest = hashlib.sha256(pin_file(client, pins).read_bytes())
     digest.update(sys.version.encode())
     return f"{client}-{digest.hexdigest()[:16]}"
 
@@ -117,29 +117,33 @@ def _remove_stale(root: Path, client: str, keep: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _build(client: str, path: Path) -> None:
+def _build(pins: Path, path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     log = path.parent / f"{path.name}.log"
-    log.write_text(f"building {client} from {pin_file(client)}\n", encoding="utf-8")
+    log.write_text(f"building from {pins}\n", encoding="utf-8")
     _run([sys.executable, "-m", "venv", str(path)], log)
     python = str(path / "bin" / "python")
     _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], log)
     # Every package is pinned, dependencies included, so the resolver has one choice to make.
-    _run([python, "-m", "pip", "install", "--quiet", "-r", str(pin_file(client))], log)
-    (path / COMPLETE).write_text(pin_file(client).read_text(encoding="utf-8"), encoding="utf-8")
+    _run([python, "-m", "pip", "install", "--quiet", "-r", str(pins)], log)
+    (path / COMPLETE).write_text(pins.read_text(encoding="utf-8"), encoding="utf-8")
 
 
-def ensure(client: str) -> ClientEnv:
-    """The client's environment for its current pins: reused when built, else built now."""
-    root, key = cache_root(), env_key(client)
+def ensure(client: str, *, pins: Path = PINS, root: Path | None = None) -> ClientEnv:
+    """The client's environment for its current pins: reused when built, else built now.
+
+    ``pins`` (the folder of pin files) and ``root`` (the cache) are for the builder's own tests.
+    """
+    root = root or cache_root()
+    key = env_key(client, pins)
     path = root / key
     with _locked(root, client):
         if (path / COMPLETE).is_file():
             return ClientEnv(client, path, 0.0)
         began = time.monotonic()
         try:
-            _build(client, path)
+            _build(pin_file(client, pins), path)
         except (OSError, EnvBuildError) as exc:
             shutil.rmtree(path, ignore_errors=True)
             raise EnvBuildError(f"client '{client}': {exc}") from exc
