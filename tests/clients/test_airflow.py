@@ -1,0 +1,80 @@
+"""Airflow's Databricks provider, unchanged: hook, both operator shapes, deferrable, notebook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.clients.conftest import Drive
+from tests.clients.envs import BUILD_TIMEOUT_SECONDS
+from tests.clients.runner import Outcome
+from tests.clients.stack import ClientStack
+
+pytestmark = [pytest.mark.clients, pytest.mark.e2e, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS)]
+
+
+def _connection(stack: ClientStack, target: str) -> dict[str, str]:
+    chosen = stack.targets[target]
+    host, _, port = chosen.url.removeprefix("http://").partition(":")
+    connection = {
+        "conn_type": "databricks",
+        "host": host,
+        "port": int(port),
+        "schema": "http",
+        "password": chosen.token,
+    }
+    return {
+        "AIRFLOW_CONN_LAKEGATE": json.dumps(connection),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    }
+
+
+async def _airflow(drive: Drive, stack: ClientStack, target: str, scenario: str) -> Outcome:
+    env = _connection(stack, target)
+    return await drive("airflow", "drive_airflow", target, env=env, scenario=scenario)
+
+
+async def test_hook_submit_get_cancel(drive: Drive, stack: ClientStack, target: str) -> None:
+    """DatabricksHook's synchronous calls: submit_run, get_run, get_run_state, cancel_run."""
+    outcome = await _airflow(drive, stack, target, "hook_sync")
+    outcome.check(["submit_run", "get_run", "get_run_state", "cancel_run", "cancelled"])
+    assert outcome.value("get_run") is True
+    assert outcome.value("cancelled") == "CANCELED"
+
+
+async def test_hook_async_reads_with_a_json_body(
+    drive: Drive, stack: ClientStack, target: str
+) -> None:
+    """a_get_run_state, a_get_run and a_get_run_output send run_id as a GET's JSON body."""
+    outcome = await _airflow(drive, stack, target, "hook_async")
+    outcome.check(["submit_run", "a_get_run_state", "a_get_run", "a_get_run_output", "cancel_run"])
+    assert outcome.value("a_get_run") is True
+    assert outcome.value("a_get_run_output") == "True"
+
+
+@pytest.mark.parametrize("shape", ["tasks", "single"])
+async def test_submit_run_operator(
+    drive: Drive, stack: ClientStack, target: str, shape: str
+) -> None:
+    """DatabricksSubmitRunOperator with tasks[] and with the classic single-task body."""
+    outcome = await _airflow(drive, stack, target, f"operator_{shape}")
+    outcome.check(["execute", "run_id", "result"])
+    assert outcome.value("result") == "SUCCESS"
+
+
+async def test_deferrable_operator_and_its_trigger(
+    drive: Drive, stack: ClientStack, target: str
+) -> None:
+    """deferrable=True defers; its trigger polls (async hook) to the end; then execute_complete."""
+    outcome = await _airflow(drive, stack, target, "deferrable")
+    outcome.check(["execute.defers", "trigger", "trigger.state", "execute_complete"])
+    assert json.loads(outcome.value("trigger.state"))["result_state"] == "SUCCESS"
+
+
+async def test_notebook_operator(drive: Drive, stack: ClientStack, target: str) -> None:
+    """DatabricksNotebookOperator submits the single-task shape and follows its task."""
+    outcome = await _airflow(drive, stack, target, "notebook")
+    outcome.check(["execute", "run_id", "result"])
+    assert outcome.value("result") == "SUCCESS"

@@ -1,0 +1,38 @@
+"""databricks-sdk, unchanged, against the emulator and against lakegate's facade."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.clients.conftest import Drive
+from tests.clients.envs import BUILD_TIMEOUT_SECONDS
+from tests.clients.stack import DIRECT_USER, NAMESPACE, ClientStack
+
+pytestmark = [pytest.mark.clients, pytest.mark.e2e, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS)]
+
+STEPS = [
+    "submit", "wait", "wait.state", "get", "get.state", "get.task_run_id", "get_run_output",
+    "get_run_output.state", "list", "list.contains", "submit.second", "cancel", "cancel.state",
+]  # fmt: skip
+
+
+async def test_jobs_submit_wait_get_list_output_cancel(
+    drive: Drive, stack: ClientStack, target: str
+) -> None:
+    """The SDK's one-time-run calls all answer, with the states Databricks would give.
+
+    Through lakegate the run reaches Databricks as the API key's namespace's own identity.
+    """
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    outcome = await drive("databricks-sdk", "drive_sdk", target, run_name=name)
+    outcome.check(STEPS)
+    assert outcome.value("wait.state") == "SUCCESS"
+    assert outcome.value("get.state") == "SUCCESS"
+    assert outcome.value("get_run_output.state") == "SUCCESS"
+    assert outcome.value("list.contains") is True
+    assert outcome.value("cancel.state") == "CANCELED"
+    [remote] = stack.remote_runs(name)
+    expected = DIRECT_USER if target == "emulator" else f"{NAMESPACE}@example.com"
+    assert remote["principal"] == expected
