@@ -111,6 +111,13 @@ class Metrics:
             ["namespace"],
             buckets=_QUEUE_WAIT_BUCKETS,
         )
+        self.tenants_refused = Gauge(
+            "lakegate_tenants_refused",
+            "1 for each configured tenant refused by its policy, by namespace and reason "
+            "(environment: a variable it names is unset; file: a token file is unreadable).",
+            ["namespace", "reason"],
+            registry=self.registry,
+        )
         self.tenant_policy_stale = Gauge(
             "lakegate_tenant_policy_stale",
             "1 while the tenants file on disk was refused and an older policy is running.",
@@ -187,6 +194,12 @@ class Metrics:
         ).inc()
         if seconds is not None:
             self.webhook_latency.labels(namespace=namespace).observe(seconds)
+
+    def set_tenants_refused(self, refused: Sequence[tuple[str, str]]) -> None:
+        """Replace the refused tenants with ``(namespace, reason)`` pairs."""
+        self.tenants_refused.clear()
+        for namespace, reason in refused:
+            self.tenants_refused.labels(namespace=namespace, reason=reason).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -141,8 +141,10 @@ async def serve(
     """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully: in-flight requests
     finish (within ``shutdown_timeout``) and every cleanup_ctx closes what it opened."""
     runner = GatewayRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, **handler_args)
-    await runner.setup()
     try:
+        # Inside the try: a context that fails at start-up (no Kubernetes, a bad ledger) still
+        # has those opened before it closed, so the process ends without unclosed warnings.
+        await runner.setup()
         await web.TCPSite(runner, host, port).start()
         started()
         stop = asyncio.Event()

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway.cli.commands import add_client_commands
+from gateway.cli.startup import EXIT_STARTUP, Where, config_line, describe
 from gateway.cli.webhooks import add_webhook_commands
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings
@@ -38,31 +39,49 @@ def _load_or_report(path: str) -> Settings | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = _load_or_report(args.config)
-    if settings is None:
-        return 2
-    logs.configure(level=settings.logging.level, fmt=settings.logging.format)
-    import asyncio
+    where = Where(config=args.config)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        print(config_line(exc, where), file=sys.stderr)
+        return EXIT_STARTUP
+    logs.configure(
+        level="debug" if args.debug else settings.logging.level, fmt=settings.logging.format
+    )
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    where = Where(args.config, host, port, ledger=settings.store.sqlite_path)
+    try:
+        _run_gateway(settings, args.config, host, port)
+    except Exception as exc:
+        # A gateway-wide problem is one line naming cause and fix; --debug keeps the traceback.
+        line = None if args.debug else describe(exc, where)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_STARTUP
+    return 0
 
+
+def _run_gateway(settings: Settings, config: str, host: str, port: int) -> None:
     from gateway.app import Overrides, create_app
     from gateway.serving import serve
 
-    host = args.host or settings.server.host
-    port = args.port if args.port is not None else settings.server.port
     banner = f"lakegate {__version__} serving on http://{host}:{port}"
     # SIGTERM and SIGINT shut down gracefully: in-flight requests finish, then every
     # cleanup_ctx closes what it opened. Unparsable requests are answered without an echo.
     asyncio.run(
         serve(
             # SIGHUP re-reads the configuration and applies what can change live (callers).
-            create_app(settings, Overrides(settings_source=lambda: load_settings(args.config))),
+            create_app(settings, Overrides(settings_source=lambda: load_settings(config))),
             host=host,
             port=port,
             shutdown_timeout=settings.server.shutdown_grace_seconds,
             started=lambda: print(banner, flush=True),
         )
     )
-    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -125,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="config/gateway.yaml")
     serve.add_argument("--host", default=None, help="overrides server.host")
     serve.add_argument("--port", type=int, default=None, help="overrides server.port")
+    serve.add_argument(
+        "--debug", action="store_true", help="debug logs, and a traceback on a start-up error"
+    )
     serve.set_defaults(handler=_serve)
 
     demo = sub.add_parser("demo", help="run the gateway with an emulated workspace (SQLite)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,35 @@ from gateway.settings.tenants import IDENTITY_TYPES
 ENV_PREFIX = "LAKEGATE_"
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 without its word booleans: ``mode: off`` is the word "off", as it looks, not
+    False. Only true and false (any case) are booleans, as in YAML 1.2; a boolean setting
+    still takes on/off/yes/no, which pydantic reads as words meaning true or false."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document as the settings read it (see ``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from exc
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -49,7 +72,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
         for part in path[:-1]:
             node = node.setdefault(part, {})
         try:
-            node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+            node[path[-1]] = parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             node[path[-1]] = raw
         origin[path] = name
