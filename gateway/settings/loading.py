@@ -50,7 +50,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}: {exc}"]) from exc
+        # The parser's own text spans lines and quotes the file; its problem alone is enough.
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError([f"{path}: not valid YAML{where}: {what}"]) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
