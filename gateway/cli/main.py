@@ -20,11 +20,28 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    import os
+
+    from gateway.cli.preflight import Files, run_checks
+
     settings = _load_or_report(args.config)
     if settings is None:
         return 2
+    files = Files(gateway=args.config, tenants=settings.tenants_file or args.config)
+    findings = run_checks(settings, files, os.environ)
+    for finding in findings:
+        print(finding.line(), file=sys.stderr)
+    errors = [f for f in findings if f.level == "error" or args.strict]
+    if errors:
+        kind = "problem(s)" if not args.strict else "problem(s) or warning(s) (--strict)"
+        print(f"{args.config}: {len(errors)} {kind}", file=sys.stderr)
+        return 2
     namespaces = len(settings.tenants.namespaces)
-    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    warned = f"; {len(findings)} warning(s)" if findings else ""
+    print(
+        f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} "
+        f"namespace(s)){warned}"
+    )
     return 0
 
 
@@ -158,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
     check.add_argument("--config", default="config/gateway.yaml")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
     check.set_defaults(handler=_check_config)
 
     emulator = sub.add_parser("emulator", help="run an emulated upstream for tests and demos")

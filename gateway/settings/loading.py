@@ -117,30 +117,45 @@ def _problems(
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, merge and validate; raise ``ConfigError`` naming every bad file and key."""
+    """Read, merge and validate; raise ``ConfigError`` naming every bad file and key, of both
+    files in one pass (a tenants file that cannot be read does not hide the gateway file's)."""
     environ = os.environ if environ is None else environ
     gateway_path = Path(path)
     data = _read_yaml(gateway_path)
     overrides, origin = _env_overrides(environ)
     data = _merge(data, overrides)
     source = {"gateway": str(gateway_path), "tenants": str(gateway_path)}
+    problems: list[str] = []
     tenants_file = data.get("tenants_file")
     if tenants_file is not None:
-        if not isinstance(tenants_file, str):
-            raise ConfigError([f"{gateway_path}: tenants_file: must be a path"])
-        # Absolute but not resolved: a ConfigMap's file is a symlink that live reload follows.
-        tenants_path = Path(os.path.abspath(gateway_path.parent / tenants_file))
-        if "tenants" in data:
-            raise ConfigError(
-                [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]
-            )
-        data["tenants"] = _read_yaml(tenants_path)
-        data["tenants_file"] = str(tenants_path)
-        source["tenants"] = str(tenants_path)
+        problems += _read_tenants(data, gateway_path, tenants_file, source)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc, source, origin)) from exc
+        raise ConfigError(problems + _problems(exc, source, origin)) from exc
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _read_tenants(
+    data: dict[str, Any], gateway_path: Path, tenants_file: object, source: dict[str, str]
+) -> list[str]:
+    """Put the tenants file's content in ``data``; the problems that stopped it, if any."""
+    if not isinstance(tenants_file, str):
+        data.pop("tenants_file")
+        return [f"{gateway_path}: tenants_file: must be a path"]
+    # Absolute but not resolved: a ConfigMap's file is a symlink that live reload follows.
+    tenants_path = Path(os.path.abspath(gateway_path.parent / tenants_file))
+    if "tenants" in data:
+        return [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]
+    data["tenants_file"] = str(tenants_path)
+    source["tenants"] = str(tenants_path)
+    try:
+        data["tenants"] = _read_yaml(tenants_path)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 def resolve_secret(
