@@ -181,7 +181,7 @@ def test_single_replica_is_replaced_not_rolled() -> None:
     spec = deployment()["spec"]
     assert spec["replicas"] == 1
     assert spec["strategy"]["type"] == "Recreate"
-    assert not objects("PodDisruptionBudget"), "a PDB over one replica only blocks node drains"
+    assert not objects("PodDisruptionBudget", BASE), "a PDB over one replica blocks node drains"
 
 
 # --- the pod --------------------------------------------------------------------------------
