@@ -387,7 +387,9 @@ async def _refresh_run_gauges(app: web.Application) -> None:
             counts = await app[STORE].counts_by_namespace_state(NOT_ENDED)
         except LakegateError as exc:
             log.warning("run_gauges_failed", error=exc.message)
+            metrics.ledger_up.set(0)
         else:
+            metrics.ledger_up.set(1)
             metrics.runs.clear()
             for (namespace, state), count in counts.items():
                 metrics.runs.labels(namespace=namespace, state=state.value).set(count)

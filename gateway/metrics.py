@@ -135,6 +135,11 @@ class Metrics:
             ["namespace", "reason"],
             registry=self.registry,
         )
+        self.ledger_up = Gauge(
+            "lakegate_ledger_up",
+            "1 while the run ledger answered its last read (every 15 s), 0 when it failed.",
+            registry=self.registry,
+        )
         self.tenant_policy_stale = Gauge(
             "lakegate_tenant_policy_stale",
             "1 while the tenants file on disk was refused and an older policy is running.",
