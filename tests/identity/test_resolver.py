@@ -821,6 +821,8 @@ async def test_a_policy_naming_an_unreadable_token_file_refuses_only_that_tenant
     assert refusal.reason == "file"
     with pytest.raises(IdentityMisconfigured, match=missing):
         await resolver.resolve(NS)
+
+
 # --- what a resolution says -----------------------------------------------------------------
 
 
