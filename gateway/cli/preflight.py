@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.identity import kinds
 from gateway.kube import KubeConfig
 from gateway.settings import Settings
 from gateway.settings.tenants import tenant_refusals
@@ -89,6 +90,37 @@ def tenants_refused(settings: Settings, files: Files, env: Mapping[str, str]) ->
         yield Finding("warning", files.tenants, f"{refusal.message()} (the gateway starts)")
 
 
+class _EverySet(Mapping[str, str]):
+    """An environment in which every variable is set: unset ones are ``tenants_refused``'s
+    (a warning), so the identity kinds' own problems are the rest."""
+
+    def __getitem__(self, key: str) -> str:
+        return "set"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def identity_policies(
+    settings: Settings, files: Files, _env: Mapping[str, str]
+) -> Iterator[Finding]:
+    # What the gateway refuses to start with: a policy that reads a Secret or mints a token
+    # while kubernetes.mode is off.
+    kubernetes = settings.kubernetes.mode != "off"
+    for namespace, policy in settings.tenants.namespaces.items():
+        kind = kinds.for_settings(policy.identity) if policy.identity else None
+        if kind is None or policy.identity is None:
+            continue
+        for problem in kind.problems(policy.identity, _EverySet(), kubernetes=kubernetes):
+            yield Finding("error", files.tenants, f"namespaces.{namespace}.identity: {problem}")
+
+
 def combinations(settings: Settings, files: Files, _env: Mapping[str, str]) -> Iterator[Finding]:
     kube = settings.kubernetes
     if kube.mode == "off" and settings.identity.discover_from_kubernetes:
@@ -113,7 +145,13 @@ def combinations(settings: Settings, files: Files, _env: Mapping[str, str]) -> I
             yield Finding("error", files.gateway, problem)
 
 
-CHECKS: tuple[Check, ...] = (authentication_off, placeholders, tenants_refused, combinations)
+CHECKS: tuple[Check, ...] = (
+    authentication_off,
+    placeholders,
+    tenants_refused,
+    identity_policies,
+    combinations,
+)
 
 
 def run_checks(

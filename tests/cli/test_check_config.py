@@ -177,3 +177,13 @@ def test_more_checks_are_one_function_each(tmp_path: Path) -> None:
     files = Files(gateway="g", tenants="t")
     found = run_checks(settings, files, {"X": "1"}, (*CHECKS, sdk_environment))
     assert found == [Finding("warning", "environment", "DATABRICKS_HOST set")]
+
+
+def test_a_policy_the_gateway_would_not_start_with_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Secret-held identity with kubernetes.mode off stops serve, so check-config fails."""
+    tenants = TENANTS.replace("{type: pat, token: dapi-inline}", "{type: pat, secret: {name: p}}")
+    assert check(write(tmp_path, tenants=tenants)) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'tenants.yaml'}: namespaces.team-a.identity: needs the" in err

@@ -76,6 +76,9 @@ async def test_the_refused_tenant_gets_a_422_naming_it_and_the_cause(
     assert resp.content_type == "application/problem+json"
     assert TENANT in problem["detail"]
     assert VARIABLE in problem["detail"]
+    text = await (await client.get("/metrics")).text()
+    refusal = f'namespace="{TENANT}",reason="identity-misconfigured"'
+    assert f"lakegate_refusals_total{{{refusal}}} 1.0" in text
 
 
 async def test_the_refused_tenant_is_counted_in_metrics(
