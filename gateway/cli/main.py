@@ -107,9 +107,23 @@ def _demo(args: argparse.Namespace) -> int:
 
     from gateway.demo import run_demo
 
-    return _run_until_interrupted(
-        run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+    where = Where(
+        "(demo)",
+        "127.0.0.1",
+        args.port,
+        port_flag="--port",
+        other_ports=((args.emulator_port, "--emulator-port"),) if args.emulator_port else (),
     )
+    try:
+        return _run_until_interrupted(
+            run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+        )
+    except Exception as exc:
+        line = describe(exc, where)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def _emulator(args: argparse.Namespace) -> int:

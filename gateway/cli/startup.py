@@ -9,6 +9,7 @@ refused and the gateway starts (``gateway.tenant_refusals``).
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from gateway.errors import ConfigError, LakegateError, StoreError
 
 EXIT_STARTUP = 2
 # What binding the listening socket fails with; any other OSError is not known to be that.
+_BIND_ADDRESS = re.compile(r"address \('([^']*)', (\d+)\)")
 _LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES, errno.EPERM})
 
 
@@ -27,6 +29,9 @@ class Where:
     host: str = ""
     port: int = 0
     ledger: str = ""
+    # How the port is chosen on this command line; other ports by the flag that sets them.
+    port_flag: str = "--port (or server.port)"
+    other_ports: tuple[tuple[int, str], ...] = ()
 
 
 def _joined(problems: Sequence[str]) -> str:
@@ -52,20 +57,24 @@ def _kubernetes_line(exc: ConfigError, where: Where) -> str:
 
 
 def _port_line(exc: OSError, where: Where) -> str:
-    address = f"{where.host}:{where.port}"
+    # asyncio names the address it could not bind; trust it over what was asked for.
+    named = _BIND_ADDRESS.search(str(exc))
+    host, port = (named.group(1), int(named.group(2))) if named else (where.host, where.port)
+    flag = dict(where.other_ports).get(port, where.port_flag)
+    address = f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         return (
-            f"lakegate: port {where.port} on {where.host} is already in use; stop what holds "
-            "it, or choose another port with --port (or server.port)"
+            f"lakegate: port {port} on {host} is already in use; stop what holds it, or "
+            f"choose another port with {flag}"
         )
     if exc.errno in (errno.EACCES, errno.EPERM):
         return (
             f"lakegate: not allowed to listen on {address}: {exc.strerror}; choose a port "
-            "above 1023 with --port (or server.port)"
+            f"above 1023 with {flag}"
         )
     return (
-        f"lakegate: cannot listen on {address}: {exc.strerror or exc}; check --host and --port "
-        "(or server.host and server.port)"
+        f"lakegate: cannot listen on {address}: {exc.strerror or exc}; check the host and "
+        f"the port ({flag})"
     )
 
 

@@ -128,3 +128,29 @@ def test_debug_keeps_the_traceback(serve: Serve) -> None:
     result = serve("--debug", kubernetes={"mode": "in-cluster"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_a_busy_demo_port_is_one_line_naming_the_flag(busy_port: int, tmp_path: Path) -> None:
+    """`lakegate demo` on a taken port says which flag moves it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--port",
+            str(busy_port),
+            "--data-dir",
+            str(tmp_path / "demo"),
+            "--log-level",
+            "error",
+        ],
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+        timeout=60,
+        check=False,
+    )
+    line = _one_line(result)
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in line
+    assert line.endswith("with --port")
