@@ -7,12 +7,16 @@ shape, balanced PromQL brackets, durations, and every metric name against /metri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import Overrides, create_app
@@ -63,9 +67,7 @@ def _names(exprs: list[str]) -> set[str]:
     return {name for expr in exprs for name in METRIC.findall(expr)}
 
 
-@pytest.fixture
-async def exported(tmp_path: Path) -> set[str]:
-    """Every series name a running gateway's /metrics can carry, from its TYPE lines."""
+async def _scrape(tmp_path: Path) -> str:
     settings = Settings.model_validate(
         {
             "store": {"sqlite_path": str(tmp_path / "ledger.db")},
@@ -75,7 +77,13 @@ async def exported(tmp_path: Path) -> set[str]:
     )
     app = create_app(settings, Overrides(run_poller=False, run_dispatcher=False))
     async with TestClient(TestServer(app)) as client:
-        text = await (await client.get("/metrics")).text()
+        return await (await client.get("/metrics")).text()
+
+
+@pytest.fixture
+async def exported(tmp_path: Path) -> set[str]:
+    """Every series name a running gateway's /metrics can carry, from its TYPE lines."""
+    text = await _scrape(tmp_path)
     names = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
@@ -167,3 +175,42 @@ def _python() -> str:
     import platform
 
     return platform.python_version()
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    return found
+
+
+def test_promtool_checks_the_rules(tmp_path: Path) -> None:
+    """Where promtool is installed, it loads the PrometheusRule's groups."""
+    promtool = _promtool()
+    (rule,) = load_docs(RULES)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}), encoding="utf-8")
+    done = subprocess.run(
+        [promtool, "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_promtool_checks_the_metrics(tmp_path: Path) -> None:
+    """Where promtool is installed, the exposition passes its lint."""
+    promtool = _promtool()
+    text = await _scrape(tmp_path)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
