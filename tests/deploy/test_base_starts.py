@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import Overrides, create_app
+from gateway.appkeys import METRICS
 from gateway.emulator.kubernetes import KubeApiServer
 from gateway.settings import load_settings
 from tests.deploy.manifests import ROOT
@@ -19,6 +20,12 @@ from tests.fixtures.kube_api import GATEWAY_TOKEN, KubeApiFactory, kube_config
 BASE = ROOT / "deploy" / "base"
 TENANT = "team-a"
 VARIABLE = "TEAM_A_DATABRICKS_CLIENT_SECRET"
+
+
+def _metrics(client: TestClient) -> str:
+    # The registry /metrics serves, read in-process: whether /metrics asks this caller for a
+    # credential is the API's business, not the deploy's.
+    return client.server.app[METRICS].render().decode()
 
 
 @pytest.fixture
@@ -76,7 +83,7 @@ async def test_the_refused_tenant_gets_a_422_naming_it_and_the_cause(
     assert resp.content_type == "application/problem+json"
     assert TENANT in problem["detail"]
     assert VARIABLE in problem["detail"]
-    text = await (await client.get("/metrics")).text()
+    text = _metrics(client)
     refusal = f'namespace="{TENANT}",reason="identity-misconfigured"'
     assert f"lakegate_refusals_total{{{refusal}}} 1.0" in text
 
@@ -86,5 +93,5 @@ async def test_the_refused_tenant_is_counted_in_metrics(
 ) -> None:
     """lakegate_tenants_refused names the tenant and the reason."""
     client, _ = base_gateway
-    text = await (await client.get("/metrics")).text()
+    text = _metrics(client)
     assert f'lakegate_tenants_refused{{namespace="{TENANT}",reason="environment"}} 1.0' in text
