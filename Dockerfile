@@ -2,9 +2,12 @@
 # lakegate image: a wheel built in one stage, installed into a virtual environment in the next.
 #
 #   docker build -t lakegate:0.1.0 .
-#   docker run --rm -p 8080:8080 lakegate:0.1.0          # serves /etc/lakegate/gateway.yaml
+#   docker run --rm -p 8080:8080 lakegate:0.1.0    # starts; /readyz says what to configure
+#   docker run --rm -p 8080:8080 -v "$PWD/my-lakegate:/etc/lakegate:ro" lakegate:0.1.0
 #
-# In Kubernetes (deploy/) the configuration is a ConfigMap mounted over /etc/lakegate and the
+# The image's /etc/lakegate/gateway.yaml (config/docker/gateway.yaml) runs outside Kubernetes
+# (kubernetes.mode: off) and lets nobody in until you mount your own configuration. In
+# Kubernetes (deploy/) the configuration is a ConfigMap mounted over /etc/lakegate and the
 # ledger a PersistentVolumeClaim mounted at /var/lib/lakegate.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -48,8 +51,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && "$VIRTUAL_ENV/bin/pip" install --no-index --find-links /wheels lakegate \
  && lakegate --version
 
-# A default configuration, so `docker run` works; Kubernetes mounts its ConfigMap over it.
-COPY config/gateway.yaml config/tenants.yaml /etc/lakegate/
+# A default configuration that starts outside Kubernetes, so `docker run` works; Kubernetes
+# mounts its ConfigMap over it.
+COPY config/docker/gateway.yaml /etc/lakegate/
 
 # The SQLite ledger (and its -wal/-shm files) lives here; mount a volume to keep it.
 VOLUME ["/var/lib/lakegate"]

@@ -68,6 +68,7 @@ from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
 from gateway.store.base import Store
 from gateway.store.sqlite import SqliteStore
+from gateway.tenant_refusals import refusals_check
 from gateway.webhooks.wiring import webhooks_ctx
 
 log = get_logger(__name__)
@@ -230,11 +231,16 @@ def _identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
+            refused = refusals_check(resolver, app[METRICS])
+            await refused()
             # What Kubernetes is ready for is what discovery sees: the informer.
             with (
-                checks.registered("kubernetes", _informer_check(informer))
-                if informer is not None
-                else contextlib.nullcontext()
+                (
+                    checks.registered("kubernetes", _informer_check(informer))
+                    if informer is not None
+                    else contextlib.nullcontext()
+                ),
+                checks.registered("tenant_policies", refused),
             ):
                 yield
             await resolver.aclose()
@@ -393,7 +399,9 @@ async def _refresh_run_gauges(app: web.Application) -> None:
             counts = await app[STORE].counts_by_namespace_state(NOT_ENDED)
         except LakegateError as exc:
             log.warning("run_gauges_failed", error=exc.message)
+            metrics.ledger_up.set(0)
         else:
+            metrics.ledger_up.set(1)
             metrics.runs.clear()
             for (namespace, state), count in counts.items():
                 metrics.runs.labels(namespace=namespace, state=state.value).set(count)

@@ -3,13 +3,25 @@ several apps in one process never share counters."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+
+from gateway import __version__
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _POLL_LAG_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _QUEUE_WAIT_BUCKETS = (0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+# Runs last from seconds to a day; a run's duration is from its submission to its end.
+_RUN_DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 
 
 class Metrics:
@@ -21,6 +33,11 @@ class Metrics:
         self._tokens()
         self._quotas()
         self._webhooks()
+        self._by_namespace()
+        self.build_info = Info(
+            "lakegate_build", "The running gateway's version.", registry=self.registry
+        )
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
 
     # --- the families, by what they watch -------------------------------------------------
 
@@ -112,6 +129,18 @@ class Metrics:
             ["namespace"],
             buckets=_QUEUE_WAIT_BUCKETS,
         )
+        self.tenants_refused = Gauge(
+            "lakegate_tenants_refused",
+            "1 for each configured tenant refused by its policy, by namespace and reason "
+            "(environment: a variable it names is unset; file: a token file is unreadable).",
+            ["namespace", "reason"],
+            registry=self.registry,
+        )
+        self.ledger_up = Gauge(
+            "lakegate_ledger_up",
+            "1 while the run ledger answered its last read (every 15 s), 0 when it failed.",
+            registry=self.registry,
+        )
         self.tenant_policy_stale = Gauge(
             "lakegate_tenant_policy_stale",
             "1 while the tenants file on disk was refused and an older policy is running.",
@@ -147,6 +176,32 @@ class Metrics:
             "Webhook endpoints disabled by a 410 Gone, by namespace.",
             ["namespace"],
             registry=self.registry,
+        )
+
+    def _by_namespace(self) -> None:
+        # What one team asks of its dashboard: its submissions, its refusals, how its runs end.
+        self.namespace_submissions = self._counter(
+            "lakegate_namespace_submissions_total",
+            "Run submissions by namespace and outcome (accepted, submitted, replayed, "
+            "rejected, deferred).",
+            ["namespace", "outcome"],
+        )
+        self.refusals = self._counter(
+            "lakegate_refusals_total",
+            "Requests refused with a 4xx naming a namespace, by namespace and reason (the "
+            "problem type: quota-exceeded, identity-misconfigured, run-rejected, ...).",
+            ["namespace", "reason"],
+        )
+        self.terminal = self._counter(
+            "lakegate_runs_terminal_total",
+            "Runs that reached a terminal state, by namespace and state.",
+            ["namespace", "state"],
+        )
+        self.run_duration = self._histogram(
+            "lakegate_run_duration_seconds",
+            "From a run's submission to the gateway until its terminal state, by that state.",
+            ["state"],
+            buckets=_RUN_DURATION_BUCKETS,
         )
 
     def _counter(self, name: str, documentation: str, labels: Sequence[str]) -> Counter:
@@ -188,6 +243,31 @@ class Metrics:
         ).inc()
         if seconds is not None:
             self.webhook_latency.labels(namespace=namespace).observe(seconds)
+
+    def observe_submission(self, namespace: str, outcome: str) -> None:
+        self.submissions.labels(outcome=outcome).inc()
+        self.namespace_submissions.labels(namespace=namespace, outcome=outcome).inc()
+
+    def observe_quota_refusal(self, namespace: str, limit: str | None) -> None:
+        self.quota_refusals.labels(namespace=namespace, limit=limit).inc()
+
+    def observe_refusal(self, namespace: str, reason: str) -> None:
+        self.refusals.labels(namespace=namespace, reason=reason).inc()
+
+    def observe_transition(
+        self, namespace: str, state: str, terminal: bool, since_created: float
+    ) -> None:
+        """A run entered ``state``, ``since_created`` seconds after it was submitted."""
+        self.transitions.labels(state=state).inc()
+        if terminal:
+            self.terminal.labels(namespace=namespace, state=state).inc()
+            self.run_duration.labels(state=state).observe(max(0.0, since_created))
+
+    def set_tenants_refused(self, refused: Sequence[tuple[str, str]]) -> None:
+        """Replace the refused tenants with ``(namespace, reason)`` pairs."""
+        self.tenants_refused.clear()
+        for namespace, reason in refused:
+            self.tenants_refused.labels(namespace=namespace, reason=reason).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,6 +47,7 @@ async def test_readyz_reports_what_the_app_opened(client: Client) -> None:
             "poller": {"ok": True, "detail": "running"},
             "admission": {"ok": True, "detail": "running"},
             "store": {"ok": True, "detail": "sqlite"},
+            "tenant_policies": {"ok": True, "detail": "every configured tenant policy is usable"},
             "callers": {"ok": True, "detail": DISABLED_DETAIL},
             "webhooks": {"ok": True, "detail": "dispatching"},
         },

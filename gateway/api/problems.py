@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.appkeys import PROBLEM, REQUEST_ID
+from gateway.appkeys import METRICS, PROBLEM, REQUEST_ID
 from gateway.errors import LakegateError, PayloadTooLarge
 from gateway.logs import get_logger, redact_text, redact_value
 
@@ -130,6 +130,14 @@ def from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Res
     )
 
 
+def _count_refusal(request: web.Request, exc: LakegateError) -> None:
+    # Only a namespace the gateway itself put on the error: the path's is anyone's to invent.
+    namespace = exc.fields().get("namespace")
+    metrics = request.config_dict.get(METRICS)
+    if isinstance(namespace, str) and exc.status < 500 and metrics is not None:
+        metrics.observe_refusal(namespace, slug(type(exc).__name__))
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -139,6 +147,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             log.warning(
                 "request_failed", error=type(exc).__name__, status=exc.status, detail=exc.message
             )
+        _count_refusal(request, exc)
         return from_error(request, exc)
     except web.HTTPException as exc:
         # Redirects and other non-errors raised as exceptions are answers, not problems.

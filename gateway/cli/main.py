@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway.cli.commands import add_client_commands
+from gateway.cli.startup import EXIT_STARTUP, Where, config_line, describe
 from gateway.cli.webhooks import add_webhook_commands
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings, sdk_env
@@ -20,23 +21,32 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from gateway.cli.preflight import Files, run_checks
+
     settings = _load_or_report(args.config)
     if settings is None:
         return 2
+    files = Files(gateway=args.config, tenants=settings.tenants_file or args.config)
+    findings = run_checks(settings, files, os.environ)
+    for finding in findings:
+        print(finding.line(), file=sys.stderr)
+    errors = [f for f in findings if f.level == "error" or args.strict]
+    if errors:
+        kind = "problem(s)" if not args.strict else "problem(s) or warning(s) (--strict)"
+        print(f"{args.config}: {len(errors)} {kind}", file=sys.stderr)
+        return 2
     namespaces = len(settings.tenants.namespaces)
-    print(f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} namespace(s))")
+    warned = f"; {len(findings)} warning(s)" if findings else ""
+    print(
+        f"{args.config}: ok ({len(settings.workspaces)} workspace(s), {namespaces} "
+        f"namespace(s)){warned}"
+    )
     return 0
 
 
 def _load_or_report(path: str) -> Settings | None:
     try:
-        settings = load_settings(path)
-        # The Databricks SDK's environment (the gateway's own identity), checked before
-        # anything starts: one line per mistake, exit 2, never a traceback.
-        environment = sdk_env.check(settings, os.environ)
-        if environment:
-            raise ConfigError(environment)
-        return settings
+        return load_settings(path)
     except ConfigError as exc:
         print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
@@ -45,12 +55,46 @@ def _load_or_report(path: str) -> Settings | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = _load_or_report(args.config)
-    if settings is None:
-        return 2
+    where = Where(config=args.config)
+    try:
+        settings = load_settings(args.config)
+        # The Databricks SDK's environment (the gateway's own identity), checked before
+        # anything starts: one line, exit 2, never a traceback.
+        environment = sdk_env.check(settings, os.environ)
+        if environment:
+            raise ConfigError(environment)
+    except ConfigError as exc:
+        if args.debug:
+            raise
+        print(config_line(exc, where), file=sys.stderr)
+        return EXIT_STARTUP
     from gateway.cli.serve import run
 
-    return run(settings, host=args.host, port=args.port, source=lambda: load_settings(args.config))
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    metrics = settings.server.metrics_listener
+    where = Where(
+        args.config,
+        host,
+        port,
+        ledger=settings.store.sqlite_path,
+        other_ports=((metrics[1], "server.metrics_port"),) if metrics else (),
+    )
+    try:
+        return run(
+            settings,
+            host=args.host,
+            port=args.port,
+            source=lambda: load_settings(args.config),
+            debug=args.debug,
+        )
+    except Exception as exc:
+        # A gateway-wide problem is one line naming cause and fix; --debug keeps the traceback.
+        line = None if args.debug else describe(exc, where)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -59,9 +103,23 @@ def _demo(args: argparse.Namespace) -> int:
 
     from gateway.demo import run_demo
 
-    return _run_until_interrupted(
-        run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+    where = Where(
+        "(demo)",
+        "127.0.0.1",
+        args.port,
+        port_flag="--port",
+        other_ports=((args.emulator_port, "--emulator-port"),) if args.emulator_port else (),
     )
+    try:
+        return _run_until_interrupted(
+            run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+        )
+    except Exception as exc:
+        line = describe(exc, where)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -113,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default="config/gateway.yaml")
     serve.add_argument("--host", default=None, help="overrides server.host")
     serve.add_argument("--port", type=int, default=None, help="overrides server.port")
+    serve.add_argument(
+        "--debug", action="store_true", help="debug logs, and a traceback on a start-up error"
+    )
     serve.set_defaults(handler=_serve)
 
     demo = sub.add_parser("demo", help="run the gateway with an emulated workspace (SQLite)")
@@ -124,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate gateway.yaml and its tenants file")
     check.add_argument("--config", default="config/gateway.yaml")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
     check.set_defaults(handler=_check_config)
 
     emulator = sub.add_parser("emulator", help="run an emulated upstream for tests and demos")

@@ -31,6 +31,7 @@ def run(
     host: str | None,
     port: int | None,
     source: Callable[[], Settings],
+    debug: bool = False,
 ) -> int:
     try:
         context = server_tls(settings.server)
@@ -39,7 +40,7 @@ def run(
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    logs.configure(level=settings.logging.level, fmt=settings.logging.format)
+    logs.configure(level="debug" if debug else settings.logging.level, fmt=settings.logging.format)
     host = host or settings.server.host
     port = port if port is not None else settings.server.port
     scheme = "https" if context is not None else "http"

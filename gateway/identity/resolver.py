@@ -12,6 +12,7 @@ falls through to another identity.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,11 @@ from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
 from gateway.identity.plans import Account
 from gateway.identity.principal import Principal, of_plan
-from gateway.identity.strategy import Plan
+from gateway.identity.strategy import POLICY_ORIGIN, Plan
 from gateway.kube import KubeForbidden, KubeNotFound
 from gateway.logs import get_logger
 from gateway.settings import OBJECT_NAME_RE, IdentitySettings, Settings
+from gateway.settings.tenants import TenantRefusal, identity_refusals, tenant_refusals
 from gateway.singleflight import TtlCache
 
 log = get_logger(__name__)
@@ -194,6 +196,7 @@ class NamespaceResolver:
         policy = self._settings.tenants.policy(namespace)
         pinned = policy.identity if policy else None
         if pinned is not None and override is None:
+            await self._refuse_if_unusable(namespace, pinned)
             return plans.from_policy(
                 self._settings, namespace, pinned, self._environ, self._default
             )
@@ -309,11 +312,30 @@ class NamespaceResolver:
             )
         return data
 
+    async def refusals(self) -> list[TenantRefusal]:
+        """The configured tenants refused now (an unset variable, an unreadable token file)."""
+        return await asyncio.to_thread(tenant_refusals, self._settings.tenants, self._environ)
+
+    async def _refuse_if_unusable(self, namespace: str, identity: IdentitySettings) -> None:
+        # Per resolution, not only at start-up: a reloaded tenants file is held to it too. The
+        # file check touches the disk, so off the loop; resolutions are cached, so this is rare.
+        found = await asyncio.to_thread(identity_refusals, namespace, identity, self._environ)
+        if found:
+            raise IdentityMisconfigured(
+                "; ".join(r.message() for r in found), namespace=namespace, source=POLICY_ORIGIN
+            )
+
     def _check_policies_need_nothing_missing(self) -> None:
-        """Refuse at start-up every tenant policy that cannot work, all of them at once."""
+        """Refuse at start-up every tenant policy that cannot work, all of them at once. A
+        tenant whose variable or file is missing is refused alone; the gateway starts."""
         problems = []
+        # Variables only: a token file is read per fetch, and the constructor runs on the loop.
+        found = tenant_refusals(self._settings.tenants, self._environ, files=False)
+        refused = {r.namespace for r in found}
+        for namespace in sorted(refused):
+            log.warning("tenant_refused", namespace=namespace)
         for namespace, policy in self._settings.tenants.namespaces.items():
-            if policy.identity is not None:
+            if policy.identity is not None and namespace not in refused:
                 where = f"tenants.namespaces.{namespace}.identity"
                 problems += [f"{where}: {p}" for p in self._policy_problems(policy.identity)]
         if problems:

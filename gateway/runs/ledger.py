@@ -75,7 +75,7 @@ class RunLedger:
             next_poll_at=now,
         )
         if moved is not None:
-            self._count(RunState.SUBMITTING)
+            self._count(run, RunState.SUBMITTING, now)
             log.info("run_admitted", run_id=run.id, namespace=run.namespace)
         return moved
 
@@ -103,7 +103,7 @@ class RunLedger:
             outbox_event=completed_event(final, at=now),
         )
         if moved is not None:
-            self._count(state)
+            self._count(run, state, now)
             log.info("run_finished", run_id=run.id, namespace=run.namespace, state=state.value)
             for listener in self.on_finished:
                 listener(moved)
@@ -136,7 +136,7 @@ class RunLedger:
             ),
         )  # fmt: skip
         if moved is not None:
-            self._count(target)
+            self._count(run, target, now)
         return moved
 
     async def record_submission(
@@ -159,7 +159,7 @@ class RunLedger:
             ),
         )  # fmt: skip
         if moved is not None:
-            self._count(RunState.PENDING)
+            self._count(run, RunState.PENDING, now)
             log.info("run_submitted", run_id=run.id, namespace=run.namespace, remote_id=remote_id)
         return moved
 
@@ -212,5 +212,6 @@ class RunLedger:
             return None
         return state_changed_event(dataclasses.replace(run, updated_at=now, **change), at=now)
 
-    def _count(self, state: RunState) -> None:
-        self._metrics.transitions.labels(state=state.value).inc()
+    def _count(self, run: RunRecord, state: RunState, now: datetime) -> None:
+        lived = (now - run.created_at).total_seconds()
+        self._metrics.observe_transition(run.namespace, state.value, state.terminal, lived)

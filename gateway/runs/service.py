@@ -111,7 +111,7 @@ class RunsService:
         run, created = await self._accept(new)
         if not created:
             return self._replayed(run)
-        self._metrics.submissions.labels(outcome="accepted").inc()
+        self._metrics.observe_submission(namespace, "accepted")
         if run.state is RunState.QUEUED:
             return SubmitOutcome(run=run, created=True)  # the admission queue takes it on
         run = await self._submitter.submit_remote(
@@ -132,7 +132,7 @@ class RunsService:
                 new, admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now)
             )
         except QuotaExceeded as exc:
-            self._metrics.quota_refusals.labels(namespace=new.namespace, limit=exc.limit).inc()
+            self._metrics.observe_quota_refusal(new.namespace, exc.limit)
             raise
 
     async def get(self, namespace: str, run_id: int) -> RunRecord:
@@ -185,7 +185,7 @@ class RunsService:
         return self._replayed(found)
 
     def _replayed(self, run: RunRecord) -> SubmitOutcome:
-        self._metrics.submissions.labels(outcome="replayed").inc()
+        self._metrics.observe_submission(run.namespace, "replayed")
         return SubmitOutcome(run=run, created=False)
 
     def _new_run(

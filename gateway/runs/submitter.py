@@ -196,7 +196,7 @@ class Submitter:
                     identity.workspace, identity.credential, run.spec, idempotency_token=token
                 )
         except (DatabricksInvalidRequest, DatabricksPermissionDenied) as exc:
-            self._metrics.submissions.labels(outcome="rejected").inc()
+            self._metrics.observe_submission(run.namespace, "rejected")
             rejected = await self._ledger.finish(
                 run, RunState.REJECTED, f"Databricks refused the run: {exc.message}"
             )
@@ -206,7 +206,7 @@ class Submitter:
                 return await self._submit_later(run, now, exc)
             # The namespace's identity is wrongly set up: trying again an hour long would
             # only ask the token endpoint again for what it refused.
-            self._metrics.submissions.labels(outcome="rejected").inc()
+            self._metrics.observe_submission(run.namespace, "rejected")
             rejected = await self._ledger.finish(
                 run, RunState.REJECTED, f"the namespace's identity was refused: {exc.message}"
             )
@@ -216,7 +216,7 @@ class Submitter:
                 for listener in self.on_rate_limited:
                     listener(run)
             return await self._submit_later(run, now, exc)
-        self._metrics.submissions.labels(outcome="submitted").inc()
+        self._metrics.observe_submission(run.namespace, "submitted")
         moved = await self._ledger.record_submission(
             run,
             remote_id=remote_id,
@@ -251,7 +251,7 @@ class Submitter:
             max_interval=self._settings.max_interval_seconds,
             jitter=self._jitter(),
         )
-        self._metrics.submissions.labels(outcome="deferred").inc()
+        self._metrics.observe_submission(run.namespace, "deferred")
         log.warning(
             "submit_deferred",
             run_id=run.id,

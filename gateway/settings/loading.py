@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,41 @@ from gateway.settings.tenants import IDENTITY_TYPES
 ENV_PREFIX = "LAKEGATE_"
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 without its word booleans: ``mode: off`` is the word "off", as it looks, not
+    False. Only true and false (any case) are booleans, as in YAML 1.2; a boolean setting
+    still takes on/off/yes/no, which pydantic reads as words meaning true or false."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """One YAML document as the settings read it (see ``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from exc
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}: {exc}"]) from exc
+        # The parser's own text spans lines and quotes the file; its problem alone is enough.
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError([f"{path}: not valid YAML{where}: {what}"]) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -49,7 +74,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
         for part in path[:-1]:
             node = node.setdefault(part, {})
         try:
-            node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+            node[path[-1]] = parse_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             node[path[-1]] = raw
         origin[path] = name
@@ -92,30 +117,45 @@ def _problems(
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, merge and validate; raise ``ConfigError`` naming every bad file and key."""
+    """Read, merge and validate; raise ``ConfigError`` naming every bad file and key, of both
+    files in one pass (a tenants file that cannot be read does not hide the gateway file's)."""
     environ = os.environ if environ is None else environ
     gateway_path = Path(path)
     data = _read_yaml(gateway_path)
     overrides, origin = _env_overrides(environ)
     data = _merge(data, overrides)
     source = {"gateway": str(gateway_path), "tenants": str(gateway_path)}
+    problems: list[str] = []
     tenants_file = data.get("tenants_file")
     if tenants_file is not None:
-        if not isinstance(tenants_file, str):
-            raise ConfigError([f"{gateway_path}: tenants_file: must be a path"])
-        # Absolute but not resolved: a ConfigMap's file is a symlink that live reload follows.
-        tenants_path = Path(os.path.abspath(gateway_path.parent / tenants_file))
-        if "tenants" in data:
-            raise ConfigError(
-                [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]
-            )
-        data["tenants"] = _read_yaml(tenants_path)
-        data["tenants_file"] = str(tenants_path)
-        source["tenants"] = str(tenants_path)
+        problems += _read_tenants(data, gateway_path, tenants_file, source)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc, source, origin)) from exc
+        raise ConfigError(problems + _problems(exc, source, origin)) from exc
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _read_tenants(
+    data: dict[str, Any], gateway_path: Path, tenants_file: object, source: dict[str, str]
+) -> list[str]:
+    """Put the tenants file's content in ``data``; the problems that stopped it, if any."""
+    if not isinstance(tenants_file, str):
+        data.pop("tenants_file")
+        return [f"{gateway_path}: tenants_file: must be a path"]
+    # Absolute but not resolved: a ConfigMap's file is a symlink that live reload follows.
+    tenants_path = Path(os.path.abspath(gateway_path.parent / tenants_file))
+    if "tenants" in data:
+        return [f"{gateway_path}: tenants: give tenants inline or in tenants_file, not both"]
+    data["tenants_file"] = str(tenants_path)
+    source["tenants"] = str(tenants_path)
+    try:
+        data["tenants"] = _read_yaml(tenants_path)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
 
 
 def resolve_secret(

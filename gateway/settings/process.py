@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.settings.base import Frozen
 
@@ -44,6 +44,17 @@ class ServerSettings(Frozen):
 class StoreSettings(Frozen):
     backend: Literal["sqlite"] = "sqlite"
     sqlite_path: str = "lakegate.db"
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _known(cls, value: object) -> object:
+        # Refused by name until it exists, so an HA overlay applied early fails clearly.
+        if isinstance(value, str) and value.lower() in ("postgresql", "postgres"):
+            raise ValueError(
+                f"'{value}' is not available yet (the PostgreSQL ledger is issue 15); use "
+                "sqlite with one replica (deploy/overlays/single)"
+            )
+        return value
 
 
 class LoggingSettings(Frozen):

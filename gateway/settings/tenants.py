@@ -9,6 +9,9 @@ identity model means (its plan, problems, cache key and token fetch) is its stra
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -227,3 +230,61 @@ class TenantsSettings(Frozen):
         """The namespace's webhook block, or the defaults' when it has none (not merged)."""
         policy = self.namespaces.get(namespace)
         return (policy.webhooks if policy and policy.webhooks else None) or self.defaults.webhooks
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRefusal:
+    """Why one tenant's policy cannot work in this process: the tenant is refused, the gateway
+    still starts. ``reason`` is a metric label (``environment``, ``file``)."""
+
+    namespace: str
+    reason: str
+    detail: str
+
+    def message(self) -> str:
+        return f"namespace '{self.namespace}' is refused: {self.detail}"
+
+
+def identity_refusals(
+    namespace: str, identity: IdentitySettings, environ: Mapping[str, str], *, files: bool = True
+) -> list[TenantRefusal]:
+    """What this process cannot give a tenant's identity: a variable it names that is unset,
+    a token file it names that cannot be read (only with ``files``: that touches the disk, so
+    callers on the event loop run it in a thread). Read off the fields' names (``*_env``,
+    ``token_file``), so a new identity model needs no entry here."""
+    found = []
+    for name, value in identity:
+        if not isinstance(value, str):
+            continue
+        key = f"tenants.namespaces.{namespace}.identity.{name}"
+        if name.endswith("_env") and not environ.get(value):
+            found.append(
+                TenantRefusal(
+                    namespace,
+                    "environment",
+                    f"{key}: environment variable {value} is not set or empty; set it in the "
+                    "gateway's environment (for example in the lakegate-tenant-credentials "
+                    "Secret) and restart",
+                )
+            )
+        elif files and name == "token_file" and not os.access(value, os.R_OK):
+            found.append(
+                TenantRefusal(
+                    namespace,
+                    "file",
+                    f"{key}: {value} does not exist or cannot be read by the gateway; mount "
+                    "the token file there or correct the path",
+                )
+            )
+    return found
+
+
+def tenant_refusals(
+    tenants: TenantsSettings, environ: Mapping[str, str], *, files: bool = True
+) -> list[TenantRefusal]:
+    """Every configured tenant this process must refuse, in the tenants file's order."""
+    found: list[TenantRefusal] = []
+    for namespace, policy in tenants.namespaces.items():
+        if policy.identity is not None:
+            found += identity_refusals(namespace, policy.identity, environ, files=files)
+    return found

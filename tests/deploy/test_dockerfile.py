@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import pytest
+
+from gateway.settings import load_settings
 from tests.deploy.manifests import ROOT, container, container_port, mount_for, pod_spec, volume_with
 
 Instruction = tuple[str, str]
@@ -114,3 +125,69 @@ def test_copied_files_are_in_the_build_context() -> None:
             for source in sources:
                 assert source.rstrip("/") in allowed, f"COPY {source} is excluded by .dockerignore"
                 assert (ROOT / source).exists(), f"COPY {source} does not exist"
+
+
+# --- the image outside Kubernetes -----------------------------------------------------------
+
+DOCKER_CONFIG = ROOT / "config" / "docker" / "gateway.yaml"
+
+
+def test_the_default_command_reads_the_image_configuration() -> None:
+    """CMD's --config is where the runtime stage copies config/docker/gateway.yaml."""
+    (cmd,) = _values(_runtime(), "CMD")
+    args = json.loads(cmd)
+    config = args[args.index("--config") + 1]
+    copies = [c.split() for c in _values(_runtime(), "COPY") if not c.startswith("--from")]
+    assert ["config/docker/gateway.yaml", str(Path(config).parent) + "/"] in copies
+
+
+def test_the_image_configuration_runs_without_kubernetes() -> None:
+    """Outside a cluster there is nothing to ask: kubernetes.mode off, and nobody let in."""
+    settings = load_settings(DOCKER_CONFIG, environ={})
+    assert settings.kubernetes.mode == "off"
+    assert settings.callers.methods == ()
+    assert settings.workspaces == {}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.e2e
+def test_the_default_command_starts_outside_kubernetes(tmp_path: Path) -> None:
+    """`docker run` without a mount: the gateway starts, /healthz is 200 and /readyz says what
+    to configure; SIGTERM stops it cleanly."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEGATE_", "KUBERNETES_"))}
+    env |= {
+        "LAKEGATE_SERVER__HOST": "127.0.0.1",
+        "LAKEGATE_SERVER__PORT": str(port),
+        "LAKEGATE_STORE__SQLITE_PATH": str(tmp_path / "lakegate.db"),
+        "LAKEGATE_LOGGING__LEVEL": "error",
+    }
+    command = [sys.executable, "-m", "gateway", "serve", "--config", str(DOCKER_CONFIG)]
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as gateway:
+        try:
+            assert gateway.stdout is not None
+            banner = gateway.stdout.readline()
+            assert f"serving on http://127.0.0.1:{port}" in banner, gateway.stderr
+            base = f"http://127.0.0.1:{port}"
+            # Plain http on loopback, to the process just started.
+            with urllib.request.urlopen(f"{base}/healthz", timeout=10) as healthy:  # noqa: S310
+                assert healthy.status == 200
+            with pytest.raises(urllib.error.HTTPError) as not_ready:
+                urllib.request.urlopen(f"{base}/readyz", timeout=10)  # noqa: S310
+            body = json.loads(not_ready.value.read())
+            assert not_ready.value.code == 503
+            assert not body["checks"]["callers"]["ok"]
+            assert not body["checks"]["workspaces"]["ok"]
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            _, err = gateway.communicate(timeout=30)
+    assert gateway.returncode == 0, err
+    assert "Traceback" not in err

@@ -849,15 +849,38 @@ def test_a_default_policy_without_a_default_is_refused_with_kubernetes_too(make:
         make(settings, environ={})
 
 
-def test_a_policy_naming_an_unset_env_variable_is_a_config_error(make: Make) -> None:
-    """A policy secret in an unset environment variable is refused at start-up, not per request."""
+async def test_a_policy_naming_an_unset_env_variable_refuses_only_that_tenant(make: Make) -> None:
+    """An unset variable refuses its tenant (422 naming namespace, key and variable); the
+    resolver starts and the other tenants resolve."""
     settings = make_settings(
-        namespaces={NS: {"identity": {"type": "pat", "token_env": "TEAM_PAT"}}}
+        namespaces={
+            NS: {"identity": {"type": "pat", "token_env": "TEAM_PAT"}},
+            OTHER: {"identity": {"type": "pat", "token": TENANT_PAT}},
+        }
     )
-    with pytest.raises(
-        ConfigError, match=f"tenants.namespaces.{NS}.identity: environment TEAM_PAT"
-    ):
-        make(settings, environ={})
+    resolver = make(settings, environ={})
+    (refusal,) = await resolver.refusals()
+    assert (refusal.namespace, refusal.reason) == (NS, "environment")
+    with pytest.raises(IdentityMisconfigured) as raised:
+        await resolver.resolve(NS)
+    assert raised.value.status == 422
+    assert f"namespace '{NS}' is refused" in raised.value.message
+    assert f"tenants.namespaces.{NS}.identity.token_env" in raised.value.message
+    assert "TEAM_PAT is not set" in raised.value.message
+    assert (await resolver.resolve(OTHER)).namespace == OTHER
+
+
+async def test_a_policy_naming_an_unreadable_token_file_refuses_only_that_tenant(
+    make: Make, tmp_path: Any
+) -> None:
+    """A token file that is not there refuses its tenant with reason ``file``."""
+    missing = str(tmp_path / "absent" / "token")
+    identity = {"type": "pod-token-federation", "client_id": "sp", "token_file": missing}
+    resolver = make(make_settings(namespaces={NS: {"identity": identity}}))
+    (refusal,) = await resolver.refusals()
+    assert refusal.reason == "file"
+    with pytest.raises(IdentityMisconfigured, match=missing):
+        await resolver.resolve(NS)
 
 
 # --- what a resolution says -----------------------------------------------------------------
