@@ -3,7 +3,8 @@
 The queue is the ledger (QUEUED runs, oldest first), so it survives restarts. Each pass reads
 the oldest queued runs of every namespace and the active runs per workspace and namespace,
 asks ``admission.promotions`` which go (fair across namespaces by share, under each
-namespace's ``max_active_runs`` and each workspace's effective cap, ``runs.caps``), and
+namespace's ``max_active_runs`` and run-hours budget and each workspace's effective cap,
+``runs.caps``), and
 moves each from QUEUED to SUBMITTING through the ledger, due at once: the poller then
 submits it like any run whose inline submission did not finish. A queued run never
 touches Databricks before that.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.runs.admission import Waiting, promotions
+from gateway.runs.admission import Waiting, over_budget, promotions
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, utcnow
@@ -72,6 +73,7 @@ class Admitter:
             active,
             tenants.quotas,
             self._caps.caps(),
+            await self._spent({run.namespace for run in heads}, tenants),
         )
         admitted = 0
         for pick in chosen:
@@ -82,6 +84,14 @@ class Admitter:
                 admitted += 1
                 self._metrics.queue_wait.labels(namespace=run.namespace).observe(waited)
         return admitted
+
+    async def _spent(self, namespaces: set[str], tenants: TenantsSettings) -> set[str]:
+        """The waiting namespaces at their run-hours budget: their queues hold this pass."""
+        budgeted = [ns for ns in namespaces if tenants.quotas(ns).run_hours_per_day is not None]
+        if not budgeted:
+            return set()
+        used = await self._store.run_seconds(budgeted, self._clock())
+        return {ns for ns, seconds in used.items() if over_budget(seconds, tenants.quotas(ns))}
 
     async def run_forever(self) -> None:
         """Admit in passes until cancelled; a failed pass is logged and retried."""

@@ -64,6 +64,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (4, "active_group"),
         (5, "admission"),
         (6, "webhook_delivery"),
+        (7, "run_hours"),
     ]
 
 
