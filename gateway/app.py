@@ -379,10 +379,12 @@ async def _refresh_run_gauges(app: web.Application) -> None:
     while True:
         try:
             counts = await app[STORE].counts_by_namespace_state(NOT_ENDED)
+            quota_rows = await app[QUOTA].gauges(counts)
         except LakegateError as exc:
             log.warning("run_gauges_failed", error=exc.message)
         else:
             metrics.runs.clear()
             for (namespace, state), count in counts.items():
                 metrics.runs.labels(namespace=namespace, state=state.value).set(count)
+            metrics.set_quota_usage(quota_rows)
         await asyncio.sleep(METRICS_REFRESH_SECONDS)

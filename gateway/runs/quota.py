@@ -8,12 +8,12 @@ ended in the last day.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from gateway.errors import QuotaExceeded
-from gateway.model import NamespaceUsage
+from gateway.model import ACTIVE_STATES, NamespaceUsage, RunState
 from gateway.runs.admission import (
     UNMEASURED_WAIT_SECONDS,
     over_budget,
@@ -82,6 +82,32 @@ class QuotaReport:
         now = self._clock()
         spans = await self._store.run_spans(usage.namespace, now)
         return run_hours_wait(spans, quotas, now, otherwise=UNMEASURED_WAIT_SECONDS)
+
+    async def gauges(
+        self, counts: Mapping[tuple[str, RunState], int]
+    ) -> list[tuple[str, str, float, float]]:
+        """(namespace, limit, usage, value) of every namespace configured or with runs not
+        ended (``counts``, as the run gauges read them), for ``Metrics.set_quota_usage``."""
+        tenants = self._tenants()
+        active: dict[str, int] = {}
+        queued: dict[str, int] = {}
+        for (namespace, state), count in counts.items():
+            if state is RunState.QUEUED:
+                queued[namespace] = queued.get(namespace, 0) + count
+            elif state in ACTIVE_STATES:
+                active[namespace] = active.get(namespace, 0) + count
+        names = sorted(set(tenants.namespaces) | set(active) | set(queued))
+        budgeted = [ns for ns in names if tenants.quotas(ns).run_hours_per_day is not None]
+        used = await self._store.run_seconds(budgeted, self._clock()) if budgeted else {}
+        rows: list[tuple[str, str, float, float]] = []
+        for ns in names:
+            quotas = tenants.quotas(ns)
+            rows.append((ns, "max_active_runs", active.get(ns, 0), quotas.max_active_runs))
+            rows.append((ns, "max_queued_runs", queued.get(ns, 0), quotas.max_queued_runs))
+            if quotas.run_hours_per_day is not None:
+                hours = used.get(ns, 0.0) / 3600
+                rows.append((ns, "run_hours_per_day", hours, quotas.run_hours_per_day))
+        return rows
 
     async def report(self, namespace: str) -> dict[str, Any]:
         tenants, now = self._tenants(), self._clock()

@@ -39,11 +39,17 @@ async def settings() -> Settings:
 
 
 @pytest.fixture
-async def runs(
-    tmp_path: Any, databricks_emulator: DatabricksEmulator, clock: Clock, settings: Settings
-) -> AsyncIterator[Runs]:
+async def store(tmp_path: Any) -> AsyncIterator[SqliteStore]:
     store = SqliteStore(tmp_path / "ledger.db")
     await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def runs(
+    store: SqliteStore, databricks_emulator: DatabricksEmulator, clock: Clock, settings: Settings
+) -> AsyncIterator[Runs]:
     async with aiohttp.ClientSession() as session:
         yield wire_runs(
             store=store,
@@ -55,7 +61,6 @@ async def runs(
             inline_submit_seconds=2.0,
             jitter=lambda: NO_JITTER,
         )
-    await store.close()
 
 
 async def _submit(runs: Runs) -> Any:
@@ -112,3 +117,23 @@ async def test_the_quota_view_shows_run_hours(runs: Runs, clock: Clock) -> None:
         "retry_after_seconds": DAY - 40 + 5,
     }
     assert report["limits"]["run_hours_per_day"] == 0.01
+
+
+async def test_the_quota_gauges_show_usage_against_each_limit(
+    runs: Runs, clock: Clock, store: SqliteStore
+) -> None:
+    """Active vs max_active_runs, queued vs max_queued_runs, run-hours vs the budget."""
+    await _spend_the_budget(runs, clock)
+    await _submit(runs)  # over the budget: queued
+    counts = await store.counts_by_namespace_state()
+    metrics = Metrics()
+    metrics.set_quota_usage(await runs.quota.gauges(counts))
+    text = metrics.render().decode()
+    for limit, usage, value in [
+        ("max_active_runs", 0.0, 5.0),
+        ("max_queued_runs", 1.0, 200.0),
+        ("run_hours_per_day", 40 / 3600, 0.01),
+    ]:
+        labels = f'{{limit="{limit}",namespace="team-a"}}'
+        assert f"lakegate_quota_usage{labels} {usage!r}" in text
+        assert f"lakegate_quota_limit{labels} {value!r}" in text
