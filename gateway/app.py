@@ -221,6 +221,8 @@ def _identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
+            if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
+                app[TENANTS_RELOADER].on_changed.append(resolver.flush)
             # What Kubernetes is ready for is what discovery sees: the informer.
             with (
                 checks.registered("kubernetes", _informer_check(informer))
