@@ -48,6 +48,7 @@ from gateway.appkeys import (
     TENANTS_RELOADER,
 )
 from gateway.callers import CallerGate
+from gateway.databricks.budgets import RequestBudgets
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -307,8 +308,9 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = app[METRICS]
         jobs = JobsClient.from_settings(
-            app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
-        )
+            app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call,
+            budgets=RequestBudgets.of(settings.workspaces),
+        )  # fmt: skip
         runs = wire_runs(
             store=app[STORE],
             jobs=jobs,

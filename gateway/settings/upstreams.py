@@ -24,6 +24,10 @@ class WorkspaceSettings(Frozen):
     # A cap on active runs (SUBMITTING to TERMINATING) across all namespaces on this
     # workspace, below Databricks' own 1,000; queued runs wait for it. None: no cap.
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)
+    # Request budgets for runs/submit and runs/get on this workspace, shared fairly by the
+    # namespaces (gateway.databricks.budgets), below Databricks' own rate limits. None: none.
+    submit_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
+    get_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
 
     @field_validator("host")
     @classmethod
