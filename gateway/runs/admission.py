@@ -201,6 +201,30 @@ class Waiting:
     run_id: int
 
 
+def admissible(
+    queued: Mapping[tuple[str, str], int],
+    active: Mapping[tuple[str, str], int],
+    quotas: Callable[[str], QuotaSettings],
+    caps: Mapping[str, int | None],
+) -> set[str]:
+    """The namespaces with runs queued that could admit one now, from counts alone: not
+    paused, under ``max_active_runs``, on a workspace under its cap. ``promotions`` needs the
+    heads of these only; with none, a pass reads nothing more."""
+    per_namespace: dict[str, int] = {}
+    per_workspace: dict[str, int] = {}
+    for (workspace, namespace), count in active.items():
+        per_namespace[namespace] = per_namespace.get(namespace, 0) + count
+        per_workspace[workspace] = per_workspace.get(workspace, 0) + count
+    found: set[str] = set()
+    for workspace, namespace in queued:
+        policy, cap = quotas(namespace), caps.get(workspace)
+        if policy.paused or per_namespace.get(namespace, 0) >= policy.max_active_runs:
+            continue
+        if cap is None or per_workspace.get(workspace, 0) < cap:
+            found.add(namespace)
+    return found
+
+
 def promotions(
     heads: Sequence[Waiting],
     active: Mapping[tuple[str, str], int],

@@ -8,6 +8,7 @@ what the insert commits against.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime
@@ -47,6 +48,17 @@ SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY namespace ORDER BY id) AS position FROM runs
     WHERE state = 'QUEUED'
 ) WHERE position <= ? ORDER BY namespace, id
+"""
+# The same heads, of some namespaces only (a JSON array): what a pass can admit from.
+QUEUED_HEADS_OF = """
+SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY namespace ORDER BY id) AS position FROM runs
+    WHERE state = 'QUEUED' AND namespace IN (SELECT value FROM json_each(?))
+) WHERE position <= ? ORDER BY namespace, id
+"""
+QUEUED_COUNTS = """
+SELECT workspace, namespace, count(*) AS n FROM runs WHERE state = 'QUEUED'
+GROUP BY workspace, namespace
 """
 # The runs that held a slot in the window [since, now]: those still active (ended_at NULL)
 # and those that ended after ``since``, each one range of runs_run_time (migration 7). The
@@ -121,6 +133,19 @@ def queued_heads(conn: sqlite3.Connection, per_namespace: int) -> list[RunRecord
     return [decode_run(row) for row in conn.execute(QUEUED_HEADS, (per_namespace,)).fetchall()]
 
 
+def queued_heads_of(
+    conn: sqlite3.Connection, namespaces: Collection[str], per_namespace: int
+) -> list[RunRecord]:
+    rows = conn.execute(
+        QUEUED_HEADS_OF, (json.dumps(sorted(set(namespaces))), per_namespace)
+    ).fetchall()
+    return [decode_run(row) for row in rows]
+
+
+def _pairs(rows: list[sqlite3.Row]) -> dict[tuple[str, str], int]:
+    return {(row["workspace"], row["namespace"]): int(row["n"]) for row in rows}
+
+
 def active_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
     """Active runs per (workspace, namespace); pairs with none are absent."""
     rows = conn.execute(ACTIVE_COUNTS, (states_param(ACTIVE_STATES),)).fetchall()
@@ -143,6 +168,25 @@ class QuotaReads:
 
     async def active_counts(self) -> dict[tuple[str, str], int]:
         return await self._run(active_counts, write=False)
+
+    async def queue_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        def body(conn: sqlite3.Connection) -> tuple[dict[tuple[str, str], int], ...]:
+            return _pairs(conn.execute(QUEUED_COUNTS).fetchall()), active_counts(conn)
+
+        queued, active = await self._run(body, write=False)
+        return queued, active
+
+    async def queued_heads_of(
+        self, namespaces: Collection[str], per_namespace: int
+    ) -> list[RunRecord]:
+        check_limit(per_namespace)
+        if not namespaces:
+            return []
+        return await self._run(
+            lambda conn: queued_heads_of(conn, namespaces, per_namespace), write=False
+        )
 
     async def run_spans(
         self, namespace: str, now: datetime

@@ -302,6 +302,22 @@ class Store(OutboxStore, Protocol):
         """Active runs (SUBMITTING to TERMINATING) per (workspace, namespace); none: absent."""
         ...
 
+    async def queue_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """QUEUED runs and active runs per (workspace, namespace), from one snapshot.
+
+        What an admission pass reads first: from counts alone it can tell which namespaces
+        could admit, and read the heads of those only (``queued_heads_of``).
+        """
+        ...
+
+    async def queued_heads_of(
+        self, namespaces: Collection[str], per_namespace: int
+    ) -> list[RunRecord]:
+        """``queued_heads`` restricted to ``namespaces``; [] for none."""
+        ...
+
 
 __all__ = [
     "INITIAL_STATES",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
-from gateway.runs.admission import Waiting, decide, promotions, rate_wait
+from gateway.runs.admission import Waiting, admissible, decide, promotions, rate_wait
 from gateway.runs.budget import Span, used_seconds
 from gateway.settings import QuotaSettings
 
@@ -149,6 +149,24 @@ def test_promotions_skip_paused_and_full_namespaces() -> None:
     assert promotions(heads, active, quotas.__getitem__, {}, spent={"free"}) == []
 
 
+def test_admissible_namespaces_are_known_from_counts() -> None:
+    """Only a namespace with room under its limit, unpaused, on a workspace with room."""
+    quotas = {
+        "room": QuotaSettings(max_active_runs=2),
+        "full": QuotaSettings(max_active_runs=1),
+        "paused": QuotaSettings(paused=True),
+        "capped": QuotaSettings(),
+    }
+    queued = {("ws", "room"): 3, ("ws", "full"): 1, ("ws", "paused"): 1, ("tight", "capped"): 1}
+    active = {("ws", "room"): 1, ("ws", "full"): 1, ("tight", "other"): 2}
+    caps = {"ws": 10, "tight": 2}
+    assert admissible(queued, active, quotas.__getitem__, caps) == {"room"}
+    assert admissible(queued, active, quotas.__getitem__, {**caps, "tight": 3}) == {
+        "room",
+        "capped",
+    }
+
+
 # --- the property: no limit exceeded, no queued run lost or admitted twice --------------------
 
 NAMESPACES = ("a", "b", "c")
@@ -232,7 +250,13 @@ def _apply(model: Model, op: str, arg: object, queued: set[int], admitted: list[
         heads = [Waiting(model.runs[i][0], "ws", i) for i in model.ids(None, S.QUEUED)]
         active = {("ws", ns): len(model.ids(ns, S.RUNNING)) for ns in NAMESPACES}
         spent = {ns for ns in NAMESPACES if model.usage(ns).run_seconds >= model.budget_seconds}
-        for pick in promotions(heads, active, model.quotas, {"ws": model.cap}, spent):
+        picks = promotions(heads, active, model.quotas, {"ws": model.cap}, spent)
+        # What the queue reads heads for must hold every namespace promotions would pick.
+        counts = {("ws", h.namespace): 1 for h in heads}
+        assert {p.namespace for p in picks} <= admissible(
+            counts, active, model.quotas, {"ws": model.cap}
+        )
+        for pick in picks:
             assert model.runs[pick.run_id][1] is S.QUEUED  # never admitted twice
             model.start(pick.run_id, pick.namespace)
             queued.discard(pick.run_id)
