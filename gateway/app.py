@@ -50,6 +50,7 @@ from gateway.appkeys import (
 )
 from gateway.callers import CallerGate
 from gateway.callers.api_keys import Hasher, derive
+from gateway.databricks.budgets import RequestBudgets
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import LakegateError
 from gateway.identity import plans
@@ -233,6 +234,8 @@ def _identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks
             app[IDENTITIES] = resolver
             refused = refusals_check(resolver, app[METRICS])
             await refused()
+            if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
+                app[TENANTS_RELOADER].on_changed.append(resolver.flush)
             # What Kubernetes is ready for is what discovery sees: the informer.
             with (
                 (
@@ -323,8 +326,9 @@ def _service_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         metrics = app[METRICS]
         jobs = JobsClient.from_settings(
-            app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call
-        )
+            app[DATABRICKS_HTTP], settings.databricks, on_call=metrics.observe_databricks_call,
+            budgets=RequestBudgets.of(settings.workspaces),
+        )  # fmt: skip
         runs = wire_runs(
             store=app[STORE],
             jobs=jobs,
@@ -397,6 +401,7 @@ async def _refresh_run_gauges(app: web.Application) -> None:
     while True:
         try:
             counts = await app[STORE].counts_by_namespace_state(NOT_ENDED)
+            quota_rows = await app[QUOTA].gauges(counts)
         except LakegateError as exc:
             log.warning("run_gauges_failed", error=exc.message)
             metrics.ledger_up.set(0)
@@ -405,4 +410,5 @@ async def _refresh_run_gauges(app: web.Application) -> None:
             metrics.runs.clear()
             for (namespace, state), count in counts.items():
                 metrics.runs.labels(namespace=namespace, state=state.value).set(count)
+            metrics.set_quota_usage(quota_rows)
         await asyncio.sleep(METRICS_REFRESH_SECONDS)

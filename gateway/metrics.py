@@ -141,6 +141,19 @@ class Metrics:
             "1 while the run ledger answered its last read (every 15 s), 0 when it failed.",
             registry=self.registry,
         )
+        self.quota_usage = Gauge(
+            "lakegate_quota_usage",
+            "A namespace's usage against each of its limits (max_active_runs: active runs, "
+            "max_queued_runs: queued runs, run_hours_per_day: run-hours of the rolling day).",
+            ["namespace", "limit"],
+            registry=self.registry,
+        )
+        self.quota_limit = Gauge(
+            "lakegate_quota_limit",
+            "The value of each of a namespace's limits, beside lakegate_quota_usage.",
+            ["namespace", "limit"],
+            registry=self.registry,
+        )
         self.tenant_policy_stale = Gauge(
             "lakegate_tenant_policy_stale",
             "1 while the tenants file on disk was refused and an older policy is running.",
@@ -268,6 +281,14 @@ class Metrics:
         self.tenants_refused.clear()
         for namespace, reason in refused:
             self.tenants_refused.labels(namespace=namespace, reason=reason).set(1)
+
+    def set_quota_usage(self, rows: Sequence[tuple[str, str, float, float]]) -> None:
+        """Replace the quota gauges with (namespace, limit, usage, value) rows."""
+        self.quota_usage.clear()
+        self.quota_limit.clear()
+        for namespace, limit, usage, value in rows:
+            self.quota_usage.labels(namespace=namespace, limit=limit).set(usage)
+            self.quota_limit.labels(namespace=namespace, limit=limit).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -285,6 +285,10 @@ def _common() -> argparse.ArgumentParser:
 
 def _add_wait(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"show the state live until {what}")
+    _add_interval(parser)
+
+
+def _add_interval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         type=_number(float, minimum=0, strict=True),
@@ -328,4 +332,6 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     runs.set_defaults(handler=partial(_execute, flow=_runs_flow))
 
     quota = sub.add_parser("quota", parents=[common], help="show a namespace's quota and queue")
+    quota.add_argument("--watch", action="store_true", help="show it live until Ctrl-C")
+    _add_interval(quota)
     quota.set_defaults(handler=partial(_execute, flow=quota_flow))

@@ -20,6 +20,7 @@ import aiohttp
 from gateway import __version__
 from gateway.databricks import wire
 from gateway.databricks.auth import AzureManagementTokens, TokenProvider
+from gateway.databricks.budgets import RequestBudgets
 from gateway.databricks.retries import RetryPolicy
 from gateway.databricks.wire import RunSnapshot, RunsPage
 from gateway.errors import DatabricksAuthError, DatabricksError, DatabricksUnavailable
@@ -102,8 +103,10 @@ class JobsClient:
         timeout: aiohttp.ClientTimeout,
         on_call: OnCall | None = None,
         user_agent: str = USER_AGENT,
+        budgets: RequestBudgets | None = None,
     ) -> None:
         self._session = session
+        self._budgets = budgets
         self._retry = retry
         self._timeout = timeout
         self._on_call = on_call
@@ -118,14 +121,14 @@ class JobsClient:
         settings: DatabricksSettings,
         *,
         on_call: OnCall | None = None,
+        budgets: RequestBudgets | None = None,
     ) -> JobsClient:
         timeout = aiohttp.ClientTimeout(
             total=settings.request_timeout_seconds,
             sock_connect=settings.connect_timeout_seconds,
         )
-        return cls(
-            session, retry=RetryPolicy.from_settings(settings), timeout=timeout, on_call=on_call
-        )
+        retry = RetryPolicy.from_settings(settings)
+        return cls(session, retry=retry, timeout=timeout, on_call=on_call, budgets=budgets)
 
     # --- the Jobs API ---------------------------------------------------------------------------
 
@@ -297,6 +300,8 @@ class JobsClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        if self._budgets is not None:  # every attempt counts against the workspace's budget
+            await self._budgets.turn(ws.host, endpoint)
         async with self._slot(ws):
             outcome = "transport_error"
             started = time.monotonic()

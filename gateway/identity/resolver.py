@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -151,6 +151,15 @@ class NamespaceResolver:
     def forget(self, namespace: str) -> None:
         """Drop the namespace's resolutions; the next request resolves it afresh."""
         self._resolutions.forget_where(lambda key: key[0] == namespace)
+
+    def flush(self, namespaces: Collection[str] | None) -> None:
+        """Forget the resolutions of ``namespaces`` (None: of every namespace), e.g. after
+        a tenant policy reload changed their identity; the next request resolves anew."""
+        if namespaces is None:
+            self._resolutions.clear()
+            return
+        names = frozenset(namespaces)
+        self._resolutions.forget_where(lambda key: key[0] in names)
 
     def on_account_change(self, change: object) -> None:
         """Informer listener: any change to a namespace's ServiceAccounts may change its plan."""

@@ -68,6 +68,9 @@ class NamespaceUsage:
     recent_submissions: tuple[datetime, ...] = ()
     # How long the namespace's runs that ended in the last day took on average, if any did.
     mean_run_seconds: float | None = None
+    # Run time of the namespace in the last 24 h: each run's time from SUBMITTING to its end
+    # (or now), clipped to the window; for quotas.run_hours_per_day.
+    run_seconds: float = 0.0
 
 
 def request_fingerprint(body: Mapping[str, Any]) -> str:

@@ -9,22 +9,26 @@ A new run is, in this order:
 - refused over the rate: a token bucket of ``burst`` tokens refilled at
   ``submissions_per_minute``, checked as the bucket's conformance test over the creation times
   of the namespace's latest runs (the ledger's, so every replica sees the same bucket);
-- made to wait while the namespace is paused, at its ``max_active_runs``, its workspace at its
-  cap, or runs of the namespace already wait (oldest first: a new run never jumps the queue);
-  waiting means QUEUED, or a refusal when ``over_active`` is ``refuse``, or when the queue
-  holds ``max_queued_runs`` already.
+- made to wait while the namespace is paused, at or over its ``run_hours_per_day`` (the
+  rolling day's run time, ``usage.run_seconds``), at its ``max_active_runs``, its workspace at
+  its cap, or runs of the namespace already wait (oldest first: a new run never jumps the
+  queue); waiting means QUEUED, or a refusal when the policy for that limit is ``refuse``
+  (``over_run_hours`` for the budget, ``over_active`` for the rest), or when the queue holds
+  ``max_queued_runs`` already.
 Every refusal is a ``QuotaExceeded`` naming the limit, its value and the usage, with a
-Retry-After computed from what frees the limit.
+Retry-After computed from what frees the limit. Over the budget that needs each run's span,
+which only the refusal pays for: ``decide`` takes them when the caller has read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
+from gateway.runs.budget import Span, budget_wait
 from gateway.settings import QuotaSettings
 from gateway.store.base import Admission
 
@@ -60,12 +64,47 @@ def _rate_usage(recent: Sequence[datetime], now: datetime) -> int:
     return sum(1 for moment in recent if (now - moment).total_seconds() < 60)
 
 
+def over_budget(run_seconds: float, quotas: QuotaSettings) -> bool:
+    """Whether the namespace's rolling day of run time has reached its run_hours_per_day."""
+    budget = quotas.run_hours_per_day
+    return budget is not None and run_seconds >= budget * 3600
+
+
+def run_hours_refusal(
+    namespace: str, quotas: QuotaSettings, run_seconds: float, wait: float
+) -> QuotaExceeded:
+    """The 429 of a namespace over its run-hours budget, to retry after ``wait`` seconds."""
+    used = round(run_seconds / 3600, 3)
+    return QuotaExceeded(
+        f"namespace '{namespace}' has used {used:g} of its run_hours_per_day "
+        f"{quotas.run_hours_per_day:g} in the last 24 h and its policy refuses rather than "
+        f"queues (over_run_hours: refuse); retry after {wait:.0f} s, when enough run time "
+        "has left the window",
+        namespace=namespace,
+        retry_after=wait,
+        limit="run_hours_per_day",
+        value=quotas.run_hours_per_day,
+        usage=used,
+    )
+
+
+def run_hours_wait(
+    spans: Sequence[Span], quotas: QuotaSettings, now: datetime, *, otherwise: float
+) -> float:
+    """When the budget frees for one more run; ``otherwise`` if only an active run's end can."""
+    assert quotas.run_hours_per_day is not None
+    wait = budget_wait(spans, now, quotas.run_hours_per_day * 3600)
+    return otherwise if wait is None else wait
+
+
 def wait_reason(
     usage: NamespaceUsage, quotas: QuotaSettings, workspace_cap: int | None
-) -> tuple[str, object, int] | None:
+) -> tuple[str, object, object] | None:
     """Why a new run of the namespace would wait: (limit, its value, usage); None: it starts."""
     if quotas.paused:
         return ("paused", True, usage.queued)
+    if over_budget(usage.run_seconds, quotas):
+        return ("run_hours_per_day", quotas.run_hours_per_day, round(usage.run_seconds / 3600, 3))
     if usage.active >= quotas.max_active_runs:
         return ("max_active_runs", quotas.max_active_runs, usage.active)
     if workspace_cap is not None and usage.workspace_active >= workspace_cap:
@@ -75,14 +114,8 @@ def wait_reason(
     return None
 
 
-def decide(
-    usage: NamespaceUsage,
-    quotas: QuotaSettings,
-    *,
-    workspace_cap: int | None,
-    now: datetime,
-) -> Admission:
-    """Admit (SUBMITTING), queue (QUEUED, with why) or refuse (QuotaExceeded) a new run."""
+def _refuse_at_the_door(usage: NamespaceUsage, quotas: QuotaSettings, now: datetime) -> None:
+    """The refusals that come before any waiting: draining, then the rate."""
     namespace = usage.namespace
     if quotas.draining:
         raise QuotaExceeded(
@@ -109,12 +142,34 @@ def decide(
             value=quotas.submissions_per_minute,
             usage=recent,
         )
+
+
+def decide(
+    usage: NamespaceUsage,
+    quotas: QuotaSettings,
+    *,
+    workspace_cap: int | None,
+    now: datetime,
+    spans: Sequence[Span] | None = None,
+) -> Admission:
+    """Admit (SUBMITTING), queue (QUEUED, with why) or refuse (QuotaExceeded) a new run.
+
+    ``spans``, the namespace's run spans of the day, make an over-budget refusal's
+    Retry-After exact; without them it is an estimate the caller should refine.
+    """
+    _refuse_at_the_door(usage, quotas, now)
+    namespace = usage.namespace
     reason = wait_reason(usage, quotas, workspace_cap)
     if reason is None:
         return Admission(RunState.SUBMITTING, "accepted")
     limit, value, used = reason
+    if limit == "run_hours_per_day" and quotas.run_hours_policy() == "refuse":
+        wait = UNMEASURED_WAIT_SECONDS
+        if spans is not None:
+            wait = run_hours_wait(spans, quotas, now, otherwise=slot_wait(usage, quotas))
+        raise run_hours_refusal(namespace, quotas, usage.run_seconds, wait)
     retry = UNMEASURED_WAIT_SECONDS if limit == "paused" else slot_wait(usage, quotas)
-    if quotas.over_active == "refuse":
+    if limit != "run_hours_per_day" and quotas.over_active == "refuse":
         raise QuotaExceeded(
             f"namespace '{namespace}' is at {limit} ({value}; usage {used}) and its policy "
             "refuses rather than queues (over_active: refuse); retry later",
@@ -146,11 +201,36 @@ class Waiting:
     run_id: int
 
 
+def admissible(
+    queued: Mapping[tuple[str, str], int],
+    active: Mapping[tuple[str, str], int],
+    quotas: Callable[[str], QuotaSettings],
+    caps: Mapping[str, int | None],
+) -> set[str]:
+    """The namespaces with runs queued that could admit one now, from counts alone: not
+    paused, under ``max_active_runs``, on a workspace under its cap. ``promotions`` needs the
+    heads of these only; with none, a pass reads nothing more."""
+    per_namespace: dict[str, int] = {}
+    per_workspace: dict[str, int] = {}
+    for (workspace, namespace), count in active.items():
+        per_namespace[namespace] = per_namespace.get(namespace, 0) + count
+        per_workspace[workspace] = per_workspace.get(workspace, 0) + count
+    found: set[str] = set()
+    for workspace, namespace in queued:
+        policy, cap = quotas(namespace), caps.get(workspace)
+        if policy.paused or per_namespace.get(namespace, 0) >= policy.max_active_runs:
+            continue
+        if cap is None or per_workspace.get(workspace, 0) < cap:
+            found.add(namespace)
+    return found
+
+
 def promotions(
     heads: Sequence[Waiting],
     active: Mapping[tuple[str, str], int],
     quotas: Callable[[str], QuotaSettings],
     caps: Mapping[str, int | None],
+    spent: Collection[str] = (),
 ) -> list[Waiting]:
     """Which queued runs to admit now, in order.
 
@@ -158,7 +238,8 @@ def promotions(
     ``active`` the active runs per (workspace, namespace); ``caps`` each workspace's cap (None
     or absent: none). Within a namespace the oldest goes first; across namespaces the next
     slot goes to the namespace with the fewest active runs for its ``share``; no namespace
-    passes its ``max_active_runs`` or goes while paused, and no workspace passes its cap.
+    passes its ``max_active_runs`` or goes while paused or ``spent`` (at its run-hours
+    budget), and no workspace passes its cap.
     """
     per_namespace: dict[str, int] = {}
     per_workspace: dict[str, int] = {}
@@ -173,7 +254,7 @@ def promotions(
     while True:
         best: tuple[float, int, str] | None = None
         for namespace, queue in queues.items():
-            if not queue or policy[namespace].paused:
+            if not queue or policy[namespace].paused or namespace in spent:
                 continue
             used = per_namespace.get(namespace, 0)
             cap = caps.get(queue[0].workspace)

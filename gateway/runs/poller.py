@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+from gateway.databricks.budgets import acting_for
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
@@ -159,7 +160,8 @@ class Poller:
         async with self._groups:
             try:
                 async with asyncio.timeout(self._group_deadline):
-                    await self._poll_group(due)
+                    with acting_for(due[0].namespace):  # the namespace's share of budgets
+                        await self._poll_group(due)
             except LakegateError as exc:
                 await self._postpone(due, f"polling failed: {exc}")
             except TimeoutError:

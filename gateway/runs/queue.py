@@ -1,12 +1,13 @@
 """The admission queue's task: admits QUEUED runs as capacity frees.
 
 The queue is the ledger (QUEUED runs, oldest first), so it survives restarts. Each pass reads
-the oldest queued runs of every namespace and the active runs per workspace and namespace,
-asks ``admission.promotions`` which go (fair across namespaces by share, under each
-namespace's ``max_active_runs`` and each workspace's effective cap, ``runs.caps``), and
-moves each from QUEUED to SUBMITTING through the ledger, due at once: the poller then
-submits it like any run whose inline submission did not finish. A queued run never
-touches Databricks before that.
+the queued and active runs per workspace and namespace (one snapshot of counts), then the
+oldest queued runs of only the namespaces those counts say could admit, asks
+``admission.promotions`` which go (fair across namespaces by share, under each namespace's
+``max_active_runs`` and run-hours budget and each workspace's effective cap, ``runs.caps``),
+and moves each from QUEUED to SUBMITTING through the ledger, due at once: the poller then
+submits it like any run whose inline submission did not finish. A queued run never touches
+Databricks before that.
 
 One task per ledger admits, and a new run of a namespace with runs waiting always queues
 behind them (``admission.decide``), so a pass's counts cannot be overtaken by a submission
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.runs.admission import Waiting, promotions
+from gateway.runs.admission import Waiting, admissible, over_budget, promotions
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, utcnow
@@ -61,17 +62,23 @@ class Admitter:
 
     async def tick(self) -> int:
         """One pass: admit what fits now; return how many runs were admitted."""
-        heads = await self._store.queued_heads(HEADS_PER_NAMESPACE)
+        queued, active = await self._store.queue_counts()
+        if not queued:
+            return 0
+        tenants, caps = self._tenants(), self._caps.caps()
+        candidates = admissible(queued, active, tenants.quotas, caps)
+        spent = await self._spent(candidates, tenants)
+        # Full namespaces' heads are never read: a pass where nothing fits costs two counts.
+        heads = await self._store.queued_heads_of(candidates - spent, HEADS_PER_NAMESPACE)
         if not heads:
             return 0
-        active = await self._store.active_counts()
-        tenants = self._tenants()
         by_id = {run.id: run for run in heads}
         chosen = promotions(
             [Waiting(run.namespace, run.workspace, run.id) for run in heads],
             active,
             tenants.quotas,
-            self._caps.caps(),
+            caps,
+            spent,
         )
         admitted = 0
         for pick in chosen:
@@ -82,6 +89,14 @@ class Admitter:
                 admitted += 1
                 self._metrics.queue_wait.labels(namespace=run.namespace).observe(waited)
         return admitted
+
+    async def _spent(self, namespaces: set[str], tenants: TenantsSettings) -> set[str]:
+        """The waiting namespaces at their run-hours budget: their queues hold this pass."""
+        budgeted = [ns for ns in namespaces if tenants.quotas(ns).run_hours_per_day is not None]
+        if not budgeted:
+            return set()
+        used = await self._store.run_seconds(budgeted, self._clock())
+        return {ns for ns, seconds in used.items() if over_budget(seconds, tenants.quotas(ns))}
 
     async def run_forever(self) -> None:
         """Admit in passes until cancelled; a failed pass is logged and retried."""

@@ -26,6 +26,7 @@ from gateway.runs.admission import decide
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.guardrails import check_guardrails
 from gateway.runs.ledger import RunLedger
+from gateway.runs.quota import budget_refusal
 from gateway.runs.specs import prepare_spec
 from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, RunPage, SubmitOutcome, SubmitRequest, utcnow
@@ -133,6 +134,8 @@ class RunsService:
             )
         except QuotaExceeded as exc:
             self._metrics.observe_quota_refusal(new.namespace, exc.limit)
+            if exc.limit == "run_hours_per_day":
+                raise await budget_refusal(self._store, new.namespace, quotas, now) from None
             raise
 
     async def get(self, namespace: str, run_id: int) -> RunRecord:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from gateway.databricks.budgets import acting_for
 from gateway.databricks.jobs import JobsClient
 from gateway.errors import (
     CredentialUnavailable,
@@ -191,10 +192,11 @@ class Submitter:
         try:
             identity = identity or await self.identity_of(run)
             token = databricks_idempotency_token(self._store.installation_id, run.id)
-            async with asyncio.timeout(deadline):
-                remote_id = await self._jobs.submit(
-                    identity.workspace, identity.credential, run.spec, idempotency_token=token
-                )
+            with acting_for(run.namespace):  # the namespace's share of the submit budget
+                async with asyncio.timeout(deadline):
+                    remote_id = await self._jobs.submit(
+                        identity.workspace, identity.credential, run.spec, idempotency_token=token
+                    )
         except (DatabricksInvalidRequest, DatabricksPermissionDenied) as exc:
             self._metrics.observe_submission(run.namespace, "rejected")
             rejected = await self._ledger.finish(
@@ -281,9 +283,10 @@ class Submitter:
         if run.databricks_run_id is None:
             raise NotFound(f"run {run.id} has not reached Databricks")
         identity = await self.identity_of(run)
-        return await self._jobs.get_payload(
-            identity.workspace, identity.credential, run.databricks_run_id, params=params
-        )
+        with acting_for(run.namespace):  # the namespace's share of the runs/get budget
+            return await self._jobs.get_payload(
+                identity.workspace, identity.credential, run.databricks_run_id, params=params
+            )
 
     async def remote_output(
         self, namespace: str, task_run_id: int, *, run: RunRecord | None = None

@@ -11,8 +11,11 @@ How consumers see the new policy: the process has one ``Settings``, and every co
 ``settings.tenants`` when it decides (the identity resolver, the run service, admission, the
 quota view), so the reloader replaces that one attribute in place. ``Settings`` is frozen for
 everyone else; this module is its one writer, and the swap is one reference assignment on the
-event loop, so a reader sees either the old policy or the new one whole. Identity resolutions
-already cached keep their answer until their TTL; everything else uses the new policy at once.
+event loop, so a reader sees either the old policy or the new one whole. Consumers that cache
+what they derived from the policy subscribe to ``on_changed``: each applied reload tells them
+which namespaces' identity-bearing policy (presence, workspace, identity) changed, or None for
+every namespace when the defaults' workspace did; the identity resolver forgets those
+namespaces' resolutions, so a changed identity takes effect at the next use.
 """
 
 from __future__ import annotations
@@ -54,6 +57,23 @@ def _unknown_workspaces(tenants: TenantsSettings, settings: Settings) -> list[st
     ]
 
 
+def _identity_of(tenants: TenantsSettings, namespace: str) -> tuple[object, ...] | None:
+    policy = tenants.namespaces.get(namespace)
+    return None if policy is None else (policy.workspace, policy.identity)
+
+
+def identity_changes(old: TenantsSettings, new: TenantsSettings) -> frozenset[str] | None:
+    """The namespaces whose identity may resolve differently under ``new``; None: all of them.
+
+    A namespace's entry appearing or going counts (an unconfigured namespace resolves
+    otherwise), and so does its workspace or identity; quotas and the rest do not.
+    """
+    if old.defaults.workspace != new.defaults.workspace:
+        return None
+    names = set(old.namespaces) | set(new.namespaces)
+    return frozenset(n for n in names if _identity_of(old, n) != _identity_of(new, n))
+
+
 class TenantsReloader:
     """Replaces ``settings.tenants`` with the tenants file's new content once it validates."""
 
@@ -70,6 +90,8 @@ class TenantsReloader:
         self._on_stale = on_stale
         self._interval = interval_seconds
         self.stale: str | None = None
+        # Told, after a new policy is in place, whose identity it may change (None: anyone's).
+        self.on_changed: list[Callable[[frozenset[str] | None], None]] = []
         self._seen: Signature = None
         if settings.tenants_file:
             self._seen = _signature(settings.tenants_file)
@@ -84,13 +106,19 @@ class TenantsReloader:
         if problems:
             self.refuse(ConfigError([f"{self.path}: {p}" for p in problems]))
             return False
-        changed = fresh.tenants != self._settings.tenants
+        old = self._settings.tenants
+        changed = fresh.tenants != old
         # The one writer of a frozen model's attribute: see the module docstring.
         object.__setattr__(self._settings, "tenants", fresh.tenants)
         self.stale = None
         self._on_stale(False)
         if changed:
-            log.info("tenants_reloaded", file=self.path)
+            names = identity_changes(old, fresh.tenants)
+            log.info("tenants_reloaded", file=self.path,
+                     identities_changed="all" if names is None else sorted(names))  # fmt: skip
+            if names is None or names:
+                for listener in self.on_changed:
+                    listener(names)
         return changed
 
     def refuse(self, exc: LakegateError) -> None:

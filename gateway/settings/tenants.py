@@ -171,6 +171,15 @@ class QuotaSettings(Frozen):
     paused: bool = False
     # Draining: new runs are refused; active and queued ones go on.
     draining: bool = False
+    # A budget of run time over a rolling 24 h: each run's time from SUBMITTING to its end (or
+    # now). At or over it new runs wait QUEUED (or are refused) until enough of the day's run
+    # time leaves the window. None: no budget.
+    run_hours_per_day: float | None = Field(default=None, gt=0)
+    # What a new run meets over the budget; None: the same as over_active.
+    over_run_hours: Literal["queue", "refuse"] | None = None
+
+    def run_hours_policy(self) -> Literal["queue", "refuse"]:
+        return self.over_run_hours or self.over_active
 
 
 class GuardrailSettings(Frozen):

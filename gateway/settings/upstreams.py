@@ -37,6 +37,10 @@ class WorkspaceSettings(Frozen):
     # principal carry X-Databricks-Azure-Workspace-Resource-Id and a management token, which
     # let a principal with a role on the workspace resource in before it is a workspace user.
     azure_resource_id: str | None = None
+    # Request budgets for runs/submit and runs/get on this workspace, shared fairly by the
+    # namespaces (gateway.databricks.budgets), below Databricks' own rate limits. None: none.
+    submit_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
+    get_requests_per_second: float | None = Field(default=None, gt=0, le=1000)
 
     @field_validator("host")
     @classmethod

@@ -1,4 +1,5 @@
-"""The SQLite ledger's admission reads: a namespace's usage, the queue's heads, active counts.
+"""The SQLite ledger's admission reads: a namespace's usage, the queue's heads, active counts,
+run time.
 
 Every function takes the connection of the transaction it is part of and runs on the store's
 thread; ``usage`` runs inside ``create_run``'s write transaction, so what admission sees is
@@ -7,7 +8,9 @@ what the insert commits against.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Collection
 from datetime import datetime
 from typing import TypeVar
 
@@ -46,6 +49,38 @@ SELECT * FROM (
     WHERE state = 'QUEUED'
 ) WHERE position <= ? ORDER BY namespace, id
 """
+# The same heads, of some namespaces only (a JSON array): what a pass can admit from.
+QUEUED_HEADS_OF = """
+SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY namespace ORDER BY id) AS position FROM runs
+    WHERE state = 'QUEUED' AND namespace IN (SELECT value FROM json_each(?))
+) WHERE position <= ? ORDER BY namespace, id
+"""
+QUEUED_COUNTS = """
+SELECT workspace, namespace, count(*) AS n FROM runs WHERE state = 'QUEUED'
+GROUP BY workspace, namespace
+"""
+# The runs that held a slot in the window [since, now]: those still active (ended_at NULL)
+# and those that ended after ``since``, each one range of runs_run_time (migration 7). The
+# OR of the two would make SQLite read every run the namespace ever had.
+_SPANS = """
+SELECT started_at, ended_at FROM runs
+WHERE namespace = :ns AND started_at IS NOT NULL AND ended_at IS NULL AND started_at < :now
+UNION ALL
+SELECT started_at, ended_at FROM runs
+WHERE namespace = :ns AND started_at IS NOT NULL AND ended_at > :since AND started_at < :now
+"""
+RUN_SPANS = _SPANS + "ORDER BY started_at"
+RUN_SECONDS = """
+SELECT coalesce(sum(min(coalesce(ended_at, :now), :now) - max(started_at, :since)), 0) AS us
+FROM (
+    SELECT started_at, ended_at FROM runs
+    WHERE namespace = :ns AND started_at IS NOT NULL AND ended_at IS NULL AND started_at < :now
+    UNION ALL
+    SELECT started_at, ended_at FROM runs
+    WHERE namespace = :ns AND started_at IS NOT NULL AND ended_at > :since AND started_at < :now
+)
+"""
 ACTIVE_COUNTS = """
 SELECT workspace, namespace, count(*) AS n FROM runs
 WHERE state IN (SELECT value FROM json_each(?)) GROUP BY workspace, namespace
@@ -70,12 +105,45 @@ def usage(conn: sqlite3.Connection, namespace: str, workspace: str, at: int) -> 
         workspace_active=int(on_workspace.fetchone()["n"]),
         recent_submissions=tuple(from_us(row["created_at"]) for row in recent),
         mean_run_seconds=None if mean is None else float(mean) / 1_000_000,
+        run_seconds=run_seconds(conn, namespace, at),
     )
+
+
+def _window(namespace: str, at: int) -> dict[str, object]:
+    return {"ns": namespace, "now": at, "since": at - _DAY_US}
+
+
+def run_seconds(conn: sqlite3.Connection, namespace: str, at: int) -> float:
+    """The namespace's run time within the day before ``at``, in seconds."""
+    return int(conn.execute(RUN_SECONDS, _window(namespace, at)).fetchone()["us"]) / 1_000_000
+
+
+def run_spans(
+    conn: sqlite3.Connection, namespace: str, at: int
+) -> list[tuple[datetime, datetime | None]]:
+    rows = conn.execute(RUN_SPANS, _window(namespace, at)).fetchall()
+    return [
+        (from_us(row["started_at"]), None if row["ended_at"] is None else from_us(row["ended_at"]))
+        for row in rows
+    ]
 
 
 def queued_heads(conn: sqlite3.Connection, per_namespace: int) -> list[RunRecord]:
     """The oldest ``per_namespace`` QUEUED runs of every namespace, by namespace then id."""
     return [decode_run(row) for row in conn.execute(QUEUED_HEADS, (per_namespace,)).fetchall()]
+
+
+def queued_heads_of(
+    conn: sqlite3.Connection, namespaces: Collection[str], per_namespace: int
+) -> list[RunRecord]:
+    rows = conn.execute(
+        QUEUED_HEADS_OF, (json.dumps(sorted(set(namespaces))), per_namespace)
+    ).fetchall()
+    return [decode_run(row) for row in rows]
+
+
+def _pairs(rows: list[sqlite3.Row]) -> dict[tuple[str, str], int]:
+    return {(row["workspace"], row["namespace"]): int(row["n"]) for row in rows}
 
 
 def active_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
@@ -100,3 +168,34 @@ class QuotaReads:
 
     async def active_counts(self) -> dict[tuple[str, str], int]:
         return await self._run(active_counts, write=False)
+
+    async def queue_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        def body(conn: sqlite3.Connection) -> tuple[dict[tuple[str, str], int], ...]:
+            return _pairs(conn.execute(QUEUED_COUNTS).fetchall()), active_counts(conn)
+
+        queued, active = await self._run(body, write=False)
+        return queued, active
+
+    async def queued_heads_of(
+        self, namespaces: Collection[str], per_namespace: int
+    ) -> list[RunRecord]:
+        check_limit(per_namespace)
+        if not namespaces:
+            return []
+        return await self._run(
+            lambda conn: queued_heads_of(conn, namespaces, per_namespace), write=False
+        )
+
+    async def run_spans(
+        self, namespace: str, now: datetime
+    ) -> list[tuple[datetime, datetime | None]]:
+        at = to_us(now)
+        return await self._run(lambda conn: run_spans(conn, namespace, at), write=False)
+
+    async def run_seconds(self, namespaces: Collection[str], now: datetime) -> dict[str, float]:
+        at, names = to_us(now), sorted(set(namespaces))
+        return await self._run(
+            lambda conn: {ns: run_seconds(conn, ns, at) for ns in names}, write=False
+        )

@@ -272,8 +272,23 @@ class Store(OutboxStore, Protocol):
 
         Active and queued counts, the active runs of every namespace on ``workspace``, the
         creation times of the namespace's latest runs (newest first, within the last hour)
-        and the mean time from creation to end of its runs created in the last day.
+        and the mean time from creation to end of its runs created in the last day, and its
+        ``run_seconds``: each run's time from SUBMITTING to its end (or ``now``) within the
+        24 hours before ``now``, summed.
         """
+        ...
+
+    async def run_spans(
+        self, namespace: str, now: datetime
+    ) -> list[tuple[datetime, datetime | None]]:
+        """(became SUBMITTING, ended or None) of the namespace's runs active in the last day.
+
+        What ``run_seconds`` sums, run by run, for working out when it falls under a budget.
+        """
+        ...
+
+    async def run_seconds(self, namespaces: Collection[str], now: datetime) -> dict[str, float]:
+        """``usage(...).run_seconds`` of each of ``namespaces`` (0.0 for one without runs)."""
         ...
 
     async def queued_heads(self, per_namespace: int) -> list[RunRecord]:
@@ -286,6 +301,22 @@ class Store(OutboxStore, Protocol):
 
     async def active_counts(self) -> dict[tuple[str, str], int]:
         """Active runs (SUBMITTING to TERMINATING) per (workspace, namespace); none: absent."""
+        ...
+
+    async def queue_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """QUEUED runs and active runs per (workspace, namespace), from one snapshot.
+
+        What an admission pass reads first: from counts alone it can tell which namespaces
+        could admit, and read the heads of those only (``queued_heads_of``).
+        """
+        ...
+
+    async def queued_heads_of(
+        self, namespaces: Collection[str], per_namespace: int
+    ) -> list[RunRecord]:
+        """``queued_heads`` restricted to ``namespaces``; [] for none."""
         ...
 
 

@@ -52,6 +52,8 @@ class FakeGateway:
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        # What GET .../quota answers, one view per request; the last one is repeated.
+        self.quota_views: list[dict[str, Any]] = [{}]
 
     # --- set-up used by tests ---------------------------------------------------------------
 
@@ -61,6 +63,7 @@ class FakeGateway:
         app.router.add_get("/v1/namespaces/{ns}/runs", self._list)
         app.router.add_get("/v1/namespaces/{ns}/runs/{id}", self._get)
         app.router.add_post("/v1/namespaces/{ns}/runs/{id}/cancel", self._cancel)
+        app.router.add_get("/v1/namespaces/{ns}/quota", self._quota)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -131,6 +134,11 @@ class FakeGateway:
             assert request.transport is not None
             request.transport.close()
         return web.json_response(run.data, status=202)
+
+    async def _quota(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        view = self.quota_views.pop(0) if len(self.quota_views) > 1 else self.quota_views[0]
+        return web.json_response({"namespace": request.match_info["ns"], **view})
 
     async def _get(self, request: web.Request) -> web.Response:
         await self._record(request)

@@ -138,6 +138,12 @@ class ManagedProcess:
                 raise TimeoutError(f"{self.name} was not ready within {within} s")
             await asyncio.sleep(0.05)
 
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` (e.g. SIGHUP, to reload) to the running command."""
+        if self._process is None or self._process.returncode is not None:
+            raise RuntimeError(f"{self.name} is not running")
+        self._process.send_signal(signum)
+
     async def kill(self) -> None:
         """SIGKILL: the process gets no chance to finish requests or close its files."""
         process, self._process = self._process, None

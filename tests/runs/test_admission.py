@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
-from gateway.runs.admission import Waiting, decide, promotions, rate_wait
+from gateway.runs.admission import Waiting, admissible, decide, promotions, rate_wait
+from gateway.runs.budget import Span, used_seconds
 from gateway.settings import QuotaSettings
 
 S = RunState
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 QUOTAS = QuotaSettings(max_active_runs=2, max_queued_runs=2, submissions_per_minute=60, burst=3)
+BUDGET = QUOTAS.model_copy(update={"run_hours_per_day": 2.0})
 
 
 def ago(*seconds: float) -> tuple[datetime, ...]:
@@ -35,6 +37,8 @@ def usage(active: int = 0, queued: int = 0, **more: object) -> NamespaceUsage:
         (usage(active=1, queued=1), QUOTAS, None, S.QUEUED, "queue"),
         (usage(workspace_active=5), QUOTAS, 5, S.QUEUED, "workspace.max_active_runs 5"),
         (usage(), QUOTAS.model_copy(update={"paused": True}), None, S.QUEUED, "paused"),
+        (usage(run_seconds=7200.0), BUDGET, None, S.QUEUED, "run_hours_per_day 2"),
+        (usage(run_seconds=7199.0), BUDGET, None, S.SUBMITTING, "accepted"),
     ],
 )
 def test_a_new_run_starts_or_waits(
@@ -73,6 +77,33 @@ def test_a_refusal_names_the_limit_and_when_to_retry(
     assert limit in caught.value.message
 
 
+def test_over_the_budget_a_refusing_policy_answers_when_it_frees() -> None:
+    """over_run_hours: refuse gives 429 run_hours_per_day, its Retry-After from the spans: a
+    run of 2 h that ended 1 h ago leaves the window from 22 h on, and 1 s more must go."""
+    refusing = BUDGET.model_copy(update={"over_run_hours": "refuse"})
+    spans = [(NOW - timedelta(hours=3), NOW - timedelta(hours=1))]
+    with pytest.raises(QuotaExceeded) as caught:
+        decide(usage(run_seconds=7200.0), refusing, workspace_cap=None, now=NOW, spans=spans)
+    assert (caught.value.limit, caught.value.value, caught.value.usage) == (
+        "run_hours_per_day",
+        2.0,
+        2.0,
+    )
+    assert caught.value.retry_after == pytest.approx(21 * 3600 + 1)
+    assert "run_hours_per_day" in caught.value.message
+
+
+def test_the_budget_policy_follows_over_active_unless_set() -> None:
+    """Without over_run_hours, over_active: refuse refuses over the budget too."""
+    refusing = BUDGET.model_copy(update={"over_active": "refuse"})
+    with pytest.raises(QuotaExceeded, match="run_hours_per_day"):
+        decide(usage(run_seconds=9000.0), refusing, workspace_cap=None, now=NOW)
+    queueing = refusing.model_copy(update={"over_run_hours": "queue"})
+    assert decide(usage(run_seconds=9000.0), queueing, workspace_cap=None, now=NOW).state is (
+        S.QUEUED
+    )
+
+
 def test_a_retry_after_the_rate_wait_is_admitted() -> None:
     """Retrying exactly Retry-After later finds the bucket holding a token again."""
     recent = ago(0.2, 0.4, 0.6)
@@ -104,7 +135,8 @@ def test_promotions_are_oldest_first_and_fair_by_share() -> None:
 
 
 def test_promotions_skip_paused_and_full_namespaces() -> None:
-    """A paused namespace or one at max_active_runs admits nothing; a workspace cap holds."""
+    """A paused namespace, one at max_active_runs or at its run-hours budget admits nothing;
+    a workspace cap holds."""
     heads = [Waiting("paused", "ws", 1), Waiting("full", "ws", 2), Waiting("free", "other", 3)]
     quotas = {
         "paused": QuotaSettings(paused=True),
@@ -114,6 +146,25 @@ def test_promotions_skip_paused_and_full_namespaces() -> None:
     active = {("ws", "full"): 1}
     assert promotions(heads, active, quotas.__getitem__, {}) == [heads[2]]
     assert promotions(heads, active, quotas.__getitem__, {"other": 0}) == []
+    assert promotions(heads, active, quotas.__getitem__, {}, spent={"free"}) == []
+
+
+def test_admissible_namespaces_are_known_from_counts() -> None:
+    """Only a namespace with room under its limit, unpaused, on a workspace with room."""
+    quotas = {
+        "room": QuotaSettings(max_active_runs=2),
+        "full": QuotaSettings(max_active_runs=1),
+        "paused": QuotaSettings(paused=True),
+        "capped": QuotaSettings(),
+    }
+    queued = {("ws", "room"): 3, ("ws", "full"): 1, ("ws", "paused"): 1, ("tight", "capped"): 1}
+    active = {("ws", "room"): 1, ("ws", "full"): 1, ("tight", "other"): 2}
+    caps = {"ws": 10, "tight": 2}
+    assert admissible(queued, active, quotas.__getitem__, caps) == {"room"}
+    assert admissible(queued, active, quotas.__getitem__, {**caps, "tight": 3}) == {
+        "room",
+        "capped",
+    }
 
 
 # --- the property: no limit exceeded, no queued run lost or admitted twice --------------------
@@ -127,23 +178,41 @@ OPS = st.one_of(
     st.tuples(st.just("restart"), st.just(0)),
     st.tuples(st.just("policy"), st.integers(1, 4)),
     st.tuples(st.just("wait"), st.integers(0, 3)),
+    # Half a day: run time of the day before leaves the budget's window.
+    st.tuples(st.just("wait"), st.just(21_600)),
 )
 
 
 @dataclass
 class Model:
-    """The ledger as admission sees it: each run's namespace and state; times of creation."""
+    """The ledger as admission sees it: each run's namespace and state; times of creation;
+    each started run's span (from admission to its end, None while active)."""
 
     cap: int
     limit: int = 2
+    budget_seconds: float = 4.0
+    over_run_hours: str = "queue"
     now: datetime = NOW
     runs: dict[int, tuple[str, RunState]] = field(default_factory=dict)
     created: dict[str, list[datetime]] = field(default_factory=dict)
+    spans: dict[int, Span] = field(default_factory=dict)
 
     def quotas(self, _namespace: str) -> QuotaSettings:
         return QuotaSettings(
-            max_active_runs=self.limit, max_queued_runs=3, submissions_per_minute=30, burst=2
-        )
+            max_active_runs=self.limit, max_queued_runs=3, submissions_per_minute=30, burst=2,
+            run_hours_per_day=self.budget_seconds / 3600, over_run_hours=self.over_run_hours,
+        )  # fmt: skip
+
+    def namespace_spans(self, namespace: str) -> list[Span]:
+        return [span for i, span in self.spans.items() if self.runs[i][0] == namespace]
+
+    def start(self, run_id: int, namespace: str) -> None:
+        """Admit a run, checking that its namespace was under every limit just before."""
+        assert len(self.ids(namespace, S.RUNNING)) < self.limit
+        assert len(self.ids(None, S.RUNNING)) < self.cap
+        assert used_seconds(self.namespace_spans(namespace), self.now) < self.budget_seconds
+        self.runs[run_id] = (namespace, S.RUNNING)
+        self.spans[run_id] = (self.now, None)
 
     def ids(self, namespace: str | None, state: RunState) -> list[int]:
         return sorted(
@@ -157,6 +226,7 @@ class Model:
             queued=len(self.ids(namespace, S.QUEUED)),
             workspace_active=len(self.ids(None, S.RUNNING)),
             recent_submissions=tuple(reversed(self.created.get(namespace, []))),
+            run_seconds=used_seconds(self.namespace_spans(namespace), self.now),
         )
 
     def check(self) -> None:
@@ -166,54 +236,69 @@ class Model:
 
 def _apply(model: Model, op: str, arg: object, queued: set[int], admitted: list[int]) -> None:
     if op == "submit":
-        namespace = str(arg)
-        before = model.usage(namespace)
-        try:
-            verdict = decide(
-                before, model.quotas(namespace), workspace_cap=model.cap, now=model.now
-            )
-        except QuotaExceeded:
-            return
-        if verdict.state is S.SUBMITTING:
-            assert before.active < model.limit
-            assert before.workspace_active < model.cap
-        run_id = len(model.runs) + 1
-        model.runs[run_id] = (namespace, S.RUNNING if verdict.state is S.SUBMITTING else S.QUEUED)
-        model.created.setdefault(namespace, []).append(model.now)
-        if verdict.state is S.QUEUED:
-            queued.add(run_id)
+        _submit(model, str(arg), queued)
     elif op in ("complete", "cancel"):
         wanted = S.RUNNING if op == "complete" else S.QUEUED
         candidates = model.ids(None, wanted)
         if candidates:
             run_id = candidates[int(str(arg)) % len(candidates)]
             model.runs[run_id] = (model.runs[run_id][0], S.CANCELED)
+            if run_id in model.spans:
+                model.spans[run_id] = (model.spans[run_id][0], model.now)
             queued.discard(run_id)
     elif op == "tick":
         heads = [Waiting(model.runs[i][0], "ws", i) for i in model.ids(None, S.QUEUED)]
         active = {("ws", ns): len(model.ids(ns, S.RUNNING)) for ns in NAMESPACES}
-        for pick in promotions(heads, active, model.quotas, {"ws": model.cap}):
+        spent = {ns for ns in NAMESPACES if model.usage(ns).run_seconds >= model.budget_seconds}
+        picks = promotions(heads, active, model.quotas, {"ws": model.cap}, spent)
+        # What the queue reads heads for must hold every namespace promotions would pick.
+        counts = {("ws", h.namespace): 1 for h in heads}
+        assert {p.namespace for p in picks} <= admissible(
+            counts, active, model.quotas, {"ws": model.cap}
+        )
+        for pick in picks:
             assert model.runs[pick.run_id][1] is S.QUEUED  # never admitted twice
-            assert len(model.ids(pick.namespace, S.RUNNING)) < model.limit
-            assert len(model.ids(None, S.RUNNING)) < model.cap
-            model.runs[pick.run_id] = (pick.namespace, S.RUNNING)
+            model.start(pick.run_id, pick.namespace)
             queued.discard(pick.run_id)
             admitted.append(pick.run_id)
     elif op == "policy":
         model.limit = int(str(arg))
+        model.budget_seconds = 2.0 * int(str(arg))
+        model.over_run_hours = "refuse" if int(str(arg)) % 2 else "queue"
     elif op == "wait":
         model.now += timedelta(seconds=int(str(arg)) * 2)
     # "restart": admission keeps no memory of its own; the model's ledger is all there is.
 
 
+def _submit(model: Model, namespace: str, queued: set[int]) -> None:
+    before, spans = model.usage(namespace), model.namespace_spans(namespace)
+    quotas = model.quotas(namespace)
+    try:
+        verdict = decide(before, quotas, workspace_cap=model.cap, now=model.now, spans=spans)
+    except QuotaExceeded as refused:
+        if refused.limit == "run_hours_per_day":
+            # The Retry-After is when the budget frees if nothing new starts meanwhile, or an
+            # active run's end when nothing else can free it (then one is active).
+            later = model.now + timedelta(seconds=refused.retry_after)
+            assert used_seconds(spans, later) < model.budget_seconds or before.active > 0
+        return
+    run_id = len(model.runs) + 1
+    model.runs[run_id] = (namespace, S.QUEUED)
+    model.created.setdefault(namespace, []).append(model.now)
+    if verdict.state is S.SUBMITTING:
+        model.start(run_id, namespace)
+    else:
+        queued.add(run_id)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(OPS, max_size=80), st.integers(1, 6))
+@given(st.lists(OPS, min_size=20, max_size=80), st.integers(1, 6))
 def test_no_limit_is_exceeded_and_no_queued_run_is_lost(
     ops: list[tuple[str, object]], cap: int
 ) -> None:
     """In any sequence of submits, completions, cancels, restarts and policy changes, every
-    admission happens under the limits, the queue stays bounded, and every queued run is
-    still queued until it is admitted (once) or cancelled."""
+    admission happens under the limits (the run-hours budget included), the queue stays
+    bounded, and every queued run is still queued until it is admitted (once) or cancelled."""
     model = Model(cap=cap)
     queued: set[int] = set()
     admitted: list[int] = []

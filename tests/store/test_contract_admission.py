@@ -99,3 +99,25 @@ async def test_an_admission_sets_the_first_history_message(store: Store) -> None
     assert held is not None
     assert held.state is S.QUEUED
     assert [(h.to_state, h.message) for h in held.history] == [(S.QUEUED, "queued: 0 active")]
+
+
+async def test_queue_counts_give_queued_and_active_per_pair(store: Store) -> None:
+    """queue_counts: QUEUED runs and active runs per (workspace, namespace), one snapshot."""
+    await store.create_run(new_run(), NOW)
+    await store.create_run(new_run(state=S.QUEUED), NOW)
+    await store.create_run(new_run(state=S.QUEUED), NOW)
+    await store.create_run(new_run("team-b", state=S.QUEUED), NOW)
+    queued, active = await store.queue_counts()
+    assert queued == {("adb-123", "team-a"): 2, ("adb-123", "team-b"): 1}
+    assert active == {("adb-123", "team-a"): 1}
+
+
+async def test_queued_heads_of_reads_only_the_namespaces_asked(store: Store) -> None:
+    """queued_heads_of keeps queued_heads' order for the namespaces given; [] for none."""
+    ids: dict[str, list[int]] = {}
+    for name in ["team-a", "team-b", "team-c", "team-a"]:
+        run, _ = await store.create_run(new_run(name, state=S.QUEUED), NOW)
+        ids.setdefault(name, []).append(run.id)
+    heads = await store.queued_heads_of({"team-a", "team-c"}, 5)
+    assert [r.id for r in heads] == ids["team-a"] + ids["team-c"]
+    assert await store.queued_heads_of(set(), 5) == []
