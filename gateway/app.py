@@ -61,7 +61,7 @@ from gateway.kube import InformerOptions, KubeClient, KubeConfig, ServiceAccount
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunState
-from gateway.readiness import Check, Readiness, ReadinessChecks
+from gateway.readiness import Check, Readiness, ReadinessChecks, task_check, workspaces_check
 from gateway.runs.types import utcnow
 from gateway.runs.wiring import wire_runs
 from gateway.secrets_registry import remember_settings
@@ -112,7 +112,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     readiness: Readiness = checks
     app[READINESS] = readiness
     # Not a resource of its own: the allow-list is settings.
-    checks.add("workspaces", _allow_list_check(settings))
+    checks.add("workspaces", workspaces_check(len(settings.workspaces)))
     setup_api(app, settings)
     app.cleanup_ctx.append(_store_ctx(settings, over, checks))
     app.cleanup_ctx.append(_http_ctx(settings))
@@ -356,7 +356,7 @@ def _background_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
         if over.run_poller:
             poller = asyncio.create_task(app[POLLER].run_forever(), name="poller")
             tasks.append(poller)
-            scope = checks.registered("poller", _task_check(poller))
+            scope = checks.registered("poller", task_check(poller))
         tasks.append(asyncio.create_task(_refresh_run_gauges(app), name="run-gauges"))
         try:
             with scope:
@@ -372,26 +372,10 @@ def _background_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
     return ctx
 
 
-def _allow_list_check(settings: Settings) -> Check:
-    async def check() -> tuple[bool, str]:
-        count = len(settings.workspaces)
-        return count > 0, f"{count} workspace(s) on the allow-list"
-
-    return check
-
-
 def _informer_check(informer: ServiceAccountInformer) -> Check:
     async def check() -> tuple[bool, str]:
         status = informer.status
         return status.ready, f"ServiceAccount informer {status.mode}"
-
-    return check
-
-
-def _task_check(task: asyncio.Task[None]) -> Check:
-    async def check() -> tuple[bool, str]:
-        running = not task.done()
-        return running, "running" if running else "stopped"
 
     return check
 

@@ -10,6 +10,7 @@ Imports nothing of lakegate, so every layer may use it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
@@ -46,3 +47,22 @@ class ReadinessChecks:
     async def __call__(self) -> ReadinessReport:
         # A check that raises fails the whole probe; /readyz answers that as not ready.
         return {name: await check() for name, check in list(self._checks.items())}
+
+
+def workspaces_check(count: int) -> Check:
+    """Ready only with a workspace to send runs to."""
+
+    async def check() -> tuple[bool, str]:
+        return count > 0, f"{count} workspace(s) on the allow-list"
+
+    return check
+
+
+def task_check(task: asyncio.Task[None]) -> Check:
+    """Ready while a background task runs; a stopped poller cannot follow runs."""
+
+    async def check() -> tuple[bool, str]:
+        running = not task.done()
+        return running, "running" if running else "stopped"
+
+    return check

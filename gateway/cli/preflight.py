@@ -149,7 +149,7 @@ def sdk_environment(settings: Settings, files: Files, env: Mapping[str, str]) ->
     # The gateway's own identity read the way the Databricks SDKs read it: start-up refuses
     # these too, so they are errors, not warnings.
     for problem in sdk_env.check(settings, env):
-        yield Finding("error", "environment", problem)
+        yield Finding("error", "environment", problem.removeprefix("environment: "))
 
 
 CHECKS: tuple[Check, ...] = (
