@@ -16,7 +16,7 @@ from typing import Protocol
 
 from gateway.callers.issuers import unverified_claims
 from gateway.callers.types import Identity, Refused, bounded
-from gateway.errors import LakegateError
+from gateway.errors import CredentialChecksBusy
 from gateway.settings import NAMESPACE_RE, KubernetesCallers
 from gateway.singleflight import TtlCache
 
@@ -70,19 +70,11 @@ REVIEWS_PER_SECOND = 20.0
 REVIEW_BURST = 40
 
 
-class ReviewsThrottled(LakegateError):
-    """Too many unknown tokens to review right now: may heal, so 503 with Retry-After."""
-
-    status = 503
-    title = "Too many credentials to check"
-    transient = True
+class ReviewsThrottled(CredentialChecksBusy):
+    """Too many unknown tokens to review right now."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            "The gateway is checking too many unknown Kubernetes tokens at once; "
-            "retry after the delay given."
-        )
-        self.retry_after = retry_after
+        super().__init__("Kubernetes tokens", retry_after)
 
 
 class TokenBucket:

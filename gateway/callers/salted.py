@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.errors import LakegateError
+from gateway.errors import CredentialChecksBusy
 
 # Until a check has been timed, a turn is assumed to take this long.
 _FIRST_GUESS_SECONDS = 1.0
@@ -23,19 +23,11 @@ _FIRST_GUESS_SECONDS = 1.0
 _WEIGHT = 0.2
 
 
-class ChecksBusy(LakegateError):
-    """Every salted-check slot and queue place is taken: may heal, so 503 with Retry-After."""
-
-    status = 503
-    title = "Too many credentials to check"
-    transient = True
+class ChecksBusy(CredentialChecksBusy):
+    """Every salted-check slot and queue place is taken."""
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            "The gateway is checking too many unknown API keys at once; "
-            "retry after the delay given."
-        )
-        self.retry_after = retry_after
+        super().__init__("API keys", retry_after)
 
 
 def wait_estimate(mean_seconds: float, admitted: int, workers: int) -> float:
