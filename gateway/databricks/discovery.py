@@ -47,17 +47,6 @@ def host_key(host: str) -> str:
         return host.strip().rstrip("/")
 
 
-async def discover_token_endpoint(
-    session: aiohttp.ClientSession,
-    host: str,
-    *,
-    request_timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-    retry: RetryPolicy = DEFAULT_DISCOVERY_RETRY,
-) -> str:
-    """The workspace's ``token_endpoint`` from OIDC discovery; ``{host}/oidc/v1/token`` if not."""
-    return (await discover(session, host, request_timeout=request_timeout, retry=retry)).endpoint
-
-
 async def discover(
     session: aiohttp.ClientSession,
     host: str,

@@ -33,7 +33,6 @@ from gateway.databricks.discovery import (
     DEFAULT_TOKEN_PATH,
     DISCOVERY_PATH,
     discover,
-    discover_token_endpoint,
     host_key,
 )
 from gateway.databricks.retries import RetryPolicy, retry_after_of
@@ -74,7 +73,6 @@ __all__ = [
     "DISCOVERY_PATH",
     "TokenClient",
     "basic_authorization",
-    "discover_token_endpoint",
     "entra_token_endpoint",
     "jwt_assertion",
     "parse_token_response",

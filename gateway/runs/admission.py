@@ -74,7 +74,7 @@ def run_hours_refusal(
     namespace: str, quotas: QuotaSettings, run_seconds: float, wait: float
 ) -> QuotaExceeded:
     """The 429 of a namespace over its run-hours budget, to retry after ``wait`` seconds."""
-    used = round(run_seconds / 3600, 3)
+    used = run_hours(run_seconds)
     return QuotaExceeded(
         f"namespace '{namespace}' has used {used:g} of its run_hours_per_day "
         f"{quotas.run_hours_per_day:g} in the last 24 h and its policy refuses rather than "
@@ -86,6 +86,11 @@ def run_hours_refusal(
         value=quotas.run_hours_per_day,
         usage=used,
     )
+
+
+def run_hours(seconds: float) -> float:
+    """Run time as the hours quotas speak in, to the second's precision shown to people."""
+    return round(seconds / 3600, 3)
 
 
 def run_hours_wait(
@@ -104,7 +109,7 @@ def wait_reason(
     if quotas.paused:
         return ("paused", True, usage.queued)
     if over_budget(usage.run_seconds, quotas):
-        return ("run_hours_per_day", quotas.run_hours_per_day, round(usage.run_seconds / 3600, 3))
+        return ("run_hours_per_day", quotas.run_hours_per_day, run_hours(usage.run_seconds))
     if usage.active >= quotas.max_active_runs:
         return ("max_active_runs", quotas.max_active_runs, usage.active)
     if workspace_cap is not None and usage.workspace_active >= workspace_cap:

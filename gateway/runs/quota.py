@@ -18,6 +18,7 @@ from gateway.runs.admission import (
     UNMEASURED_WAIT_SECONDS,
     over_budget,
     rate_wait,
+    run_hours,
     run_hours_refusal,
     run_hours_wait,
     slot_wait,
@@ -51,7 +52,7 @@ async def budget_refusal(
 
 def _run_hours(usage: NamespaceUsage, quotas: QuotaSettings, wait: float | None) -> dict[str, Any]:
     return {
-        "used": round(usage.run_seconds / 3600, 3),
+        "used": run_hours(usage.run_seconds),
         "budget": quotas.run_hours_per_day,
         "retry_after_seconds": None if wait is None else round(wait, 1),
     }

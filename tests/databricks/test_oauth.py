@@ -132,7 +132,7 @@ async def test_discovery_returns_the_token_endpoint(
     """The discovery document's token_endpoint is used when it is on the workspace host."""
     endpoint = f"{server.url}/oidc/v1/custom-token"
     server.script("GET", DISCOVERY, Reply(json={"token_endpoint": endpoint}))
-    assert await oauth.discover_token_endpoint(session, server.url) == endpoint
+    assert (await oauth.discover(session, server.url)).endpoint == endpoint
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ async def test_discovery_falls_back_to_the_standard_path(
     """A failed, empty or foreign discovery answer means {host}/oidc/v1/token."""
     server.script("GET", DISCOVERY, reply, reply)
     with capture_logs() as logs:
-        endpoint = await oauth.discover_token_endpoint(session, server.url)
+        endpoint = (await oauth.discover(session, server.url)).endpoint
     assert endpoint == server.url + TOKEN_PATH
     assert logs[-1]["event"] in ("oauth_discovery_failed", "oauth_discovery_foreign_endpoint")
 
