@@ -56,7 +56,8 @@ module.
     │           ├── KubeInvalid     502  it answered 422 or 400: what was sent is refused
     │           └── KubeExpired     502  it answered 410: the resourceVersion is too old
     ├── StoreError                  503  the ledger could not be read or written
-    ├── CredentialChecksBusy        503  too many unknown credentials being checked (retry_after)
+    ├── CredentialChecksBusy        503  too many unknown credentials being checked
+    │   │                                (retry_after): gateway.callers.types
     │   ├── ChecksBusy              503  salted API-key checks: gateway.callers.salted
     │   └── ReviewsThrottled        503  TokenReviews of unknown tokens: gateway.callers.reviews
     └── GatewayClientError          500  a call through the REST client failed:
@@ -384,21 +385,6 @@ class KubernetesError(UpstreamError):
     ) -> None:
         super().__init__(message, http_status=http_status, error_code=reason)
         self.transient = http_status is None or http_status >= 500 or http_status == 429
-
-
-class CredentialChecksBusy(LakegateError):
-    """Too many credentials nobody presented before are waiting to be checked. The credential
-    may well be valid, so this is an outage answer (503 with Retry-After), never a 401."""
-
-    status = 503
-    title = "Too many credentials to check"
-    transient = True
-
-    def __init__(self, what: str, retry_after: float) -> None:
-        super().__init__(
-            f"The gateway is checking too many unknown {what} at once; retry after the delay given."
-        )
-        self.retry_after = retry_after
 
 
 class StoreError(LakegateError):

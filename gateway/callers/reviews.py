@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.callers.issuers import unverified_claims
-from gateway.callers.types import Identity, Refused, bounded
-from gateway.errors import CredentialChecksBusy
+from gateway.callers.types import CredentialChecksBusy, Identity, Refused, bounded
 from gateway.settings import NAMESPACE_RE, KubernetesCallers
 from gateway.singleflight import TtlCache
 

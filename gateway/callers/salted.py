@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 
-from gateway.errors import CredentialChecksBusy
+from gateway.callers.types import CredentialChecksBusy
 
 # Until a check has been timed, a turn is assumed to take this long.
 _FIRST_GUESS_SECONDS = 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.errors import LakegateError
 from gateway.selectors import LabelSelector
 
 Method = Literal["kubernetes", "api_key", "jwt", "none"]
@@ -70,3 +71,18 @@ class Refused(Exception):
 
 def bounded(subject: str) -> str:
     return subject if len(subject) <= MAX_SUBJECT_CHARS else subject[:MAX_SUBJECT_CHARS] + "…"
+
+
+class CredentialChecksBusy(LakegateError):
+    """Too many credentials nobody presented before are waiting to be checked. The credential
+    may well be valid, so this is an outage answer (503 with Retry-After), never a 401."""
+
+    status = 503
+    title = "Too many credentials to check"
+    transient = True
+
+    def __init__(self, what: str, retry_after: float) -> None:
+        super().__init__(
+            f"The gateway is checking too many unknown {what} at once; retry after the delay given."
+        )
+        self.retry_after = retry_after
