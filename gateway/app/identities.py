@@ -1,0 +1,95 @@
+"""The identities context: the resolver, its builder and token cache, and the ServiceAccount
+informer, which it alone owns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.app.overrides import Ctx, Overrides
+from gateway.appkeys import (
+    DATABRICKS_HTTP,
+    IDENTITIES,
+    INFORMER,
+    KUBE,
+    METRICS,
+    TENANTS_RELOADER,
+)
+from gateway.identity import plans
+from gateway.identity.builders import Builder
+from gateway.identity.cache import TokenCache
+from gateway.identity.resolver import NamespaceResolver
+from gateway.kube import InformerOptions, ServiceAccountInformer
+from gateway.readiness import Check, ReadinessChecks
+from gateway.settings import Settings
+from gateway.tenant_refusals import refusals_check
+
+
+def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        session = app[DATABRICKS_HTTP]
+        if over.identities is not None:
+            app[IDENTITIES] = over.identities(session)
+            yield
+            return
+        environ = over.environ if over.environ is not None else os.environ
+        cache = TokenCache(max_entries=settings.identity.token_cache_size, observer=app[METRICS])
+        kube = app.get(KUBE)
+        builder = Builder(session, cache, settings.identity, kube)
+        informer: ServiceAccountInformer | None = None
+        try:
+            if kube is not None and settings.identity.discover_from_kubernetes:
+                informer = kube.service_account_informer(
+                    selectors=plans.ENABLED_SELECTORS,
+                    namespaces=list(settings.kubernetes.namespaces) or None,
+                    options=InformerOptions(
+                        watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
+                        resync_seconds=settings.kubernetes.resync_seconds,
+                        fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
+                    ),
+                )
+                app[INFORMER] = informer
+            resolver = NamespaceResolver(
+                settings,
+                builder=builder,
+                environ=environ,
+                accounts=informer,
+                kube=kube,
+            )
+            if informer is not None:
+                informer.add_listener(resolver.on_account_change)
+                informer.start()
+            app[IDENTITIES] = resolver
+            refused = refusals_check(resolver, app[METRICS])
+            await refused()
+            if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
+                app[TENANTS_RELOADER].on_changed.append(resolver.flush)
+            # What Kubernetes is ready for is what discovery sees: the informer.
+            with (
+                (
+                    checks.registered("kubernetes", _informer_check(informer))
+                    if informer is not None
+                    else contextlib.nullcontext()
+                ),
+                checks.registered("tenant_policies", refused),
+            ):
+                yield
+            await resolver.aclose()
+        finally:
+            if informer is not None:
+                await informer.aclose()
+            await builder.aclose()
+            await cache.aclose()
+
+    return ctx
+
+
+def _informer_check(informer: ServiceAccountInformer) -> Check:
+    async def check() -> tuple[bool, str]:
+        status = informer.status
+        return status.ready, f"ServiceAccount informer {status.mode}"
+
+    return check
