@@ -3,8 +3,9 @@ in-process on SQLite, whose run clock is the emulator's, so moving the emulator'
 token's expiry moves lakegate's judgement of it too.
 
 ``azure_stack_factory``
-    ``await factory(tenants=..., lifecycle=..., limits=...)`` starts both; ``tenants`` is the
-    tenant policy by namespace (identities named by the constants below). Entra tenant
+    ``await factory(tenants=..., lifecycle=..., limits=..., retry_deadline_seconds=...,
+    inline_submit_seconds=...)`` starts both; ``tenants`` is the tenant policy by namespace
+    (identities named by the constants below). Entra tenant
     ``TENANT`` holds app ``APP`` (client secret ``APP_SECRET``) and app ``NO_DEVOPS_APP``,
     to which Entra refuses Azure DevOps tokens (not assigned). A PAT user ``PAT_USER`` exists
     too. Everything stops at teardown.
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from gateway.app import Overrides, create_app
 from gateway.cli.client import LakegateClient, Run
+from gateway.cli.errors import ApiError
 from gateway.cli.retry import ClientRetry
 from gateway.emulator.databricks import EmulatorConfig, EmulatorServer
 from gateway.serving import GatewayRunner, Listener, start_site
@@ -57,16 +59,27 @@ def azure_identity(client_id: str = APP_ID, secret: str = APP_SECRET) -> dict[st
 
 
 def ado_spec(
-    name: str, *, per_task: bool = False, provider: str = "azureDevOpsServices"
+    name: str,
+    *,
+    per_task: bool = False,
+    provider: str = "azureDevOpsServices",
+    seconds: float | None = None,
+    queue: bool = False,
 ) -> dict[str, Any]:
-    """A run whose one task takes its notebook from an Azure DevOps repository."""
+    """A run whose one task takes its notebook from an Azure DevOps repository; ``seconds``
+    of the emulator's clock in RUNNING, ``queue`` to wait in Databricks' queue when full."""
     source = {"git_url": ADO_URL, "git_provider": provider, "git_branch": "main"}
+    notebook: dict[str, Any] = {"notebook_path": "notebooks/etl", "source": "GIT"}
+    if seconds is not None:
+        notebook["base_parameters"] = {"lakegate_emulator_seconds": str(seconds)}
     task: dict[str, Any] = {
         "task_key": "main",
         "existing_cluster_id": "0101-000000-test",
-        "notebook_task": {"notebook_path": "notebooks/etl", "source": "GIT"},
+        "notebook_task": notebook,
     }
     spec: dict[str, Any] = {"run_name": name, "tasks": [task]}
+    if queue:
+        spec["queue"] = {"enabled": True}
     if per_task:
         task["git_source"] = source
     else:
@@ -89,6 +102,14 @@ class AzureStack:
         submitted = await self.client().submit_body(namespace, {"spec": dict(spec)})
         assert submitted.status == 201, submitted
         return submitted.run
+
+    async def refused(self, namespace: str, spec: Mapping[str, Any]) -> ApiError:
+        """The problem a submission is refused with; no run may reach Databricks for it."""
+        before = len(self.emulator.runs())
+        with pytest.raises(ApiError) as info:
+            await self.client().submit_body(namespace, {"spec": dict(spec)})
+        assert len(self.emulator.runs()) == before
+        return info.value
 
     async def finish(self, namespace: str, run: Run) -> Run:
         async with asyncio.timeout(15):
@@ -148,6 +169,8 @@ async def azure_stack_factory(tmp_path: Path) -> AsyncIterator[AzureStackFactory
         tenants: Mapping[str, Any],
         lifecycle: Mapping[str, Any] = FAST,
         limits: Mapping[str, Any] | None = None,
+        retry_deadline_seconds: float = 5,
+        inline_submit_seconds: float = 5,
     ) -> AzureStack:
         emulator = EmulatorServer(_emulator_config(lifecycle, limits or {}))
         await emulator.start()
@@ -156,7 +179,7 @@ async def azure_stack_factory(tmp_path: Path) -> AsyncIterator[AzureStackFactory
             {
                 "store": {"sqlite_path": str(tmp_path / "ledger.db")},
                 "databricks": {
-                    "retry_deadline_seconds": 5,
+                    "retry_deadline_seconds": retry_deadline_seconds,
                     "retry_initial_seconds": 0.05,
                     "retry_max_seconds": 0.2,
                     "request_timeout_seconds": 5,
@@ -183,7 +206,12 @@ async def azure_stack_factory(tmp_path: Path) -> AsyncIterator[AzureStackFactory
         def clock() -> datetime:
             return datetime.fromtimestamp(emulator.clock.now(), UTC)
 
-        over = Overrides(environ={}, clock=clock, poll_idle_seconds=0.05, inline_submit_seconds=5)
+        over = Overrides(
+            environ={},
+            clock=clock,
+            poll_idle_seconds=0.05,
+            inline_submit_seconds=inline_submit_seconds,
+        )
         app = create_app(settings, over)
         runner = GatewayRunner(app, access_log=None)
         await runner.setup()
