@@ -106,14 +106,7 @@ class GitCredentialKeeper:
 
     async def ensure(self, namespace: str, identity: ResolvedIdentity, *, trigger: str) -> Held:
         """The principal's credential, valid for at least its refresh-ahead window."""
-        credential = identity.credential
-        if not policy.can_keep(identity.kind) or not isinstance(credential, EntraResourceTokens):
-            raise GitCredentialError(
-                policy.not_azure_message(namespace, identity.kind, identity.origin),
-                namespace=namespace,
-                source=identity.origin,
-                transient=False,
-            )
+        credential = entra_credential(namespace, identity)
         key = principal_key(identity)
         self._known[key] = (namespace, identity)
         self._known.move_to_end(key)
@@ -133,7 +126,7 @@ class GitCredentialKeeper:
         trigger: str,
     ) -> tuple[Held, float]:
         try:
-            token = await self._devops_token(namespace, credential)
+            token = await devops_token(namespace, credential)
             lifetime = max((token.seconds_left(self._wall()) or 0.0), 0.0)
             credential_id, action = await self._store(namespace, identity, token.value)
         except GitCredentialError as exc:
@@ -158,35 +151,6 @@ class GitCredentialKeeper:
         )
         keep = lifetime - policy.refresh_ahead(lifetime)
         return Held(credential_id, valid_until), keep
-
-    async def _devops_token(self, namespace: str, credential: EntraResourceTokens) -> AccessToken:
-        try:
-            token = await credential.entra_resource_token(policy.AZURE_DEVOPS_SCOPE)
-        except TokenEndpointError as exc:
-            fix = (
-                "try again later"
-                if exc.transient
-                else "grant the service principal access to Azure DevOps (add it to the "
-                "organization) or check its Entra credential"
-            )
-            raise GitCredentialError(
-                f"namespace '{namespace}': Entra ID gave no token for Azure DevOps "
-                f"({policy.AZURE_DEVOPS_RESOURCE}): {exc.message}; {fix}",
-                namespace=namespace,
-                source=SOURCE,
-                transient=exc.transient,
-                retry_after=exc.retry_after,
-            ) from exc
-        except IdentityError as exc:
-            raise GitCredentialError(
-                f"namespace '{namespace}': the Entra identity could not ask for an Azure "
-                f"DevOps token: {exc.message}",
-                namespace=namespace,
-                source=SOURCE,
-                transient=exc.status >= 500,
-            ) from exc
-        remember(token.value)
-        return token
 
     async def _store(
         self, namespace: str, identity: ResolvedIdentity, token: str
@@ -238,6 +202,51 @@ class GitCredentialKeeper:
             (c.credential_id for c in listed if same_provider(c.git_provider, AZURE_DEVOPS)),
             None,
         )
+
+
+def entra_credential(namespace: str, identity: ResolvedIdentity) -> EntraResourceTokens:
+    """The identity's credential as one that can ask Entra; the 422 when it is not."""
+    credential = identity.credential
+    if not policy.can_keep(identity.kind) or not isinstance(credential, EntraResourceTokens):
+        raise GitCredentialError(
+            policy.not_azure_message(namespace, identity.kind, identity.origin),
+            namespace=namespace,
+            source=identity.origin,
+            transient=False,
+        )
+    return credential
+
+
+async def devops_token(namespace: str, credential: EntraResourceTokens) -> AccessToken:
+    """A new Entra token for Azure DevOps, asked with the credential's own identity; the
+    refusal or outage, with its cause, as a ``GitCredentialError``."""
+    try:
+        token = await credential.entra_resource_token(policy.AZURE_DEVOPS_SCOPE)
+    except TokenEndpointError as exc:
+        fix = (
+            "try again later"
+            if exc.transient
+            else "grant the service principal access to Azure DevOps (add it to the "
+            "organization) or check its Entra credential"
+        )
+        raise GitCredentialError(
+            f"namespace '{namespace}': Entra ID gave no token for Azure DevOps "
+            f"({policy.AZURE_DEVOPS_RESOURCE}): {exc.message}; {fix}",
+            namespace=namespace,
+            source=SOURCE,
+            transient=exc.transient,
+            retry_after=exc.retry_after,
+        ) from exc
+    except IdentityError as exc:
+        raise GitCredentialError(
+            f"namespace '{namespace}': the Entra identity could not ask for an Azure "
+            f"DevOps token: {exc.message}",
+            namespace=namespace,
+            source=SOURCE,
+            transient=exc.status >= 500,
+        ) from exc
+    remember(token.value)
+    return token
 
 
 def _username(identity: ResolvedIdentity) -> str:

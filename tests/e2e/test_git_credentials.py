@@ -13,6 +13,12 @@ import asyncio
 
 import pytest
 
+from tests.fixtures.identity_stack import (
+    AZURE_TENANT_ID,
+    AZURE_WI_APP,
+    AZURE_WI_CLIENT_ID,
+    IdentityStackFactory,
+)
 from tests.gitcreds import stack as azure
 from tests.gitcreds.stack import DEVOPS_RESOURCE, AzureStack, AzureStackFactory, ado_spec
 
@@ -95,3 +101,29 @@ async def test_without_the_setting_nothing_touches_git_credentials(
     assert stack.credential_calls() == 0
     assert stack.devops_tokens() == 0
     assert stack.emulator.git_credentials() == []
+
+
+async def test_a_workload_identity_namespace_gets_its_credential_too(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """Azure workload identity (the federated token file as the client's proof) asks Entra
+    for the Azure DevOps token the same way: the run succeeds, its principal's credential
+    holds that token."""
+    policy = {
+        "identity": {
+            "type": "azure-workload-identity",
+            "tenant_id": AZURE_TENANT_ID,
+            "client_id": AZURE_WI_CLIENT_ID,
+        },
+        "git_credentials": "entra",
+    }
+    stack = await identity_stack_factory(tenants={NS: policy})
+    submitted = await stack.client().submit_body(NS, {"spec": ado_spec("wi-ado")})
+    assert submitted.status == 201, submitted
+    async with asyncio.timeout(15):
+        final = await stack.client().wait(NS, submitted.run["id"], poll_interval=0.05)
+    assert final["state"] == "SUCCEEDED", final
+    (held,) = stack.emulator.git_credentials()
+    assert held["principal"] == AZURE_WI_APP
+    assert held["token_resource"] == DEVOPS_RESOURCE
+    assert held["token_valid"] is True
