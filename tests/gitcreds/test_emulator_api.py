@@ -137,3 +137,21 @@ async def test_the_api_needs_a_valid_bearer_token(
     status, body = await call(http, databricks_emulator, "GET", token="dapi-not-a-known-token")
     assert status == 403
     assert body["message"] == "Invalid access token."
+
+
+async def test_the_admin_view_describes_tokens_without_showing_them(
+    http: aiohttp.ClientSession, databricks_emulator: DatabricksEmulator
+) -> None:
+    """GET /emulator/git-credentials lists every principal's credentials with what their
+    token is (here: no Entra token) and never the token."""
+    await call(http, databricks_emulator, "POST", body=ado("ado-pat-secret-value-1"))
+    async with http.get(f"{databricks_emulator.url}/emulator/git-credentials") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+        body = await resp.json()
+    assert "ado-pat-secret-value-1" not in text
+    (one,) = body["credentials"]
+    assert one["principal"] == databricks_emulator.user
+    assert one["token_resource"] is None
+    assert one["token_valid"] is False
+    assert body["ops"] == {"create": 1}

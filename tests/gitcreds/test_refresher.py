@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from structlog.testing import capture_logs
 
 from gateway.app.gitcreds import GIT_CREDENTIAL_REFRESHER
 from gateway.appkeys import METRICS
+from gateway.gitcreds.refresher import DEFAULT_INTERVAL_SECONDS, GitCredentialRefresher
 from tests.gitcreds.stack import AzureStack, AzureStackFactory, ado_spec, azure_identity
 
 NS = "team-ado"
@@ -106,3 +108,42 @@ async def test_the_refresher_leaves_principals_without_active_runs_alone(
     assert await stack.app[GIT_CREDENTIAL_REFRESHER].tick() == 0
     await asyncio.sleep(0)
     assert stack.credential_calls("PATCH") == 0
+
+
+async def test_each_write_sets_the_namespace_gauges(azure_stack_factory: AzureStackFactory) -> None:
+    """A write at submission counts as trigger=submit and sets when the token expires and
+    when it was written."""
+    stack = await azure_stack_factory(tenants=ENABLED)
+    await stack.finish(NS, await stack.submit(NS, ado_spec("gauges")))
+    registry = stack.app[METRICS].registry
+    labels = {"namespace": NS, "trigger": "submit", "outcome": "created"}
+    assert registry.get_sample_value("lakegate_git_credential_refreshes_total", labels) == 1
+    (held,) = stack.emulator.git_credentials()
+    until = registry.get_sample_value(
+        "lakegate_git_credential_valid_until_seconds", {"namespace": NS}
+    )
+    assert until is not None
+    assert abs(until * 1000 - int(str(held["token_expires_ms"]))) < 5_000
+    written = registry.get_sample_value(
+        "lakegate_git_credential_last_refresh_timestamp_seconds", {"namespace": NS}
+    )
+    assert written is not None
+    assert written > 0
+
+
+async def test_the_refresher_looks_every_minute() -> None:
+    """run_forever ticks, then sleeps the interval, 60 s unless told otherwise."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        raise asyncio.CancelledError
+
+    class NoneKnown:
+        def known(self) -> list[object]:
+            return []
+
+    refresher = GitCredentialRefresher(NoneKnown(), store=None, sleep=sleep)  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await refresher.run_forever()
+    assert slept == [DEFAULT_INTERVAL_SECONDS] == [60.0]

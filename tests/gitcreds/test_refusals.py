@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.gitcreds.stack import (
     APP_ID,
     NO_DEVOPS_ID,
@@ -30,6 +32,8 @@ async def test_a_namespace_that_is_not_azure_is_refused_422(
     error = await stack.refused(NS, ado_spec("pat-ado"))
     assert error.status == 422
     assert error.problem["namespace"] == NS
+    run = await stack.client().get(NS, error.problem["run_id"])
+    assert run["state"] == "REJECTED"
     assert f"namespace '{NS}'" in error.detail
     assert "needs an Azure service principal" in error.detail
     assert "pat identity" in error.detail
@@ -89,17 +93,18 @@ async def test_the_git_credentials_api_refusing_is_422_with_its_message(
     assert "Service principal cannot use Git credentials" in error.detail
 
 
+@pytest.mark.parametrize("status", [503, 429])
 async def test_an_outage_of_the_git_credentials_api_waits_then_submits(
-    azure_stack_factory: AzureStackFactory,
+    azure_stack_factory: AzureStackFactory, status: int
 ) -> None:
-    """While the Git Credentials API answers 503 the run is accepted but not submitted (202,
-    SUBMITTING); once it answers again the run is submitted and succeeds."""
+    """While the Git Credentials API answers 503 (or 429) the run is accepted but not
+    submitted (202, SUBMITTING); once it answers again the run is submitted and succeeds."""
     stack = await azure_stack_factory(
         tenants={NS: {"identity": azure_identity(), "git_credentials": "entra"}},
         retry_deadline_seconds=0.3,
         inline_submit_seconds=2,
     )
-    stack.emulator.fault(path=CREDENTIALS, status=503, probability=1.0)
+    stack.emulator.fault(path=CREDENTIALS, status=status, retry_after=0, probability=1.0)
     submitted = await stack.client().submit_body(NS, {"spec": ado_spec("outage")})
     assert submitted.status == 202
     assert submitted.run["state"] == "SUBMITTING"
