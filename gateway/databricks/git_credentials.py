@@ -6,8 +6,11 @@
     DELETE /api/2.0/git-credentials/{credential_id}
 
 Every call is made as the principal a credential belongs to (the caller's own credentials:
-no ``principal_id``), with that principal's Databricks token, under the Jobs client's retry
-policy: a 401 drops exactly the refused token and is tried once more, 429 and 5xx back off.
+no ``principal_id``), with that principal's Databricks token (and, for an Entra principal of
+a workspace with ``azure_resource_id``, its management headers, as Jobs calls carry), under
+the Jobs client's retry policy: a 401 drops exactly the refused token and is tried once
+more, 429 and 5xx back off.
+
 Databricks allows a service principal one credential per provider; a second create is
 refused (409 ``RESOURCE_ALREADY_EXISTS``, "Only one credential per provider is allowed",
 earlier "Only one Git credential is supported ... at this time" as a 400), which
@@ -27,7 +30,7 @@ import aiohttp
 
 from gateway.databricks import wire
 from gateway.databricks.auth import TokenProvider
-from gateway.databricks.jobs import USER_AGENT, OnCall
+from gateway.databricks.jobs import USER_AGENT, OnCall, Workspace, azure_headers
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import DatabricksAuthError, DatabricksError, DatabricksUnavailable
 from gateway.logs import get_logger
@@ -114,20 +117,26 @@ class GitCredentialsClient:
             session, retry=RetryPolicy.from_settings(settings), timeout=timeout, on_call=on_call
         )
 
-    async def list(self, host: str, cred: TokenProvider) -> list[GitCredential]:
-        return parse_list(await self._call(host, cred, "GET", "", "git-credentials/list"))
+    async def list(self, ws: Workspace, cred: TokenProvider) -> list[GitCredential]:
+        return parse_list(await self._call(ws, cred, "GET", "", "git-credentials/list"))
 
     async def create(
-        self, host: str, cred: TokenProvider, *, git_provider: str, git_username: str, token: str
+        self,
+        ws: Workspace,
+        cred: TokenProvider,
+        *,
+        git_provider: str,
+        git_username: str,
+        token: str,
     ) -> GitCredential:
         body = _body(git_provider, git_username, token)
         return parse_credential(
-            await self._call(host, cred, "POST", "", "git-credentials/create", body)
+            await self._call(ws, cred, "POST", "", "git-credentials/create", body)
         )
 
     async def update(
         self,
-        host: str,
+        ws: Workspace,
         cred: TokenProvider,
         credential_id: int,
         *,
@@ -136,14 +145,14 @@ class GitCredentialsClient:
         token: str,
     ) -> None:
         body = _body(git_provider, git_username, token)
-        await self._call(host, cred, "PATCH", f"/{credential_id}", "git-credentials/update", body)
+        await self._call(ws, cred, "PATCH", f"/{credential_id}", "git-credentials/update", body)
 
-    async def delete(self, host: str, cred: TokenProvider, credential_id: int) -> None:
-        await self._call(host, cred, "DELETE", f"/{credential_id}", "git-credentials/delete")
+    async def delete(self, ws: Workspace, cred: TokenProvider, credential_id: int) -> None:
+        await self._call(ws, cred, "DELETE", f"/{credential_id}", "git-credentials/delete")
 
     async def _call(
         self,
-        host: str,
+        ws: Workspace,
         cred: TokenProvider,
         method: str,
         suffix: str,
@@ -152,13 +161,13 @@ class GitCredentialsClient:
     ) -> dict[str, Any]:
         retrying = self._retry.jobs(endpoint)
         result: dict[str, Any] = await retrying(
-            self._attempt, host, cred, method, suffix, endpoint, body
+            self._attempt, ws, cred, method, suffix, endpoint, body
         )
         return result
 
     async def _attempt(
         self,
-        host: str,
+        ws: Workspace,
         cred: TokenProvider,
         method: str,
         suffix: str,
@@ -166,7 +175,11 @@ class GitCredentialsClient:
         body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         token = await cred.token()
-        status, headers, text = await self._send(host, token, method, suffix, endpoint, body)
+        # An Entra principal not yet a workspace user gets in as its Jobs calls do.
+        extra = await azure_headers(ws, cred)
+        status, headers, text = await self._send(
+            ws.host, token, extra, method, suffix, endpoint, body
+        )
         if not 200 <= status < 300:
             error = wire.error_from_response(status, headers, text, endpoint=endpoint)
             if isinstance(error, DatabricksAuthError):
@@ -178,12 +191,14 @@ class GitCredentialsClient:
         self,
         host: str,
         token: str,
+        extra: Mapping[str, str],
         method: str,
         suffix: str,
         endpoint: str,
         body: Mapping[str, Any] | None,
     ) -> tuple[int, Mapping[str, str], str]:
         headers = {
+            **extra,
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
@@ -211,6 +226,14 @@ class GitCredentialsClient:
         except aiohttp.ClientError as exc:
             raise DatabricksUnavailable(
                 f"Databricks {endpoint} on {host}: {type(exc).__name__}"
+            ) from exc
+        except Exception as exc:
+            # A request aiohttp will not build (a header with a line break): named by its
+            # class only, since its text may quote the header, that is the credential.
+            outcome = "invalid_request"
+            raise DatabricksError(
+                f"Databricks {endpoint}: the request to {host} could not be sent "
+                f"({type(exc).__name__})"
             ) from exc
         finally:
             if self._on_call is not None:

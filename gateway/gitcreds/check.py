@@ -49,7 +49,7 @@ async def git_credential_step(
     try:
         credential = entra_credential(namespace, identity)
         token = await devops_token(namespace, credential)
-        listed = await client.list(identity.workspace.host, identity.credential)
+        listed = await client.list(identity.workspace, identity.credential)
     except GitCredentialError as exc:
         return StepResult("failed", exc.message, transient=exc.transient)
     except DatabricksError as exc:

@@ -87,9 +87,10 @@ class GitCredentialKeeper:
         self._held: TtlCache[str, Held] = TtlCache(
             max_principals, clock=clock, name="git-credentials"
         )
-        # The identities written for lately, by principal, with the namespace that asked:
-        # what the background refresher keeps fresh while their runs are active.
-        self._known: OrderedDict[str, tuple[str, ResolvedIdentity]] = OrderedDict()
+        # The identities written for lately, by principal, with the namespaces that asked
+        # (several share the gateway's default identity): what the background refresher
+        # keeps fresh while runs of one of them are active.
+        self._known: OrderedDict[str, tuple[ResolvedIdentity, frozenset[str]]] = OrderedDict()
         self._max = max_principals
 
     def enabled(self, namespace: str) -> bool:
@@ -100,15 +101,16 @@ class GitCredentialKeeper:
         if self.enabled(run.namespace) and policy.needs_azure_devops(run.spec):
             await self.ensure(run.namespace, identity, trigger="submit")
 
-    def known(self) -> list[tuple[str, ResolvedIdentity]]:
-        """(namespace, identity) of every principal written for lately."""
+    def known(self) -> list[tuple[ResolvedIdentity, frozenset[str]]]:
+        """Every principal written for lately: its identity and the namespaces that asked."""
         return list(self._known.values())
 
     async def ensure(self, namespace: str, identity: ResolvedIdentity, *, trigger: str) -> Held:
         """The principal's credential, valid for at least its refresh-ahead window."""
         credential = entra_credential(namespace, identity)
         key = principal_key(identity)
-        self._known[key] = (namespace, identity)
+        _, asked = self._known.get(key, (identity, frozenset()))
+        self._known[key] = (identity, asked | {namespace})
         self._known.move_to_end(key)
         while len(self._known) > self._max:
             self._known.popitem(last=False)
@@ -156,35 +158,33 @@ class GitCredentialKeeper:
         self, namespace: str, identity: ResolvedIdentity, token: str
     ) -> tuple[int, str]:
         """Update the principal's azureDevOpsServices credential, or create it; (id, action)."""
-        host, cred = identity.workspace.host, identity.credential
+        ws, cred = identity.workspace, identity.credential
         username = _username(identity)
         try:
-            found = await self._find(host, identity)
+            found = await self._find(identity)
             if found is None:
-                created = await self._create(host, identity, username, token)
+                created = await self._create(identity, username, token)
                 if created is not None:
                     return created, "created"
                 # Created meanwhile (another replica): update that one instead.
-                found = await self._find(host, identity)
+                found = await self._find(identity)
                 if found is None:
                     raise DatabricksError(
                         "Databricks refused to create an azureDevOpsServices credential as "
                         "one exists, yet lists none"
                     )
             await self._client.update(
-                host, cred, found, git_provider=AZURE_DEVOPS, git_username=username, token=token
+                ws, cred, found, git_provider=AZURE_DEVOPS, git_username=username, token=token
             )
             return found, "updated"
         except DatabricksError as exc:
             raise _refused(namespace, exc) from exc
 
-    async def _create(
-        self, host: str, identity: ResolvedIdentity, username: str, token: str
-    ) -> int | None:
+    async def _create(self, identity: ResolvedIdentity, username: str, token: str) -> int | None:
         """The new credential's id; None when Databricks says the principal has one."""
         try:
             created = await self._client.create(
-                host,
+                identity.workspace,
                 identity.credential,
                 git_provider=AZURE_DEVOPS,
                 git_username=username,
@@ -196,8 +196,8 @@ class GitCredentialKeeper:
             raise
         return created.credential_id
 
-    async def _find(self, host: str, identity: ResolvedIdentity) -> int | None:
-        listed = await self._client.list(host, identity.credential)
+    async def _find(self, identity: ResolvedIdentity) -> int | None:
+        listed = await self._client.list(identity.workspace, identity.credential)
         return next(
             (c.credential_id for c in listed if same_provider(c.git_provider, AZURE_DEVOPS)),
             None,

@@ -3,8 +3,8 @@
 A run's tasks clone its repository when they start, which may be long after the run was
 submitted (a queue at Databricks, a task that waits for others). So every ``interval`` the
 refresher asks the ledger which namespaces have runs at Databricks (SUBMITTING to
-TERMINATING), and for each principal the keeper wrote for lately whose namespace is one of
-them, and still enabled, makes sure its credential is fresh (``GitCredentialKeeper.ensure``:
+TERMINATING), and for each principal the keeper wrote for lately one of whose namespaces is
+among them, and still enabled, makes sure its credential is fresh (``GitCredentialKeeper.ensure``:
 a no-op while the token is outside its refresh-ahead window). A failure is counted
 (``lakegate_git_credential_refresh_failures_total``) and logged (``git_credential_refresh_failed``)
 by the keeper, naming the namespace; one principal's failure never stops the others'.
@@ -62,9 +62,11 @@ class GitCredentialRefresher:
             return 0
         active = {namespace for (namespace, _), count in counts.items() if count > 0}
         looked = 0
-        for namespace, identity in known:
-            if namespace not in active or not self._keeper.enabled(namespace):
+        for identity, namespaces in known:
+            busy = sorted(n for n in namespaces & active if self._keeper.enabled(n))
+            if not busy:
                 continue
+            namespace = busy[0]
             looked += 1
             try:
                 await self._keeper.ensure(namespace, identity, trigger="background")
