@@ -68,21 +68,25 @@ async def test_azure_devops_run_gets_an_entra_git_credential_kept_fresh(
 async def test_fifty_concurrent_submissions_make_one_token_request_and_one_update(
     azure_stack_factory: AzureStackFactory,
 ) -> None:
-    """50 Azure DevOps runs submitted at once for one namespace whose credential holds a
-    stale token cost Entra one Azure DevOps token and the Git Credentials API one update."""
+    """50 Azure DevOps runs submitted at once for one namespace whose credential holds an
+    expired token cost Entra one Azure DevOps token (and one Databricks token, since that
+    expired too) and the Git Credentials API one list and one update."""
     stack = await azure_stack_factory(tenants=ENABLED)
     await stack.finish(NS, await stack.submit(NS, ado_spec("warm-up")))
     stack.emulator.advance(3600)
-    tokens, patches, posts = (
+    tokens, requests, lists = (
         stack.devops_tokens(),
-        stack.credential_calls("PATCH"),
-        stack.credential_calls("POST"),
+        stack.entra_requests(),
+        stack.credential_calls("GET"),
     )
+    patches, posts = stack.credential_calls("PATCH"), stack.credential_calls("POST")
 
     runs = await asyncio.gather(*(stack.submit(NS, ado_spec(f"burst-{i}")) for i in range(50)))
     finals = await asyncio.gather(*(stack.finish(NS, run) for run in runs))
     assert {run["state"] for run in finals} == {"SUCCEEDED"}
     assert stack.devops_tokens() - tokens == 1
+    assert stack.entra_requests() - requests == 2
+    assert stack.credential_calls("GET", "200") - lists == 1
     assert stack.credential_calls("PATCH") - patches == 1
     assert stack.credential_calls("POST") - posts == 0
     assert only_credential(stack)["token_valid"] is True

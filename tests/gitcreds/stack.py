@@ -120,13 +120,20 @@ class AzureStack:
         issued = self.emulator.stats()["identity"]["entra"]["tokens_issued"]["by_resource"]
         return int(issued.get("azure-devops", 0))
 
-    def credential_calls(self, method: str | None = None) -> int:
-        """Git Credentials API requests the workspace served (of ``method``, if given)."""
+    def entra_requests(self) -> int:
+        """Requests to Entra's token endpoints, for any resource, answered or not."""
+        return int(self.emulator.stats()["identity"]["entra"]["token_requests"]["total"])
+
+    def credential_calls(self, method: str | None = None, status: str | None = None) -> int:
+        """Git Credentials API requests the workspace served (of ``method``, answered with
+        ``status``, if given)."""
         requests = self.emulator.stats()["requests"]
         return sum(
             r["count"]
             for r in requests
-            if r["path"].startswith(CREDENTIALS_PATH) and method in (None, r["method"])
+            if r["path"].startswith(CREDENTIALS_PATH)
+            and method in (None, r["method"])
+            and status in (None, r["status"])
         )
 
 
