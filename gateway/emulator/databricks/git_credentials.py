@@ -86,7 +86,6 @@ class StoredCredential:
     credential_id: int
     git_provider: str
     git_username: str | None
-    has_token: bool
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -110,13 +109,52 @@ class GitCredentialStore:
     history: dict[tuple[str, str], list[Version]] = field(default_factory=dict)
     ops: Counter[str] = field(default_factory=Counter)
 
-    def new_id(self) -> int:
-        return next(self._ids)
+    def of(self, principal: str) -> dict[int, StoredCredential]:
+        return self.by_principal.setdefault(principal, {})
 
-    def record(
-        self, principal: str, provider: str, token: str | None, *, deleted: bool = False
-    ) -> None:
-        facts = None if deleted or token is None else self.inspect(token)
+    def create(
+        self, principal: str, provider: str, username: str | None, token: str | None
+    ) -> StoredCredential | None:
+        """The new credential; None when the principal has one for ``provider``."""
+        mine = self.of(principal)
+        if any(c.git_provider == provider for c in mine.values()):
+            self.ops["create_refused"] += 1
+            return None
+        credential = StoredCredential(next(self._ids), provider, username)
+        mine[credential.credential_id] = credential
+        self._record(principal, provider, token)
+        self.ops["create"] += 1
+        return credential
+
+    def update(
+        self,
+        principal: str,
+        credential: StoredCredential,
+        provider: str,
+        username: str | None,
+        token: str | None,
+    ) -> bool:
+        """Apply a PATCH; False when another credential of the principal has ``provider``."""
+        others = (c for c in self.of(principal).values() if c is not credential)
+        if any(c.git_provider == provider for c in others):
+            return False
+        if provider != credential.git_provider:
+            self._record(principal, credential.git_provider, None)
+            credential.git_provider = provider
+        if username is not None:
+            credential.git_username = username
+        if token is not None:
+            self._record(principal, provider, token)
+        self.ops["update"] += 1
+        return True
+
+    def delete(self, principal: str, credential: StoredCredential) -> None:
+        del self.of(principal)[credential.credential_id]
+        self._record(principal, credential.git_provider, None)
+        self.ops["delete"] += 1
+
+    def _record(self, principal: str, provider: str, token: str | None) -> None:
+        facts = None if token is None else self.inspect(token)
         versions = self.history.setdefault((principal, provider), [])
         versions.append(Version(self.clock.now_ms(), facts))
 
@@ -133,23 +171,10 @@ class GitCredentialStore:
         """Whether the run can clone its repository at ``at_ms`` (True: it needs none)."""
         if not needs_azure_devops(spec):
             return True
-        held = self.credential_at(principal.name, AZURE_DEVOPS, at_ms)
-        ok = (
-            held is not None
-            and held.resource == AZURE_DEVOPS_RESOURCE
-            and held.expires_ms is not None
-            and held.expires_ms > at_ms
-        )
-        if not ok:
-            reason = (
-                "missing"
-                if held is None
-                else "not_a_devops_token"
-                if held.resource != AZURE_DEVOPS_RESOURCE
-                else "expired"
-            )
-            log.info("emulator_git_checkout_failed", principal=principal.name, reason=reason)
-        return ok
+        why = _unusable(self.credential_at(principal.name, AZURE_DEVOPS, at_ms), at_ms)
+        if why is not None:
+            log.info("emulator_git_checkout_failed", principal=principal.name, reason=why)
+        return why is None
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every credential with what its token is (never the token), for tests and demos."""
@@ -170,6 +195,15 @@ class GitCredentialStore:
                     }
                 )
         return out
+
+
+def _unusable(held: TokenFacts | None, at_ms: int) -> str | None:
+    """Why Azure DevOps would refuse the credential at ``at_ms``; None when it accepts it."""
+    if held is None:
+        return "missing"
+    if held.resource != AZURE_DEVOPS_RESOURCE or held.expires_ms is None:
+        return "not_an_azure_devops_token"
+    return "expired" if held.expires_ms <= at_ms else None
 
 
 def _sources(spec: SubmitSpec) -> list[Mapping[str, Any]]:

@@ -3,10 +3,6 @@ says what they answer and why)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
 from gateway.emulator.databricks.entra import EntraService
@@ -19,6 +15,7 @@ from gateway.emulator.databricks.git_credentials import (
     TokenFacts,
     canonical_provider,
 )
+from gateway.emulator.databricks.validation import Invalid, parse_json_object
 from gateway.emulator.databricks.workspace import PRINCIPAL, api_error
 from gateway.logs import get_logger
 
@@ -35,29 +32,23 @@ def _no_such(credential_id: str) -> web.Response:
     )
 
 
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    text = await request.text()
-    try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return api_error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request")
-    if not isinstance(body, dict):
-        return api_error(
-            400,
-            "MALFORMED_REQUEST",
-            "Invalid JSON given in the body of the request - expected a map",
-        )
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def _provider(body: Mapping[str, Any]) -> str | web.Response:
+async def _fields(request: web.Request) -> tuple[str, str | None, str | None] | web.Response:
+    """The body's provider (required, as Databricks spells it), username and token."""
+    body = parse_json_object(await request.text())
+    if isinstance(body, Invalid):
+        return api_error(400, body.error_code, body.message)
     raw = body.get("git_provider")
     if not isinstance(raw, str) or not raw.strip():
         return _invalid("git_provider is required")
-    canonical = canonical_provider(raw)
-    if canonical is None:
+    provider = canonical_provider(raw)
+    if provider is None:
         return _invalid(f"Invalid Git provider: {raw}. Supported providers: {', '.join(PROVIDERS)}")
-    return canonical
+    username, token = body.get("git_username"), body.get("personal_access_token")
+    return (
+        provider,
+        username if isinstance(username, str) else None,
+        token if isinstance(token, str) and token else None,
+    )
 
 
 class GitCredentialsApi:
@@ -76,20 +67,15 @@ class GitCredentialsApi:
             web.get("/emulator/git-credentials", self.summaries),
         ]
 
-    def _mine(self, request: web.Request) -> tuple[str, dict[int, StoredCredential]]:
-        name = request[PRINCIPAL].name
-        return name, self._store.by_principal.setdefault(name, {})
-
     def _find(self, request: web.Request) -> tuple[str, StoredCredential] | web.Response:
         raw = request.match_info["credential_id"]
-        name, mine = self._mine(request)
-        found = mine.get(int(raw)) if raw.isdigit() else None
+        name = request[PRINCIPAL].name
+        found = self._store.of(name).get(int(raw)) if raw.isdigit() else None
         return (name, found) if found is not None else _no_such(raw)
 
     async def list(self, request: web.Request) -> web.Response:
         self._store.ops["list"] += 1
-        _, mine = self._mine(request)
-        views = [c.view() for c in mine.values()]
+        views = [c.view() for c in self._store.of(request[PRINCIPAL].name).values()]
         return web.json_response({"credentials": views} if views else {})
 
     async def get(self, request: web.Request) -> web.Response:
@@ -99,33 +85,19 @@ class GitCredentialsApi:
         return web.json_response(found[1].view())
 
     async def create(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        if isinstance(body, web.Response):
-            return body
-        provider = _provider(body)
-        if isinstance(provider, web.Response):
-            return provider
-        name, mine = self._mine(request)
-        if any(c.git_provider == provider for c in mine.values()):
-            self._store.ops["create_refused"] += 1
+        fields = await _fields(request)
+        if isinstance(fields, web.Response):
+            return fields
+        provider, username, token = fields
+        name = request[PRINCIPAL].name
+        credential = self._store.create(name, provider, username, token)
+        if credential is None:
             return api_error(
                 409,
                 "RESOURCE_ALREADY_EXISTS",
                 f"A Git credential already exists for provider {provider}. Only one credential "
                 "per provider is allowed for service principals.",
             )
-        token = body.get("personal_access_token")
-        token = token if isinstance(token, str) and token else None
-        username = body.get("git_username")
-        credential = StoredCredential(
-            self._store.new_id(),
-            provider,
-            username if isinstance(username, str) else None,
-            token is not None,
-        )
-        mine[credential.credential_id] = credential
-        self._store.record(name, provider, token)
-        self._store.ops["create"] += 1
         log.info(
             "emulator_git_credential_created",
             principal=name,
@@ -138,32 +110,17 @@ class GitCredentialsApi:
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
+        fields = await _fields(request)
+        if isinstance(fields, web.Response):
+            return fields
         name, credential = found
-        body = await _body(request)
-        if isinstance(body, web.Response):
-            return body
-        provider = _provider(body)
-        if isinstance(provider, web.Response):
-            return provider
-        _, mine = self._mine(request)
-        if provider != credential.git_provider and any(
-            c.git_provider == provider for c in mine.values()
-        ):
+        provider, username, token = fields
+        if not self._store.update(name, credential, provider, username, token):
             return api_error(
                 409,
                 "RESOURCE_ALREADY_EXISTS",
                 f"A Git credential already exists for provider {provider}.",
             )
-        if provider != credential.git_provider:
-            self._store.record(name, credential.git_provider, None, deleted=True)
-        credential.git_provider = provider
-        if isinstance(body.get("git_username"), str):
-            credential.git_username = body["git_username"]
-        token = body.get("personal_access_token")
-        if isinstance(token, str) and token:
-            credential.has_token = True
-            self._store.record(name, provider, token)
-        self._store.ops["update"] += 1
         log.info(
             "emulator_git_credential_updated",
             principal=name,
@@ -176,10 +133,7 @@ class GitCredentialsApi:
         found = self._find(request)
         if isinstance(found, web.Response):
             return found
-        name, credential = found
-        del self._store.by_principal[name][credential.credential_id]
-        self._store.record(name, credential.git_provider, None, deleted=True)
-        self._store.ops["delete"] += 1
+        self._store.delete(*found)
         return web.json_response({})
 
     async def summaries(self, _request: web.Request) -> web.Response:
