@@ -138,3 +138,21 @@ async def test_a_credential_created_meanwhile_is_updated_not_duplicated(
     assert final["state"] == "SUCCEEDED", final
     assert len(stack.emulator.git_credentials()) == 1
     assert stack.credential_calls("PATCH") == 1
+
+
+async def test_a_git_credentials_api_that_hangs_defers_the_run(
+    azure_stack_factory: AzureStackFactory,
+) -> None:
+    """A list that does not answer within the inline submission time leaves the run accepted
+    (202, SUBMITTING); the next attempt, answered, submits it."""
+    stack = await azure_stack_factory(
+        tenants={NS: {"identity": azure_identity(), "git_credentials": "entra"}},
+        inline_submit_seconds=0.5,
+    )
+    stack.emulator.fault(path=CREDENTIALS, method="GET", action="hang", seconds=2, count=1)
+    submitted = await stack.client().submit_body(NS, {"spec": ado_spec("hangs")})
+    assert submitted.status == 202
+    assert submitted.run["state"] == "SUBMITTING"
+    final = await stack.finish(NS, submitted.run)
+    assert final["state"] == "SUCCEEDED", final
+    assert len(stack.emulator.runs()) == 1
