@@ -36,9 +36,11 @@ module.
     │   │   │                            ServiceAccounts...): refused for good, not retried
     │   │   └── IdentityForbidden   403  RBAC forbids a read or TokenRequest lakegate needs
     │   ├── HostNotAllowed          403  a credential would go to a host off the allow-list
-    │   └── TokenEndpointError      503  the token endpoint failed (5xx, 429, unreachable);
-    │                                422 when it refused for good (400/401/403, no usable
-    │                                token) (http_status, error_code, retry_after)
+    │   ├── TokenEndpointError      503  the token endpoint failed (5xx, 429, unreachable);
+    │   │                            422 when it refused for good (400/401/403, no usable
+    │   │                            token) (http_status, error_code, retry_after)
+    │   └── GitCredentialError      503  an Azure DevOps Git credential could not be kept; 422
+    │                                when it will not heal (retry_after): gateway.gitcreds.errors
     ├── UpstreamError               502  a remote service failed (http_status, error_code,
     │   │                                retry_after)
     │   ├── DatabricksError         502  the Jobs API answered with an error

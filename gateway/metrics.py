@@ -34,6 +34,7 @@ class Metrics:
         self._quotas()
         self._webhooks()
         self._by_namespace()
+        self._git_credentials()
         self.build_info = Info(
             "lakegate_build", "The running gateway's version.", registry=self.registry
         )
@@ -292,3 +293,45 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    # --- Azure DevOps Git credentials (gateway.gitcreds) -----------------------------------
+
+    def _git_credentials(self) -> None:
+        self.git_credential_refreshes = self._counter(
+            "lakegate_git_credential_refreshes_total",
+            "Azure DevOps Git credentials written with a new Entra token, by namespace, "
+            "trigger (submit, background) and outcome (created, updated, failed).",
+            ["namespace", "trigger", "outcome"],
+        )
+        self.git_credential_refresh_failures = self._counter(
+            "lakegate_git_credential_refresh_failures_total",
+            "Failed attempts to put a new Entra token in a Git credential, by namespace and "
+            "trigger (submit, background).",
+            ["namespace", "trigger"],
+        )
+        self.git_credential_valid_until = Gauge(
+            "lakegate_git_credential_valid_until_seconds",
+            "When the Entra token lakegate last put in the namespace's Git credential "
+            "expires (epoch seconds).",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self.git_credential_last_refresh = Gauge(
+            "lakegate_git_credential_last_refresh_timestamp_seconds",
+            "When lakegate last wrote the namespace's Git credential (epoch seconds).",
+            ["namespace"],
+            registry=self.registry,
+        )
+
+    def observe_git_credential(
+        self, namespace: str, trigger: str, outcome: str, *, valid_until: float | None = None
+    ) -> None:
+        self.git_credential_refreshes.labels(
+            namespace=namespace, trigger=trigger, outcome=outcome
+        ).inc()
+        if outcome == "failed":
+            self.git_credential_refresh_failures.labels(namespace=namespace, trigger=trigger).inc()
+            return
+        self.git_credential_last_refresh.labels(namespace=namespace).set_to_current_time()
+        if valid_until is not None:
+            self.git_credential_valid_until.labels(namespace=namespace).set(valid_until)

@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway import policy_ctx
 from gateway.api import setup_api
 from gateway.app.callers import callers_ctx
+from gateway.app.gitcreds import gitcreds_ctx
 from gateway.app.identities import identities_ctx
 from gateway.app.overrides import Ctx, Overrides
 from gateway.app.resources import http_ctx, kube_ctx, store_ctx
@@ -54,6 +55,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(identities_ctx(settings, over, checks))
     app.cleanup_ctx.append(callers_ctx(settings, over))
     app.cleanup_ctx.append(service_ctx(settings, over))
+    app.cleanup_ctx.append(gitcreds_ctx(settings, over))
     app.cleanup_ctx.append(background_ctx(over, checks))
     app.cleanup_ctx.append(policy_ctx.admission_ctx(over.run_poller, checks))
     if over.settings_source is not None:

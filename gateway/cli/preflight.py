@@ -12,9 +12,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.gitcreds import policy as gitcreds
 from gateway.identity import kinds
 from gateway.kube import KubeConfig
-from gateway.settings import Settings, sdk_env
+from gateway.settings import IdentitySettings, Settings, sdk_env
 from gateway.settings.tenants import tenant_refusals
 
 
@@ -152,6 +153,47 @@ def sdk_environment(settings: Settings, files: Files, env: Mapping[str, str]) ->
         yield Finding("error", "environment", problem.removeprefix("environment: "))
 
 
+def _default_kind(env: Mapping[str, str]) -> str | None:
+    """The kind of the gateway's own identity, as its environment holds it."""
+    try:
+        method = sdk_env.choose(env).method
+    except ValueError:  # sdk_environment reports it
+        return None
+    found = next(
+        (k for k in kinds.DEFAULT_ORDER if method and k.auth_type == method.auth_type), None
+    )
+    return found.name if found else None
+
+
+def _kind_of(
+    settings: Settings, identity: IdentitySettings | None, env: Mapping[str, str]
+) -> str | None:
+    """The kind a namespace's identity is, as far as the settings tell: the policy's; for
+    ``type: default`` (or none, when unconfigured namespaces get it) the gateway's own. A
+    discovered ServiceAccount or Secret is never an Entra one."""
+    if identity is not None:
+        kind = kinds.for_settings(identity)
+        return kind.name if kind is not None else _default_kind(env)
+    return _default_kind(env) if settings.identity.default_for_unconfigured else None
+
+
+def git_credentials(settings: Settings, files: Files, env: Mapping[str, str]) -> Iterator[Finding]:
+    # Only an Entra service principal can ask Entra for an Azure DevOps token; the gateway
+    # refuses every Azure DevOps run of another namespace that enables it (422).
+    for namespace, policy in settings.tenants.namespaces.items():
+        if policy.git_credentials != "entra":
+            continue
+        kind = _kind_of(settings, policy.identity, env)
+        if not gitcreds.can_keep(kind):
+            origin = "its tenant policy" if policy.identity else None
+            message = gitcreds.not_azure_message(namespace, kind, origin)
+            yield Finding(
+                "error",
+                files.tenants,
+                f"namespaces.{namespace}.git_credentials: {message.split(': ', 1)[1]}",
+            )
+
+
 CHECKS: tuple[Check, ...] = (
     sdk_environment,
     authentication_off,
@@ -159,6 +201,7 @@ CHECKS: tuple[Check, ...] = (
     tenants_refused,
     identity_policies,
     combinations,
+    git_credentials,
 )
 
 

@@ -22,8 +22,9 @@ from gateway.errors import (
     IdentityMisconfigured,
     KubernetesError,
 )
-from gateway.identity import azure_management, kinds
+from gateway.identity import azure_management, entra_resources, kinds
 from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
+from gateway.identity.entra_resources import EntraCredential
 from gateway.identity.strategy import Plan
 from gateway.settings import IdentityOptions
 
@@ -80,6 +81,19 @@ class Builder:
             # The token IS the Secret's value: read it at every use, so an edited Secret
             # (repaired, rotated) counts from the next call and a bad value never sticks.
             return SecretHeldToken(key, kind.fetch(plan, namespace, self), on_invalidate)
+        scoped = entra_resources.scoped_fetch(plan, namespace, self)
+        if scoped is not None:
+            # An Entra principal also asks Entra for other resources (Azure DevOps: gitcreds).
+            return EntraCredential(
+                self.cache,
+                key,
+                kind.fetch(plan, namespace, self),
+                scoped=scoped,
+                kind=plan.kind,
+                namespace=namespace,
+                on_invalidate=on_invalidate,
+                management=azure_management.management_fetch(plan, namespace, self),
+            )
         return CachedCredential(
             self.cache,
             key,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,9 @@ class Submitter:
         self._identity_gone: dict[int, tuple[str, str, str]] = {}
         # Told the run whose submission Databricks refused with 429: admission lowers the cap.
         self.on_rate_limited: list[Callable[[RunRecord], None]] = []
+        # Awaited before each submission reaches Databricks; an IdentityError refuses it
+        # (4xx) or defers it (5xx) like the run's own identity would.
+        self.before_submit: list[Callable[[RunRecord, ResolvedIdentity], Awaitable[None]]] = []
 
     # --- identities -------------------------------------------------------------------------
 
@@ -194,6 +197,8 @@ class Submitter:
             token = databricks_idempotency_token(self._store.installation_id, run.id)
             with acting_for(run.namespace):  # the namespace's share of the submit budget
                 async with asyncio.timeout(deadline):
+                    for prepare in self.before_submit:  # e.g. the Git credential (gitcreds)
+                        await prepare(run, identity)
                     remote_id = await self._jobs.submit(
                         identity.workspace, identity.credential, run.spec, idempotency_token=token
                     )

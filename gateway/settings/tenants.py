@@ -192,12 +192,19 @@ class GuardrailSettings(Frozen):
     serverless_only: bool = False
 
 
+# ``entra``: before a run with an Azure DevOps git_source, lakegate puts an Entra ID token for
+# Azure DevOps, fetched with the namespace's own Azure identity, in the principal's Databricks
+# Git credential (gateway.gitcreds). Off by default: nothing touches Git credentials.
+GitCredentialsMode = Literal["off", "entra"]
+
+
 class TenantPolicy(Frozen):
     workspace: str | None = None
     identity: IdentitySettings | None = None
     quotas: QuotaSettings | None = None
     guardrails: GuardrailSettings | None = None
     webhooks: TenantWebhooks | None = None
+    git_credentials: GitCredentialsMode = "off"
 
 
 class TenantDefaults(Frozen):
@@ -234,6 +241,11 @@ class TenantsSettings(Frozen):
     def workspace_name(self, namespace: str) -> str | None:
         policy = self.namespaces.get(namespace)
         return (policy.workspace if policy else None) or self.defaults.workspace
+
+    def git_credentials(self, namespace: str) -> GitCredentialsMode:
+        """Whether lakegate keeps the namespace's Azure DevOps Git credential (``entra``)."""
+        policy = self.namespaces.get(namespace)
+        return policy.git_credentials if policy else "off"
 
     def webhooks(self, namespace: str) -> TenantWebhooks:
         """The namespace's webhook block, or the defaults' when it has none (not merged)."""

@@ -42,12 +42,14 @@ from gateway.emulator.clock import Clock
 from gateway.emulator.databricks.entra_config import EntraApp, EntraConfig
 from gateway.emulator.databricks.entra_credentials import (
     ASSERTION_TYPE,
+    AZURE_DEVOPS_RESOURCE,
     DATABRICKS_RESOURCE,
     MANAGEMENT_RESOURCE,
     NO_STORE,
     AssertionVerifier,
     EntraError,
     bad_request,
+    check_assigned,
     check_secret,
     invalid_client,
     missing_parameter,
@@ -65,11 +67,24 @@ from gateway.logs import get_logger
 
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 
-_RESOURCE_LABELS = {DATABRICKS_RESOURCE: "databricks", MANAGEMENT_RESOURCE: "management"}
+_RESOURCE_LABELS = {
+    DATABRICKS_RESOURCE: "databricks",
+    MANAGEMENT_RESOURCE: "management",
+    AZURE_DEVOPS_RESOURCE: "azure-devops",
+}
 # Expired tokens are dropped on issuance every so many issues, as the workspace registry does.
 _SWEEP_EVERY = 256
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An Entra token as the services that verify it see it; ``expires_at`` in epoch s."""
+
+    resource: str
+    expires_at: float
+    principal: Principal
 
 
 @dataclass(frozen=True)
@@ -171,6 +186,16 @@ class EntraService:
             raise AuthFailure(403, {"error_code": 403, "message": message}, reason="expiring_token")
         return issued.principal
 
+    def issued(self, token: str) -> IssuedToken | None:
+        """What Entra issued ``token`` as (resource, expiry, principal); None: not its own.
+
+        For the services that take Entra tokens besides the workspace API (the Git
+        credentials a run clones with)."""
+        found = self._issued.get(token)
+        if found is None:
+            return None
+        return IssuedToken(found.resource, found.expires_at, found.principal)
+
     def revoke_token(self, token: str) -> bool:
         return self._issued.pop(token, None) is not None
 
@@ -194,6 +219,7 @@ class EntraService:
             app, requested = self._client(attempt, form, v1=v1)
             resource = requested_resource(requested, v1=v1, tenant=attempt.tenant)
             await self._authenticate_client(app, form, attempt)
+            check_assigned(app, resource)
         except EntraError as exc:
             self._stats.errors[f"AADSTS{exc.code}"] += 1
             log.info(

@@ -33,6 +33,9 @@ class EntraApp(_Frozen):
     name: str = Field(min_length=1)
     secrets: tuple[SecretStr, ...] = ()
     federated_credentials: tuple[FederatedCredential, ...] = ()
+    # Resources (app ids) that require a role assignment this app lacks: Entra refuses it
+    # their tokens (AADSTS501051), as for an Azure DevOps the principal was not given.
+    unassigned_resources: tuple[str, ...] = ()
 
 
 class EntraTenant(_Frozen):

@@ -57,6 +57,8 @@ from gateway.emulator.databricks.identity_federation import (
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DATABRICKS_RESOURCE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 MANAGEMENT_RESOURCE = "https://management.core.windows.net/"
+# Azure DevOps (Git credentials of Azure DevOps Git folders, reference section 7).
+AZURE_DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 
 # A resource's URI and its app id URI both name it; the management one is usually written
 # with its trailing slash, so its /.default scope has two.
@@ -64,6 +66,7 @@ _RESOURCES = {
     DATABRICKS_RESOURCE: DATABRICKS_RESOURCE,
     MANAGEMENT_RESOURCE: MANAGEMENT_RESOURCE,
     MANAGEMENT_RESOURCE.rstrip("/"): MANAGEMENT_RESOURCE,
+    AZURE_DEVOPS_RESOURCE: AZURE_DEVOPS_RESOURCE,
 }
 
 NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
@@ -285,3 +288,14 @@ def _number(value: object) -> float | None:
 def _iso(epoch: float) -> str:
     # Entra prints seven fractional digits.
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def check_assigned(app: EntraApp, resource: str) -> None:
+    """Pass unless the resource requires a role assignment the app lacks (AADSTS501051)."""
+    if resource in app.unassigned_resources:
+        raise bad_request(
+            501051,
+            f"Application '{app.client_id}'({app.name}) is not assigned to a role for the "
+            f"application '{resource}'.",
+            error="invalid_grant",
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -30,6 +30,8 @@ from gateway.emulator.databricks.lifecycle import (
 )
 from gateway.emulator.databricks.limits import active_runs_message, queue_full_message
 from gateway.emulator.databricks.validation import SubmitSpec, TaskSpec
+
+Checkout = Callable[[SubmitSpec, Principal, int], bool]
 
 
 class LimitReached(Exception):
@@ -130,7 +132,10 @@ class RunRegistry:
         *,
         first_run_id: int,
         first_job_id: int,
+        checkout: Checkout | None = None,
     ) -> None:
+        # Whether a run can check out its repository at an instant (Git credentials).
+        self._checkout = checkout
         self._lifecycle = lifecycle
         self._limits = limits
         self._next_run_id = first_run_id
@@ -164,7 +169,12 @@ class RunRegistry:
             self._admit(self._runs[self._queue.popleft()], at_ms)
 
     def _admit(self, record: RunRecord, at_ms: int) -> None:
-        record.timeline = replace(record.timeline, admitted_ms=at_ms)
+        timeline = replace(record.timeline, admitted_ms=at_ms)
+        if self._checkout is not None and not self._checkout(record.spec, record.principal, at_ms):
+            # The run clones its repository as it leaves the queue; it cannot, so it fails.
+            failed = replace(timeline.plan, outcome=Outcome.REPOSITORY_CHECKOUT_FAILED)
+            timeline = replace(timeline, plan=failed)
+        record.timeline = timeline
         self._track(record)
 
     def _track(self, record: RunRecord) -> None:

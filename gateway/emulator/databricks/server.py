@@ -21,6 +21,7 @@ from gateway.emulator.databricks.admin import AdminApi
 from gateway.emulator.databricks.config import EmulatorConfig
 from gateway.emulator.databricks.entra import EntraService
 from gateway.emulator.databricks.faults import ADMIN_PREFIX, FaultSpec, faults_middleware
+from gateway.emulator.databricks.git_credentials_api import GitCredentialsApi, entra_facts
 from gateway.emulator.databricks.identity import AuthFailure, IdentityService
 from gateway.emulator.databricks.jobs import JobsApi
 from gateway.emulator.databricks.workspace import PRINCIPAL, Workspace, api_error
@@ -166,6 +167,8 @@ def create_app(
     app.add_routes(app[ENTRA].routes())
     app.router.add_get("/.well-known/databricks-config", _host_metadata(ws))
     app.add_routes(JobsApi(ws).routes())
+    ws.git_credentials.inspect = entra_facts(app[ENTRA])
+    app.add_routes(GitCredentialsApi(ws.git_credentials).routes())
     app.add_routes(clusters.routes())
     # Last: any other /api/ path, or a known path with the wrong method.
     app.router.add_route("*", "/api/{tail:.*}", _not_found)
@@ -234,6 +237,10 @@ class EmulatorServer(LoopbackServer):
 
     def stats(self) -> dict[str, Any]:
         return self.workspace.stats_dict()
+
+    def git_credentials(self) -> list[dict[str, Any]]:
+        """Every Git credential, its token described (resource, expiry), never shown."""
+        return self.workspace.git_credentials.summaries()
 
     def reset(self) -> None:
         self.workspace.reset()

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.emulator.clock import Clock
 from gateway.emulator.databricks.config import EmulatorConfig
 from gateway.emulator.databricks.faults import FaultBook, request_info
+from gateway.emulator.databricks.git_credentials import GitCredentialStore
 from gateway.emulator.databricks.identity import IdentityService, Principal
 from gateway.emulator.databricks.limits import RateLimiter
 from gateway.emulator.databricks.runs import RunRecord, RunRegistry
@@ -57,11 +58,14 @@ class Workspace:
         self.config = config
         self.clock = clock
         self.identity = IdentityService(config.identity, clock)
+        # Entra's token facts are bound in once the Entra service exists (create_app).
+        self.git_credentials = GitCredentialStore(clock)
         self.registry = RunRegistry(
             config.lifecycle,
             config.limits,
             first_run_id=config.first_run_id,
             first_job_id=config.first_job_id,
+            checkout=self.git_credentials.checkout_ok,
         )
         self.limiter = RateLimiter(config.limits, clock.monotonic)
         self.faults = FaultBook(config.random_seed)
