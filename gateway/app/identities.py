@@ -12,12 +12,14 @@ from aiohttp import web
 from gateway.app.overrides import Ctx, Overrides
 from gateway.appkeys import (
     DATABRICKS_HTTP,
+    DOCTOR,
     IDENTITIES,
     INFORMER,
     KUBE,
     METRICS,
     TENANTS_RELOADER,
 )
+from gateway.doctor import Doctor
 from gateway.identity import plans
 from gateway.identity.builders import Builder
 from gateway.identity.cache import TokenCache
@@ -63,6 +65,9 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
+            app[DOCTOR] = Doctor(
+                resolver, session, kube=kube, discovered=informer.namespaces if informer else tuple
+            )
             refused = refusals_check(resolver, app[METRICS])
             await refused()
             if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
@@ -77,6 +82,7 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 checks.registered("tenant_policies", refused),
             ):
                 yield
+            await app[DOCTOR].aclose()
             await resolver.aclose()
         finally:
             if informer is not None:
