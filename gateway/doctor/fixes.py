@@ -54,8 +54,8 @@ def several_labelled(namespace: str, accounts: Sequence[str]) -> str:
 def secret_keys(namespace: str, secret: str) -> str:
     return (
         f"put keys client_id and client_secret (OAuth M2M) or token (PAT) in Secret '{secret}' "
-        f"of '{namespace}' (kubectl create secret generic {secret} -n {namespace} "
-        "--from-literal=client_id=... --from-file=client_secret=...)"
+        f"of '{namespace}', one file per key (kubectl create secret generic {secret} "
+        f"-n {namespace} --from-file=<key>=<file holding its value>)"
     )
 
 
@@ -120,9 +120,11 @@ def entra_credential(client_id: str, claims: Mapping[str, Any] | None) -> str:
             f"check that Entra app {client_id} exists in the tenant and that its client secret "
             "(in the tenant policy or its Secret) is current, not expired"
         )
+    audience = claims.get("aud")
+    audiences = ", ".join(audience) if isinstance(audience, list) else audience
     return (
         f"Entra app {client_id} must hold a federated credential with issuer "
-        f"{claims.get('iss')}, subject {claims.get('sub')} and audience {claims.get('aud')}"
+        f"{claims.get('iss')}, subject {claims.get('sub')} and audience {audiences}"
     )
 
 

@@ -151,8 +151,9 @@ async def _secret_step(walk: Walk, plan: Plan) -> Step:
             *SOURCE,
             obj=obj,
             cause=f"Secret '{name}' does not exist in '{namespace}'",
-            fix=f"create it: kubectl create secret generic {name} -n {namespace} "
-            + " ".join(f"--from-literal={k}=..." for k in _needed(plan)),
+            fix=f"create it with key(s) {', '.join(_needed(plan))}, one file per key: kubectl "
+            f"create secret generic {name} -n {namespace} --from-file=<key>=<file holding "
+            "its value>",
         )
     except LakegateError as exc:
         return failed(*SOURCE, obj=obj, cause=exc.message, fix=fixes.rbac(namespace))

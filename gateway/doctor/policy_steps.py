@@ -2,7 +2,9 @@
 
 They do not depend on the identity: a namespace refused an identity still learns its limits
 and where its events would go. The webhook's signing secret is named by where it is held,
-never shown.
+never shown; a Secret holding it is read for its key names, so a missing one fails here
+rather than at the first delivery. (The URL itself passed the guard when the settings were
+loaded.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 from gateway.doctor.model import Step, failed, ok, skipped
 from gateway.doctor.walk import Walk
 from gateway.errors import LakegateError
-from gateway.webhooks.guard import Guard, UrlRefused
+from gateway.kube import KubeNotFound
+from gateway.webhooks.keys import SECRET_KEY
 
 QUOTAS = ("quotas", "quotas")
 WEBHOOK = ("webhook", "webhook endpoint")
@@ -47,6 +50,22 @@ async def quota_step(walk: Walk) -> Step:
     )
 
 
+async def _signing_secret_missing(walk: Walk) -> str | None:
+    """Why the namespace's signing Secret cannot sign (its key names only are looked at)."""
+    policy = walk.settings.tenants.webhooks(walk.namespace)
+    assert policy.secret is not None
+    name = policy.secret.name
+    if walk.kube is None:
+        return f"Secret '{name}' needs the Kubernetes API, which is off"
+    try:
+        keys = await walk.kube.read_secret(walk.namespace, name)
+    except KubeNotFound:
+        return f"Secret '{name}' does not exist in '{walk.namespace}'"
+    except LakegateError as exc:
+        return exc.message
+    return None if SECRET_KEY in keys else f"Secret '{name}' has no key '{SECRET_KEY}'"
+
+
 def _secret_source(walk: Walk) -> str:
     policy = walk.settings.tenants.webhooks(walk.namespace)
     if policy.secret is not None:
@@ -60,7 +79,6 @@ def _secret_source(walk: Walk) -> str:
 
 async def webhook_step(walk: Walk) -> Step:
     policy = walk.settings.tenants.webhooks(walk.namespace)
-    options = walk.settings.webhooks
     facts: dict[str, Any] = {
         "url": policy.url,
         "allowed_url_prefixes": list(policy.allowed_url_prefixes),
@@ -73,15 +91,13 @@ async def webhook_step(walk: Walk) -> Step:
             *WEBHOOK,
             f"no default endpoint; a run's callback_url may start with: {prefixes}",
         )
-    try:
-        Guard.of(options.allow_networks, allow_http=options.allow_http).check_url(policy.url)
-    except UrlRefused as exc:
+    if policy.secret is not None and (missing := await _signing_secret_missing(walk)) is not None:
         return failed(
             *WEBHOOK,
-            obj=f"webhooks.url of '{walk.namespace}'",
-            cause=f"events would never be delivered: rule {exc.rule}: {exc}",
-            fix="use an https URL on a public address, or ask an operator to allow its network "
-            "(webhooks.allow_networks, webhooks.allow_http)",
+            obj=f"Secret '{policy.secret.name}' in '{walk.namespace}'",
+            cause=f"events would never be signed: {missing}",
+            fix=f"kubectl create secret generic {policy.secret.name} -n {walk.namespace} "
+            "--from-literal=secret=<the signing secret your receiver checks>",
             **facts,
         )
     return ok(

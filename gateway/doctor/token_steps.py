@@ -29,6 +29,7 @@ from gateway.errors import (
 from gateway.identity import kinds
 from gateway.identity.principal import mask_client_id
 from gateway.identity.strategy import Plan
+from gateway.secrets_registry import remember
 
 TOKEN_REQUEST = ("token-request", "TokenRequest")
 TOKEN = ("token", "token endpoint")
@@ -68,6 +69,7 @@ async def token_request_step(walk: Walk) -> Step:
             cause=exc.message,
             fix=fixes.rbac(walk.namespace),
         )
+    remember(minted.value)
     tools.minted = minted
     claims = _claims_of(minted.value) or {}
     walk.subject_claims = claims

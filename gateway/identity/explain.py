@@ -11,6 +11,7 @@ Secret values are never kept: a Secret read here is reduced to its key names at 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -99,7 +100,12 @@ async def explain(
         refusal = exc
     policy = sources.settings.tenants.policy(namespace)
     identity = policy.identity if policy else None
-    found = identity_refusals(namespace, identity, sources.environ) if identity else []
+    # The token file check touches the disk: off the loop, as the resolver does it.
+    found = (
+        await asyncio.to_thread(identity_refusals, namespace, identity, sources.environ)
+        if identity
+        else []
+    )
     accounts, listing_error = await _accounts(namespace, sources)
     secrets = await _secrets(namespace, sources) if sources.discovers else ()
     facts = _Facts(namespace, sources, accounts, listing_error, secrets, plan, refusal)
