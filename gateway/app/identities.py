@@ -65,9 +65,6 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
-            app[DOCTOR] = Doctor(
-                resolver, session, kube=kube, discovered=informer.namespaces if informer else tuple
-            )
             refused = refusals_check(resolver, app[METRICS])
             await refused()
             if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
@@ -82,13 +79,36 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 checks.registered("tenant_policies", refused),
             ):
                 yield
-            await app[DOCTOR].aclose()
             await resolver.aclose()
         finally:
             if informer is not None:
                 await informer.aclose()
             await builder.aclose()
             await cache.aclose()
+
+    return ctx
+
+
+def doctor_ctx() -> Ctx:
+    """The tenant doctor, over the identities context's resolver; none when a test replaced
+    the resolver with one that cannot explain itself."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        resolver = app[IDENTITIES]
+        if not isinstance(resolver, NamespaceResolver):
+            yield
+            return
+        informer = app.get(INFORMER)
+        app[DOCTOR] = doctor = Doctor(
+            resolver,
+            app[DATABRICKS_HTTP],
+            kube=app.get(KUBE),
+            discovered=informer.namespaces if informer is not None else tuple,
+        )
+        try:
+            yield
+        finally:
+            await doctor.aclose()
 
     return ctx
 
