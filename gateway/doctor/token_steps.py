@@ -27,6 +27,8 @@ from gateway.errors import (
     TokenEndpointError,
 )
 from gateway.identity import kinds
+from gateway.identity.azure_management import management_fetch
+from gateway.identity.cache import Fetch
 from gateway.identity.principal import mask_client_id
 from gateway.identity.strategy import Plan
 from gateway.secrets_registry import remember
@@ -173,16 +175,22 @@ def _fix(walk: Walk, plan: Plan, exc: LakegateError) -> str:
 
 
 class _Held:
-    """The walk's token as a ``TokenProvider``: a refusal is reported, not refreshed."""
+    """The walk's token as a ``TokenProvider``: a refusal is reported, not refreshed. An
+    Entra principal also proves itself to Azure Resource Manager, as its runs' calls do
+    (the Jobs client asks only when the workspace's ``azure_resource_id`` is set)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, management: Fetch | None) -> None:
         self._token = token
+        self._management = management
 
     async def token(self) -> str:
         return self._token
 
     def invalidate(self, token: str) -> None:
         return None
+
+    async def azure_management_token(self) -> str | None:
+        return None if self._management is None else (await self._management()).value
 
 
 async def jobs_step(walk: Walk) -> Step:
@@ -193,8 +201,16 @@ async def jobs_step(walk: Walk) -> Step:
     assert token is not None
     listed = walk.settings.workspaces[plan.workspace.name]
     workspace = Workspace.from_settings(listed)
+    held = _Held(token.value, management_fetch(plan, walk.namespace, walk.tools))
     try:
-        page = await walk.jobs.list(workspace, _Held(token.value), limit=1)
+        page = await walk.jobs.list(workspace, held, limit=1)
+    except TokenEndpointError as exc:
+        return failed(
+            *JOBS,
+            obj=f"the Azure management token of {_title(plan)} ({plan.origin})",
+            cause=exc.message,
+            fix=_fix(walk, plan, exc),
+        )
     except DatabricksError as exc:
         return failed(
             *JOBS,
@@ -203,6 +219,9 @@ async def jobs_step(walk: Walk) -> Step:
             fix=_jobs_fix(walk, plan, exc),
             status=exc.http_status,
         )
+    except LakegateError as exc:
+        where = f"workspace {plan.workspace.name} ({plan.workspace.host})"
+        return failed(*JOBS, obj=where, cause=exc.message, fix=_fix(walk, plan, exc))
     return ok(
         *JOBS,
         f"runs/list (limit 1) on {plan.workspace.host} answered as this principal "

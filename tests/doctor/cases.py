@@ -135,7 +135,7 @@ AZURE_WI_POLICY = {
 POD_POLICY = {"type": "pod-token-federation", "client_id": POD_CLIENT_ID}
 
 
-def _policy(identity: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+def policy_of(identity: Mapping[str, Any], **more: Any) -> dict[str, Any]:
     return {NS: {"identity": dict(identity), **more}}
 
 
@@ -151,27 +151,27 @@ CASES = (
     Case("service-account-federation-refused", False, "token", setup=_federation_refused),
     Case("service-account-workspace-not-allowed", False, "identity", setup=_other_workspace),
     Case("service-account-two-labelled", False, "identity", setup=_two_labelled),
-    Case("pod-token-healthy", True, tenants=_policy(POD_POLICY)),
+    Case("pod-token-healthy", True, tenants=policy_of(POD_POLICY)),
     Case(
         "pod-token-file-missing",
         False,
         "policy",
-        tenants=_policy({**POD_POLICY, "token_file": "/nonexistent/lakegate/token"}),
+        tenants=policy_of({**POD_POLICY, "token_file": "/nonexistent/lakegate/token"}),
     ),
     Case(
         "pod-token-federation-refused",
         False,
         "token",
         # The pod's token is trusted by gateway-pod's policy only, not by this principal's.
-        tenants=_policy({**POD_POLICY, "client_id": AZURE_SECRET_CLIENT_ID}),
+        tenants=policy_of({**POD_POLICY, "client_id": AZURE_SECRET_CLIENT_ID}),
     ),
-    Case("azure-secret-healthy", True, tenants=_policy(AZURE_SECRET_POLICY), setup=_azure_secret),
-    Case("azure-secret-missing-secret", False, "source", tenants=_policy(AZURE_SECRET_POLICY)),
+    Case("azure-secret-healthy", True, tenants=policy_of(AZURE_SECRET_POLICY), setup=_azure_secret),
+    Case("azure-secret-missing-secret", False, "source", tenants=policy_of(AZURE_SECRET_POLICY)),
     Case(
         "azure-secret-env-unset",
         False,
         "policy",
-        tenants=_policy(
+        tenants=policy_of(
             {
                 "type": "azure-client-secret",
                 "tenant_id": AZURE_TENANT_ID,
@@ -180,12 +180,12 @@ CASES = (
             }
         ),
     ),
-    Case("azure-workload-identity-healthy", True, tenants=_policy(AZURE_WI_POLICY)),
+    Case("azure-workload-identity-healthy", True, tenants=policy_of(AZURE_WI_POLICY)),
     Case(
         "azure-workload-identity-not-federated",
         False,
         "token",
-        tenants=_policy({**AZURE_WI_POLICY, "client_id": AZURE_SECRET_CLIENT_ID}),
+        tenants=policy_of({**AZURE_WI_POLICY, "client_id": AZURE_SECRET_CLIENT_ID}),
     ),
     Case("not-configured", False, "identity"),
     Case(

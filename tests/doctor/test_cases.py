@@ -8,15 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway import secrets_registry
 from gateway.cli.main import main
 from tests.doctor import snapshots
-from tests.doctor.cases import CASES, NS, Case
-from tests.fixtures.identity_stack import IdentityStack, IdentityStackFactory
+from tests.doctor.cases import AZURE_SECRET_POLICY, CASES, NS, Case, policy_of
+from tests.fixtures.identity_stack import AZURE_SECRET, IdentityStack, IdentityStackFactory
 
+ROOT = Path(__file__).parents[2]
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 
@@ -75,3 +78,38 @@ async def test_cli_text_matches_its_snapshot(
     assert code == (0 if case.healthy else 1)
     assert_no_secret(out, secrets)
     snapshots.check(case.name, snapshots.normalise(out, stack.files))
+
+
+async def test_shipped_tenant_without_its_variable_is_reported(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """deploy/base's example tenant, with no lakegate-tenant-credentials Secret loaded: the
+    gateway serves, and the doctor's first failing step names the variable and the Secret."""
+    shipped = yaml.safe_load((ROOT / "deploy/base/tenants.yaml").read_text("utf-8"))
+    stack = await identity_stack_factory(tenants=shipped["namespaces"])
+    report = await stack.client().identity_report("team-a")
+    first = next(step for step in report["steps"] if step["outcome"] == "failed")
+    assert first["name"] == "policy"
+    assert first["object"] == "tenants.namespaces.team-a.identity.client_secret_env"
+    assert "TEAM_A_DATABRICKS_CLIENT_SECRET" in first["cause"]
+    assert "lakegate-tenant-credentials" in first["fix"]
+
+
+async def test_entra_principal_lists_with_its_management_token(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """With the workspace's azure_resource_id, the doctor's runs/list carries the Entra
+    principal's management token, as its runs' calls do."""
+    resource = (
+        "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-data/"
+        "providers/Microsoft.Databricks/workspaces/ws-data"
+    )
+    extra = {"azure_resource_id": resource}
+    stack = await identity_stack_factory(
+        tenants=policy_of(AZURE_SECRET_POLICY), workspace=lambda url: extra
+    )
+    stack.kube.put_secret(NS, "azure-sp", {"client_secret": AZURE_SECRET})
+    report = await stack.client().identity_report(NS)
+    assert report["healthy"] is True
+    issued = stack.emulator.entra.stats()["tokens_issued"]["by_resource"]
+    assert issued == {"databricks": 1, "management": 1}
