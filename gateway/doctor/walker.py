@@ -30,6 +30,7 @@ from gateway.identity.builders import Kube
 from gateway.identity.cache import TokenCache
 from gateway.identity.explain import Explanation
 from gateway.settings import Settings
+from gateway.singleflight import TtlCache
 
 STEPS: Steps = (
     policy_step,
@@ -42,6 +43,8 @@ STEPS: Steps = (
     webhook_step,
 )
 
+# Bounds the namespaces being walked at once (each entry lives only while it walks).
+_MAX_WALKS = 10_000
 # A walk fetches one token (two with a management token): a cache that small is plenty.
 _WALK_CACHE_ENTRIES = 4
 
@@ -73,9 +76,19 @@ class Doctor:
         self._tokens = tokens if tokens is not None else TokenClient(session)
         self._jobs = JobsClient.from_settings(session, resolver.settings.databricks)
         self._steps = steps
+        self._walking: TtlCache[str, Report] = TtlCache(_MAX_WALKS, name="doctor-walks")
 
     async def check(self, namespace: str, quota: QuotaSource | None = None) -> Report:
-        """Every step of the namespace's path, in order."""
+        """Every step of the namespace's path, in order. Checks of one namespace asked for
+        while one is walking share its report: a burst of checks costs one token fetch."""
+
+        async def load() -> tuple[Report, float]:
+            # Kept for no time at all: the next check, after a fix, walks afresh.
+            return await self._walk(namespace, quota), 0.0
+
+        return await self._walking.get(namespace, load)
+
+    async def _walk(self, namespace: str, quota: QuotaSource | None) -> Report:
         settings = self._resolver.settings
         cache = TokenCache(max_entries=_WALK_CACHE_ENTRIES)
         tools = WalkTools(self._session, cache, settings.identity, self._kube, tokens=self._tokens)
@@ -128,4 +141,5 @@ class Doctor:
         return out
 
     async def aclose(self) -> None:
+        await self._walking.aclose()
         await self._tokens.aclose()

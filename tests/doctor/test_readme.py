@@ -4,6 +4,7 @@ where tests/doctor/test_cases.py (each kind, healthy and broken; snapshots), tes
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,17 @@ async def test_list_includes_watched_namespaces() -> None:
     assert [(t.namespace, t.known_as, t.state) for t in tenants] == [
         ("team-w", ("watched",), "refused")
     ]
+
+
+async def test_concurrent_checks_share_one_walk(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """Ten checks of one namespace at once cost one token grant; the next check walks anew."""
+    stack = await identity_stack_factory()
+    stack.oauth_secret("team-a")
+    client = stack.client()
+    reports = await asyncio.gather(*(client.identity_report("team-a") for _ in range(10)))
+    assert all(r["healthy"] for r in reports)
+    assert stack.identity_stats()["token_requests"]["total"] == 1
+    await client.identity_report("team-a")
+    assert stack.identity_stats()["token_requests"]["total"] == 2
