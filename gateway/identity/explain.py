@@ -73,7 +73,10 @@ class Explanation:
 
     @property
     def decided_by(self) -> str:
-        return next(r.name for r in self.rules if r.outcome in ("chosen", "refused"))
+        """The rule that chose or refused; the reads and the decision are not one atomic
+        view, so a change in between may leave none (then: the resolver)."""
+        decided = (r.name for r in self.rules if r.outcome in ("chosen", "refused"))
+        return next(decided, "the resolver")
 
 
 @dataclass(frozen=True, slots=True)

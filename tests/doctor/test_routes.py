@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 
 from gateway import secrets_registry
-from tests.api.schema import assert_matches
+from gateway.app import Overrides
+from tests.api.schema import assert_matches, assert_problem
 from tests.callers.conftest import bearer, sha256_hex
 from tests.fixtures.gateway import StackFactory
 
@@ -87,3 +88,23 @@ async def test_list_mints_and_fetches_no_token(gateway_stack_factory: StackFacto
     pat, oauth = "pat", "oauth-m2m"
     assert kinds == {"team-00": pat, "team-01": oauth, "team-02": pat, "team-03": oauth}
     assert stack.emulator.stats()["identity"]["token_requests"]["total"] == 0
+
+
+class _OpaqueResolver:
+    """A resolver that resolves but cannot explain itself (as tests and embedders may inject)."""
+
+    async def resolve(self, namespace: str, override: object = None) -> object:
+        raise AssertionError("not called by the doctor")
+
+
+async def test_without_an_explaining_resolver_the_doctor_says_so(
+    gateway_stack_factory: StackFactory,
+) -> None:
+    """An injected resolver that cannot explain: both routes answer a 501 problem, not a 500."""
+    overrides = Overrides(environ={}, identities=lambda session: _OpaqueResolver())
+    stack = await gateway_stack_factory(overrides=overrides)
+    for path in ("/v1/namespaces", "/v1/namespaces/team-00/identity"):
+        status, body = await _get(stack.url + path)
+        assert status == 501
+        assert_problem(body, 501)
+        assert "without the tenant doctor" in body["detail"]
