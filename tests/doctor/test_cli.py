@@ -11,6 +11,7 @@ import pytest
 
 from gateway.cli.main import main
 from gateway.doctor.render import format_tenants
+from tests.doctor.test_routes import API_KEY_CALLERS
 from tests.fixtures.gateway import StackFactory
 
 
@@ -77,3 +78,13 @@ def test_check_without_a_namespace_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         main(["tenants", "check"])
     assert info.value.code == 2
+
+
+async def test_a_refused_caller_is_exit_2(
+    gateway_stack_factory: StackFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without a credential the gateway answers 401: the problem on stderr, exit 2."""
+    stack = await gateway_stack_factory(gateway={"callers": API_KEY_CALLERS})
+    code = await _cli("tenants", "check", "team-01", "--url", stack.url)
+    assert code == 2
+    assert "hint: set LAKEGATE_TOKEN or pass --token-file" in capfd.readouterr().err
