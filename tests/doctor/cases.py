@@ -58,6 +58,11 @@ def _pat_and_signing(stack: IdentityStack) -> list[str]:
     return [*_pat(stack), SIGNING]
 
 
+def _pat_and_unkeyed_signing(stack: IdentityStack) -> list[str]:
+    stack.kube.put_secret(NS, "webhook-signing", {"key": SIGNING})
+    return [*_pat(stack), SIGNING]
+
+
 def _oauth(stack: IdentityStack) -> list[str]:
     return [stack.oauth_secret(NS).secret or ""]
 
@@ -200,6 +205,13 @@ CASES = (
         True,
         tenants={NS: {"webhooks": {"url": HOOK, "secret": {"name": "webhook-signing"}}}},
         setup=_pat_and_signing,
+    ),
+    Case(
+        "webhook-secret-without-key",
+        False,
+        "webhook",
+        tenants={NS: {"webhooks": {"url": HOOK, "secret": {"name": "webhook-signing"}}}},
+        setup=_pat_and_unkeyed_signing,
     ),
     Case(
         "webhook-secret-missing",
