@@ -14,7 +14,7 @@ disturbs the tokens runs are served with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import aiohttp
@@ -108,15 +108,20 @@ class Doctor:
             await cache.aclose()
         return Report(namespace, tuple(walk.steps))
 
-    async def tenants(self) -> list[Tenant]:
-        """Every configured or discovered namespace, its identity kind and state; the rules
-        only (they read Kubernetes, never mint or fetch a token)."""
+    async def tenants(
+        self, allowed: Callable[[str], Awaitable[bool]] | None = None
+    ) -> list[Tenant]:
+        """Every configured or discovered namespace (those ``allowed``, when given; the others
+        are not even read), its identity kind and state; the rules only (they read
+        Kubernetes, never mint or fetch a token)."""
         settings = self._resolver.settings
         configured = set(settings.tenants.namespaces)
         watched = set(settings.kubernetes.namespaces)
         discovered = set(self._discovered())
         out = []
         for namespace in sorted(configured | watched | discovered):
+            if allowed is not None and not await allowed(namespace):
+                continue
             known = [
                 label
                 for label, names in (
