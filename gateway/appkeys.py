@@ -24,6 +24,7 @@ from aiohttp import web
 
 from gateway.callers.gate import CallerGate
 from gateway.callers.types import Caller
+from gateway.doctor import Doctor
 from gateway.identity.resolver import IdentityResolver
 from gateway.kube import KubeClient, ServiceAccountInformer
 from gateway.metrics import Metrics
@@ -73,6 +74,8 @@ CALLERS = web.AppKey("lakegate.callers", CallerGate)
 QUOTA = web.AppKey("lakegate.quota", QuotaReport)
 # Dead webhook events, redelivery and disabled endpoints (see gateway.webhooks.admin).
 WEBHOOKS = web.AppKey("lakegate.webhooks", WebhookAdmin)
+# The tenant doctor (GET /v1/namespaces, GET /v1/namespaces/{namespace}/identity).
+DOCTOR = web.AppKey("lakegate.doctor", Doctor)
 
 # --- what only the composition root reads ---------------------------------------------------
 

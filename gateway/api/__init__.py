@@ -20,6 +20,7 @@ from aiohttp.typedefs import Middleware
 from gateway.api import ops, quota, runs
 from gateway.api.callers import callers_middleware
 from gateway.api.compat import HOST_METADATA, PREFIX, compat_app, host_metadata
+from gateway.api.doctor import setup_doctor_routes
 from gateway.api.middlewares import body_limit, owner_only, request_context
 from gateway.api.problems import problem_middleware
 from gateway.api.webhooks import setup_webhook_routes
@@ -50,6 +51,7 @@ def setup_routes(app: web.Application) -> None:
     # Databricks SDKs read it on every client start; see gateway.api.compat.workspace.
     router.add_get(HOST_METADATA, host_metadata, name="databricks_config", allow_head=False)
     setup_webhook_routes(app)
+    setup_doctor_routes(app)
 
 
 def route_guards(settings: Settings) -> list[Middleware]:

@@ -20,7 +20,7 @@ from gateway import policy_ctx
 from gateway.api import setup_api
 from gateway.app.callers import callers_ctx
 from gateway.app.gitcreds import gitcreds_ctx
-from gateway.app.identities import identities_ctx
+from gateway.app.identities import doctor_ctx, identities_ctx
 from gateway.app.overrides import Ctx, Overrides
 from gateway.app.resources import http_ctx, kube_ctx, store_ctx
 from gateway.app.service import background_ctx, service_ctx
@@ -53,6 +53,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.cleanup_ctx.append(http_ctx(settings))
     app.cleanup_ctx.append(kube_ctx(settings, over, checks))
     app.cleanup_ctx.append(identities_ctx(settings, over, checks))
+    app.cleanup_ctx.append(doctor_ctx())
     app.cleanup_ctx.append(callers_ctx(settings, over))
     app.cleanup_ctx.append(service_ctx(settings, over))
     app.cleanup_ctx.append(gitcreds_ctx(settings, over))

@@ -12,12 +12,14 @@ from aiohttp import web
 from gateway.app.overrides import Ctx, Overrides
 from gateway.appkeys import (
     DATABRICKS_HTTP,
+    DOCTOR,
     IDENTITIES,
     INFORMER,
     KUBE,
     METRICS,
     TENANTS_RELOADER,
 )
+from gateway.doctor import Doctor
 from gateway.identity import plans
 from gateway.identity.builders import Builder
 from gateway.identity.cache import TokenCache
@@ -83,6 +85,30 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 await informer.aclose()
             await builder.aclose()
             await cache.aclose()
+
+    return ctx
+
+
+def doctor_ctx() -> Ctx:
+    """The tenant doctor, over the identities context's resolver; none when a test replaced
+    the resolver with one that cannot explain itself."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        resolver = app[IDENTITIES]
+        if not isinstance(resolver, NamespaceResolver):
+            yield
+            return
+        informer = app.get(INFORMER)
+        app[DOCTOR] = doctor = Doctor(
+            resolver,
+            app[DATABRICKS_HTTP],
+            kube=app.get(KUBE),
+            discovered=informer.namespaces if informer is not None else tuple,
+        )
+        try:
+            yield
+        finally:
+            await doctor.aclose()
 
     return ctx
 

@@ -266,6 +266,21 @@ class LakegateClient:
             raise UnexpectedResponse("the redelivery answer has no 'redelivered' array")
         return [int(i) for i in done]
 
+    async def identity_report(self, namespace: str) -> dict[str, Any]:
+        """The tenant doctor's report of the namespace (GET .../identity)."""
+        _, data = await self._call("GET", f"/v1/namespaces/{quote(namespace, safe='')}/identity")
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+            raise UnexpectedResponse("the doctor's report has no 'steps' array")
+        return data
+
+    async def namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace the caller may act for, with its identity kind and state."""
+        _, data = await self._call("GET", "/v1/namespaces")
+        found = data.get("namespaces") if isinstance(data, dict) else None
+        if not isinstance(found, list):
+            raise UnexpectedResponse("the namespace list has no 'namespaces' array")
+        return found
+
     # --- HTTP -------------------------------------------------------------------------------
 
     async def _call(

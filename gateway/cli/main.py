@@ -13,6 +13,7 @@ from typing import Any
 from gateway import __version__, logs
 from gateway.cli.commands import add_client_commands
 from gateway.cli.startup import EXIT_STARTUP, Where, config_line, describe
+from gateway.cli.tenants import add_tenant_commands
 from gateway.cli.webhooks import add_webhook_commands
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings, sdk_env
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_client_commands(sub)
     add_webhook_commands(sub)
+    add_tenant_commands(sub)
 
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", default="config/gateway.yaml")

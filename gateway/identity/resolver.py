@@ -32,6 +32,7 @@ from gateway.errors import (
 from gateway.identity import kinds, plans
 from gateway.identity.builders import Builder, Kube
 from gateway.identity.default import default_plan
+from gateway.identity.explain import Explanation, Sources, explain
 from gateway.identity.plans import Account
 from gateway.identity.principal import Principal, of_plan
 from gateway.identity.strategy import POLICY_ORIGIN, Plan
@@ -320,6 +321,23 @@ class NamespaceResolver:
                 field="identity.secret",
             )
         return data
+
+    async def explain(self, namespace: str) -> Explanation:
+        """Read-only, for the tenant doctor: each rule with what it found, around the plan
+        this resolver makes now (uncached, so the answer is today's, not a cached one's)."""
+        sources = Sources(
+            self._settings,
+            self._environ,
+            self.discovers,
+            self._default,
+            self._accounts.in_namespace if self._accounts is not None else None,
+            self._kube,
+        )
+        return await explain(namespace, sources, lambda: self._plan(namespace, None))
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     async def refusals(self) -> list[TenantRefusal]:
         """The configured tenants refused now (an unset variable, an unreadable token file)."""

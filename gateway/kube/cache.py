@@ -60,6 +60,9 @@ class AccountCache:
         names = self._entries.get(namespace, {})
         return tuple(_merge(views) for _, views in sorted(names.items()))
 
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted(ns for ns, names in self._entries.items() if names))
+
     def count(self, source: str | None = None) -> int:
         return sum(
             1

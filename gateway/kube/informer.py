@@ -118,6 +118,10 @@ class ServiceAccountInformer:
         await self._ensure_fresh(namespace)
         return self.cache.get(namespace, name)
 
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces holding a labelled ServiceAccount, as the informer holds them now."""
+        return self.cache.namespaces()
+
     async def in_namespace(self, namespace: str) -> tuple[ServiceAccountRef, ...]:
         """Every labelled ServiceAccount in ``namespace``, by name."""
         await self._ensure_fresh(namespace)
