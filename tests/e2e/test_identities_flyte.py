@@ -19,8 +19,8 @@ import yaml
 
 from gateway.emulator.databricks.identity_config import PrincipalsUpdate
 from gateway.identity.principal import mask_client_id
-from tests.fixtures.identity_stack import NO_RETRY, IdentityStack, IdentityStackFactory
 from tests.e2e.specs import spec
+from tests.fixtures.identity_stack import NO_RETRY, IdentityStack, IdentityStackFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +50,10 @@ def apply(stack: IdentityStack, path: Path) -> dict[str, Any]:
     elif doc["kind"] == "Secret":
         assert not doc.get("data"), "the examples hold stringData only"
         stack.kube.put_secret(
-            namespace, name, doc["stringData"], type=doc.get("type", "Opaque"),
+            namespace,
+            name,
+            doc["stringData"],
+            type=doc.get("type", "Opaque"),
             labels=meta.get("labels"),
         )
     else:
@@ -97,7 +100,9 @@ def submits(stack: IdentityStack) -> int:
     )
 
 
-@pytest.mark.parametrize("path", [SERVICE_ACCOUNT, TOKEN_SECRET, OAUTH_SECRET], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [SERVICE_ACCOUNT, TOKEN_SECRET, OAUTH_SECRET], ids=lambda p: p.name
+)
 def test_the_example_files_name_nothing_of_lakegate(path: Path) -> None:
     """The Flyte example holds Flyte's objects only: no lakegate label or annotation."""
     assert lakegate_objects(path) == []
@@ -157,7 +162,9 @@ async def test_flytes_databricks_token_secret_runs_as_the_pats_user(
     stack = await identity_stack_factory()
     doc = apply(stack, TOKEN_SECRET)
     namespace = doc["metadata"]["namespace"]
-    register(stack, {"users": [{"name": "flyte-user@example.com", "pats": [doc["stringData"]["token"]]}]})
+    register(
+        stack, {"users": [{"name": "flyte-user@example.com", "pats": [doc["stringData"]["token"]]}]}
+    )
     final = await run(stack, namespace, "flyte-pat")
     assert principal_of(stack, "flyte-pat") == "flyte-user@example.com"
     assert stack.identity_stats()["token_requests"]["total"] == 0

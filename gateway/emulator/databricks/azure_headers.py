@@ -15,7 +15,7 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
-MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"  # noqa: S105 (a name)
+MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"
 RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
 # Enough for any test's calls; the counters below are never trimmed.
 MAX_CALLS_KEPT = 10_000
