@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
-from gateway.identity import sources
+from gateway.identity import sources, token_places
 from gateway.identity.cache import Fetch
 from gateway.identity.env_oidc import ENV_OIDC
 from gateway.identity.strategy import (
@@ -51,7 +51,6 @@ from gateway.settings import (
     SecretRef,
     ServiceAccountFederation,
     Settings,
-    sdk_env,
 )
 
 
@@ -213,14 +212,14 @@ class PodToken(IdentityKind[PodTokenFederation]):
     def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
         # Flyte's order: the policy's or identity.pod_token_file, AWS_WEB_IDENTITY_TOKEN_FILE,
         # then /var/run/secrets/databricks/token; a missing one falls through at each read.
-        first_file, *others = sdk_env.pod_token_files(
-            identity.token_file or where.settings.identity.pod_token_file, where.environ
-        )
+        places = token_places.pod_token_places(identity.token_file, where)
+        first_file, *others = (path for path, _ in places)
         return where.plan(
             self.name,
             client_id=identity.client_id,
             token_file=first_file,
             token_fallbacks=tuple(others),
+            token_settings=places,
             scopes=identity.scopes,
         )
 
@@ -238,7 +237,12 @@ class PodToken(IdentityKind[PodTokenFederation]):
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
         (path,) = require(plan, namespace, token_file=plan.token_file)
-        subject = sources.token_file(path, namespace=namespace, fallbacks=plan.token_fallbacks)
+        subject = sources.token_file(
+            path,
+            namespace=namespace,
+            fallbacks=plan.token_fallbacks,
+            settings=dict(plan.token_settings),
+        )
         return exchange(plan, namespace, tools, subject)
 
 
@@ -290,6 +294,12 @@ class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
         return entra(plan, namespace, tools, tenant_id, client_id, proof)
 
 
+def _azure_file_setting(identity: AzureWorkloadIdentity, where: PlanContext) -> str:
+    return token_places.policy_file_setting(
+        where, identity.token_file, ("AZURE_FEDERATED_TOKEN_FILE",)
+    )
+
+
 class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
     """Azure workload identity: a federated token file is the client's proof at Entra."""
 
@@ -304,6 +314,7 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
             client_id=identity.client_id,
             tenant_id=identity.tenant_id,
             token_file=identity.token_file,
+            token_settings=((identity.token_file, _azure_file_setting(identity, where)),),
         )
 
     def from_environment(self, env: Environment) -> AzureWorkloadIdentity | None:
@@ -329,7 +340,9 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
             client_id=plan.client_id,
             token_file=plan.token_file,
         )
-        assertion = sources.token_file(path, namespace=namespace)
+        assertion = sources.token_file(
+            path, namespace=namespace, settings=dict(plan.token_settings)
+        )
 
         async def proof() -> dict[str, str]:
             # Read at every fetch: the kubelet rotates the projected token.
