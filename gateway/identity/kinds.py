@@ -40,6 +40,7 @@ from gateway.identity.strategy import (
     secret_pin,
     secret_problems,
     secret_subject,
+    token_file_of,
 )
 from gateway.settings import (
     AzureClientSecretIdentity,
@@ -236,14 +237,7 @@ class PodToken(IdentityKind[PodTokenFederation]):
         return first(client_of(plan), plan.token_file)
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
-        (path,) = require(plan, namespace, token_file=plan.token_file)
-        subject = sources.token_file(
-            path,
-            namespace=namespace,
-            fallbacks=plan.token_fallbacks,
-            settings=dict(plan.token_settings),
-        )
-        return exchange(plan, namespace, tools, subject)
+        return exchange(plan, namespace, tools, token_file_of(plan, namespace))
 
 
 class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
@@ -294,12 +288,6 @@ class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
         return entra(plan, namespace, tools, tenant_id, client_id, proof)
 
 
-def _azure_file_setting(identity: AzureWorkloadIdentity, where: PlanContext) -> str:
-    return token_places.policy_file_setting(
-        where, identity.token_file, ("AZURE_FEDERATED_TOKEN_FILE",)
-    )
-
-
 class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
     """Azure workload identity: a federated token file is the client's proof at Entra."""
 
@@ -314,7 +302,7 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
             client_id=identity.client_id,
             tenant_id=identity.tenant_id,
             token_file=identity.token_file,
-            token_settings=((identity.token_file, _azure_file_setting(identity, where)),),
+            token_settings=token_places.azure_token_places(identity.token_file, where),
         )
 
     def from_environment(self, env: Environment) -> AzureWorkloadIdentity | None:
@@ -333,16 +321,10 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
         return first(client_of(plan))
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
-        tenant_id, client_id, path = require(
-            plan,
-            namespace,
-            tenant_id=plan.tenant_id,
-            client_id=plan.client_id,
-            token_file=plan.token_file,
+        tenant_id, client_id = require(
+            plan, namespace, tenant_id=plan.tenant_id, client_id=plan.client_id
         )
-        assertion = sources.token_file(
-            path, namespace=namespace, settings=dict(plan.token_settings)
-        )
+        assertion = token_file_of(plan, namespace)
 
         async def proof() -> dict[str, str]:
             # Read at every fetch: the kubelet rotates the projected token.

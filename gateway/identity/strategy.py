@@ -289,6 +289,18 @@ def held_values(plan: Plan, namespace: str, tools: Tools, **given: str | None) -
     return sources.values(tools.read_secret, namespace, plan.secret_name, given)
 
 
+def token_file_of(plan: Plan, namespace: str) -> sources.SubjectToken:
+    """The plan's token file, read at every fetch from the first of its places that exists;
+    a refusal names the file and the setting that pointed to it."""
+    (path,) = require(plan, namespace, token_file=plan.token_file)
+    return sources.token_file(
+        path,
+        namespace=namespace,
+        fallbacks=plan.token_fallbacks,
+        settings=dict(plan.token_settings),
+    )
+
+
 def scope_of(plan: Plan, options: IdentityOptions) -> str:
     """The space-separated OAuth scope the plan asks for: its own, or the gateway's default."""
     return " ".join(plan.scopes or options.oauth_scopes)

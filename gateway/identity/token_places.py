@@ -44,3 +44,9 @@ def pod_token_places(token_file: str | None, where: PlanContext) -> Places:
     named.setdefault(sdk_env.DEFAULT_POD_TOKEN_FILE, DEFAULT_PLACE)
     files = sdk_env.pod_token_files(token_file or configured, where.environ)
     return tuple((path, named.get(path, "the settings")) for path in files)
+
+
+def azure_token_places(token_file: str, where: PlanContext) -> Places:
+    """The federated token file of Azure workload identity, with its setting."""
+    variables = ("AZURE_FEDERATED_TOKEN_FILE",)
+    return ((token_file, policy_file_setting(where, token_file, variables)),)
