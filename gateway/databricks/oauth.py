@@ -75,6 +75,7 @@ __all__ = [
     "basic_authorization",
     "entra_token_endpoint",
     "jwt_assertion",
+    "mask_client_id",
     "parse_token_response",
 ]
 
@@ -144,6 +145,7 @@ class TokenClient:
             authorization=basic_authorization(client_id, client_secret),
             namespace=namespace,
             source=source,
+            client_id=client_id,
         )
 
     async def exchange(
@@ -222,11 +224,16 @@ class TokenClient:
         authorization: str | None,
         namespace: str,
         source: str,
+        client_id: str | None = None,
     ) -> AccessToken:
         """POST one grant to the token endpoint, retrying transient failures within the deadline.
 
-        ``authorization`` is the client authentication header, if the grant has one.
+        ``authorization`` is the client authentication header, if the grant has one;
+        ``client_id`` the client it authenticates when the form does not name it. An endpoint
+        that echoes the client id in its error gets it masked in ours (first 4 ... last 4):
+        errors are logged, by the retries and the background refresh among others.
         """
+        client = client_id or form.get("client_id")
         request_headers = {"Accept": "application/json"}
         if authorization is not None:
             request_headers["Authorization"] = authorization
@@ -261,15 +268,18 @@ class TokenClient:
                     namespace=namespace,
                     source=source,
                 ) from exc
-            return parse_token_response(
-                status,
-                text,
-                endpoint=token_endpoint,
-                namespace=namespace,
-                source=source,
-                now=sent_at,
-                retry_after=parse_retry_after(headers),
-            )
+            try:
+                return parse_token_response(
+                    status,
+                    text,
+                    endpoint=token_endpoint,
+                    namespace=namespace,
+                    source=source,
+                    now=sent_at,
+                    retry_after=parse_retry_after(headers),
+                )
+            except TokenEndpointError as exc:
+                raise _client_id_masked(exc, client) from None
 
         token: AccessToken = await retrying(attempt)
         return token
@@ -277,6 +287,23 @@ class TokenClient:
     async def aclose(self) -> None:
         """Cancel a discovery in flight, so none outlives the session."""
         await self._discovered.aclose()
+
+
+def mask_client_id(value: str) -> str:
+    """A client id as logs, errors and records show it: its first and last four characters."""
+    value = value.strip()
+    if len(value) <= 8:
+        # Too short to show any of it without showing most of it.
+        return "*" * len(value)
+    return f"{value[:4]}...{value[-4:]}"
+
+
+def _client_id_masked(exc: TokenEndpointError, client_id: str | None) -> TokenEndpointError:
+    """``exc`` (just made from the endpoint's answer) with the client id masked in its text."""
+    if client_id and client_id in exc.message:
+        exc.message = exc.message.replace(client_id, mask_client_id(client_id))
+        exc.args = (exc.message,)
+    return exc
 
 
 def entra_token_endpoint(authority: str, tenant_id: str) -> str:
