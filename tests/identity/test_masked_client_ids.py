@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,7 +44,9 @@ pytestmark = pytest.mark.e2e
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
-UNKNOWN_CLIENT_ID = "5e1f0c2a-0000-4000-8000-00000000dead"
+UNKNOWN_CLIENT_ID = "5e1f0c2a-0000-4000-8000-00000000beef"
+# No service principal of the workspace has it: the token endpoint says so, naming it.
+STRANGER_CLIENT_ID = "5e1f0c2a-0000-4000-8000-00000000dead"
 RESOURCE_ID = (
     "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg/"
     "providers/Microsoft.Databricks/workspaces/ws"
@@ -123,7 +124,7 @@ async def drive_every_kind(stack: IdentityStack) -> tuple[list[str], list[str]]:
     client_ids.append(UNKNOWN_CLIENT_ID)
     await stack.refused("team-unknown")
     # A labelled ServiceAccount naming a principal with no federation policy for it.
-    stranger = str(uuid.uuid4())
+    stranger = STRANGER_CLIENT_ID
     stack.kube.create_service_account(
         "team-stranger",
         "runner",
@@ -136,7 +137,7 @@ async def drive_every_kind(stack: IdentityStack) -> tuple[list[str], list[str]]:
     # message) says whom it is about, masked.
     problem = await stack.refused("team-stranger")
     assert stranger not in str(problem.problem)
-    assert mask_client_id(stranger) in (problem.detail or ""), problem.detail
+    assert "unknown client_id 5e1f...dead" in (problem.detail or ""), problem.detail
     # The workspace revokes the OAuth principal's token: refused, refreshed, retried.
     stack.emulator.identity.revoke_principal(oauth.name)
     assert await stack.run_to_end("team-oauth", "oauth-after-revoke") == oauth.name

@@ -138,3 +138,14 @@ async def test_the_sdk_variable_of_the_gateways_own_identity_is_named(
     assert f"token file {token_file} (named by environment DATABRICKS_OIDC_TOKEN_FILEPATH)" in (
         detail
     )
+
+
+def test_azures_federated_token_file_is_named_by_its_variable() -> None:
+    where = context({"AZURE_FEDERATED_TOKEN_FILE": "/azure/token"}, shared=True)
+    assert token_places.azure_token_places("/azure/token", where) == (
+        ("/azure/token", "environment AZURE_FEDERATED_TOKEN_FILE"),
+    )
+    tenant = context({}, shared=False)
+    assert token_places.azure_token_places("/t/token", tenant) == (
+        ("/t/token", "tenants.namespaces.team-a.identity.token_file"),
+    )
