@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from gateway.databricks import subject
 from gateway.databricks.auth import AccessToken
@@ -243,31 +244,9 @@ class TokenClient:
             # Expiry counts from before the request: a token is never trusted longer than it
             # lives.
             sent_at = self._clock()
-            try:
-                async with self._session.post(
-                    token_endpoint,
-                    data=dict(form),
-                    headers=request_headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    status, headers = resp.status, resp.headers
-                    text = (await resp.read()).decode("utf-8", "replace")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TokenEndpointError(
-                    f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
-                    namespace=namespace,
-                    source=source,
-                    transient=True,
-                ) from exc
-            except Exception as exc:
-                # A request aiohttp will not build (ValueError) will not build next time.
-                raise TokenEndpointError(
-                    f"token endpoint {token_endpoint}: the request could not be sent "
-                    f"({type(exc).__name__})",
-                    namespace=namespace,
-                    source=source,
-                ) from exc
+            status, headers, text = await self._post(
+                token_endpoint, form, request_headers, namespace=namespace, source=source
+            )
             try:
                 return parse_token_response(
                     status,
@@ -283,6 +262,42 @@ class TokenClient:
 
         token: AccessToken = await retrying(attempt)
         return token
+
+    async def _post(
+        self,
+        token_endpoint: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        *,
+        namespace: str,
+        source: str,
+    ) -> tuple[int, CIMultiDictProxy[str], str]:
+        """One POST of the form: the answer's status, headers and text; a failure to reach
+        the endpoint is ours (transient), one to build the request is not."""
+        try:
+            async with self._session.post(
+                token_endpoint,
+                data=dict(form),
+                headers=dict(headers),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                return resp.status, resp.headers, (await resp.read()).decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TokenEndpointError(
+                f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
+                namespace=namespace,
+                source=source,
+                transient=True,
+            ) from exc
+        except Exception as exc:
+            # A request aiohttp will not build (ValueError) will not build next time.
+            raise TokenEndpointError(
+                f"token endpoint {token_endpoint}: the request could not be sent "
+                f"({type(exc).__name__})",
+                namespace=namespace,
+                source=source,
+            ) from exc
 
     async def aclose(self) -> None:
         """Cancel a discovery in flight, so none outlives the session."""
