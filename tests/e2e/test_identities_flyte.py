@@ -249,3 +249,23 @@ async def test_without_any_of_flytes_objects_the_namespace_is_refused_naming_the
     for name in (FLYTE_LABEL, "databricks-oauth", "databricks-token"):
         assert name in text, text
     assert stack.identity_stats()["token_requests"]["total"] == 0
+
+
+async def test_a_flyte_service_account_without_a_client_id_is_told_of_flytes_annotation(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """Blanked client id, no Secret: the refusal (422) names the ServiceAccount and Flyte's
+    annotation, and nothing is minted or exchanged."""
+    stack = await identity_stack_factory()
+    meta = apply(stack, SERVICE_ACCOUNT)["metadata"]
+    namespace, account = meta["namespace"], meta["name"]
+    stack.kube.annotate_service_account(namespace, account, {FLYTE_CLIENT_ID: ""})
+    await stack.synced()
+    problem = await stack.refused(namespace)
+    assert problem.status == 422
+    detail = problem.detail or ""
+    assert f"ServiceAccount '{account}'" in detail
+    assert f"{FLYTE_CLIENT_ID} annotation" in detail
+    assert "lakegate.io" not in detail
+    assert stack.kube.token_requests(namespace, account) == 0
+    assert stack.identity_stats()["token_requests"]["total"] == 0
