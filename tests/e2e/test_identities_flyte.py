@@ -269,3 +269,18 @@ async def test_a_flyte_service_account_without_a_client_id_is_told_of_flytes_ann
     assert "lakegate.io" not in detail
     assert stack.kube.token_requests(namespace, account) == 0
     assert stack.identity_stats()["token_requests"]["total"] == 0
+
+
+async def test_without_the_operators_grant_in_the_namespace_lakegate_is_refused_by_rbac(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """Flyte's Secret in place but no right for lakegate to read it there (no RoleBinding):
+    a 403 naming the Secret and RBAC, and no other identity is tried."""
+    stack = await identity_stack_factory()
+    doc = apply(stack, TOKEN_SECRET)
+    namespace = doc["metadata"]["namespace"]
+    stack.kube.deny("get", "secrets", namespace=namespace)
+    problem = await stack.refused(namespace)
+    assert problem.status == 403
+    assert "Secret 'databricks-oauth'" in (problem.detail or "")
+    assert "RBAC" in (problem.detail or "")
