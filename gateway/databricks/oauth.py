@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from gateway.databricks import subject
 from gateway.databricks.auth import AccessToken
@@ -75,6 +76,7 @@ __all__ = [
     "basic_authorization",
     "entra_token_endpoint",
     "jwt_assertion",
+    "mask_client_id",
     "parse_token_response",
 ]
 
@@ -144,6 +146,7 @@ class TokenClient:
             authorization=basic_authorization(client_id, client_secret),
             namespace=namespace,
             source=source,
+            client_id=client_id,
         )
 
     async def exchange(
@@ -222,11 +225,16 @@ class TokenClient:
         authorization: str | None,
         namespace: str,
         source: str,
+        client_id: str | None = None,
     ) -> AccessToken:
         """POST one grant to the token endpoint, retrying transient failures within the deadline.
 
-        ``authorization`` is the client authentication header, if the grant has one.
+        ``authorization`` is the client authentication header, if the grant has one;
+        ``client_id`` the client it authenticates when the form does not name it. An endpoint
+        that echoes the client id in its error gets it masked in ours (first 4 ... last 4):
+        errors are logged, by the retries and the background refresh among others.
         """
+        client = client_id or form.get("client_id")
         request_headers = {"Accept": "application/json"}
         if authorization is not None:
             request_headers["Authorization"] = authorization
@@ -236,47 +244,81 @@ class TokenClient:
             # Expiry counts from before the request: a token is never trusted longer than it
             # lives.
             sent_at = self._clock()
-            try:
-                async with self._session.post(
-                    token_endpoint,
-                    data=dict(form),
-                    headers=request_headers,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                ) as resp:
-                    status, headers = resp.status, resp.headers
-                    text = (await resp.read()).decode("utf-8", "replace")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise TokenEndpointError(
-                    f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
-                    namespace=namespace,
-                    source=source,
-                    transient=True,
-                ) from exc
-            except Exception as exc:
-                # A request aiohttp will not build (ValueError) will not build next time.
-                raise TokenEndpointError(
-                    f"token endpoint {token_endpoint}: the request could not be sent "
-                    f"({type(exc).__name__})",
-                    namespace=namespace,
-                    source=source,
-                ) from exc
-            return parse_token_response(
-                status,
-                text,
-                endpoint=token_endpoint,
-                namespace=namespace,
-                source=source,
-                now=sent_at,
-                retry_after=parse_retry_after(headers),
+            status, headers, text = await self._post(
+                token_endpoint, form, request_headers, namespace=namespace, source=source
             )
+            try:
+                return parse_token_response(
+                    status,
+                    text,
+                    endpoint=token_endpoint,
+                    namespace=namespace,
+                    source=source,
+                    now=sent_at,
+                    retry_after=parse_retry_after(headers),
+                )
+            except TokenEndpointError as exc:
+                raise _client_id_masked(exc, client) from None
 
         token: AccessToken = await retrying(attempt)
         return token
 
+    async def _post(
+        self,
+        token_endpoint: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        *,
+        namespace: str,
+        source: str,
+    ) -> tuple[int, CIMultiDictProxy[str], str]:
+        """One POST of the form: the answer's status, headers and text; a failure to reach
+        the endpoint is ours (transient), one to build the request is not."""
+        try:
+            async with self._session.post(
+                token_endpoint,
+                data=dict(form),
+                headers=dict(headers),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                return resp.status, resp.headers, (await resp.read()).decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TokenEndpointError(
+                f"token endpoint {token_endpoint} could not be reached: {type(exc).__name__}",
+                namespace=namespace,
+                source=source,
+                transient=True,
+            ) from exc
+        except Exception as exc:
+            # A request aiohttp will not build (ValueError) will not build next time.
+            raise TokenEndpointError(
+                f"token endpoint {token_endpoint}: the request could not be sent "
+                f"({type(exc).__name__})",
+                namespace=namespace,
+                source=source,
+            ) from exc
+
     async def aclose(self) -> None:
         """Cancel a discovery in flight, so none outlives the session."""
         await self._discovered.aclose()
+
+
+def mask_client_id(value: str) -> str:
+    """A client id as logs, errors and records show it: its first and last four characters."""
+    value = value.strip()
+    if len(value) <= 8:
+        # Too short to show any of it without showing most of it.
+        return "*" * len(value)
+    return f"{value[:4]}...{value[-4:]}"
+
+
+def _client_id_masked(exc: TokenEndpointError, client_id: str | None) -> TokenEndpointError:
+    """``exc`` (just made from the endpoint's answer) with the client id masked in its text."""
+    if client_id and client_id in exc.message:
+        exc.message = exc.message.replace(client_id, mask_client_id(client_id))
+        exc.args = (exc.message,)
+    return exc
 
 
 def entra_token_endpoint(authority: str, tenant_id: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from gateway.databricks import oauth
 from gateway.databricks.auth import AccessToken
-from gateway.identity import sources
+from gateway.identity import sources, token_places
 from gateway.identity.cache import Fetch
 from gateway.identity.env_oidc import ENV_OIDC
 from gateway.identity.strategy import (
@@ -40,6 +40,7 @@ from gateway.identity.strategy import (
     secret_pin,
     secret_problems,
     secret_subject,
+    token_file_of,
 )
 from gateway.settings import (
     AzureClientSecretIdentity,
@@ -51,7 +52,6 @@ from gateway.settings import (
     SecretRef,
     ServiceAccountFederation,
     Settings,
-    sdk_env,
 )
 
 
@@ -213,14 +213,14 @@ class PodToken(IdentityKind[PodTokenFederation]):
     def plan(self, identity: PodTokenFederation, where: PlanContext) -> Plan:
         # Flyte's order: the policy's or identity.pod_token_file, AWS_WEB_IDENTITY_TOKEN_FILE,
         # then /var/run/secrets/databricks/token; a missing one falls through at each read.
-        first_file, *others = sdk_env.pod_token_files(
-            identity.token_file or where.settings.identity.pod_token_file, where.environ
-        )
+        places = token_places.pod_token_places(identity.token_file, where)
+        first_file, *others = (path for path, _ in places)
         return where.plan(
             self.name,
             client_id=identity.client_id,
             token_file=first_file,
             token_fallbacks=tuple(others),
+            token_settings=places,
             scopes=identity.scopes,
         )
 
@@ -237,9 +237,7 @@ class PodToken(IdentityKind[PodTokenFederation]):
         return first(client_of(plan), plan.token_file)
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
-        (path,) = require(plan, namespace, token_file=plan.token_file)
-        subject = sources.token_file(path, namespace=namespace, fallbacks=plan.token_fallbacks)
-        return exchange(plan, namespace, tools, subject)
+        return exchange(plan, namespace, tools, token_file_of(plan, namespace))
 
 
 class AzureClientSecret(IdentityKind[AzureClientSecretIdentity]):
@@ -304,6 +302,7 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
             client_id=identity.client_id,
             tenant_id=identity.tenant_id,
             token_file=identity.token_file,
+            token_settings=token_places.azure_token_places(identity.token_file, where),
         )
 
     def from_environment(self, env: Environment) -> AzureWorkloadIdentity | None:
@@ -322,14 +321,10 @@ class AzureWorkload(IdentityKind[AzureWorkloadIdentity]):
         return first(client_of(plan))
 
     def fetch(self, plan: Plan, namespace: str, tools: Tools) -> Fetch:
-        tenant_id, client_id, path = require(
-            plan,
-            namespace,
-            tenant_id=plan.tenant_id,
-            client_id=plan.client_id,
-            token_file=plan.token_file,
+        tenant_id, client_id = require(
+            plan, namespace, tenant_id=plan.tenant_id, client_id=plan.client_id
         )
-        assertion = sources.token_file(path, namespace=namespace)
+        assertion = token_file_of(plan, namespace)
 
         async def proof() -> dict[str, str]:
             # Read at every fetch: the kubelet rotates the projected token.

@@ -113,15 +113,23 @@ def client_id_of(account: Account) -> str | None:
     return _annotation(account, CLIENT_ID_ANNOTATIONS)
 
 
+def _flavour(account: Account) -> int:
+    """0 for lakegate's label, 1 for Flyte's: which family of names the account was set up with."""
+    return next(i for i, label in enumerate(ENABLED_LABELS) if account.labels.get(label) == "true")
+
+
 def missing_client_id(namespace: str, accounts: Sequence[Account]) -> IdentityMisconfigured:
     """The refusal for labelled ServiceAccounts that name no service principal (as Flyte,
-    lakegate does not take one for an identity without its client id)."""
-    names = ", ".join(f"'{a.name}'" for a in sorted(accounts, key=lambda a: a.name))
+    lakegate does not take one for an identity without its client id). It names the label and
+    annotation of the family the account uses: Flyte's for an account set up for Flyte."""
+    ordered = sorted(accounts, key=lambda a: a.name)
+    names = ", ".join(f"'{a.name}'" for a in ordered)
+    flavour = _flavour(ordered[0]) if ordered and is_enabled(ordered[0]) else 0
     return IdentityMisconfigured(
         f"namespace '{namespace}': ServiceAccount {names} is labelled "
-        f"{ENABLED_SELECTORS[0]} but has no {CLIENT_ID_ANNOTATIONS[0]} annotation (or a blank "
-        "one), so it names no service principal: annotate it with the client id of the "
-        "service principal whose federation policy trusts it",
+        f"{ENABLED_SELECTORS[flavour]} but has no {CLIENT_ID_ANNOTATIONS[flavour]} annotation "
+        "(or a blank one), so it names no service principal: annotate it with the client id "
+        "of the service principal whose federation policy trusts it",
         namespace=namespace,
         source=f"ServiceAccount {names}",
     )
@@ -150,7 +158,7 @@ def choose_account(namespace: str, labelled: Sequence[Account]) -> Account | Non
     if len(labelled) > 1:
         names = ", ".join(sorted(a.name for a in labelled))
         raise IdentityMisconfigured(
-            f"namespace '{namespace}' has several ServiceAccounts labelled for lakegate "
+            f"namespace '{namespace}' has several ServiceAccounts labelled for Databricks "
             f"({names}): remove the label from all but one, or name one in the request "
             "(identity.service_account)",
             namespace=namespace,
@@ -211,7 +219,10 @@ def not_configured_message(
 ) -> str:
     ways = [f"add an identity for '{namespace}' to the tenants file"]
     if kubernetes:
-        ways.append(f"label a ServiceAccount in it {ENABLED_SELECTORS[0]}")
+        ways.append(
+            f"label a ServiceAccount in it {ENABLED_SELECTORS[0]} (or Flyte's "
+            f"{ENABLED_SELECTORS[1]}) and annotate it with its service principal's client id"
+        )
         if tuple(secret_names) == WELL_KNOWN_SECRETS:
             ways.append(
                 f"create a Secret '{OAUTH_SECRET}' (client_id, client_secret) or "

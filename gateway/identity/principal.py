@@ -24,20 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+# Defined beside the token endpoints, whose errors mask it too; named here for the records.
+from gateway.databricks.oauth import mask_client_id
+
 if TYPE_CHECKING:  # strategy imports the masking from here
     from gateway.identity.strategy import Plan
 
 # Enough of a 128-bit digest that two identities never collide in one ledger.
 FINGERPRINT_CHARS = 32
-
-
-def mask_client_id(value: str) -> str:
-    """A client id as logs and records show it: its first and last four characters."""
-    value = value.strip()
-    if len(value) <= 8:
-        # Too short to show any of it without showing most of it.
-        return "*" * len(value)
-    return f"{value[:4]}...{value[-4:]}"
 
 
 def _digest(*parts: str) -> str:

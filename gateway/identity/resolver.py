@@ -251,7 +251,7 @@ class NamespaceResolver:
             if account is None or not (override.following or plans.is_enabled(account)):
                 raise IdentityMisconfigured(
                     f"ServiceAccount '{override.service_account}' in namespace '{namespace}' "
-                    f"does not exist or is not labelled {plans.ENABLED_SELECTORS[0]}",
+                    f"does not exist or is not labelled {' or '.join(plans.ENABLED_SELECTORS)}",
                     namespace=namespace,
                     source="request",
                 )

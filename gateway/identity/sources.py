@@ -20,6 +20,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from gateway.databricks import subject
 from gateway.databricks.auth import AccessToken
 from gateway.errors import (
     CredentialUnavailable,
@@ -139,30 +140,47 @@ def malformed(value: str) -> str | None:
 
 
 def token_file(
-    path: str | os.PathLike[str], *, namespace: str = "", fallbacks: Sequence[str] = ()
+    path: str | os.PathLike[str],
+    *,
+    namespace: str = "",
+    fallbacks: Sequence[str] = (),
+    settings: Mapping[str, str] | None = None,
 ) -> SubjectToken:
     """A token file (projected ServiceAccount or workload-identity token), read on every call
     in a worker thread: the kubelet replaces it long before it expires. When ``path`` does not
     exist, each of ``fallbacks`` is tried in turn (the pod token's places, in Flyte's order);
-    a file that exists but is unreadable, empty or malformed is refused, never skipped."""
+    a file that exists but is unreadable, empty, malformed or not a JWT (a PAT left there,
+    say) is refused, never skipped, naming the file and the setting (``settings``, by path)
+    that pointed to it."""
     files = [Path(path), *(Path(other) for other in fallbacks)]
+    named = {str(Path(p)): setting for p, setting in (settings or {}).items()}
+
+    def unavailable(file: Path, problem: str) -> CredentialUnavailable:
+        return _file_unavailable(file, problem, namespace, named.get(str(file)))
 
     async def read() -> str:
         file, text = await asyncio.to_thread(_first_existing, files)
         if text is None:
             also = f" (nor does {', '.join(str(f) for f in files[1:])})" if files[1:] else ""
-            raise _file_unavailable(files[0], f"does not exist{also}", namespace)
+            raise unavailable(files[0], f"does not exist{also}")
         if isinstance(text, BaseException):
-            raise _file_unavailable(
-                file, f"cannot be read ({type(text).__name__})", namespace
-            ) from text
+            raise unavailable(file, f"cannot be read ({type(text).__name__})") from text
         value = text.strip()
         if not value:
-            raise _file_unavailable(file, "is empty", namespace)
+            raise unavailable(file, "is empty")
         problem = malformed(value)
         if problem is not None:
-            raise _file_unavailable(file, f"is malformed: it {problem}", namespace)
+            raise unavailable(file, f"is malformed: it {problem}")
         remember(value)
+        if subject.claims(value) is None:
+            # Never sent as a subject token or an assertion: a PAT there is a credential
+            # meant for another use, and the token endpoint would only refuse it.
+            raise unavailable(
+                file,
+                f"holds {subject.not_a_jwt(value)}; it must hold an OIDC JWT (a projected "
+                "ServiceAccount token); a PAT belongs in a 'pat' identity (DATABRICKS_TOKEN "
+                "or a databricks-token Secret)",
+            )
         return value
 
     return read
@@ -180,9 +198,12 @@ def _first_existing(files: Sequence[Path]) -> tuple[Path, str | BaseException | 
     return files[0], None
 
 
-def _file_unavailable(file: Path, problem: str, namespace: str) -> CredentialUnavailable:
+def _file_unavailable(
+    file: Path, problem: str, namespace: str, setting: str | None = None
+) -> CredentialUnavailable:
+    named = f" (named by {setting})" if setting else ""
     return IdentityMisconfigured(
-        f"token file {file} {problem}", namespace=namespace, source=f"file/{file}"
+        f"token file {file}{named} {problem}", namespace=namespace, source=f"file/{file}"
     )
 
 

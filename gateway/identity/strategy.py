@@ -70,6 +70,8 @@ class Plan:
     token_file: str | None = None
     # Where else the token file may be when ``token_file`` does not exist, tried in order.
     token_fallbacks: tuple[str, ...] = ()
+    # (path, the setting that named it) for each token file, for refusals naming both.
+    token_settings: tuple[tuple[str, str], ...] = ()
     tenant_id: str | None = None
     # OAuth scopes the identity asks of the workspace; None: identity.oauth_scopes.
     scopes: tuple[str, ...] | None = None
@@ -127,6 +129,7 @@ class PlanContext:
         inline_secret: SecretStr | None = None,
         scopes: tuple[str, ...] | None = None,
         token_fallbacks: tuple[str, ...] = (),
+        token_settings: tuple[tuple[str, str], ...] = (),
     ) -> Plan:
         return Plan(
             kind,
@@ -138,6 +141,7 @@ class PlanContext:
             audience=audience,
             token_file=token_file,
             token_fallbacks=token_fallbacks,
+            token_settings=token_settings,
             tenant_id=tenant_id,
             inline_secret=inline_secret,
             scopes=scopes,
@@ -283,6 +287,18 @@ def held_values(plan: Plan, namespace: str, tools: Tools, **given: str | None) -
         )
     require(plan, namespace, **{k: v for k, v in given.items() if v is not None})
     return sources.values(tools.read_secret, namespace, plan.secret_name, given)
+
+
+def token_file_of(plan: Plan, namespace: str) -> sources.SubjectToken:
+    """The plan's token file, read at every fetch from the first of its places that exists;
+    a refusal names the file and the setting that pointed to it."""
+    (path,) = require(plan, namespace, token_file=plan.token_file)
+    return sources.token_file(
+        path,
+        namespace=namespace,
+        fallbacks=plan.token_fallbacks,
+        settings=dict(plan.token_settings),
+    )
 
 
 def scope_of(plan: Plan, options: IdentityOptions) -> str:

@@ -1,5 +1,6 @@
-"""Jobs calls of an Entra service principal carry the Azure management token and the
-workspace's resource id when that id is configured (reference §5); nothing else changes."""
+"""The Jobs client's side of the Azure headers: both tokens fetched afresh after a refusal, and
+the resource id read from the settings. Which calls carry which header is shown end to end,
+recorded by the emulator, in tests/identity/test_azure_headers.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 from gateway.databricks.auth import AccessToken
 from gateway.databricks.jobs import (
     AZURE_MANAGEMENT_TOKEN_HEADER,
-    AZURE_RESOURCE_ID_HEADER,
     JobsClient,
     Workspace,
 )
@@ -63,50 +63,6 @@ def entra_credential(
         namespace="team-az",
         management=management,
     )
-
-
-async def test_with_a_resource_id_both_headers_go_with_every_call(
-    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache
-) -> None:
-    server.always("GET", GET, Reply(json=RUN))
-    databricks, management = Counted("dbx"), Counted("mgmt")
-    cred = entra_credential(cache, databricks, management)
-    ws = Workspace(server.url, "2.2", 4, azure_resource_id=RESOURCE_ID)
-    for _ in range(2):
-        await client(session).get(ws, cred, 7)
-    for seen in server.requests("GET", GET):
-        assert seen.headers["Authorization"] == "Bearer dbx-1"
-        assert seen.headers[AZURE_MANAGEMENT_TOKEN_HEADER] == "mgmt-1"
-        assert seen.headers[AZURE_RESOURCE_ID_HEADER] == RESOURCE_ID
-    assert (databricks.calls, management.calls) == (1, 1)
-    await cache.aclose()
-
-
-async def test_without_a_resource_id_no_management_token_is_fetched(
-    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache
-) -> None:
-    server.always("GET", GET, Reply(json=RUN))
-    management = Counted("mgmt")
-    cred = entra_credential(cache, Counted("dbx"), management)
-    await client(session).get(Workspace(server.url, "2.2", 4), cred, 7)
-    (seen,) = server.requests("GET", GET)
-    assert AZURE_MANAGEMENT_TOKEN_HEADER not in seen.headers
-    assert AZURE_RESOURCE_ID_HEADER not in seen.headers
-    assert management.calls == 0
-    await cache.aclose()
-
-
-async def test_a_credential_that_is_not_entra_sends_neither_header(
-    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache
-) -> None:
-    server.always("GET", GET, Reply(json=RUN))
-    cred = entra_credential(cache, Counted("dbx"), None)
-    ws = Workspace(server.url, "2.2", 4, azure_resource_id=RESOURCE_ID)
-    await client(session).get(ws, cred, 7)
-    (seen,) = server.requests("GET", GET)
-    assert AZURE_MANAGEMENT_TOKEN_HEADER not in seen.headers
-    assert AZURE_RESOURCE_ID_HEADER not in seen.headers
-    await cache.aclose()
 
 
 async def test_a_refused_call_refetches_both_tokens(

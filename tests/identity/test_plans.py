@@ -576,3 +576,25 @@ def test_a_service_account_token_secret_is_never_taken_for_a_pat() -> None:
         plans.from_secret(
             make_settings(), NS, "default-token-x", held(["ca.crt", "namespace", "token"])
         )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "other"), [("flyte.org", "lakegate.io"), ("lakegate.io", "flyte.org")]
+)
+def test_a_missing_client_id_is_named_in_the_family_the_account_was_set_up_with(
+    prefix: str, other: str
+) -> None:
+    """A ServiceAccount set up for Flyte is told of Flyte's annotation, one set up for
+    lakegate of lakegate's."""
+    labelled = account(labels={f"{prefix}/databricks-enabled": "true"})
+    message = plans.missing_client_id(NS, [labelled]).message
+    assert f"{prefix}/databricks-enabled=true" in message
+    assert f"{prefix}/databricks-client-id annotation" in message
+    assert other not in message
+
+
+def test_the_not_configured_message_names_flytes_label_beside_lakegates() -> None:
+    message = plans.not_configured_message(NS, kubernetes=True)
+    assert "lakegate.io/databricks-enabled=true" in message
+    assert "flyte.org/databricks-enabled=true" in message
+    assert "client id" in message

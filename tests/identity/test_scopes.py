@@ -1,97 +1,78 @@
-"""OAuth scopes per identity (default all-apis), as the token endpoint receives them."""
+"""OAuth scopes per identity (default all-apis), as the workspace's token endpoint receives
+them: counted by the emulator per grant, end to end through the API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+import uuid
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from gateway.databricks.oauth import TokenClient
-from gateway.databricks.retries import RetryPolicy
-from gateway.identity.builders import Builder
-from gateway.identity.cache import TokenCache
-from gateway.identity.strategy import Plan, WorkspaceRef
+from gateway.emulator.databricks.identity_config import PrincipalsUpdate
 from gateway.settings import IdentityOptions, OAuthM2MIdentity, PodTokenFederation
-from tests.databricks.scripted import Reply, ScriptedServer
-from tests.support.jwt_issuer import Issuer, service_account_subject
-
-TOKEN_PATH = "/oidc/v1/token"
-GRANT = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600}
-QUICK = RetryPolicy(deadline=0.5, initial=0.01, maximum=0.02)
+from tests.fixtures.identity_stack import POD_CLIENT_ID, POD_SP, IdentityStackFactory
 
 
-@pytest.fixture
-async def cache() -> AsyncIterator[TokenCache]:
-    made = TokenCache()
-    yield made
-    await made.aclose()
-
-
-def builder(
-    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache, **options: Any
-) -> Builder:
-    tokens = TokenClient(session, endpoints={server.url: server.url + TOKEN_PATH}, retry=QUICK)
-    return Builder(session, cache, IdentityOptions(**options), None, tokens=tokens)
-
-
-def m2m(server: ScriptedServer, scopes: tuple[str, ...] | None) -> Plan:
-    return Plan(
-        "oauth-m2m",
-        WorkspaceRef("ws", server.url),
-        "tenant policy",
-        client_id="sp-1",
-        inline_secret=SecretStr("dose-0123456789"),
-        scopes=scopes,
-    )
-
-
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("scopes", "options", "sent"),
     [
         (None, {}, "all-apis"),
-        (("sql", "offline_access"), {}, "sql offline_access"),
+        (["sql", "offline_access"], {}, "sql offline_access"),
         (None, {"oauth_scopes": ["jobs", "offline_access"]}, "jobs offline_access"),
     ],
     ids=["default", "the-identitys", "the-gateways-default"],
 )
 async def test_client_credentials_ask_for_the_identitys_scopes(
-    session: aiohttp.ClientSession,
-    server: ScriptedServer,
-    cache: TokenCache,
-    scopes: tuple[str, ...] | None,
+    identity_stack_factory: IdentityStackFactory,
+    scopes: list[str] | None,
     options: dict[str, Any],
     sent: str,
 ) -> None:
-    server.script("POST", TOKEN_PATH, Reply(json=GRANT))
-    made = builder(session, server, cache, **options)
-    assert await made.credential(m2m(server, scopes), "team-a", lambda: None).token() == "at-1"
-    (seen,) = server.requests("POST", TOKEN_PATH)
-    assert seen.form()["scope"] == sent
+    """The scope the workspace's token endpoint receives for an OAuth M2M run: the identity's
+    own, else identity.oauth_scopes, else all-apis; one grant for two runs."""
+    client_id, secret = str(uuid.uuid4()), "dose" + secrets.token_hex(16)
+    policy: dict[str, Any] = {"type": "oauth-m2m", "client_id": client_id, "client_secret": secret}
+    if scopes is not None:
+        policy["scopes"] = scopes
+    stack = await identity_stack_factory(
+        tenants={"team-scope": {"identity": policy}}, identity=options
+    )
+    entry = {"name": "scoped-sp", "application_id": client_id, "secrets": [secret]}
+    stack.emulator.identity.add_principals(
+        PrincipalsUpdate.model_validate({"service_principals": [entry]})
+    )
+    assert await stack.run_to_end("team-scope", "scoped-1") == "scoped-sp"
+    assert await stack.run_to_end("team-scope", "scoped-2") == "scoped-sp"
+    by_scope = stack.identity_stats()["token_requests"]["by_scope"]
+    assert by_scope == {"client_credentials": {sent: 1}}
 
 
+@pytest.mark.e2e
 async def test_an_exchange_asks_for_the_identitys_scopes(
-    session: aiohttp.ClientSession, server: ScriptedServer, cache: TokenCache, tmp_path: Any
+    identity_stack_factory: IdentityStackFactory,
 ) -> None:
-    server.script("POST", TOKEN_PATH, Reply(json=GRANT))
-    token_file = tmp_path / "token"
-    token_file.write_text(Issuer().sign(service_account_subject("team-a", "etl")))
-    plan = Plan(
-        "pod-token-federation",
-        WorkspaceRef("ws", server.url),
-        "tenant policy",
-        client_id="sp-1",
-        token_file=str(token_file),
-        scopes=("sql",),
+    """A federated identity's exchange carries its scopes, a labelled ServiceAccount's the
+    gateway's default."""
+    stack = await identity_stack_factory(
+        tenants={
+            "team-pod": {
+                "identity": {
+                    "type": "pod-token-federation",
+                    "client_id": POD_CLIENT_ID,
+                    "scopes": ["sql"],
+                }
+            }
+        }
     )
-    await builder(session, server, cache).credential(plan, "team-a", lambda: None).token()
-    (seen,) = server.requests("POST", TOKEN_PATH)
-    assert (seen.form()["grant_type"], seen.form()["scope"]) == (
-        "urn:ietf:params:oauth:grant-type:token-exchange",
-        "sql",
-    )
+    assert await stack.run_to_end("team-pod", "pod-scoped") == POD_SP
+    sp = stack.labelled_service_account("team-fed", "runner", flavour="flyte")
+    await stack.synced()
+    assert await stack.run_to_end("team-fed", "sa-scoped") == sp.name
+    by_scope = stack.identity_stats()["token_requests"]["by_scope"]
+    assert by_scope == {"token_exchange": {"sql": 1, "all-apis": 1}}
 
 
 @pytest.mark.parametrize("bad", [[], ["all apis"], ['"sql"'], ["sql", "sql"]])

@@ -102,14 +102,16 @@ async def test_the_first_missing_key_is_named(kube: FakeKube) -> None:
 
 async def test_a_token_file_is_read_again_after_the_kubelet_replaces_it(tmp_path: Path) -> None:
     """Each call reads the file, so a rotated token is seen at once; whitespace is stripped."""
+    issuer = Issuer()
+    one, two = issuer.sign("one"), issuer.sign("two")
     path = tmp_path / "token"
-    path.write_text("jwt-one\n")
+    path.write_text(one + "\n")
     read = sources.token_file(path)
-    assert await read() == "jwt-one"
+    assert await read() == one
     replacement = tmp_path / "token.new"
-    replacement.write_text("jwt-two")
+    replacement.write_text(two)
     os.replace(replacement, path)
-    assert await read() == "jwt-two"
+    assert await read() == two
 
 
 @pytest.mark.parametrize(("content", "problem"), [(None, "does not exist"), ("  \n", "is empty")])

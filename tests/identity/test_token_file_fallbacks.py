@@ -11,6 +11,7 @@ from gateway.errors import IdentityMisconfigured
 from gateway.identity import sources
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+OLD_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbGQifQ.c2ln"
 
 
 async def test_a_missing_first_path_falls_through_to_the_next(tmp_path: Path) -> None:
@@ -22,9 +23,9 @@ async def test_a_missing_first_path_falls_through_to_the_next(tmp_path: Path) ->
 
 async def test_a_file_that_appears_later_is_used_from_the_next_read(tmp_path: Path) -> None:
     first, second = tmp_path / "explicit", tmp_path / "well-known"
-    second.write_text("eyJ.old.token")
+    second.write_text(OLD_JWT)
     read = sources.token_file(first, namespace="ns", fallbacks=[str(second)])
-    assert await read() == "eyJ.old.token"
+    assert await read() == OLD_JWT
     first.write_text(JWT)
     assert await read() == JWT
 

@@ -48,6 +48,9 @@ class IdentityStats:
     tokens_issued_by_principal: Counter[str] = field(default_factory=Counter)
     auth_failures_by_reason: Counter[str] = field(default_factory=Counter)
     authenticated_by_principal: Counter[str] = field(default_factory=Counter)
+    # The scope each grant asked for, as sent (normalised whitespace; "" when it sent none),
+    # by grant type: what a client asks for is the test's subject, not what is issued.
+    token_requests_by_scope: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class IdentityStats:
                 "total": self.token_requests_by_grant.total(),
                 "by_grant_type": dict(self.token_requests_by_grant),
                 "by_principal": dict(self.token_requests_by_principal),
+                "by_scope": _by_scope(self.token_requests_by_scope),
                 "errors": dict(self.token_errors),
             },
             "tokens_issued": {
@@ -70,6 +74,14 @@ class IdentityStats:
                 "by_principal": dict(self.authenticated_by_principal),
             },
         }
+
+
+def _by_scope(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """``{grant: {scope: requests}}``; a grant that sent no scope is counted under ""."""
+    out: dict[str, dict[str, int]] = {}
+    for (grant, scope), n in sorted(counts.items()):
+        out.setdefault(grant, {})[scope] = n
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,8 @@ class TokenEndpoint:
             grant = form.get("grant_type", "")
             attempt.grant = _GRANT_LABELS.get(grant, "unsupported" if grant else "missing")
             self._stats.token_requests_by_grant[attempt.grant] += 1
+            scope = " ".join(form.get("scope", "").split())
+            self._stats.token_requests_by_scope[(attempt.grant, scope)] += 1
             client = self._client(request, form)
             if grant == GRANT_CLIENT_CREDENTIALS:
                 principal, expires_in = self._client_credentials(client, attempt), None

@@ -86,6 +86,8 @@ def _auth_middleware(ws: Workspace) -> Any:
             if isinstance(message, str):
                 headers["X-Databricks-Reason-Phrase"] = message
             return web.json_response(failure.body, status=failure.status, headers=headers)
+        principal = request[PRINCIPAL].name
+        ws.azure_headers.record(request.method, request.path, principal, request.headers)
         response = await handler(request)
         response.headers["X-Databricks-Org-Id"] = str(ws.config.workspace_id)
         return response

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.emulator.clock import Clock
+from gateway.emulator.databricks.azure_headers import AzureHeaderStats
 from gateway.emulator.databricks.config import EmulatorConfig
 from gateway.emulator.databricks.faults import FaultBook, request_info
 from gateway.emulator.databricks.git_credentials import GitCredentialStore
@@ -70,6 +71,7 @@ class Workspace:
         self.limiter = RateLimiter(config.limits, clock.monotonic)
         self.faults = FaultBook(config.random_seed)
         self.stats = RequestStats()
+        self.azure_headers = AzureHeaderStats()
 
     def now_ms(self) -> int:
         """The current time, with every run's queue slots brought up to it."""
@@ -82,6 +84,7 @@ class Workspace:
         self.registry.reset()
         self.faults.clear()
         self.stats = RequestStats()
+        self.azure_headers = AzureHeaderStats()
         self.limiter = RateLimiter(self.config.limits, self.clock.monotonic)
 
     def run_summaries(self) -> list[dict[str, Any]]:
@@ -99,6 +102,7 @@ class Workspace:
             },
             "faults": {"active_rules": len(self.faults.rules()), "injected": self.faults.injected},
             "identity": self.identity.stats(),
+            "azure_headers": self.azure_headers.as_dict(),
         }
 
 
