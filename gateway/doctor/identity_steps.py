@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.databricks import subject
+from gateway.databricks.oauth import mask_client_id
 from gateway.doctor import fixes
 from gateway.doctor.model import Step, failed, ok, skipped
 from gateway.doctor.walk import Walk
 from gateway.errors import LakegateError
 from gateway.identity import kinds
-from gateway.identity.principal import mask_client_id
 from gateway.identity.strategy import Plan
 from gateway.kube import KubeNotFound
 

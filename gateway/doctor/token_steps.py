@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.databricks import subject
 from gateway.databricks.jobs import Workspace
-from gateway.databricks.oauth import entra_token_endpoint
+from gateway.databricks.oauth import entra_token_endpoint, mask_client_id
 from gateway.doctor import fixes
 from gateway.doctor.identity_steps import blocked_by
 from gateway.doctor.model import Step, failed, ok, skipped
@@ -29,7 +29,6 @@ from gateway.errors import (
 from gateway.identity import kinds
 from gateway.identity.azure_management import management_fetch
 from gateway.identity.cache import Fetch
-from gateway.identity.principal import mask_client_id
 from gateway.identity.strategy import Plan
 from gateway.secrets_registry import remember
 

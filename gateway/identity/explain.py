@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.databricks.oauth import mask_client_id
 from gateway.errors import IdentityNotConfigured, LakegateError
 from gateway.identity import plans
 from gateway.identity.builders import Kube
 from gateway.identity.plans import Account
-from gateway.identity.principal import mask_client_id
 from gateway.identity.strategy import Plan
 from gateway.kube import KubeNotFound
 from gateway.settings import Settings
