@@ -1,8 +1,9 @@
 """The Grafana dashboard and the Prometheus rules use only metrics the gateway exports, and
 cover what an operator watches; the rules are well-formed alerting rules.
 
-promtool is not installed by the project's set-up, so the rules are checked here: their YAML
-shape, balanced PromQL brackets, durations, and every metric name against /metrics.
+The rules' YAML shape, PromQL brackets, durations and metric names are checked here in
+Python; ``promtool check rules`` and ``promtool check metrics`` (a real /metrics scrape) run
+too, promtool being installed by ``scripts/ensure-tools`` (see ``tests.deploy.tools``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from gateway.app import Overrides, create_app
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from tests.deploy.manifests import DEPLOY, load_docs
+from tests.deploy.tools import tool
 
 DASHBOARD = DEPLOY / "dashboards" / "lakegate.json"
 RULES = DEPLOY / "components" / "monitoring" / "prometheusrule.yaml"
@@ -178,14 +179,11 @@ def _python() -> str:
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return found
+    return tool("promtool", package="prometheus")
 
 
 def test_promtool_checks_the_rules(tmp_path: Path) -> None:
-    """Where promtool is installed, it loads the PrometheusRule's groups."""
+    """promtool loads the PrometheusRule's groups as Prometheus would."""
     promtool = _promtool()
     (rule,) = load_docs(RULES)
     rules = tmp_path / "rules.yaml"
@@ -201,7 +199,7 @@ def test_promtool_checks_the_rules(tmp_path: Path) -> None:
 
 
 async def test_promtool_checks_the_metrics(tmp_path: Path) -> None:
-    """Where promtool is installed, the exposition passes its lint."""
+    """A real /metrics scrape passes promtool's exposition lint."""
     promtool = _promtool()
     text = await _scrape(tmp_path)
     done = await asyncio.to_thread(
