@@ -85,7 +85,8 @@ def test_root_installs_with_apt_get(tmp_path: Path) -> None:
     done = _run(folder, LAKEGATE_TOOLS="required")
     assert done.returncode == 0, done.stderr
     (call,) = log.read_text("utf-8").splitlines()
-    assert call.startswith("install ") and call.endswith(" prometheus")
+    assert call.startswith("install ")
+    assert call.endswith(" prometheus")
     assert "--no-install-recommends" in call
 
 
