@@ -80,10 +80,27 @@ def output_view(run: RunRecord, tasks: Sequence[Mapping[str, Any]]) -> dict[str,
     return view
 
 
+# Jobs API 2.2 pages a run's tasks 100 at a time, and a run has at most 1,000 of them.
+_MAX_TASK_PAGES = 10
+
+
+async def _remote_tasks(remote: RemoteRuns, run: RunRecord) -> list[dict[str, Any]]:
+    tasks: list[dict[str, Any]] = []
+    params: dict[str, str] | None = None
+    for _ in range(_MAX_TASK_PAGES):
+        payload = await remote.remote_run(run, params=params)
+        tasks += remote_tasks(payload)
+        token = payload.get("next_page_token")
+        if not isinstance(token, str) or not token:
+            break
+        params = {"page_token": token}
+    return tasks
+
+
 async def _tasks_of(remote: RemoteRuns, run: RunRecord) -> list[dict[str, Any]]:
     if run.databricks_run_id is None:
         return []
-    tasks = remote_tasks(await remote.remote_run(run))
+    tasks = await _remote_tasks(remote, run)
     # One get-output per task; a task Databricks has not started yet has nothing to ask for.
     return [
         task_output(

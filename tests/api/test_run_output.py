@@ -95,3 +95,19 @@ async def test_another_namespaces_run_is_not_found(gateway_stack_factory: StackF
         f"{stack.url}/v1/namespaces/{other}/runs/{run['id']}/output"
     ) as resp:
         assert_problem(await resp.json(), 404)
+
+
+async def test_every_task_of_a_run_over_a_page_is_shown(
+    gateway_stack_factory: StackFactory,
+) -> None:
+    """Jobs API 2.2 pages a run's tasks 100 at a time: all 101 are there, in order."""
+    stack = await gateway_stack_factory(namespaces=2)
+    keys = [f"t{i:03d}" for i in range(101)]
+    spec = {"run_name": "wide", "tasks": [_python(key) for key in keys]}
+    async with stack.client() as client:
+        run = (await client.submit(NS, spec)).run
+        await client.wait(NS, run["id"], poll_interval=0.2)
+        output = await client.output(NS, run["id"])
+
+    assert [task["task_key"] for task in output["tasks"]] == keys
+    assert all("ran for" in task["logs"] for task in output["tasks"])
