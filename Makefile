@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast test-e2e lint format bench clean
+.PHONY: install tools demo test test-fast test-e2e lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,12 +17,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Tools some tests run (promtool): installed when missing, else those tests skip.
+tools:
+	@sh scripts/ensure-tools
+
 ## The main job: the gateway with an emulated Databricks workspace on embedded SQLite.
 demo: $(STAMP)
 	$(BIN)/lakegate demo
 
 ## Everything CI runs: lint, types, layering, then the whole test suite.
-test: lint
+test: lint tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Quick loop for development: no end-to-end tests, no lint.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway.api import ops, quota, runs
+from gateway.api import ops, outputs, quota, runs
 from gateway.api.callers import callers_middleware
 from gateway.api.compat import HOST_METADATA, PREFIX, compat_app, host_metadata
 from gateway.api.doctor import setup_doctor_routes
@@ -38,6 +38,12 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(RUNS, runs.list_runs, name="list_runs", allow_head=False)
     router.add_get(RUNS + "/{run_id:[^/]+}", runs.get_run, name="get_run", allow_head=False)
     router.add_post(RUNS + "/{run_id:[^/]+}/cancel", runs.cancel_run, name="cancel_run")
+    router.add_get(
+        RUNS + "/{run_id:[^/]+}/output",
+        outputs.get_run_output,
+        name="get_run_output",
+        allow_head=False,
+    )
     router.add_get(
         "/v1/namespaces/{namespace:[^/]+}/quota",
         quota.get_quota,

@@ -177,6 +177,13 @@ class LakegateClient:
         _, data = await self._call("GET", _run_path(namespace, run_id))
         return _as_run(data)
 
+    async def output(self, namespace: str, run_id: int | str) -> dict[str, Any]:
+        """What each task of the run left: result, logs, error and error trace."""
+        _, data = await self._call("GET", f"{_run_path(namespace, run_id)}/output")
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
+            raise UnexpectedResponse("the output answer has no 'tasks' array")
+        return data
+
     async def quota(self, namespace: str) -> dict[str, Any]:
         """The namespace's limits, usage, queue and pause state."""
         _, data = await self._call("GET", f"/v1/namespaces/{quote(namespace, safe='')}/quota")

@@ -1,4 +1,5 @@
-"""``lakegate submit | get | cancel | runs``: the command line's side of the REST API.
+"""``lakegate submit | get | cancel | runs | output | quota``: the command line's side of the
+REST API.
 
 Everything that can block (the spec file, stdin, the token file, the environment) is read
 before the event loop starts (``invocation``); the loop then does HTTP only, through one
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import logs
-from gateway.cli.client import DEFAULT_URL, LakegateClient, Run
+from gateway.cli.client import DEFAULT_URL, LakegateClient, Run, is_terminal
 from gateway.cli.errors import ApiError, GatewayClientError, GatewayUnreachable
 from gateway.cli.invocation import (
     ENV_NAMESPACE,
@@ -38,6 +39,7 @@ from gateway.cli.invocation import (
 from gateway.cli.output import StateDisplay, format_run, format_runs
 from gateway.cli.quota import quota_flow
 from gateway.cli.retry import RetryNotice
+from gateway.cli.run_output import output_flow
 from gateway.model import RunState
 
 EXIT_OK = 0
@@ -199,10 +201,30 @@ async def _get_flow(client: LakegateClient, progress: Progress, args: argparse.N
     return EXIT_OK
 
 
+def cancel_outcome(run: Run, namespace: str) -> str:
+    """What a cancel request did, and what happens next: the run ends later, not now."""
+    run_id, state = run["id"], run["state"]
+    if state == RunState.CANCELED.value and run.get("databricks_run_id") is None:
+        return f"run {run_id} was canceled before it reached Databricks"
+    if is_terminal(state):
+        return f"run {run_id} had already ended {state}: nothing to cancel"
+    when = (
+        "once Databricks has it and confirms"
+        if state == RunState.SUBMITTING.value
+        else "once Databricks confirms"
+    )
+    return (
+        f"cancel requested for run {run_id}: it ends CANCELED {when} (or in the state it "
+        f"reaches first); follow it with `lakegate get -n {namespace} {run_id}`, or wait for "
+        f"it with `lakegate cancel --wait -n {namespace} {run_id}`"
+    )
+
+
 async def _cancel_flow(client: LakegateClient, progress: Progress, args: argparse.Namespace) -> int:
     run = await client.cancel(progress.target.namespace, args.run_id)
     if not args.wait:
         _print_run(progress.target, run)
+        _err(cancel_outcome(run, progress.target.namespace))
         return EXIT_OK
     progress.run, progress.cancelling = run, True
     run = await _follow(client, progress, run, args.poll_interval)
@@ -298,7 +320,7 @@ def _add_interval(parser: argparse.ArgumentParser) -> None:
 
 
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``submit``, ``get``, ``cancel`` and ``runs`` on the ``lakegate`` parser."""
+    """Register ``submit``, ``get``, ``cancel``, ``output``, ``runs`` and ``quota``."""
     common = _common()
 
     submit = sub.add_parser("submit", parents=[common], help="submit a Databricks run")
@@ -322,6 +344,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     cancel.add_argument("run_id", metavar="RUN_ID")
     _add_wait(cancel, "the run ends; exit 0 only if it was CANCELED")
     cancel.set_defaults(handler=partial(_execute, flow=_cancel_flow))
+
+    output = sub.add_parser(
+        "output", parents=[common], help="show what each task of a run left (get-output)"
+    )
+    output.add_argument("run_id", metavar="RUN_ID")
+    output.set_defaults(handler=partial(_execute, flow=output_flow))
 
     runs = sub.add_parser("runs", parents=[common], help="list the runs of a namespace")
     runs.add_argument(

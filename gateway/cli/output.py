@@ -16,6 +16,7 @@ from gateway.cli.client import Run, is_terminal
 Clock = Callable[[], datetime]
 
 _CLEAR_LINE = "\r\x1b[2K"
+_ELLIPSIS = "\u2026"
 # The fields people look at first; any other field the API adds follows them.
 _RUN_FIELDS = (
     "id",
@@ -131,12 +132,43 @@ def format_run(run: Run, *, history: bool = False, now: datetime | None = None) 
     return out
 
 
+def fit(parts: Sequence[str], width: int, *, ellipsis: str = _ELLIPSIS) -> str:
+    """``parts`` joined by two spaces in at most ``width`` columns.
+
+    A part that does not fit whole is left out and the line ends with the ellipsis: a URL cut
+    short still looks like a URL, and a terminal would open the wrong page.
+    """
+    line = "  ".join(parts)
+    if len(line) <= width:
+        return line
+    shown = ""
+    for part in parts:
+        longer = f"{shown}  {part}" if shown else part
+        if len(longer) + 1 + len(ellipsis) > width:
+            break
+        shown = longer
+    if not shown:
+        return parts[0][: max(width - len(ellipsis), 0)] + ellipsis
+    return f"{shown} {ellipsis}"
+
+
+def _ellipsis_for(stream: TextIO) -> str:
+    # A terminal in the C locale cannot print the one-character ellipsis.
+    try:
+        _ELLIPSIS.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+    return _ELLIPSIS
+
+
 class StateDisplay:
     """Shows a run's state while someone waits for it.
 
-    ``live`` (a terminal): one line redrawn in place, with the elapsed time moving. Otherwise
-    (a log file, CI output): one line each time the state or the Databricks run changes, so
-    the log reads as a history instead of a mess of carriage returns.
+    ``live`` (a terminal): one line redrawn in place, with the elapsed time moving, cut to the
+    terminal's width with an ellipsis; a run page URL too long for it is printed whole on a
+    line of its own once. Otherwise (a log file, CI output): one line each time the state or
+    the Databricks run changes, so the log reads as a history instead of a mess of carriage
+    returns.
     """
 
     def __init__(
@@ -154,6 +186,8 @@ class StateDisplay:
         self._run: Run | None = None
         self._shown: tuple[object, ...] | None = None
         self._drawn = False
+        self._ellipsis = _ellipsis_for(stream)
+        self._url_noted: object = None
 
     def update(self, run: Run) -> None:
         self._run = run
@@ -187,9 +221,12 @@ class StateDisplay:
             self._drawn = False
 
     def line(self) -> str:
+        return "  ".join(self._parts())
+
+    def _parts(self) -> list[str]:
         run = self._run
         if run is None:
-            return ""
+            return []
         parts = [f"run {run['id']}", run["state"]]
         seconds = elapsed(run, self._clock())
         if seconds is not None:
@@ -198,11 +235,18 @@ class StateDisplay:
             parts.append(f"databricks run {run.get('databricks_run_id')}")
         if run.get("run_page_url"):
             parts.append(str(run.get("run_page_url")))
-        return "  ".join(parts)
+        return parts
 
     def _draw(self) -> None:
         # A line wider than the terminal wraps, and \r then redraws only its last row.
-        text = self.line()[: max(self._width() - 1, 20)]
+        width = max(self._width() - 1, 20)
+        parts = self._parts()
+        text = fit(parts, width, ellipsis=self._ellipsis)
+        url = self._run.get("run_page_url") if self._run is not None else None
+        if url and str(url) not in text and url != self._url_noted:
+            self._url_noted = url
+            # Printed whole once, where a terminal can open it.
+            self._stream.write((_CLEAR_LINE if self._drawn else "") + f"run page: {url}\n")
         self._stream.write(_CLEAR_LINE + text)
         self._stream.flush()
         self._drawn = True

@@ -22,6 +22,9 @@ DEFAULT_PROGRESSION: tuple[Step, ...] = (
     ("SUCCEEDED", None),
 )
 TIMESTAMP = "2030-01-01T00:00:00+00:00"
+TERMINAL = frozenset(
+    {"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED", "SKIPPED", "INTERNAL_ERROR", "REJECTED"}
+)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class FakeGateway:
         self._runner: web.AppRunner | None = None
         # What GET .../quota answers, one view per request; the last one is repeated.
         self.quota_views: list[dict[str, Any]] = [{}]
+        # What GET .../output answers for a run, beside the run's own fields.
+        self.outputs: dict[int, dict[str, Any]] = {}
 
     # --- set-up used by tests ---------------------------------------------------------------
 
@@ -63,6 +68,7 @@ class FakeGateway:
         app.router.add_get("/v1/namespaces/{ns}/runs", self._list)
         app.router.add_get("/v1/namespaces/{ns}/runs/{id}", self._get)
         app.router.add_post("/v1/namespaces/{ns}/runs/{id}/cancel", self._cancel)
+        app.router.add_get("/v1/namespaces/{ns}/runs/{id}/output", self._output)
         app.router.add_get("/v1/namespaces/{ns}/quota", self._quota)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -161,9 +167,25 @@ class FakeGateway:
         run = self._find(request)
         if run is None:
             return self._run_not_found(request)
+        # As the gateway does: an ended run stays as it is, a queued one ends at once.
+        if run.data["state"] in TERMINAL:
+            return web.json_response(run.data, status=202)
         run.data["cancel_requested"] = True
-        run.steps = [("TERMINATING", None), ("CANCELED", "canceled by the caller")]
+        if run.data["state"] == "QUEUED":
+            run.data.update(state="CANCELED", state_message="canceled before submission")
+            run.steps = []
+        else:
+            run.steps = [("TERMINATING", None), ("CANCELED", "canceled by the caller")]
         return web.json_response(run.data, status=202)
+
+    async def _output(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        run = self._find(request)
+        if run is None:
+            return self._run_not_found(request)
+        fields = ("id", "namespace", "state", "state_message", "databricks_run_id", "run_page_url")
+        view = {key: run.data[key] for key in fields}
+        return web.json_response({**view, "tasks": [], **self.outputs.get(run.data["id"], {})})
 
     async def _list(self, request: web.Request) -> web.Response:
         await self._record(request)

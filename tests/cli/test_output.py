@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from gateway.cli.client import Run
-from gateway.cli.output import StateDisplay, elapsed, format_run, humanize_seconds, table
+from gateway.cli.output import StateDisplay, elapsed, fit, format_run, humanize_seconds, table
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -99,7 +99,59 @@ def test_live_display_never_wraps() -> None:
 
     display.update(_run("RUNNING", run_page_url="https://dbc.example/" + "x" * 80))
 
-    assert len(stream.getvalue().removeprefix("\r\x1b[2K")) == 29
+    live = stream.getvalue().rsplit("\r\x1b[2K", 1)[1]
+    assert len(live) <= 29
+    assert live == "run 7  RUNNING  0s \u2026"
+
+
+def test_a_url_too_long_for_the_live_line_is_printed_whole_once() -> None:
+    """The run page URL is never cut short: it gets a line of its own, once, and the live
+    line ends with an ellipsis where it would have been."""
+    url = "https://adb-1234567890123456.7.azuredatabricks.net/?o=1234567890123456#job/1/run/981"
+    stream = io.StringIO()
+    display = StateDisplay(stream, live=True, clock=lambda: START, width=lambda: 60)
+
+    display.update(_run("PENDING"))
+    display.update(_run("RUNNING", databricks_run_id=981, run_page_url=url))
+    display.redraw()
+    display.close()
+
+    assert stream.getvalue() == (
+        "\r\x1b[2Krun 7  PENDING  0s"
+        f"\r\x1b[2Krun page: {url}\n"
+        "\r\x1b[2Krun 7  RUNNING  0s  databricks run 981 \u2026"
+        "\r\x1b[2Krun 7  RUNNING  0s  databricks run 981 \u2026"
+        "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [
+        (39, "run 7  RUNNING  https://dbc.example/r/1"),
+        (38, "run 7  RUNNING \u2026"),
+        (16, "run 7  RUNNING \u2026"),
+        (15, "run 7 \u2026"),
+        (6, "run 7\u2026"),
+    ],
+)
+def test_fit_keeps_whole_parts_and_ends_a_cut_line_with_an_ellipsis(width: int, shown: str) -> None:
+    """Parts are shown whole or not at all; a cut line ends with the ellipsis, within width."""
+    line = fit(["run 7", "RUNNING", "https://dbc.example/r/1"], width)
+
+    assert line == shown
+    assert len(line) <= width
+
+
+def test_a_terminal_that_cannot_print_the_ellipsis_gets_three_dots() -> None:
+    """In the C locale (ASCII) the live line ends with '...' instead of failing to encode."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    display = StateDisplay(stream, live=True, clock=lambda: START, width=lambda: 30)
+
+    display.update(_run("RUNNING", run_page_url="https://dbc.example/" + "x" * 80))
+
+    assert raw.getvalue().decode("ascii").endswith("run 7  RUNNING  0s ...")
 
 
 def test_plain_display_writes_a_line_only_when_something_changes() -> None:

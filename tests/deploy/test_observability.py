@@ -1,8 +1,9 @@
 """The Grafana dashboard and the Prometheus rules use only metrics the gateway exports, and
 cover what an operator watches; the rules are well-formed alerting rules.
 
-promtool is not installed by the project's set-up, so the rules are checked here: their YAML
-shape, balanced PromQL brackets, durations, and every metric name against /metrics.
+The rules' YAML shape, PromQL brackets, durations and metric names are checked here in
+Python; ``promtool check rules`` and ``promtool check metrics`` (a real /metrics scrape) run
+too, promtool being installed by ``scripts/ensure-tools`` (see ``tests.deploy.tools``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from gateway.app import Overrides, create_app
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from tests.deploy.manifests import DEPLOY, load_docs
+from tests.deploy.tools import tool
+from tests.fixtures.gateway import StackFactory
 
 DASHBOARD = DEPLOY / "dashboards" / "lakegate.json"
 RULES = DEPLOY / "components" / "monitoring" / "prometheusrule.yaml"
@@ -178,14 +180,11 @@ def _python() -> str:
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return found
+    return tool("promtool", package="prometheus")
 
 
 def test_promtool_checks_the_rules(tmp_path: Path) -> None:
-    """Where promtool is installed, it loads the PrometheusRule's groups."""
+    """promtool loads the PrometheusRule's groups as Prometheus would."""
     promtool = _promtool()
     (rule,) = load_docs(RULES)
     rules = tmp_path / "rules.yaml"
@@ -200,11 +199,8 @@ def test_promtool_checks_the_rules(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-async def test_promtool_checks_the_metrics(tmp_path: Path) -> None:
-    """Where promtool is installed, the exposition passes its lint."""
-    promtool = _promtool()
-    text = await _scrape(tmp_path)
-    done = await asyncio.to_thread(
+async def _lint(promtool: str, text: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
         subprocess.run,
         [promtool, "check", "metrics"],
         input=text,
@@ -213,4 +209,38 @@ async def test_promtool_checks_the_metrics(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
+
+
+async def test_promtool_checks_the_metrics(tmp_path: Path) -> None:
+    """A fresh gateway's /metrics passes promtool's exposition lint."""
+    promtool = _promtool()
+    done = await _lint(promtool, await _scrape(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_promtool_checks_the_metrics_of_a_gateway_that_ran_runs(
+    gateway_stack_factory: StackFactory,
+) -> None:
+    """After runs went through (every labelled family and histogram now has series), the
+    scrape still passes promtool's lint."""
+    promtool = _promtool()
+    stack = await gateway_stack_factory(namespaces=2)
+    spec = {
+        "run_name": "scraped",
+        "tasks": [
+            {
+                "task_key": "main",
+                "notebook_task": {"notebook_path": "/Jobs/x"},
+                "existing_cluster_id": "0101-000000-demo",
+            }
+        ],
+    }
+    async with stack.client() as client:
+        for namespace in ("team-00", "team-01"):
+            run = (await client.submit(namespace, spec)).run
+            await client.wait(namespace, run["id"], poll_interval=0.1)
+    async with stack.session.get(stack.url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'lakegate_runs_terminal_total{namespace="team-01",state="SUCCEEDED"}' in text
+    done = await _lint(promtool, text)
     assert done.returncode == 0, done.stdout + done.stderr
