@@ -22,9 +22,12 @@ from gateway.errors import LakegateError
 
 
 class DoctorUnavailable(LakegateError):
-    """The gateway runs with an identity resolver the doctor cannot explain (a test's)."""
+    """The gateway runs with an identity resolver the doctor cannot explain (an embedder's).
 
-    status = 501
+    404, not 501: no request can reach a 5xx, and for this gateway the resource does not
+    exist; a retry would not heal it."""
+
+    status = 404
     title = "Tenant doctor unavailable"
 
 

@@ -100,11 +100,11 @@ class _OpaqueResolver:
 async def test_without_an_explaining_resolver_the_doctor_says_so(
     gateway_stack_factory: StackFactory,
 ) -> None:
-    """An injected resolver that cannot explain: both routes answer a 501 problem, not a 500."""
+    """An injected resolver that cannot explain: both routes answer a 404 problem, never a 5xx."""
     overrides = Overrides(environ={}, identities=lambda session: _OpaqueResolver())
     stack = await gateway_stack_factory(overrides=overrides)
     for path in ("/v1/namespaces", "/v1/namespaces/team-00/identity"):
         status, body = await _get(stack.url + path)
-        assert status == 501
-        assert_problem(body, 501)
+        assert status == 404
+        assert_problem(body, 404)
         assert "without the tenant doctor" in body["detail"]
