@@ -60,6 +60,8 @@ from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxE
 from gateway.store.errors import StoreUnavailable
 from gateway.store.migrate import load_migrations
 
+__all__ = ["PoolSettings", "PostgresStore"]
+
 T = TypeVar("T")
 
 # Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)); the second key is

@@ -61,3 +61,13 @@ async def ledger(
 @pytest.fixture
 async def store(ledger: Ledger) -> Store:
     return await ledger.open()
+
+
+@pytest.fixture
+async def pg_dsn(blockbuster: BlockBuster) -> AsyncIterator[str]:
+    """A DSN on a fresh, empty schema of the test server; PostgreSQL-only tests use it."""
+    if POSTGRES_DSN is None:
+        pytest.skip(SKIP_REASON)
+    allow_asyncpg_config_reads(blockbuster)
+    async with fresh_schema() as dsn:
+        yield dsn

@@ -27,8 +27,11 @@ SKIP_REASON = (
 def with_schema(dsn: str, schema: str) -> str:
     """``dsn`` whose connections live in ``schema`` (asyncpg passes search_path to the server)."""
     parts = urlsplit(dsn)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
-    query.append(("search_path", schema))
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query) if k not in ("search_path", "application_name")
+    ]
+    # The application name finds the schema's connections in pg_stat_activity, to kill them.
+    query += [("search_path", schema), ("application_name", schema)]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -61,3 +64,19 @@ def allow_asyncpg_config_reads(bb: BlockBuster) -> None:
     """
     for function in bb.functions.values():
         function.can_block_in("asyncpg/connect_utils.py", {"_parse_connect_dsn_and_args"})
+
+
+async def terminate_connections(dsn: str) -> int:
+    """Kill, from an admin connection, every server connection of the ledger at ``dsn``."""
+    assert POSTGRES_DSN is not None, SKIP_REASON
+    name = dict(parse_qsl(urlsplit(dsn).query))["application_name"]
+    admin = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        return int(killed)
+    finally:
+        await admin.close()
