@@ -36,10 +36,12 @@ Body = Callable[[Conn], Awaitable[T]]
 RETRY_AFTER_SECONDS = 2.0
 
 # Failures of the link rather than of a statement: the server went away or cannot be reached.
+# (An InternalClientError is what a connection whose link broke mid-operation answers next.)
 _LINK_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
