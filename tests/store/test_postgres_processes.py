@@ -104,7 +104,7 @@ async def test_two_replicas_serve_one_ledger(
             str(_write(tmp_path / "emu.yaml", emulator_raw)),
             "--port",
             str(emulator_port),
-        ),  # fmt: skip
+        ),
         probe_url=f"http://127.0.0.1:{emulator_port}/emulator/runs",
         ready_when=lambda status: status < 500,
     )
