@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -88,7 +88,7 @@ async def create_pool(settings: PoolSettings) -> asyncpg.Pool:
 
 
 @contextlib.contextmanager
-def translated(doing: str) -> Any:
+def translated(doing: str) -> Iterator[None]:
     """The one place where asyncpg's and the socket's exceptions become ours."""
     try:
         yield

@@ -112,7 +112,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresHealth):
                 await asyncio.shield(pool.close())
                 raise
             self._pool, self._installation_id = pool, found
-            self.owner = f"{uuid.uuid4().hex[:12]}"
+            self.owner = uuid.uuid4().hex[:12]
 
     async def close(self) -> None:
         async with self._lifetime:
