@@ -165,8 +165,9 @@ def main() -> int:
     parser.add_argument("--dsn", default=os.environ.get("LAKEGATE_TEST_POSTGRES_DSN"))
     args = parser.parse_args()
     if not args.dsn:
-        print("set LAKEGATE_TEST_POSTGRES_DSN (or --dsn) to a PostgreSQL server", file=sys.stderr)
-        return 2
+        # `make bench` runs every script: without a server this one says why it did nothing.
+        print("skipped: set LAKEGATE_TEST_POSTGRES_DSN (or --dsn) to a PostgreSQL server")
+        return 0
     results = {(b, n): _one(b, n, args) for b, n in SETUPS}
     base_submit, base_get = (p.throughput for p in results[("sqlite", 1)])
     print("\nthroughput as a ratio of SQLite x1 (submit, get):")
