@@ -8,7 +8,8 @@ the history they return are one snapshot (a read of one statement is one already
 
 A connection the server dropped (a restart, ``pg_terminate_backend``, a failover) fails the
 operation it was serving with ``StoreUnavailable`` and leaves the pool, which connects again
-on the next acquire: the store heals by itself once the server is back.
+on the next acquire: the store heals by itself once the server is back. (Opening one, asyncpg
+looks for ~/.pgpass and ~/.postgresql/* on the loop: a few stats, at start and after a loss.)
 """
 
 from __future__ import annotations

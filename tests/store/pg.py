@@ -15,8 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from blockbuster import BlockBuster
 
-from gateway.store._pg_connection import PoolSettings
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres import PoolSettings, PostgresStore
 
 POSTGRES_DSN = os.environ.get("LAKEGATE_TEST_POSTGRES_DSN") or None
 SKIP_REASON = (
