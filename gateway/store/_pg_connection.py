@@ -43,7 +43,6 @@ RETRY_AFTER_SECONDS = 2.0
 _LINK_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
-    asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
@@ -104,13 +103,23 @@ def translated(doing: str) -> Iterator[None]:
     """The one place where asyncpg's and the socket's exceptions become ours."""
     try:
         yield
+    except (asyncpg.InterfaceError, asyncpg.UnsupportedServerFeatureError) as exc:
+        if isinstance(exc, ValueError | asyncpg.UnsupportedServerFeatureError):
+            # What waiting will not mend: a DSN asyncpg refuses, a value it cannot send, a
+            # server it cannot use.
+            raise StoreError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+        # Any other: the connection closed under the operation.
+        raise _unavailable(doing, exc) from exc
     except _LINK_ERRORS as exc:
-        raise StoreUnavailable(
-            f"{doing}: the database cannot be reached ({_why(exc)})",
-            retry_after=RETRY_AFTER_SECONDS,
-        ) from exc
+        raise _unavailable(doing, exc) from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+
+
+def _unavailable(doing: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"{doing}: the database cannot be reached ({_why(exc)})", retry_after=RETRY_AFTER_SECONDS
+    )
 
 
 def _why(exc: BaseException) -> str:

@@ -170,6 +170,14 @@ async def test_a_search_path_naming_no_schema_is_refused_saying_so(pg_dsn: str) 
         await pg_store(missing).open()
 
 
+async def test_a_dsn_asyncpg_refuses_is_not_called_an_outage(blockbuster: BlockBuster) -> None:
+    """sslmode=bogus: a StoreError naming it, without a retry_after (waiting will not help)."""
+    allow_asyncpg_config_reads(blockbuster)
+    with pytest.raises(StoreError, match="sslmode") as raised:
+        await pg_store("postgresql://postgres@127.0.0.1:9/test?sslmode=bogus").open()
+    assert not isinstance(raised.value, StoreUnavailable)
+
+
 async def test_a_server_that_is_not_there_is_unavailable_not_a_crash(
     blockbuster: BlockBuster,
 ) -> None:
