@@ -17,6 +17,7 @@ from gateway.databricks import subject
 from gateway.databricks.jobs import Workspace
 from gateway.databricks.oauth import entra_token_endpoint, mask_client_id
 from gateway.doctor import fixes
+from gateway.doctor.held import held
 from gateway.doctor.identity_steps import blocked_by
 from gateway.doctor.model import Step, failed, ok, skipped
 from gateway.doctor.walk import Walk
@@ -27,8 +28,6 @@ from gateway.errors import (
     TokenEndpointError,
 )
 from gateway.identity import kinds
-from gateway.identity.azure_management import management_fetch
-from gateway.identity.cache import Fetch
 from gateway.identity.strategy import Plan
 from gateway.secrets_registry import remember
 
@@ -173,25 +172,6 @@ def _fix(walk: Walk, plan: Plan, exc: LakegateError) -> str:
     return "correct what the cause names, then run `lakegate tenants check` again"
 
 
-class _Held:
-    """The walk's token as a ``TokenProvider``: a refusal is reported, not refreshed. An
-    Entra principal also proves itself to Azure Resource Manager, as its runs' calls do
-    (the Jobs client asks only when the workspace's ``azure_resource_id`` is set)."""
-
-    def __init__(self, token: str, management: Fetch | None) -> None:
-        self._token = token
-        self._management = management
-
-    async def token(self) -> str:
-        return self._token
-
-    def invalidate(self, token: str) -> None:
-        return None
-
-    async def azure_management_token(self) -> str | None:
-        return None if self._management is None else (await self._management()).value
-
-
 async def jobs_step(walk: Walk) -> Step:
     if (stop := blocked_by(walk, *JOBS)) is not None:
         return stop
@@ -200,9 +180,10 @@ async def jobs_step(walk: Walk) -> Step:
     assert token is not None
     listed = walk.settings.workspaces[plan.workspace.name]
     workspace = Workspace.from_settings(listed)
-    held = _Held(token.value, management_fetch(plan, walk.namespace, walk.tools))
     try:
-        page = await walk.jobs.list(workspace, held, limit=1)
+        page = await walk.jobs.list(
+            workspace, held(plan, walk.namespace, walk.tools, token), limit=1
+        )
     except TokenEndpointError as exc:
         return failed(
             *JOBS,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.databricks.auth import AccessToken
+from gateway.databricks.git_credentials import GitCredentialsClient
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.oauth import TokenClient
 from gateway.doctor.model import Step
@@ -48,6 +49,7 @@ class Walk:
     explanation: Explanation
     tools: WalkTools
     jobs: JobsClient
+    git_credentials: GitCredentialsClient
     kube: Kube | None
     quota: QuotaSource | None
     steps: list[Step] = field(default_factory=list)

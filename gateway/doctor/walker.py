@@ -2,9 +2,10 @@
 
 ``STEPS`` is the path, in order, one function per step (``gateway.doctor.walk.StepFunction``):
 the tenant policy, the identity rule, the credential source, the TokenRequest, the token
-endpoint, a Jobs API call, the quotas and the webhook endpoint. A new kind of step (a Git
-credential, say) is one more function in the tuple. A failed step skips the identity steps
-after it; the quotas and the webhook are walked whatever happened before.
+endpoint, a Jobs API call, the Git credential (issue 17), the quotas and the webhook
+endpoint. A new kind of step is one more function in the tuple. A failed step skips the
+identity steps after it (the Git credential is one); the quotas and the webhook are walked
+whatever happened before.
 
 The decision of which identity a namespace gets is the resolver's own
 (``NamespaceResolver.explain``); the walk then fetches a token with the kind's real fetch,
@@ -19,8 +20,10 @@ from typing import Protocol
 
 import aiohttp
 
+from gateway.databricks.git_credentials import GitCredentialsClient
 from gateway.databricks.jobs import JobsClient
 from gateway.databricks.oauth import TokenClient
+from gateway.doctor.git_step import git_credentials_step
 from gateway.doctor.identity_steps import identity_step, policy_step, source_step
 from gateway.doctor.model import Report, Tenant
 from gateway.doctor.policy_steps import quota_step, webhook_step
@@ -39,6 +42,7 @@ STEPS: Steps = (
     token_request_step,
     token_step,
     jobs_step,
+    git_credentials_step,
     quota_step,
     webhook_step,
 )
@@ -75,6 +79,7 @@ class Doctor:
         self._discovered = discovered
         self._tokens = tokens if tokens is not None else TokenClient(session)
         self._jobs = JobsClient.from_settings(session, resolver.settings.databricks)
+        self._git = GitCredentialsClient.from_settings(session, resolver.settings.databricks)
         self._steps = steps
         self._walking: TtlCache[str, Report] = TtlCache(_MAX_WALKS, name="doctor-walks")
 
@@ -99,6 +104,7 @@ class Doctor:
                 await self._resolver.explain(namespace),
                 tools,
                 self._jobs,
+                self._git,
                 self._kube,
                 quota,
             )

@@ -7,12 +7,13 @@ needs. ``secrets`` are the values that must never appear in a report or the CLI'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fixtures.identity_stack import (
     AZURE_SECRET,
+    AZURE_SECRET_APP,
     AZURE_SECRET_CLIENT_ID,
     AZURE_TENANT_ID,
     AZURE_WI_CLIENT_ID,
@@ -23,6 +24,8 @@ from tests.fixtures.identity_stack import (
 )
 
 NS = "team-a"
+AZURE_DEVOPS = "azureDevOpsServices"
+AZURE_DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"
 CLIENT_ID_ANNOTATION = "lakegate.io/databricks-client-id"
 
 
@@ -35,6 +38,8 @@ class Case:
     tenants: Mapping[str, Any] = field(default_factory=dict)
     identity: Mapping[str, Any] = field(default_factory=dict)
     default_identity: bool = False
+    # Apps added to the emulated Entra tenant.
+    entra_apps: Sequence[Mapping[str, Any]] = ()
     # Makes the namespace's objects; returns the secret values it created.
     setup: Callable[[IdentityStack], list[str]] = lambda stack: []
 
@@ -132,6 +137,39 @@ AZURE_SECRET_POLICY = {
     "client_id": AZURE_SECRET_CLIENT_ID,
     "secret": {"name": "azure-sp"},
 }
+# An app Entra refuses Azure DevOps tokens (not assigned to the resource: AADSTS501051).
+NO_DEVOPS_CLIENT_ID = "a2a2e000-0000-4000-8000-000000000003"
+NO_DEVOPS_SECRET = "azure-no-devops-secret-value-000003"
+NO_DEVOPS_APP = {
+    "client_id": NO_DEVOPS_CLIENT_ID,
+    "name": "azure-no-devops-app",
+    "secrets": [NO_DEVOPS_SECRET],
+    "unassigned_resources": [AZURE_DEVOPS_RESOURCE],
+}
+
+
+def _azure_secret_held(stack: IdentityStack) -> list[str]:
+    """The principal already holds its Azure DevOps credential (written at an earlier run)."""
+    store = stack.emulator.workspace.git_credentials
+    assert store.create(AZURE_SECRET_APP, AZURE_DEVOPS, AZURE_SECRET_CLIENT_ID, None)
+    return _azure_secret(stack)
+
+
+def _no_devops(stack: IdentityStack) -> list[str]:
+    stack.kube.put_secret(NS, "azure-sp", {"client_secret": NO_DEVOPS_SECRET})
+    return [NO_DEVOPS_SECRET]
+
+
+def _git_credentials_refused(stack: IdentityStack) -> list[str]:
+    stack.emulator.fault(
+        path="/api/2.0/git-credentials",
+        status=403,
+        error_code="PERMISSION_DENIED",
+        message="Service principal cannot use Git credentials",
+    )
+    return _azure_secret(stack)
+
+
 AZURE_WI_POLICY = {
     "type": "azure-workload-identity",
     "tenant_id": AZURE_TENANT_ID,
@@ -147,6 +185,13 @@ def policy_of(identity: Mapping[str, Any], **more: Any) -> dict[str, Any]:
 CASES = (
     Case("pat-healthy", True, setup=_pat),
     Case("pat-revoked", False, "jobs-api", setup=_pat_revoked),
+    Case(
+        "pat-git-credentials-entra",
+        False,
+        "git-credentials",
+        tenants={NS: {"git_credentials": "entra"}},
+        setup=_pat,
+    ),
     Case("oauth-m2m-healthy", True, setup=_oauth),
     Case("oauth-m2m-wrong-secret", False, "token", setup=_oauth_wrong_secret),
     Case("secret-without-keys", False, "identity", setup=_secret_without_keys),
@@ -171,6 +216,35 @@ CASES = (
         tenants=policy_of({**POD_POLICY, "client_id": AZURE_SECRET_CLIENT_ID}),
     ),
     Case("azure-secret-healthy", True, tenants=policy_of(AZURE_SECRET_POLICY), setup=_azure_secret),
+    Case(
+        "azure-secret-git-credentials-healthy",
+        True,
+        tenants=policy_of(AZURE_SECRET_POLICY, git_credentials="entra"),
+        setup=_azure_secret,
+    ),
+    Case(
+        "azure-secret-git-credentials-held",
+        True,
+        tenants=policy_of(AZURE_SECRET_POLICY, git_credentials="entra"),
+        setup=_azure_secret_held,
+    ),
+    Case(
+        "azure-secret-git-credentials-no-devops-access",
+        False,
+        "git-credentials",
+        tenants=policy_of(
+            {**AZURE_SECRET_POLICY, "client_id": NO_DEVOPS_CLIENT_ID}, git_credentials="entra"
+        ),
+        entra_apps=(NO_DEVOPS_APP,),
+        setup=_no_devops,
+    ),
+    Case(
+        "azure-secret-git-credentials-api-refuses",
+        False,
+        "git-credentials",
+        tenants=policy_of(AZURE_SECRET_POLICY, git_credentials="entra"),
+        setup=_git_credentials_refused,
+    ),
     Case("azure-secret-missing-secret", False, "source", tenants=policy_of(AZURE_SECRET_POLICY)),
     Case(
         "azure-secret-env-unset",

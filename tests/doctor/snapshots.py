@@ -1,8 +1,9 @@
 """Snapshot files of the CLI's text: compared exactly, after the run's own noise is normalised.
 
-Ports, times, random client ids and the stack's temporary directory change from run to run;
-everything else must match the file byte for byte. Set ``LAKEGATE_UPDATE_SNAPSHOTS=1`` to
-write the files from this run instead (then read the diff before committing it).
+Ports, times, random client ids, Entra's trace ids and the stack's temporary directory change
+from run to run; everything else must match the file byte for byte. Set
+``LAKEGATE_UPDATE_SNAPSHOTS=1`` to write the files from this run instead (then read the diff
+before committing it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ UPDATE = os.environ.get("LAKEGATE_UPDATE_SNAPSHOTS") == "1"
 _RULES = (
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "TIME"),
+    # What Entra stamps on each error it answers (a quoted AADSTS message ends with them).
+    (re.compile(r"(Trace ID|Correlation ID): [0-9a-f-]{36}"), r"\1: UUID"),
+    (re.compile(r"Timestamp: \d{4}-\d\d-\d\d[\d :Z]*"), "Timestamp: TIME"),
     # Masked client ids of principals made with a random UUID.
     (re.compile(r"\b[0-9a-f]{4}\.\.\.[0-9a-f]{4}\b"), "xxxx...xxxx"),
 )

@@ -25,7 +25,10 @@ JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 async def _started(factory: IdentityStackFactory, case: Case) -> tuple[IdentityStack, list[str]]:
     stack = await factory(
-        tenants=case.tenants, identity=case.identity, default_identity=case.default_identity
+        tenants=case.tenants,
+        identity=case.identity,
+        default_identity=case.default_identity,
+        entra_apps=case.entra_apps,
     )
     secrets = case.setup(stack)
     await stack.synced()

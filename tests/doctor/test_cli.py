@@ -30,7 +30,8 @@ async def test_check_json_is_the_report(
     assert code == 0
     assert report["namespace"] == "team-01"
     assert [s["name"] for s in report["steps"]] == [
-        "policy", "identity", "source", "token-request", "token", "jobs-api", "quotas", "webhook",
+        "policy", "identity", "source", "token-request", "token", "jobs-api", "git-credentials",
+        "quotas", "webhook",
     ]  # fmt: skip
 
 

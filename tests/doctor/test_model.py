@@ -94,8 +94,7 @@ class _Refusing:
 
 
 async def test_one_more_step_is_one_more_function() -> None:
-    """A step added to the tuple is walked in order, after the others (issue 17's Git
-    credential will be one)."""
+    """A step added to the tuple is walked in order, after the others."""
 
     async def git_credential(walk: Walk) -> Step:
         return skipped("git", "Git credential", f"{len(walk.steps)} steps before")

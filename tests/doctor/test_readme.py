@@ -14,9 +14,9 @@ import aiohttp
 from gateway.doctor import Doctor
 from gateway.identity.explain import Explanation, Rule
 from gateway.settings import Settings
-from tests.doctor.cases import CASES
+from tests.doctor.cases import AZURE_SECRET_POLICY, AZURE_WI_POLICY, CASES
 from tests.doctor.snapshots import DIRECTORY
-from tests.fixtures.identity_stack import IdentityStackFactory
+from tests.fixtures.identity_stack import AZURE_SECRET, IdentityStackFactory
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -82,7 +82,7 @@ async def test_steps_after_a_failed_identity_step_are_skipped(
     assert outcomes == [
         ("policy", "skipped"), ("identity", "failed"), ("source", "skipped"),
         ("token-request", "skipped"), ("token", "skipped"), ("jobs-api", "skipped"),
-        ("quotas", "ok"), ("webhook", "skipped"),
+        ("git-credentials", "skipped"), ("quotas", "ok"), ("webhook", "skipped"),
     ]  # fmt: skip
 
 
@@ -155,3 +155,27 @@ async def test_concurrent_checks_share_one_walk(
     assert stack.identity_stats()["token_requests"]["total"] == 1
     await client.identity_report("team-a")
     assert stack.identity_stats()["token_requests"]["total"] == 2
+
+
+async def test_git_credential_step_asks_and_writes_nothing(
+    identity_stack_factory: IdentityStackFactory,
+) -> None:
+    """With git_credentials: entra, each Entra kind gets the step: one Azure DevOps token asked
+    (the Databricks token is step 5's, not fetched again), one list of the principal's
+    credentials, no credential created or updated."""
+    stack = await identity_stack_factory(
+        tenants={
+            "team-secret": {"identity": AZURE_SECRET_POLICY, "git_credentials": "entra"},
+            "team-wi": {"identity": AZURE_WI_POLICY, "git_credentials": "entra"},
+        }
+    )
+    stack.kube.put_secret("team-secret", "azure-sp", {"client_secret": AZURE_SECRET})
+    for namespace in ("team-secret", "team-wi"):
+        step = _steps(await stack.client().identity_report(namespace))["git-credentials"]
+        assert step["outcome"] == "ok", step
+        assert "no azureDevOpsServices credential yet" in step["detail"]
+    issued = stack.emulator.entra.stats()["tokens_issued"]["by_resource"]
+    assert issued == {"databricks": 2, "azure-devops": 2}
+    ops = stack.emulator.workspace.git_credentials.ops
+    assert (ops["list"], ops["create"], ops["update"]) == (2, 0, 0)
+    assert stack.emulator.git_credentials() == []
