@@ -18,6 +18,13 @@ from aiohttp import web
 
 from gateway.api.callers import authenticate, authorize, default_namespace
 from gateway.api.compat.errors import CompatError
+from gateway.api.compat.forwarded import (
+    Origin,
+    Proxies,
+    forwarded_hops,
+    public_origin,
+    x_forwarded_hops,
+)
 from gateway.api.compat.pages import fits_one_page, next_page_token, whole_run
 from gateway.api.compat.requests import (
     NAMESPACE_HEADER,
@@ -27,13 +34,14 @@ from gateway.api.compat.requests import (
 )
 from gateway.api.compat.wire import ledger_run, remote_run
 from gateway.api.middlewares import read_body
-from gateway.appkeys import CALLERS, ENDED_RUNS, REMOTE_RUNS
+from gateway.appkeys import CALLERS, ENDED_RUNS, REMOTE_RUNS, SETTINGS
 from gateway.errors import DatabricksRunNotFound, LakegateError
 from gateway.model import RunRecord
 from gateway.singleflight import TtlCache
 
 __all__ = [
     "answers_whole",
+    "client_origin",
     "ended_runs_ctx",
     "namespace_for",
     "origin_of",
@@ -42,6 +50,13 @@ __all__ = [
     "shown_run",
     "task_run_answer",
 ]
+
+FORWARDED = "Forwarded"
+X_FORWARDED_FOR = "X-Forwarded-For"
+X_FORWARDED_HOST = "X-Forwarded-Host"
+X_FORWARDED_PROTO = "X-Forwarded-Proto"
+# The request's client origin, worked out once.
+_ORIGIN = web.RequestKey("lakegate.compat.origin", Origin)
 
 # An ended run's Databricks answer, reused this long; bounded, as a payload may hold 100 tasks
 # (longer runs are not kept).
@@ -53,7 +68,8 @@ async def namespace_for(request: web.Request, action: str) -> str:
     """The namespace the request acts for, once the caller is authorized for it.
 
     First ``X-Lakegate-Namespace``, then the namespace the Host names (for unchanged clients,
-    under ``callers.namespace_host_pattern``), then the caller's default. Either way the
+    under ``callers.namespace_host_pattern``; behind a proxy in ``server.trusted_proxies``
+    the Host it forwards), then the caller's default. Either way the
     caller must be authorized for it: the Host and the default only choose.
     """
     try:
@@ -64,7 +80,8 @@ async def namespace_for(request: web.Request, action: str) -> str:
         raise
     if namespace is None:
         gate = request.config_dict.get(CALLERS)
-        namespace = gate.namespace_from_host(request.host) if gate is not None else None
+        host = client_origin(request).host
+        namespace = gate.namespace_from_host(host) if gate is not None else None
     if namespace is None:
         namespace = default_namespace(request)
     if namespace is None:
@@ -79,9 +96,33 @@ async def namespace_for(request: web.Request, action: str) -> str:
     return namespace
 
 
+def client_origin(request: web.Request) -> Origin:
+    """The scheme and Host this client called: the socket's, or behind a trusted proxy
+    (``server.trusted_proxies``) what the proxy forwarded (``forwarded``)."""
+    if _ORIGIN in request:
+        return request[_ORIGIN]
+    socket = Origin(request.scheme, request.host)
+    settings = request.config_dict.get(SETTINGS)
+    proxies = Proxies(settings.server.trusted_proxies if settings is not None else ())
+    origin = socket
+    if proxies:
+        headers = request.headers
+        if FORWARDED in headers:
+            hops = forwarded_hops(headers.getall(FORWARDED))
+        else:
+            hops = x_forwarded_hops(
+                headers.getall(X_FORWARDED_FOR, []),
+                headers.getall(X_FORWARDED_HOST, []),
+                headers.getall(X_FORWARDED_PROTO, []),
+            )
+        origin = public_origin(request.remote, socket, hops, proxies)
+    request[_ORIGIN] = origin
+    return origin
+
+
 def origin_of(request: web.Request) -> str:
     """The gateway as this client reached it, for URLs it can follow back."""
-    return str(request.url.origin())
+    return client_origin(request).url
 
 
 def query_of(request: web.Request) -> Query:
