@@ -90,6 +90,18 @@ async def test_notebook_operator(drive: Drive, stack: ClientStack, target: str) 
     assert outcome.value("result") == "SUCCESS"
 
 
+async def test_get_run_pages_through_a_250_task_run(
+    drive: Drive, stack: ClientStack, target: str
+) -> None:
+    """get_run and a_get_run (API 2.2) follow next_page_token to all 250 tasks, in order."""
+    env = _connection(stack, target)
+    outcome = await drive("airflow", "drive_airflow", target, env=env, scenario="long", tasks=250)
+    outcome.check(["submit_run", "get_run", "a_get_run"])
+    keys = [f"t{i:03d}" for i in range(250)]
+    assert outcome.value("get_run") == keys
+    assert outcome.value("a_get_run") == keys
+
+
 async def test_one_shared_credential_submits_to_each_namespace_by_host(
     drive: Drive, stack: ClientStack
 ) -> None:

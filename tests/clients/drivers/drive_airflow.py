@@ -142,6 +142,24 @@ def notebook(steps: Steps, name: str) -> None:
     steps.run("result", lambda: str(op._hook.get_run_state(op.databricks_run_id).result_state))
 
 
+def long_run(steps: Steps, name: str, count: int) -> None:
+    """A run of ``count`` tasks read with get_run and a_get_run (API 2.2: both follow
+    next_page_token and merge the pages)."""
+    tasks = [
+        {"task_key": f"t{i:03d}", "existing_cluster_id": CLUSTER, "notebook_task": NOTEBOOK}
+        for i in range(count)
+    ]
+    hook = DatabricksHook(databricks_conn_id=CONN, retry_delay=1)
+    run_id = steps.run("submit_run", lambda: hook.submit_run({"run_name": name, "tasks": tasks}))
+    steps.run("get_run", lambda: [t["task_key"] for t in hook.get_run(run_id)["tasks"]])
+    steps.run("a_get_run", lambda: asyncio.run(_task_keys(run_id)))
+
+
+async def _task_keys(run_id: int) -> list[str]:
+    async with DatabricksHook(databricks_conn_id=CONN, retry_delay=1) as hook:
+        return [t["task_key"] for t in (await hook.a_get_run(run_id))["tasks"]]
+
+
 def shared(steps: Steps, name: str, connections: list[str]) -> None:
     """DatabricksSubmitRunOperator once per connection (they differ only in host), each run
     named after its connection, followed to its end."""
@@ -171,6 +189,8 @@ def main() -> None:
         deferrable(steps, name)
     elif scenario == "notebook":
         notebook(steps, name)
+    elif scenario == "long":
+        long_run(steps, name, int(args["tasks"]))
     elif scenario == "shared":
         shared(steps, name, list(args["connections"]))
     else:
