@@ -216,3 +216,15 @@ async def test_host_metadata_ignores_an_untrusted_peer_s_forwarded_headers(
     stack = await shared_stack(gateway_stack_factory, [])
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
     assert (await host_metadata(stack, headers))["oidc_endpoint"] == f"{stack.url}/oidc"
+
+
+async def test_forwarded_wins_over_x_forwarded(gateway_stack_factory: StackFactory) -> None:
+    """A request with both: RFC 7239's Forwarded is read, the X-Forwarded-* headers not."""
+    stack = await shared_stack(gateway_stack_factory, ["127.0.0.1"])
+    headers = {
+        "Forwarded": "proto=https;host=standard.example",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "legacy.example",
+    }
+    metadata = await host_metadata(stack, headers)
+    assert metadata["oidc_endpoint"] == "https://standard.example/oidc"

@@ -138,7 +138,16 @@ async def test_an_ended_long_run_still_reads_whole_and_in_pages(
     async with compat_stack.http.get(url, headers=compat_stack.headers(token)) as resp:
         assert (resp.status, (await resp.json())["state"]) == (200, "SUCCEEDED")
     for _ in range(2):
+        before = gets(compat_stack)
         whole = await call(compat_stack, "2.1", "get", token, run_id=run_id)
         assert len(whole["tasks"]) == TASKS
         assert whole["state"]["result_state"] == "SUCCESS"
+        # Read again from Databricks each time: three pages.
+        assert gets(compat_stack) - before == 3
         assert [len(p["tasks"]) for p in await pages(compat_stack, token, run_id)] == [100, 100, 50]
+
+
+def gets(stack: CompatStack) -> int:
+    """runs/get calls that reached Databricks so far."""
+    requests = stack.gateway.emulator.stats()["requests"]
+    return sum(r["count"] for r in requests if r["path"].endswith("/jobs/runs/get"))
