@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
 from gateway.settings.base import Frozen
 
@@ -21,6 +21,10 @@ class ServerSettings(Frozen):
     # PEM files; both or neither. With them the main listener speaks only TLS.
     tls_cert_file: str | None = Field(default=None, min_length=1)
     tls_key_file: str | None = Field(default=None, min_length=1)
+    # Peers (CIDRs) whose Forwarded / X-Forwarded-Host / X-Forwarded-Proto headers say which
+    # scheme and Host a client called: the TLS-terminating proxy or ingress in front. From
+    # any other peer these headers are ignored, so a client cannot claim another Host.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
     @model_validator(mode="after")
     def _listeners(self) -> ServerSettings:

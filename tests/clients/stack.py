@@ -3,9 +3,13 @@
 A real client is pointed at one ``Target`` at a time: ``emulator`` (the Databricks emulator
 itself, with a PAT of a user of its own) or ``lakegate`` (the gateway's Databricks-compatible
 facade, with an API key bound to namespace ``team-00``, whose runs go to the emulator as that
-namespace's own PAT user). Both apps are served twice, on plain HTTP and on HTTPS with the test
-CA (``tls.TestTls``), because some clients only build ``https://`` URLs, and, where the
-process may bind it, on port 80 of a loopback address, because the legacy CLI drops the port.
+namespace's own PAT user). A second key (``ClientStack.shared_key``) is a scheduler's shared
+credential, granted ``team-00`` and ``team-01`` (an OAuth service principal of its own) with
+``team-01`` its default; lakegate reads the namespace from the Host under ``HOST_PATTERN``, so
+an unchanged client chooses by the host it is given (``host_of``). Both apps are served twice,
+on plain HTTP and on HTTPS with the test CA (``tls.TestTls``), because some clients only
+build ``https://`` URLs, and, where the process may bind it, on port 80 of a loopback
+address, because the legacy CLI drops the port.
 The gateway itself talks to the emulator over plain HTTP.
 """
 
@@ -34,6 +38,9 @@ from tests.fixtures.gateway import namespace_name, stack_configs
 
 LOOPBACK = "127.0.0.1"
 NAMESPACE = namespace_name(0)
+SHARED_NAMESPACES = (namespace_name(0), namespace_name(1))
+SHARED_DEFAULT = namespace_name(1)
+HOST_PATTERN = "{namespace}.lakegate.example"
 DIRECT_USER = "clients-direct@example.com"
 # Long enough that a client can cancel a run it just submitted, short enough to wait for one.
 # Runs named "*-cancel" run for minutes, so a client's cancel always finds them running.
@@ -77,6 +84,14 @@ class ClientStack:
     emulator_app: web.Application
     targets: dict[str, Target]
     tls: TestTls
+    shared_key: str
+    principals: dict[str, str]
+
+    @staticmethod
+    def host_of(namespace: str) -> str:
+        """The host name that names ``namespace`` to lakegate (no DNS: see the proxy the
+        tests give clients)."""
+        return HOST_PATTERN.replace("{namespace}", namespace)
 
     def remote_runs(self, run_name: str) -> list[dict[str, Any]]:
         """The emulator's runs named ``run_name``: what reached Databricks."""
@@ -119,18 +134,28 @@ async def _serve(
     return f"http://{LOOPBACK}:{plain}", f"https://{LOOPBACK}:{tls}", await _port_80(runner)
 
 
-def _configs(tmp_path: Path, api_key: str, direct_pat: str) -> tuple[dict[str, Any], Any]:
+def _configs(
+    tmp_path: Path, api_key: str, shared_key: str, direct_pat: str
+) -> tuple[dict[str, Any], Any, dict[str, str]]:
+    shared = {
+        "name": "shared-scheduler",
+        "sha256": sha256_hex(shared_key),
+        "namespaces": list(SHARED_NAMESPACES),
+        "default_namespace": SHARED_DEFAULT,
+    }
     callers = {
         "methods": ["api_key"],
+        "namespace_host_pattern": HOST_PATTERN,
         "api_keys": [
-            {"name": "scheduler", "sha256": sha256_hex(api_key), "namespaces": [NAMESPACE]}
+            {"name": "scheduler", "sha256": sha256_hex(api_key), "namespaces": [NAMESPACE]},
+            shared,
         ],
     }
-    emulator_raw, gateway_raw, _ = stack_configs(
-        1, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}, gateway={"callers": callers}
+    emulator_raw, gateway_raw, principals = stack_configs(
+        2, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}, gateway={"callers": callers}
     )
     emulator_raw["identity"]["users"].append({"name": DIRECT_USER, "pats": [direct_pat]})
-    return emulator_raw, gateway_raw
+    return emulator_raw, gateway_raw, principals
 
 
 @asynccontextmanager
@@ -138,7 +163,8 @@ async def client_stack(tmp_path: Path) -> AsyncIterator[ClientStack]:
     """Start the emulator and the gateway; stop both on exit."""
     tls = TestTls.issue(tmp_path)
     api_key, direct_pat = "lgk_" + secrets.token_urlsafe(24), "dapi" + secrets.token_hex(16)
-    emulator_raw, gateway_raw = _configs(tmp_path, api_key, direct_pat)
+    shared_key = "lgk_" + secrets.token_urlsafe(24)
+    emulator_raw, gateway_raw, principals = _configs(tmp_path, api_key, shared_key, direct_pat)
     async with AsyncExitStack() as exits:
         emulator_app = create_emulator_app(EmulatorConfig.model_validate(emulator_raw))
         emulator_urls = await _serve(exits, emulator_app, tls.server_context)
@@ -151,4 +177,10 @@ async def client_stack(tmp_path: Path) -> AsyncIterator[ClientStack]:
             "emulator": Target("emulator", *emulator_urls[:2], direct_pat, emulator_urls[2]),
             "lakegate": Target("lakegate", *gateway_urls[:2], api_key, gateway_urls[2]),
         }
-        yield ClientStack(emulator_app=emulator_app, targets=targets, tls=tls)
+        yield ClientStack(
+            emulator_app=emulator_app,
+            targets=targets,
+            tls=tls,
+            shared_key=shared_key,
+            principals=principals,
+        )

@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
 from tests.clients.conftest import Drive
 from tests.clients.envs import BUILD_TIMEOUT_SECONDS
 from tests.clients.runner import Outcome
-from tests.clients.stack import ClientStack
+from tests.clients.stack import SHARED_DEFAULT, SHARED_NAMESPACES, ClientStack
 
 pytestmark = [pytest.mark.clients, pytest.mark.e2e, pytest.mark.timeout(BUILD_TIMEOUT_SECONDS)]
 
 
-def _connection(stack: ClientStack, target: str) -> dict[str, str]:
-    chosen = stack.targets[target]
-    host, _, port = chosen.url.removeprefix("http://").partition(":")
+AIRFLOW_SETTINGS = {
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+}
+
+
+def _databricks_connection(host: str, port: str, token: str) -> str:
     connection = {
         "conn_type": "databricks",
         "host": host,
         "port": int(port),
         "schema": "http",
-        "password": chosen.token,
+        "password": token,
     }
+    return json.dumps(connection)
+
+
+def _connection(stack: ClientStack, target: str) -> dict[str, str]:
+    chosen = stack.targets[target]
+    host, _, port = chosen.url.removeprefix("http://").partition(":")
     return {
-        "AIRFLOW_CONN_LAKEGATE": json.dumps(connection),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_LAKEGATE": _databricks_connection(host, port, chosen.token),
+        **AIRFLOW_SETTINGS,
     }
 
 
@@ -78,3 +88,51 @@ async def test_notebook_operator(drive: Drive, stack: ClientStack, target: str) 
     outcome = await _airflow(drive, stack, target, "notebook")
     outcome.check(["execute", "run_id", "result"])
     assert outcome.value("result") == "SUCCESS"
+
+
+async def test_get_run_pages_through_a_250_task_run(
+    drive: Drive, stack: ClientStack, target: str
+) -> None:
+    """get_run and a_get_run (API 2.2) follow next_page_token to all 250 tasks, in order."""
+    env = _connection(stack, target)
+    outcome = await drive("airflow", "drive_airflow", target, env=env, scenario="long", tasks=250)
+    outcome.check(["submit_run", "get_run", "a_get_run"])
+    keys = [f"t{i:03d}" for i in range(250)]
+    assert outcome.value("get_run") == keys
+    assert outcome.value("a_get_run") == keys
+
+
+async def test_one_shared_credential_submits_to_each_namespace_by_host(
+    drive: Drive, stack: ClientStack
+) -> None:
+    """Three connections with one shared key, differing only in host: team-00's and
+    team-01's host names (``{namespace}.lakegate.example``) and lakegate's own address. Each
+    operator's run reaches Databricks as the identity of the namespace its host names, the
+    plain address as the key's default namespace.
+
+    No DNS here: the client's HTTP proxy is lakegate itself, so a request for
+    http://team-00.lakegate.example:<port>/ reaches lakegate with that Host, as DNS or a
+    per-namespace Service would route it; the connections are what a deployment writes.
+    """
+    lakegate = stack.targets["lakegate"]
+    address, _, port = lakegate.url.removeprefix("http://").partition(":")
+    hosts = {
+        namespace.replace("-", "_"): stack.host_of(namespace) for namespace in SHARED_NAMESPACES
+    }
+    hosts["by_default"] = address
+    env = {
+        f"AIRFLOW_CONN_{conn.upper()}": _databricks_connection(host, port, stack.shared_key)
+        for conn, host in hosts.items()
+    }
+    env.update(AIRFLOW_SETTINGS, HTTP_PROXY=lakegate.url, NO_PROXY=address)
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    outcome = await drive(
+        "airflow", "drive_airflow", "lakegate", env=env, scenario="shared", run_name=name,
+        connections=list(hosts),
+    )  # fmt: skip
+    outcome.check([f"{conn}.{step}" for conn in hosts for step in ("execute", "result")])
+    expected = {**dict(zip(hosts, SHARED_NAMESPACES, strict=False)), "by_default": SHARED_DEFAULT}
+    for conn, namespace in expected.items():
+        assert outcome.value(f"{conn}.result") == "SUCCESS"
+        [remote] = stack.remote_runs(f"{name}-{conn}")
+        assert remote["principal"] == stack.principals[namespace], conn

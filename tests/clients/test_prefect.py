@@ -18,6 +18,9 @@ async def test_submit_and_wait_flow(drive: Drive, target: str, tmp_path: Path) -
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
+        # Prefect starts its own temporary API server, allowed 20 s by default; on a loaded
+        # machine (CI's two cores shared) that start alone has taken longer.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }
     outcome = await drive("prefect", "drive_prefect", target, env=env)
     outcome.check(["flow"])

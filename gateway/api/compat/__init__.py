@@ -2,7 +2,8 @@
 
 The Databricks SDK, Airflow's Databricks operators, Flyte's connector and the Databricks CLI
 point their host at lakegate and work unchanged; their bearer token is the caller credential
-(``gateway.api.callers``), and the namespace is ``X-Lakegate-Namespace`` or the caller's own.
+(``gateway.api.callers``), and the namespace is ``X-Lakegate-Namespace``, the one the Host
+names (behind a proxy in ``server.trusted_proxies``, the Host it forwards), or the caller's own.
 
 The facade is a sub-application mounted at /api, with middlewares of its own: its error
 middleware (``middleware.databricks_errors``) answers every error under /api/ in Databricks'
@@ -11,6 +12,8 @@ shape, never problem+json, and /v1 requests never pass through it. The modules:
     handlers.py    HTTP and the run service calls; the routes
     listing.py     runs/list: the ledger's runs, each shown as runs/get shows it
     steps.py       the shared steps: namespace, GET parameters, what runs/get shows
+    pages.py       2.2's pages of a run's arrays merged for 2.0/2.1 clients (pure)
+    forwarded.py   the scheme and Host a client called, behind a trusted proxy (pure)
     middleware.py  Databricks' error shape for every refusal under /api/
     requests.py    what a Databricks client sends, read into lakegate's terms (pure)
     wire.py        lakegate's runs in the Jobs API's shapes (pure)

@@ -24,7 +24,14 @@ from gateway.api.compat.requests import (
     parse_submit,
     remote_get_params,
 )
-from gateway.api.compat.steps import namespace_for, origin_of, parameters_of, shown_run
+from gateway.api.compat.steps import (
+    answers_whole,
+    namespace_for,
+    origin_of,
+    parameters_of,
+    shown_run,
+    task_run_answer,
+)
 from gateway.api.compat.wire import (
     ledger_output,
     output_task_run_id,
@@ -82,12 +89,16 @@ async def get(request: web.Request) -> web.Response:
     query = await parameters_of(request)
     run_id = parse_run_id(query)
     params = remote_get_params(query)
+    whole = answers_whole(request)
+    if whole:
+        # 2.0 and 2.1 have no pages: every page is followed and merged.
+        params.pop("page_token", None)
     with bound(namespace=namespace, run_id=run_id):
         try:
             run = await request.config_dict[SERVICE].get(namespace, run_id)
         except NotFound:
             return web.json_response(await task_run_of(request, namespace, run_id, params))
-        return web.json_response(await shown_run(request, run, params))
+        return web.json_response(await shown_run(request, run, params, whole=whole))
 
 
 async def task_run_of(
@@ -96,9 +107,7 @@ async def task_run_of(
     """runs/get of an id the ledger does not know: a task run of one of the namespace's runs,
     as Databricks accepts it; anything else (another namespace's task run too) is no run."""
     try:
-        payload, run = await request.config_dict[REMOTE_RUNS].remote_task_run(
-            namespace, run_id, params=params
-        )
+        payload, run = await task_run_answer(request, namespace, run_id, params)
     except DatabricksRunNotFound:
         raise no_such_run(run_id) from None
     return remote_task_run(payload, run)

@@ -2,7 +2,8 @@
 
 The ledger decides which runs and in what order (newest first, filters, pages); each item is
 then what runs/get answers for that run (Databricks' own JSON once it has the run, so its
-``job_id``, state and times are Databricks'), without ``tasks`` unless ``expand_tasks``.
+``job_id``, state and times are Databricks'), without ``tasks`` unless ``expand_tasks``
+(all of them under 2.0/2.1; under 2.2 the first 100 and ``has_more``, as Databricks lists).
 Runs Databricks refused (REJECTED) are left out: their submit was answered with Databricks'
 400, which is how a refused submit looks to a client, and Databricks lists no such run.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api.compat.pages import PAGE_SIZE
 from gateway.api.compat.requests import (
     MAX_LIST_LIMIT,
     MAX_LIST_LIMIT_2_0,
@@ -22,7 +24,7 @@ from gateway.api.compat.requests import (
     PageToken,
     parse_list_query,
 )
-from gateway.api.compat.steps import namespace_for, parameters_of, shown_run
+from gateway.api.compat.steps import answers_whole, namespace_for, parameters_of, shown_run
 from gateway.api.compat.wire import list_body, list_item
 from gateway.appkeys import SERVICE
 from gateway.logs import bound
@@ -58,12 +60,17 @@ async def shown_items(
     request: web.Request, runs: Sequence[RunRecord], *, expand_tasks: bool
 ) -> list[dict[str, Any]]:
     """Each run as runs/get shows it, read concurrently; one failure fails the page, as the
-    same run's runs/get would fail."""
+    same run's runs/get would fail. Expanded tasks are all of them under 2.0/2.1; under 2.2
+    the first 100, with ``has_more``, as Databricks lists them."""
     slots = asyncio.Semaphore(_LIST_CONCURRENCY)
+    # Without expand_tasks no arrays are listed, so no page past the first is ever needed.
+    whole = expand_tasks and answers_whole(request)
+    cut = None if answers_whole(request) else PAGE_SIZE
 
     async def one(run: RunRecord) -> dict[str, Any]:
         async with slots:
-            return list_item(await shown_run(request, run), expand_tasks=expand_tasks)
+            shown = await shown_run(request, run, whole=whole)
+            return list_item(shown, expand_tasks=expand_tasks, cut=cut)
 
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(one(run)) for run in runs]

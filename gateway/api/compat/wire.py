@@ -190,11 +190,30 @@ def ledger_output(run: RunRecord, origin: str) -> dict[str, Any]:
     return out
 
 
-def list_item(shown: Mapping[str, Any], *, expand_tasks: bool) -> dict[str, Any]:
-    """A run as runs/get shows it, as a runs/list item: its tasks only with ``expand_tasks``,
-    and no page token of runs/get's own task paging."""
-    dropped = {"next_page_token"} if expand_tasks else {"next_page_token", "tasks"}
-    return {key: value for key, value in shown.items() if key not in dropped}
+# A run's arrays that runs/list shows only with expand_tasks, and 2.2 cuts at 100.
+_LISTED_ARRAYS = ("tasks", "job_clusters", "job_parameters", "repair_history")
+
+
+def list_item(
+    shown: Mapping[str, Any], *, expand_tasks: bool, cut: int | None = None
+) -> dict[str, Any]:
+    """A run as runs/get shows it, as a runs/list item: its arrays only with
+    ``expand_tasks``, no page token of runs/get's own. With ``cut`` (API 2.2) at most that
+    many of each array, and ``has_more`` when the run has more than the item shows."""
+    item = {key: value for key, value in shown.items() if key != "next_page_token"}
+    if not expand_tasks:
+        for key in _LISTED_ARRAYS:
+            item.pop(key, None)
+        return item
+    more = "next_page_token" in shown
+    if cut is not None:
+        for key in _LISTED_ARRAYS:
+            values = item.get(key)
+            if isinstance(values, list) and len(values) > cut:
+                item[key], more = values[:cut], True
+    if more and cut is not None:
+        item["has_more"] = True
+    return item
 
 
 def list_body(items: Sequence[Mapping[str, Any]], next_page_token: str | None) -> dict[str, Any]:

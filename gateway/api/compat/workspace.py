@@ -3,7 +3,8 @@ Clusters call that lakegate refuses.
 
 - ``GET /.well-known/databricks-config``: newer SDKs (py >= 0.99, go) read it on every client
   start and log a warning when it fails. lakegate answers in a workspace's shape, describing
-  lakegate itself as the client reached it (its scheme and Host): the OIDC endpoint it names is
+  lakegate itself as the client reached it (its scheme and Host, as a trusted proxy forwards
+  them: ``steps.client_origin``): the OIDC endpoint it names is
   under lakegate, so a client that follows it keeps talking to lakegate and is never sent to
   the real workspace, whose identity a caller must not use. No workspace or account id: one
   lakegate fronts several workspaces, and an id would make an SDK scope tokens to one of them.
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from gateway.api.callers import authenticate, public
 from gateway.api.compat.errors import CompatError
+from gateway.api.compat.steps import origin_of
 
 __all__ = ["SPARK_VERSIONS_UNSERVED", "host_metadata", "setup_unserved_routes"]
 
@@ -33,7 +35,7 @@ SPARK_VERSIONS_UNSERVED = (
 @public
 async def host_metadata(request: web.Request) -> web.Response:
     """The host metadata of lakegate itself, in the shape a workspace answers it."""
-    origin = str(request.url.origin())
+    origin = origin_of(request)
     return web.json_response({"oidc_endpoint": f"{origin}/oidc", "host_type": "workspace"})
 
 

@@ -4,7 +4,8 @@ Behaviour follows shared/reference/databricks.md section 1. Choices where it is 
 
 - API 2.0 (the legacy databricks-cli's default) answers as 2.1 does, in the multi-task
   shape, save for the one 2.0 difference the reference records: runs/list's limit goes up
-  to 26. 2.2 alone pages a run's tasks.
+  to 26. 2.2 alone pages a run's arrays (tasks, job_clusters) at 100: runs/get with
+  ``next_page_token``, runs/list items (``expand_tasks``) cut at 100 with ``has_more``.
 - runs/list shows only the runs the calling principal created: lakegate gives each namespace
   its own identity and relies on not seeing the others' runs. runs/get and runs/cancel
   accept any run id of the workspace, as a workspace admin's would.
@@ -28,6 +29,7 @@ from gateway.emulator.databricks.views import (
     decode_cursor,
     decode_offset,
     encode_cursor,
+    has_more,
     output_view,
     run_view,
     task_run_view,
@@ -174,9 +176,14 @@ class JobsApi:
         now = self._ws.now_ms()
         page = self._ws.registry.owned_by(request[PRINCIPAL], query, now)
         site = self._site(request)
+        # 2.2 lists the first 100 of each array and says has_more; 2.0/2.1 list them all.
+        cut = TASKS_PAGE_SIZE if request.match_info["version"] == "2.2" else None
         body: dict[str, Any] = {}
         if page.runs:
-            body["runs"] = [run_view(r, now, site, tasks=query.expand_tasks) for r in page.runs]
+            body["runs"] = [
+                has_more(run_view(r, now, site, tasks=query.expand_tasks, tasks_page=cut))
+                for r in page.runs
+            ]
         body["has_more"] = page.has_more
         if page.next_token is not None:
             body["next_page_token"] = encode_cursor("before", page.next_token)

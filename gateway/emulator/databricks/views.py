@@ -109,16 +109,41 @@ def run_view(
         **_times(snap, with_queue=True),
         "run_page_url": site.page_url(record.job_id, record.run_id),
     }
-    for echoed in ("git_source", "description", "environments", "job_clusters"):
+    for echoed in ("git_source", "description", "environments"):
         if echoed in record.spec.body:
             view[echoed] = record.spec.body[echoed]
     if tasks:
-        chosen = record.tasks[tasks_offset:]
-        if tasks_page is not None:
-            chosen = chosen[:tasks_page]
-            if tasks_offset + tasks_page < len(record.tasks):
-                view["next_page_token"] = encode_offset(tasks_offset + tasks_page)
-        view["tasks"] = [task_view(record, task, now_ms, site) for task in chosen]
+        view.update(_arrays(record, now_ms, site, tasks_offset, tasks_page))
+    return view
+
+
+def _arrays(
+    record: RunRecord, now_ms: int, site: Site, offset: int, page: int | None
+) -> dict[str, Any]:
+    """The run's arrays (tasks, job_clusters) from ``offset``; with ``page`` (API 2.2) at
+    most that many of each, and ``next_page_token`` while either has more: each page carries
+    the next slice of every array, which is how the SDK merges them."""
+    end = None if page is None else offset + page
+    out: dict[str, Any] = {
+        "tasks": [task_view(record, task, now_ms, site) for task in record.tasks[offset:end]]
+    }
+    clusters = record.spec.body.get("job_clusters")
+    longest = len(record.tasks)
+    if isinstance(clusters, list):
+        longest = max(longest, len(clusters))
+        if clusters[offset:end]:
+            out["job_clusters"] = clusters[offset:end]
+    if end is not None and end < longest:
+        out["next_page_token"] = encode_offset(end)
+    return out
+
+
+def has_more(view: dict[str, Any]) -> dict[str, Any]:
+    """A runs/get page as a 2.2 runs/list item: no token, ``has_more`` when arrays were cut
+    (only the first 100 of each are listed; runs/get pages the rest)."""
+    token = view.pop("next_page_token", None)
+    if token is not None:
+        view["has_more"] = True
     return view
 
 

@@ -1,7 +1,8 @@
 """apache-airflow-providers-databricks, unchanged: the hook (sync and async) and the operators.
 
 The connection comes from AIRFLOW_CONN_LAKEGATE (the harness writes it: host, port, schema
-``http`` and the token as the password), so the provider reads it as any deployment's. An
+``http`` and the token as the password), so the provider reads it as any deployment's; the
+``shared`` scenario takes several (``AIRFLOW_CONN_<ID>``) that differ only in host. An
 operator runs its own ``execute``; a deferrable one raises ``TaskDeferred``, whose trigger's
 async generator runs here to its first event, which goes to ``execute_complete`` as the
 triggerer would hand it.
@@ -141,6 +142,40 @@ def notebook(steps: Steps, name: str) -> None:
     steps.run("result", lambda: str(op._hook.get_run_state(op.databricks_run_id).result_state))
 
 
+def long_run(steps: Steps, name: str, count: int) -> None:
+    """A run of ``count`` tasks read with get_run and a_get_run (API 2.2: both follow
+    next_page_token and merge the pages)."""
+    tasks = [
+        {"task_key": f"t{i:03d}", "existing_cluster_id": CLUSTER, "notebook_task": NOTEBOOK}
+        for i in range(count)
+    ]
+    hook = DatabricksHook(databricks_conn_id=CONN, retry_delay=1)
+    run_id = steps.run("submit_run", lambda: hook.submit_run({"run_name": name, "tasks": tasks}))
+    steps.run("get_run", lambda: [t["task_key"] for t in hook.get_run(run_id)["tasks"]])
+    steps.run("a_get_run", lambda: asyncio.run(_task_keys(run_id)))
+
+
+async def _task_keys(run_id: int) -> list[str]:
+    async with DatabricksHook(databricks_conn_id=CONN, retry_delay=1) as hook:
+        return [t["task_key"] for t in (await hook.a_get_run(run_id))["tasks"]]
+
+
+def shared(steps: Steps, name: str, connections: list[str]) -> None:
+    """DatabricksSubmitRunOperator once per connection (they differ only in host), each run
+    named after its connection, followed to its end."""
+    for conn in connections:
+        op = DatabricksSubmitRunOperator(
+            task_id=f"submit_{conn}",
+            json=_tasks_body(f"{name}-{conn}"),
+            **{**FAST, "databricks_conn_id": conn},
+        )
+        context = _context()
+        steps.run(f"{conn}.execute", lambda op=op, context=context: op.execute(context))
+        steps.run(
+            f"{conn}.result", lambda op=op: str(op._hook.get_run_state(op.run_id).result_state)
+        )
+
+
 def main() -> None:
     args, steps = read_args(), Steps()
     scenario, name = args["scenario"], args["run_name"]
@@ -154,6 +189,10 @@ def main() -> None:
         deferrable(steps, name)
     elif scenario == "notebook":
         notebook(steps, name)
+    elif scenario == "long":
+        long_run(steps, name, int(args["tasks"]))
+    elif scenario == "shared":
+        shared(steps, name, list(args["connections"]))
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     steps.emit()

@@ -51,11 +51,28 @@ def _until_terminal(version: str | None, run_id: str) -> str:
     raise TimeoutError(f"run {run_id} did not end")
 
 
+def long_run(steps: Steps, name: str, version: str | None, count: int) -> None:
+    """A run of ``count`` tasks: runs get shows them all (2.0 and 2.1 have no pages)."""
+    tasks = [
+        {"task_key": f"t{i:03d}", "existing_cluster_id": CLUSTER, "notebook_task": NOTEBOOK}
+        for i in range(count)
+    ]
+    body = json.dumps({"run_name": name, "tasks": tasks})
+    submitted = steps.run("submit", lambda: _cli(version, "submit", "--json", body))
+    run_id = str(submitted["run_id"]) if submitted else ""
+    got = steps.run("get", lambda: _cli(version, "get", "--run-id", run_id))
+    steps.run("get.task_keys", lambda: [t["task_key"] for t in got["tasks"]])
+
+
 def main() -> None:
     args, steps = read_args(), Steps()
     os.environ["DATABRICKS_HOST"] = args["port80_url"]
     os.environ["DATABRICKS_TOKEN"] = args["token"]
     version = args.get("version")
+    if args.get("tasks"):
+        long_run(steps, args["run_name"], version, int(args["tasks"]))
+        steps.emit()
+        return
     # A "-cancel" run runs for minutes in the harness: the cancel always finds it running.
     body = json.dumps(_body(args["run_name"] + "-cancel", version))
     submitted = steps.run("submit", lambda: _cli(version, "submit", "--json", body))

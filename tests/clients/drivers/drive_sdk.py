@@ -1,4 +1,5 @@
-"""databricks-sdk, unchanged: jobs.submit + wait, get_run, list_runs, get_run_output, cancel."""
+"""databricks-sdk, unchanged: jobs.submit + wait, get_run, list_runs, get_run_output, cancel;
+or (``hosts``) one submit + wait per host, for a credential shared by several namespaces."""
 
 from __future__ import annotations
 
@@ -20,8 +21,26 @@ def _task() -> SubmitTask:
     )
 
 
+def by_host(steps: Steps, args: dict[str, object], hosts: dict[str, str]) -> None:
+    """One client per host (nothing else differs), each submitting a run named after it."""
+    for label, host in hosts.items():
+        config = Config(host=host, token=args["token"], auth_type="pat", retry_timeout_seconds=30)
+        w = WorkspaceClient(config=config)
+        name = f"{args['run_name']}-{label}"
+        waiter = steps.run(
+            f"{label}.submit", lambda w=w, n=name: w.jobs.submit(run_name=n, tasks=[_task()])
+        )
+        steps.run(
+            f"{label}.state", lambda wt=waiter: wt.result(timeout=WAIT).state.result_state.value
+        )
+
+
 def main() -> None:
     args, steps = read_args(), Steps()
+    if args.get("hosts"):
+        by_host(steps, args, dict(args["hosts"]))
+        steps.emit()
+        return
     config = Config(
         host=args["url"], token=args["token"], auth_type="pat", retry_timeout_seconds=30
     )
