@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from gateway.settings.base import Frozen
+
+
+def default_replica_id() -> str:
+    """hostname-pid-random: unique among replicas, and new on each start of the process."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class ServerSettings(Frozen):
@@ -21,6 +29,11 @@ class ServerSettings(Frozen):
     # PEM files; both or neither. With them the main listener speaks only TLS.
     tls_cert_file: str | None = Field(default=None, min_length=1)
     tls_key_file: str | None = Field(default=None, min_length=1)
+    # The name this process claims background work under (``gateway.store.leases``): each
+    # replica sharing a ledger needs its own, so an explicit one must not be reused.
+    replica_id: str = Field(
+        default_factory=default_replica_id, min_length=1, max_length=200, pattern=r"^\S+$"
+    )
 
     @model_validator(mode="after")
     def _listeners(self) -> ServerSettings:
