@@ -2,7 +2,8 @@
 
 Every start makes fresh credentials (no secret is written in a file), gives them to the
 emulated workspace as a user PAT and two OAuth service principals, and builds tenant settings
-for three namespaces that use them. The ledger is SQLite in a local folder. The process prints
+for three namespaces that use them. The ledger is SQLite in a local folder, or PostgreSQL
+(``--store postgres --dsn ...``). The process prints
 the URL and a ready curl line, and runs until interrupted.
 
 Caller authentication is off (method ``none``): anyone who reaches the port may act for any
@@ -121,6 +122,7 @@ def gateway_settings(
     port: int,
     data_dir: Path,
     webhooks: dict[str, Any] | None = None,
+    store: dict[str, Any] | None = None,
 ) -> Settings:
     namespaces: dict[str, Any] = {
         ns: {"identity": creds.identities[ns], **DEMO_POLICY.get(ns, {})} for ns in DEMO_NAMESPACES
@@ -131,7 +133,7 @@ def gateway_settings(
         {
             **({"webhooks": webhooks["gateway"]} if webhooks is not None else {}),
             "server": {"host": "127.0.0.1", "port": port},
-            "store": {"backend": "sqlite", "sqlite_path": str(data_dir / "demo.db")},
+            "store": store or {"backend": "sqlite", "sqlite_path": str(data_dir / "demo.db")},
             "workspaces": {"demo": {"host": workspace_url}},
             "poller": {"min_interval_seconds": 1, "max_interval_seconds": 5},
             # Demo only: no credential needed, every namespace open to every caller.
@@ -190,7 +192,10 @@ def banner(url: str, workspace_url: str, cli: str = "lakegate") -> str:
     )
 
 
-async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
+async def run_demo(
+    *, port: int, emulator_port: int, data_dir: Path, store: dict[str, Any] | None = None
+) -> None:
+    """Serve until interrupted; ``store`` replaces the SQLite ledger (a ``store`` section)."""
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     creds = make_credentials()
     secret = demo_webhook_secret()
@@ -199,7 +204,7 @@ async def run_demo(*, port: int, emulator_port: int, data_dir: Path) -> None:
         hook_url = await receiver.start()
         settings = gateway_settings(
             creds, workspace_url=emulator.url, port=port, data_dir=data_dir,
-            webhooks=webhook_settings(hook_url, secret),
+            webhooks=webhook_settings(hook_url, secret), store=store,
         )  # fmt: skip
         # Served as `lakegate serve` serves: a request aiohttp cannot parse is never echoed.
         runner = GatewayRunner(create_app(settings), access_log=None)

@@ -56,6 +56,7 @@ module.
     │           ├── KubeInvalid     502  it answered 422 or 400: what was sent is refused
     │           └── KubeExpired     502  it answered 410: the resourceVersion is too old
     ├── StoreError                  503  the ledger could not be read or written
+    │   └── StoreUnavailable        503  the database is away (retry_after): gateway.store.errors
     ├── CredentialChecksBusy        503  too many unknown credentials being checked
     │   │                                (retry_after): gateway.callers.types
     │   ├── ChecksBusy              503  salted API-key checks: gateway.callers.salted

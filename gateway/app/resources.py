@@ -3,10 +3,11 @@ the Kubernetes client, each opened and closed here and nowhere else."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -22,15 +23,39 @@ from gateway.errors import LakegateError
 from gateway.kube import KubeClient, KubeConfig
 from gateway.logs import get_logger
 from gateway.readiness import ReadinessChecks
-from gateway.settings import Settings
+from gateway.settings import Settings, StoreSettings
+from gateway.store import Store
+from gateway.store.postgres import PoolSettings, PostgresStore
+from gateway.store.postgres_dsn import DsnSource, read_dsn
 from gateway.store.sqlite import SqliteStore
 
 log = get_logger(__name__)
 
 
+async def build_store(settings: StoreSettings, environ: Mapping[str, str]) -> Store:
+    """The ledger the settings choose, not yet opened."""
+    if settings.backend == "sqlite":
+        return SqliteStore(settings.sqlite_path)
+    source = DsnSource(
+        dsn=None if settings.dsn is None else settings.dsn.get_secret_value(),
+        dsn_env=settings.dsn_env,
+        dsn_file=settings.dsn_file,
+    )
+    dsn = await asyncio.to_thread(read_dsn, source, environ)
+    return PostgresStore(
+        PoolSettings(
+            dsn=dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
+    )
+
+
 def store_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = over.store or SqliteStore(settings.store.sqlite_path)
+        environ = over.environ if over.environ is not None else os.environ
+        store = over.store or await build_store(settings.store, environ)
         await store.open()
         app[STORE] = store
         log.info("store_opened", backend=settings.store.backend)

@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.config,
         host,
         port,
-        ledger=settings.store.sqlite_path,
+        ledger=settings.store.sqlite_path if settings.store.backend == "sqlite" else "",
         other_ports=((metrics[1], "server.metrics_port"),) if metrics else (),
     )
     try:
@@ -107,12 +107,22 @@ def _demo(args: argparse.Namespace) -> int:
         "(demo)",
         "127.0.0.1",
         args.port,
+        ledger="" if args.store == "postgres" else str(Path(args.data_dir) / "demo.db"),
         port_flag="--port",
         other_ports=((args.emulator_port, "--emulator-port"),) if args.emulator_port else (),
     )
+    if args.store == "postgres" and not args.dsn:
+        print("lakegate: demo --store postgres needs --dsn postgresql://...", file=sys.stderr)
+        return EXIT_STARTUP
+    store = {"backend": "postgres", "dsn": args.dsn} if args.store == "postgres" else None
     try:
         return _run_until_interrupted(
-            run_demo(port=args.port, emulator_port=args.emulator_port, data_dir=Path(args.data_dir))
+            run_demo(
+                port=args.port,
+                emulator_port=args.emulator_port,
+                data_dir=Path(args.data_dir),
+                store=store,
+            )
         )
     except Exception as exc:
         line = describe(exc, where)
@@ -176,10 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    demo = sub.add_parser("demo", help="run the gateway with an emulated workspace (SQLite)")
+    demo = sub.add_parser("demo", help="run the gateway with an emulated workspace")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--emulator-port", type=int, default=0, help="default: any free port")
     demo.add_argument("--data-dir", default=".lakegate", help="where the demo ledger lives")
+    demo.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    demo.add_argument(
+        "--dsn",
+        default=os.environ.get("LAKEGATE_DEMO_DSN"),
+        help="the PostgreSQL ledger for --store postgres (default: $LAKEGATE_DEMO_DSN)",
+    )
     demo.add_argument("--log-level", default="warning")
     demo.set_defaults(handler=_demo)
 

@@ -16,6 +16,7 @@ from gateway.identity import kinds
 from gateway.kube import KubeConfig
 from gateway.settings import Settings, sdk_env
 from gateway.settings.tenants import tenant_refusals
+from gateway.store.postgres_dsn import DsnSource, dsn_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,25 @@ def sdk_environment(settings: Settings, files: Files, env: Mapping[str, str]) ->
         yield Finding("error", "environment", problem.removeprefix("environment: "))
 
 
+def store_dsn(settings: Settings, files: Files, env: Mapping[str, str]) -> Iterator[Finding]:
+    # The PostgreSQL DSN's source, read as the gateway will read it (the variable is set, the
+    # file is there and holds a postgresql:// URL); the DSN itself is never printed.
+    store = settings.store
+    if store.backend != "postgres":
+        return
+    source = DsnSource(
+        dsn=None if store.dsn is None else store.dsn.get_secret_value(),
+        dsn_env=store.dsn_env,
+        dsn_file=store.dsn_file,
+    )
+    problem = dsn_problem(source, env)
+    if problem is not None:
+        yield Finding("error", files.gateway, problem)
+
+
 CHECKS: tuple[Check, ...] = (
     sdk_environment,
+    store_dsn,
     authentication_off,
     placeholders,
     tenants_refused,

@@ -23,7 +23,8 @@ _LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES,
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """What the line may name: the configuration file, the address and the ledger's path."""
+    """What the line may name: the configuration file, the address and the ledger's path
+    (empty for a PostgreSQL ledger)."""
 
     config: str
     host: str = ""
@@ -79,6 +80,12 @@ def _port_line(exc: OSError, where: Where) -> str:
 
 
 def _ledger_line(exc: StoreError, where: Where) -> str:
+    if not where.ledger:
+        # No file: the ledger is PostgreSQL.
+        return (
+            f"lakegate: cannot open the run ledger: {exc.message}; check that PostgreSQL is up "
+            f"and that store.dsn, store.dsn_env or store.dsn_file in {where.config} names it"
+        )
     return (
         f"lakegate: cannot open the run ledger: {exc.message}; point store.sqlite_path "
         f"({where.ledger}) at a lakegate ledger or a new file the gateway may write (in "

@@ -7,7 +7,7 @@ import secrets
 import socket
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from gateway.settings.base import Frozen
 
@@ -55,19 +55,56 @@ class ServerSettings(Frozen):
 
 
 class StoreSettings(Frozen):
-    backend: Literal["sqlite"] = "sqlite"
+    """The run ledger: embedded SQLite (one replica) or a shared PostgreSQL (several).
+
+    PostgreSQL's DSN holds a password, so it comes from exactly one of: ``dsn`` (inline, a
+    secret), ``dsn_env`` (the name of an environment variable) or ``dsn_file`` (a file, such
+    as a mounted Kubernetes Secret). Its schema is the DSN's ``search_path`` if it names one.
+    """
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_path: str = "lakegate.db"
+    dsn: SecretStr | None = None
+    dsn_env: str | None = Field(default=None, min_length=1)
+    dsn_file: str | None = Field(default=None, min_length=1)
+    pool_min_size: int = Field(default=1, ge=0, le=100)
+    pool_max_size: int = Field(default=10, ge=1, le=100)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("backend", mode="before")
     @classmethod
     def _known(cls, value: object) -> object:
-        # Refused by name until it exists, so an HA overlay applied early fails clearly.
-        if isinstance(value, str) and value.lower() in ("postgresql", "postgres"):
-            raise ValueError(
-                f"'{value}' is not available yet (the PostgreSQL ledger is issue 15); use "
-                "sqlite with one replica (deploy/overlays/single)"
-            )
+        # One backend, two spellings: libpq's scheme says postgresql, people say postgres.
+        if isinstance(value, str) and value.strip().lower() in ("postgresql", "postgres"):
+            return "postgres"
         return value
+
+    @model_validator(mode="after")
+    def _dsn_source(self) -> StoreSettings:
+        given = [
+            name
+            for name, value in (
+                ("dsn", self.dsn),
+                ("dsn_env", self.dsn_env),
+                ("dsn_file", self.dsn_file),
+            )
+            if value is not None
+        ]
+        if self.backend == "sqlite":
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only applies to backend postgres (the sqlite ledger "
+                    "is store.sqlite_path); remove it, or set backend: postgres"
+                )
+        elif len(given) != 1:
+            raise ValueError(
+                "backend postgres needs exactly one of dsn, dsn_env (an environment variable's "
+                "name) or dsn_file (a file such as a mounted Secret), "
+                + (f"not {' and '.join(given)}" if given else "and none is set")
+            )
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not be above pool_max_size")
+        return self
 
 
 class LoggingSettings(Frozen):

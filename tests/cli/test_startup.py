@@ -115,12 +115,21 @@ def test_an_unreadable_ledger_is_one_line(serve: Serve, tmp_path: Path) -> None:
     assert "store.sqlite_path" in line
 
 
-def test_the_postgresql_backend_is_refused_until_it_exists(serve: Serve) -> None:
-    """store.backend postgresql is refused by name, pointing at the issue and the way today."""
+def test_postgresql_without_a_dsn_is_one_line_naming_the_sources(serve: Serve) -> None:
+    """store.backend postgresql (or postgres) needs one DSN source; the line names all three."""
     line = _one_line(serve(store={"backend": "postgresql"}))
-    assert "store.backend" in line
-    assert "issue 15" in line
-    assert "sqlite" in line
+    assert "store" in line
+    assert all(source in line for source in ("dsn", "dsn_env", "dsn_file"))
+
+
+def test_an_unreachable_postgresql_is_one_line(serve: Serve) -> None:
+    """Nothing listens where the DSN points: the line says so and names the settings."""
+    line = _one_line(
+        serve(store={"backend": "postgres", "dsn": "postgresql://lakegate@127.0.0.1:9/x"})
+    )
+    assert "cannot open the run ledger" in line
+    assert "cannot be reached" in line
+    assert "store.dsn" in line
 
 
 def test_debug_keeps_the_traceback(serve: Serve) -> None:

@@ -1,0 +1,136 @@
+"""The PostgreSQL ledger's connection pool, its transactions, and the one place where asyncpg's
+exceptions become ours.
+
+Every Store method is one transaction on one pooled connection. Writes run READ COMMITTED and
+take the row or advisory locks they need, so each statement sees what other replicas have
+committed by then; reads run REPEATABLE READ, READ ONLY, so the rows and the history they
+return are one snapshot. A connection the server dropped (a restart, ``pg_terminate_backend``,
+a failover) fails the operation it was serving with ``StoreUnavailable`` and leaves the pool,
+which connects again on the next acquire: the store heals by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from gateway.errors import StoreError
+from gateway.store.errors import StoreUnavailable
+
+T = TypeVar("T")
+# Every connection the store uses comes from its pool. (Only the stubs' proxy is generic.)
+if TYPE_CHECKING:
+    Conn = PoolConnectionProxy[asyncpg.Record]
+else:
+    Conn = PoolConnectionProxy
+Body = Callable[[Conn], Awaitable[T]]
+
+# Seconds a caller is told to wait before trying again while the database is away.
+RETRY_AFTER_SECONDS = 2.0
+
+# Failures of the link rather than of a statement: the server went away or cannot be reached.
+_LINK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How the store connects: a DSN (its password is a secret) and the pool's bounds."""
+
+    dsn: str
+    min_size: int = 1
+    max_size: int = 10
+    connect_timeout: float = 5.0
+    command_timeout: float = 30.0
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; NaN and non-JSON values raise ValueError or TypeError."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    # jsonb in and out as Python values; every time in UTC whatever the server's TimeZone.
+    await conn.set_type_codec("jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def create_pool(settings: PoolSettings) -> asyncpg.Pool:
+    """A connected pool; ``StoreUnavailable`` when the server cannot be reached."""
+    with translated("connecting to the PostgreSQL ledger"):
+        pool = await asyncpg.create_pool(
+            settings.dsn,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+            init=_init_connection,
+        )
+    assert pool is not None  # create_pool returns None only when not awaited
+    return pool
+
+
+@contextlib.contextmanager
+def translated(doing: str) -> Any:
+    """The one place where asyncpg's and the socket's exceptions become ours."""
+    try:
+        yield
+    except _LINK_ERRORS as exc:
+        raise StoreUnavailable(
+            f"{doing}: the database cannot be reached ({_why(exc)})",
+            retry_after=RETRY_AFTER_SECONDS,
+        ) from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"{doing}: {type(exc).__name__}: {exc}") from exc
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def acquired(pool: asyncpg.Pool, wait_seconds: float) -> AsyncIterator[Conn]:
+    """A pooled connection, waited for at most ``wait_seconds``."""
+    try:
+        conn = await pool.acquire(timeout=wait_seconds)
+    except TimeoutError as exc:
+        raise StoreUnavailable(
+            f"no connection to the PostgreSQL ledger within {wait_seconds:g} s (the pool is "
+            "exhausted or the server does not answer)",
+            retry_after=RETRY_AFTER_SECONDS,
+        ) from exc
+    try:
+        yield conn
+    finally:
+        # Shielded: a cancelled caller must not leak the connection out of the pool.
+        await asyncio.shield(pool.release(conn))
+
+
+async def in_transaction(
+    pool: asyncpg.Pool, wait_seconds: float, body: Body[T], *, write: bool
+) -> T:
+    """Run ``body`` in one transaction on a pooled connection and return what it returns."""
+    with translated("using the PostgreSQL ledger"):
+        async with acquired(pool, wait_seconds) as conn:
+            if write:
+                transaction = conn.transaction(isolation="read_committed")
+            else:
+                transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+            async with transaction:
+                return await body(conn)

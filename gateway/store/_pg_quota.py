@@ -1,0 +1,183 @@
+"""The PostgreSQL ledger's admission reads: a namespace's usage, the queue's heads, active
+counts, run time.
+
+``usage`` runs inside ``create_run``'s transaction, after its advisory locks: every statement
+reads what was committed when it started, and no admission on the same namespace or
+workspace can commit in between, so what admission sees is what the insert commits against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import asyncpg
+
+from gateway.model import ACTIVE_STATES, TERMINAL_STATES, NamespaceUsage, RunRecord, RunState
+from gateway.store._pg_connection import Body, Conn
+from gateway.store._pg_sql import check_limit, decode_run, states_param, utc
+
+T = TypeVar("T")
+
+# As the SQLite ledger reads it: the namespace's newest runs within the hour, at most RATE_ROWS.
+RATE_WINDOW = timedelta(hours=1)
+RATE_ROWS = 1_024
+_DAY = timedelta(days=1)
+
+COUNT_BY_STATE = """
+SELECT state, count(*) AS n FROM runs
+WHERE namespace = $1 AND state = ANY($2::text[]) GROUP BY state
+"""
+WORKSPACE_ACTIVE = "SELECT count(*) FROM runs WHERE workspace = $1 AND state = ANY($2::text[])"
+RECENT = """
+SELECT created_at FROM runs WHERE namespace = $1 AND created_at > $2
+ORDER BY created_at DESC LIMIT $3
+"""
+MEAN_RUN = """
+SELECT extract(epoch FROM avg(updated_at - created_at))::float8 FROM runs
+WHERE namespace = $1 AND created_at > $2 AND state = ANY($3::text[])
+"""
+# Repeats the WHERE of the partial index runs_queued.
+QUEUED_HEADS = """
+SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY namespace ORDER BY id) AS position FROM runs
+    WHERE state = 'QUEUED'
+) AS heads WHERE position <= $1 ORDER BY namespace, id
+"""
+QUEUED_HEADS_OF = """
+SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY namespace ORDER BY id) AS position FROM runs
+    WHERE state = 'QUEUED' AND namespace = ANY($1::text[])
+) AS heads WHERE position <= $2 ORDER BY namespace, id
+"""
+QUEUED_COUNTS = """
+SELECT workspace, namespace, count(*) AS n FROM runs WHERE state = 'QUEUED'
+GROUP BY workspace, namespace
+"""
+# The runs that held a slot in the window [since, now]: still active, or ended after since;
+# each a range of runs_run_time.
+_SPANS = """
+SELECT started_at, ended_at FROM runs
+WHERE namespace = $1 AND started_at IS NOT NULL AND ended_at IS NULL AND started_at < $2
+UNION ALL
+SELECT started_at, ended_at FROM runs
+WHERE namespace = $1 AND started_at IS NOT NULL AND ended_at > $3 AND started_at < $2
+"""
+RUN_SPANS = _SPANS + "ORDER BY started_at"
+RUN_SECONDS = """
+SELECT coalesce(extract(epoch FROM
+    sum(least(coalesce(ended_at, $2), $2) - greatest(started_at, $3))), 0)::float8
+FROM (
+    SELECT started_at, ended_at FROM runs
+    WHERE namespace = $1 AND started_at IS NOT NULL AND ended_at IS NULL AND started_at < $2
+    UNION ALL
+    SELECT started_at, ended_at FROM runs
+    WHERE namespace = $1 AND started_at IS NOT NULL AND ended_at > $3 AND started_at < $2
+) AS spans
+"""
+ACTIVE_COUNTS = """
+SELECT workspace, namespace, count(*) AS n FROM runs
+WHERE state = ANY($1::text[]) GROUP BY workspace, namespace
+"""
+
+
+async def usage(conn: Conn, namespace: str, workspace: str, at: datetime) -> NamespaceUsage:
+    """The namespace's usage at ``at``, with its workspace's active runs."""
+    rows = await conn.fetch(
+        COUNT_BY_STATE, namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})
+    )
+    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
+    on_workspace = await conn.fetchval(WORKSPACE_ACTIVE, workspace, states_param(ACTIVE_STATES))
+    recent = await conn.fetch(RECENT, namespace, at - RATE_WINDOW, RATE_ROWS)
+    mean = await conn.fetchval(MEAN_RUN, namespace, at - _DAY, states_param(TERMINAL_STATES))
+    return NamespaceUsage(
+        namespace=namespace,
+        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
+        queued=counts.get(RunState.QUEUED, 0),
+        workspace_active=int(on_workspace),
+        recent_submissions=tuple(row["created_at"].astimezone(UTC) for row in recent),
+        mean_run_seconds=None if mean is None else float(mean),
+        run_seconds=await run_seconds(conn, namespace, at),
+    )
+
+
+async def run_seconds(conn: Conn, namespace: str, at: datetime) -> float:
+    """The namespace's run time within the day before ``at``, in seconds."""
+    return float(await conn.fetchval(RUN_SECONDS, namespace, at, at - _DAY))
+
+
+async def run_spans(
+    conn: Conn, namespace: str, at: datetime
+) -> list[tuple[datetime, datetime | None]]:
+    rows = await conn.fetch(RUN_SPANS, namespace, at, at - _DAY)
+    return [(row["started_at"].astimezone(UTC), _maybe(row["ended_at"])) for row in rows]
+
+
+def _maybe(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _pairs(rows: list[asyncpg.Record]) -> dict[tuple[str, str], int]:
+    return {(row["workspace"], row["namespace"]): int(row["n"]) for row in rows}
+
+
+async def active_counts(conn: Conn) -> dict[tuple[str, str], int]:
+    """Active runs per (workspace, namespace); pairs with none are absent."""
+    return _pairs(await conn.fetch(ACTIVE_COUNTS, states_param(ACTIVE_STATES)))
+
+
+async def _heads(conn: Conn, sql: str, *params: object) -> list[RunRecord]:
+    return [decode_run(row) for row in await conn.fetch(sql, *params)]
+
+
+class QuotaReads:
+    """The admission reads of ``PostgresStore``, each one read-only snapshot."""
+
+    async def _run(self, body: Body[T], *, write: bool) -> T:
+        raise NotImplementedError  # pragma: no cover - PostgresStore provides it
+
+    async def usage(self, namespace: str, workspace: str, now: datetime) -> NamespaceUsage:
+        at = utc(now)
+        return await self._run(lambda conn: usage(conn, namespace, workspace, at), write=False)
+
+    async def queued_heads(self, per_namespace: int) -> list[RunRecord]:
+        check_limit(per_namespace)
+        return await self._run(lambda conn: _heads(conn, QUEUED_HEADS, per_namespace), write=False)
+
+    async def active_counts(self) -> dict[tuple[str, str], int]:
+        return await self._run(active_counts, write=False)
+
+    async def queue_counts(
+        self,
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        async def body(conn: Conn) -> tuple[dict[tuple[str, str], int], ...]:
+            return _pairs(await conn.fetch(QUEUED_COUNTS)), await active_counts(conn)
+
+        queued, active = await self._run(body, write=False)
+        return queued, active
+
+    async def queued_heads_of(
+        self, namespaces: Collection[str], per_namespace: int
+    ) -> list[RunRecord]:
+        check_limit(per_namespace)
+        if not namespaces:
+            return []
+        names = sorted(set(namespaces))
+        return await self._run(
+            lambda conn: _heads(conn, QUEUED_HEADS_OF, names, per_namespace), write=False
+        )
+
+    async def run_spans(
+        self, namespace: str, now: datetime
+    ) -> list[tuple[datetime, datetime | None]]:
+        at = utc(now)
+        return await self._run(lambda conn: run_spans(conn, namespace, at), write=False)
+
+    async def run_seconds(self, namespaces: Collection[str], now: datetime) -> dict[str, float]:
+        at, names = utc(now), sorted(set(namespaces))
+
+        async def body(conn: Conn) -> dict[str, float]:
+            return {ns: await run_seconds(conn, ns, at) for ns in names}
+
+        return await self._run(body, write=False)
