@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Collection
 
 from gateway.errors import LakegateError
@@ -43,6 +45,9 @@ class Claims:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self._clock = clock
+        # How many ``holding`` blocks hold each run: a group's refresh holds, inside the tick's
+        # hold, runs the tick claimed; only the last block out lets a run go.
+        self._holds: Counter[int] = Counter()
 
     @contextlib.asynccontextmanager
     async def holding(self, run_ids: Collection[int]) -> AsyncIterator[None]:
@@ -51,6 +56,8 @@ class Claims:
         if not ids:
             yield
             return
+        began = time.time()
+        self._holds.update(ids)
         renewer = asyncio.create_task(self._renew(ids), name="lease-renewal")
         try:
             yield
@@ -58,8 +65,16 @@ class Claims:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            self._holds.subtract(ids)
+            free = {run_id for run_id in ids if self._holds[run_id] <= 0}
+            for run_id in free:
+                del self._holds[run_id]
+            # Wall-clock times, taken before the release, so the span logged is within the
+            # claim: the claims of replicas on one host can be laid side by side.
+            log.debug("claims_held", owner=self.owner, run_ids=sorted(ids), began=began,
+                      ended=time.time())  # fmt: skip
             # Shielded: a cancelled poll still lets go, or its runs would wait out the lease.
-            await asyncio.shield(self._release(ids))
+            await asyncio.shield(self._release(frozenset(free)))
 
     async def _renew(self, ids: frozenset[int]) -> None:
         held = ids
@@ -79,6 +94,8 @@ class Claims:
             held = frozenset(kept)
 
     async def _release(self, ids: frozenset[int]) -> None:
+        if not ids:
+            return
         try:
             await self._store.release_leases(ids, owner=self.owner)
         except LakegateError as exc:

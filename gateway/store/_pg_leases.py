@@ -73,8 +73,7 @@ UPDATE runs SET lease_until = NULL
 WHERE lease_owner = $2 AND lease_until IS NOT NULL AND id = ANY($1::bigint[])
 """
 PROMOTE = """
-UPDATE runs SET state = 'SUBMITTING', state_message = $2, next_poll_at = $3, updated_at = $3,
-                lease_until = NULL
+UPDATE runs SET state = 'SUBMITTING', state_message = $2, next_poll_at = $3, updated_at = $3
 WHERE id = $1
 RETURNING *
 """

@@ -74,7 +74,7 @@ WHERE lease_owner = :owner AND lease_until IS NOT NULL AND id IN (SELECT value F
 """
 PROMOTE = """
 UPDATE runs SET state = 'SUBMITTING', state_message = :message, next_poll_at = :now,
-                updated_at = :now, lease_until = NULL
+                updated_at = :now
 WHERE id = :id
 RETURNING *
 """

@@ -101,7 +101,8 @@ class LeaseStore(Protocol):
 
         ``fits`` sees the run's namespace usage (with its workspace's) under the locks
         ``create_run`` takes. None, with nothing written, when the run is not QUEUED, is
-        fenced off (another replica took it over) or does not fit. The claim is released.
+        fenced off (another replica took it over) or does not fit. The claim stays until
+        released: a poller claims the run, due at once, when the admitter lets it go.
         """
         ...
 
