@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,11 +22,15 @@ from typing import Any
 import aiohttp
 import yaml
 
-from gateway.cli.client import LakegateClient
+from gateway.cli.client import LakegateClient, Submitted
+from gateway.cli.errors import GatewayClientError
+from gateway.cli.retry import ClientRetry
 from tests.e2e.processes import ManagedProcess, ProcessGroup, free_port, lakegate_command
 from tests.fixtures.gateway import stack_configs
 from tests.store.pg import fresh_schema
 
+# Each call tried once: ``submit_via`` moves on to another replica instead.
+ONE_TRY = ClientRetry(attempts=1)
 # Runs end about 1.5 s after Databricks takes them.
 LIFECYCLE = {"pending_seconds": 0.2, "running_seconds": 1.0, "terminating_seconds": 0.2}
 ACTIVE = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED"})
@@ -61,6 +66,23 @@ class ReplicaStack:
     def log_paths(self) -> list[Path]:
         return [replica.log_path for replica in self.replicas]
 
+    async def submit_via(
+        self, first: int, namespace: str, job: dict[str, Any], key: str, *, within: float = 90
+    ) -> Submitted:
+        """Submit as a scheduler behind a Service would: to replica ``first``, and while that
+        one is down or answers 5xx/429, to the next, with the same Idempotency-Key."""
+        deadline = time.monotonic() + within
+        index = first
+        while True:
+            client = self.client(index, timeout=30.0, retry=ONE_TRY)
+            try:
+                return await client.submit(namespace, job, idempotency_key=key)
+            except GatewayClientError as exc:
+                if not exc.transient or time.monotonic() > deadline:
+                    raise
+            index = (index + 1) % len(self.urls)
+            await asyncio.sleep(0.05)
+
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -77,15 +99,38 @@ async def replica_stack(
     webhook_url: str | None = None,
     webhook_secret: str = "",
     log_level: str = "debug",
+    lifecycle: dict[str, Any] | None = None,
+    poller: dict[str, Any] | None = None,
 ) -> AsyncIterator[ReplicaStack]:
-    """The emulator and ``replicas`` gateways on a fresh schema; all killed on the way out."""
+    """The emulator and ``replicas`` gateways on a fresh schema; all killed on the way out.
+
+    ``lifecycle`` replaces the emulator's run life cycle (default ``LIFECYCLE``), ``poller``
+    the gateways' poller settings (default: the test stack's fast poller).
+    """
     group = ProcessGroup(tmp_path)
     async with fresh_schema() as dsn, aiohttp.ClientSession() as session:
         try:
-            yield await _start(group, session, tmp_path, dsn, replicas, namespaces, quotas,
+            raw = _configs(tmp_path, namespaces, quotas, lifecycle, poller)
+            yield await _start(group, session, tmp_path, dsn, replicas, raw,
                                webhook_url, webhook_secret, log_level)  # fmt: skip
         finally:
             await group.aclose()
+
+
+def _configs(
+    tmp_path: Path,
+    namespaces: int,
+    quotas: dict[str, Any],
+    lifecycle: dict[str, Any] | None,
+    poller: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    emulator_raw, gateway_raw, principals = stack_configs(
+        namespaces, tmp_path=tmp_path, emulator={"lifecycle": lifecycle or LIFECYCLE},
+        quotas=quotas,
+    )  # fmt: skip
+    if poller is not None:
+        gateway_raw["poller"] = poller
+    return emulator_raw, gateway_raw, principals
 
 
 async def _start(
@@ -94,15 +139,12 @@ async def _start(
     tmp_path: Path,
     dsn: str,
     count: int,
-    namespaces: int,
-    quotas: dict[str, Any],
+    raw: tuple[dict[str, Any], dict[str, Any], dict[str, str]],
     webhook_url: str | None,
     webhook_secret: str,
     log_level: str,
 ) -> ReplicaStack:
-    emulator_raw, gateway_raw, principals = stack_configs(
-        namespaces, tmp_path=tmp_path, emulator={"lifecycle": LIFECYCLE}, quotas=quotas
-    )
+    emulator_raw, gateway_raw, principals = raw
     emulator_port = free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     emulator = group.add(

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli.client import LakegateClient, Submitted, is_terminal
+from gateway.cli.client import Submitted, is_terminal
 from tests.e2e.replica_stack import ReplicaStack, Watch, claim_overlaps, replica_stack
 from tests.e2e.specs import spec
 from tests.e2e.test_crash_safety import RIDE_OUT_RESTARTS, ledger_runs, not_ended
@@ -43,6 +43,7 @@ pytestmark = [
     pytest.mark.skipif(POSTGRES_DSN is None, reason=SKIP_REASON),
 ]
 
+KILL_ROUNDS = 8
 RUNS = 400  # the issue's 2,000 run in tests/bench/bench_replicas.py --proof
 NAMESPACES = 20
 MAX_ACTIVE = 2
@@ -71,17 +72,15 @@ class Proof:
 
 async def _submit_all(stack: ReplicaStack, runs: int, proof: Proof) -> None:
     """Submit ``runs`` keyed runs round-robin; SIGKILL replica 1 half-way, restart it later."""
-    clients = [stack.client(i, timeout=30.0, retry=RIDE_OUT_RESTARTS) for i in range(3)]
     gate = asyncio.Semaphore(CONCURRENCY)
     half = asyncio.Event()
 
-    async def submit(n: int, client: LakegateClient) -> None:
+    async def submit(n: int) -> None:
         key = f"sched-{uuid.uuid4()}"
         async with gate:
-            proof.submitted[key] = await client.submit(
-                namespace_name(n % NAMESPACES), spec(f"replica-{n:04d}", seconds=1.0),
-                idempotency_key=key,
-            )  # fmt: skip
+            proof.submitted[key] = await stack.submit_via(
+                n % 3, namespace_name(n % NAMESPACES), spec(f"replica-{n:04d}", seconds=1.0), key
+            )
         if len(proof.submitted) >= runs // 2:
             half.set()
 
@@ -95,7 +94,7 @@ async def _submit_all(stack: ReplicaStack, runs: int, proof: Proof) -> None:
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(crash())
         for n in range(runs):
-            tasks.create_task(submit(n, clients[n % 3]))
+            tasks.create_task(submit(n))
 
 
 async def proof(stack: ReplicaStack, receiver: Receiver, runs: int) -> Proof:
@@ -188,36 +187,31 @@ async def test_connections_killed_during_submissions_lose_and_double_nothing(
     async with replica_stack(
         tmp_path, replicas=3, namespaces=4, quotas={"max_active_runs": 1_000}, log_level="info"
     ) as stack:
-        clients = [stack.client(i, timeout=30.0, retry=RIDE_OUT_RESTARTS) for i in range(3)]
         answered: dict[str, Submitted] = {}
         killed: list[int] = []
+        gate = asyncio.Semaphore(12)
 
         async def submit(n: int) -> None:
             key = f"sched-{n}"
-            answered[key] = await clients[n % 3].submit(
-                namespace_name(n % 4), spec(f"pgkill-{n:04d}", seconds=0.5), idempotency_key=key
-            )
-            await asyncio.sleep(0)
+            job = spec(f"pgkill-{n:04d}", seconds=0.5)
+            async with gate:
+                answered[key] = await stack.submit_via(n % 3, namespace_name(n % 4), job, key)
 
         async def killer() -> None:
-            while len(answered) < runs:
-                await asyncio.sleep(0.3)
+            # Rounds while submissions are in flight, with time between them to get through.
+            while len(answered) < runs and len(killed) < KILL_ROUNDS:
+                await asyncio.sleep(0.7)
                 killed.append(await terminate_connections(stack.dsn))
 
-        gate = asyncio.Semaphore(12)
-
-        async def gated(n: int) -> None:
-            async with gate:
-                await submit(n)
-
-        async with asyncio.timeout(120), asyncio.TaskGroup() as tasks:
+        async with asyncio.timeout(150), asyncio.TaskGroup() as tasks:
             tasks.create_task(killer())
             for n in range(runs):
-                tasks.create_task(gated(n))
+                tasks.create_task(submit(n))
+        client = stack.client(0, timeout=30.0, retry=RIDE_OUT_RESTARTS)
         namespaces = [namespace_name(i) for i in range(4)]
         deadline = time.monotonic() + 60
         while True:
-            ledger = await ledger_runs(clients[0], namespaces)
+            ledger = await ledger_runs(client, namespaces)
             if not not_ended(ledger) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

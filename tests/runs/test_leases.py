@@ -182,3 +182,21 @@ async def test_a_submission_through_either_replica_is_one_run(
         )
     tokens = [r["idempotency_token"] for r in databricks_emulator.runs()]
     assert len(tokens) == len(set(tokens)) == 3
+
+
+async def test_a_hold_inside_a_hold_leaves_the_outer_claim_in_place(
+    stores: list[SqliteStore],
+) -> None:
+    """A group's refresh held inside the tick's hold releases only what the tick does not hold."""
+    mine, theirs = stores
+    first, _ = await mine.create_run(new_run(next_poll_at=utcnow()), utcnow())
+    second, _ = await mine.create_run(new_run(next_poll_at=utcnow()), utcnow())
+    claims = Claims(mine, "replica-a", lease_seconds=30)
+    await mine.claim_due_runs(
+        utcnow(), owner="replica-a", lease_seconds=30, states=FOLLOWED, limit=2
+    )
+    async with claims.holding([first.id]):
+        async with claims.holding([first.id, second.id]):
+            pass
+        assert await _claim(theirs, "replica-b") == [second.id]
+    assert await _claim(theirs, "replica-b") == [first.id]
