@@ -107,7 +107,8 @@ async def proof(stack: ReplicaStack, receiver: Receiver, runs: int) -> Proof:
         await _submit_all(stack, runs, found)
         found.seconds["submitted"] = time.monotonic() - began
         namespaces = [namespace_name(i) for i in range(NAMESPACES)]
-        deadline = time.monotonic() + 120
+        # 40 slots (20 namespaces at 2) and ~2 s per run: about 20 runs a second at best.
+        deadline = time.monotonic() + 120 + runs / 5
         client = stack.client(0, timeout=30.0, retry=RIDE_OUT_RESTARTS)
         while True:
             found.ledger = await ledger_runs(client, namespaces)
