@@ -25,7 +25,9 @@ class PostgresHealth:
 
     _installation_id: str | None
 
-    async def _run(self, body: Body[T], *, write: bool) -> T:  # pragma: no cover - overridden
+    async def _run(
+        self, body: Body[T], *, write: bool, snapshot: bool = False
+    ) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
     async def ping(self) -> None:

@@ -63,7 +63,9 @@ class PostgresOutbox:
 
     owner: str
 
-    async def _run(self, body: Body[T], *, write: bool) -> T:  # pragma: no cover - overridden
+    async def _run(
+        self, body: Body[T], *, write: bool, snapshot: bool = False
+    ) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
     async def claim_outbox(

@@ -134,12 +134,14 @@ async def _heads(conn: Conn, sql: str, *params: object) -> list[RunRecord]:
 class QuotaReads:
     """The admission reads of ``PostgresStore``, each one read-only snapshot."""
 
-    async def _run(self, body: Body[T], *, write: bool) -> T:
+    async def _run(self, body: Body[T], *, write: bool, snapshot: bool = False) -> T:
         raise NotImplementedError  # pragma: no cover - PostgresStore provides it
 
     async def usage(self, namespace: str, workspace: str, now: datetime) -> NamespaceUsage:
         at = utc(now)
-        return await self._run(lambda conn: usage(conn, namespace, workspace, at), write=False)
+        return await self._run(
+            lambda conn: usage(conn, namespace, workspace, at), write=False, snapshot=True
+        )
 
     async def queued_heads(self, per_namespace: int) -> list[RunRecord]:
         check_limit(per_namespace)
@@ -154,7 +156,7 @@ class QuotaReads:
         async def body(conn: Conn) -> tuple[dict[tuple[str, str], int], ...]:
             return _pairs(await conn.fetch(QUEUED_COUNTS)), await active_counts(conn)
 
-        queued, active = await self._run(body, write=False)
+        queued, active = await self._run(body, write=False, snapshot=True)
         return queued, active
 
     async def queued_heads_of(
@@ -180,4 +182,4 @@ class QuotaReads:
         async def body(conn: Conn) -> dict[str, float]:
             return {ns: await run_seconds(conn, ns, at) for ns in names}
 
-        return await self._run(body, write=False)
+        return await self._run(body, write=False, snapshot=len(names) > 1)

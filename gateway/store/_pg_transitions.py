@@ -41,7 +41,9 @@ _LOCKED_RUN = "SELECT * FROM runs WHERE id = $1 FOR UPDATE"
 class Transitions:
     """The writes of ``PostgresStore`` that change runs already in the ledger."""
 
-    async def _run(self, body: Body[T], *, write: bool) -> T:  # pragma: no cover - overridden
+    async def _run(
+        self, body: Body[T], *, write: bool, snapshot: bool = False
+    ) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
     async def transition(

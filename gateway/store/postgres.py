@@ -108,7 +108,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
                 await asyncio.shield(pool.close())
                 raise
             self._pool, self._installation_id = pool, found
-            self.owner = f"{uuid.uuid4().hex[:12]}"
+            self.owner = uuid.uuid4().hex[:12]
 
     async def close(self) -> None:
         async with self._lifetime:
@@ -180,7 +180,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
             result: RunRecord | None = await maybe_history(conn, row, with_history)
             return result
 
-        return await self._run(body, write=False)
+        return await self._run(body, write=False, snapshot=with_history)
 
     async def get_run_by_id(self, run_id: int, *, with_history: bool = False) -> RunRecord | None:
         async def body(conn: Conn) -> RunRecord | None:
@@ -188,7 +188,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
             result: RunRecord | None = await maybe_history(conn, row, with_history)
             return result
 
-        return await self._run(body, write=False)
+        return await self._run(body, write=False, snapshot=with_history)
 
     async def get_run_by_remote_id(
         self, namespace: str, databricks_run_id: int
@@ -269,20 +269,20 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    async def _run(self, body: Body[T], *, write: bool) -> T:
-        """Run ``body`` in one transaction on a pooled connection, and wait for it."""
+    async def _run(self, body: Body[T], *, write: bool, snapshot: bool = False) -> T:
+        """Run ``body`` on a pooled connection (a read of several statements: ``snapshot``)."""
         pool = self._pool
         if pool is None:
             raise StoreError("the run ledger is not open")
-        timeout = self._settings.connect_timeout
+        wait = self._settings.connect_timeout
         try:
-            return await in_transaction(pool, timeout, body, write=write)
+            return await in_transaction(pool, wait, body, write=write, snapshot=snapshot)
         except StoreUnavailable:
             if write:
                 # A write whose link broke may have committed: only its caller can tell.
                 raise
             # A read is safe to repeat, and the pool has dropped the broken connection.
-            return await in_transaction(pool, timeout, body, write=write)
+            return await in_transaction(pool, wait, body, write=write, snapshot=snapshot)
 
 
 def _replay(found: asyncpg.Record, new: NewRun) -> RunRecord:

@@ -123,10 +123,12 @@ def test_postgresql_without_a_dsn_is_one_line_naming_the_sources(serve: Serve) -
 
 
 def test_an_unreachable_postgresql_is_one_line(serve: Serve) -> None:
-    """Nothing listens where the DSN points: the line says so and names the settings."""
-    line = _one_line(
-        serve(store={"backend": "postgres", "dsn": "postgresql://lakegate@127.0.0.1:9/x"})
-    )
+    """Nothing listens where the DSN points: the line says so and names the settings, and
+    neither it nor any log line shows the DSN's password."""
+    dsn = "postgresql://lakegate:Startup-Secret-99@127.0.0.1:9/x"
+    result = serve(store={"backend": "postgres", "dsn": dsn})
+    assert "Startup-Secret-99" not in result.stdout + result.stderr
+    line = _one_line(result)
     assert "cannot open the run ledger" in line
     assert "cannot be reached" in line
     assert "store.dsn" in line

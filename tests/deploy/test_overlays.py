@@ -10,7 +10,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from tests.deploy.kustomize import render
 from tests.deploy.manifests import DEPLOY
@@ -123,9 +122,13 @@ def test_ha_is_three_spread_replicas_with_a_budget_and_no_claim() -> None:
     (ledger,) = [v for v in pod["volumes"] if v["name"] == "ledger"]
     assert set(ledger) == {"name", "emptyDir"}
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["LAKEGATE_STORE__BACKEND"]["value"] == "postgresql"
-    dsn = env["LAKEGATE_STORE__POSTGRESQL_DSN"]["valueFrom"]["secretKeyRef"]
-    assert dsn == {"name": "lakegate-postgresql", "key": "dsn"}
+    assert env["LAKEGATE_STORE__BACKEND"]["value"] == "postgres"
+    dsn_file = Path(env["LAKEGATE_STORE__DSN_FILE"]["value"])
+    (secret,) = [v for v in pod["volumes"] if v["name"] == "postgresql-dsn"]
+    assert secret["secret"]["secretName"] == "lakegate-postgresql"
+    assert secret["secret"]["items"] == [{"key": "dsn", "path": dsn_file.name}]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "postgresql-dsn"]
+    assert mount == {"name": "postgresql-dsn", "mountPath": str(dsn_file.parent), "readOnly": True}
 
 
 def pod_labels(deployment: Doc) -> dict[str, str]:
@@ -133,26 +136,16 @@ def pod_labels(deployment: Doc) -> dict[str, str]:
     return labels
 
 
-def test_ha_says_it_waits_for_the_postgresql_ledger() -> None:
-    """Its kustomization says it is not usable yet and names the issue."""
-    text = (HA / "kustomization.yaml").read_text("utf-8")
-    assert "NOT USABLE YET" in text
-    assert "issue 15" in text
-
-
-def test_the_gateway_refuses_the_ha_configuration_clearly_today(tmp_path: Path) -> None:
-    """The rendered ConfigMap with the ha pod's environment is refused naming issue 15."""
+def test_the_ha_configuration_loads_with_the_dsn_from_its_secret(tmp_path: Path) -> None:
+    """The rendered ConfigMap with the ha pod's environment selects PostgreSQL and reads the
+    DSN from the Secret's mounted file: the overlay holds no DSN, only where to find one."""
     docs = render(HA)
     (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
     for name, text in config_map["data"].items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    env = {
-        e["name"]: e.get("value", "postgresql://user@db.example.internal/lakegate")
-        for e in _pod(docs)["containers"][0]["env"]
-    }
-    with pytest.raises(ConfigError) as raised:
-        load_settings(tmp_path / "gateway.yaml", environ=env)
-    assert any(
-        "environment LAKEGATE_STORE__BACKEND" in p and "issue 15" in p
-        for p in raised.value.problems
-    ), raised.value.problems
+    env = {e["name"]: e["value"] for e in _pod(docs)["containers"][0]["env"] if "value" in e}
+    settings = load_settings(tmp_path / "gateway.yaml", environ=env)
+    assert settings.store.backend == "postgres"
+    assert settings.store.dsn_file == "/var/run/secrets/lakegate/postgresql/dsn"
+    assert settings.store.dsn is None
+    assert not any("postgresql://" in str(value) for value in env.values())

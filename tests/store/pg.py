@@ -5,6 +5,7 @@ Without the variable every PostgreSQL test skips, saying how to run it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -14,8 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from blockbuster import BlockBuster
 
-from gateway.store._pg_connection import PoolSettings
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres import PoolSettings, PostgresStore
 
 POSTGRES_DSN = os.environ.get("LAKEGATE_TEST_POSTGRES_DSN") or None
 SKIP_REASON = (
@@ -80,3 +80,60 @@ async def terminate_connections(dsn: str) -> int:
         return int(killed)
     finally:
         await admin.close()
+
+
+class OutageProxy:
+    """A TCP relay on loopback in front of the test server, to take "the database" away.
+
+    The server is shared with other tests and people, so it is never stopped: ``cut`` closes
+    the relay's listener and every relayed connection (what a restarting or failing-over
+    server looks like to a client), and ``restore`` listens again on the same port.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    def dsn(self, dsn: str) -> str:
+        """``dsn`` pointed at the relay instead of the server."""
+        parts = urlsplit(dsn)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) > 1 else host))
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(
+            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
+        )
+        self._writers -= {writer, up_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.transport.abort()

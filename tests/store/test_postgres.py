@@ -163,6 +163,21 @@ async def test_a_ledger_newer_than_this_lakegate_is_refused(pg_dsn: str) -> None
         await pg_store(pg_dsn).open()
 
 
+async def test_a_search_path_naming_no_schema_is_refused_saying_so(pg_dsn: str) -> None:
+    """A DSN whose search_path names a schema that does not exist: open() names the fix."""
+    missing = pg_dsn.replace("search_path=lgtest_", "search_path=missing_")
+    with pytest.raises(StoreError, match="no schema to live in"):
+        await pg_store(missing).open()
+
+
+async def test_a_dsn_asyncpg_refuses_is_not_called_an_outage(blockbuster: BlockBuster) -> None:
+    """sslmode=bogus: a StoreError naming it, without a retry_after (waiting will not help)."""
+    allow_asyncpg_config_reads(blockbuster)
+    with pytest.raises(StoreError, match="sslmode") as raised:
+        await pg_store("postgresql://postgres@127.0.0.1:9/test?sslmode=bogus").open()
+    assert not isinstance(raised.value, StoreUnavailable)
+
+
 async def test_a_server_that_is_not_there_is_unavailable_not_a_crash(
     blockbuster: BlockBuster,
 ) -> None:
