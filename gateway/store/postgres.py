@@ -70,11 +70,13 @@ T = TypeVar("T")
 class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, PostgresHealth):
     """The Store protocol on a PostgreSQL database (its schema is the DSN's search_path)."""
 
-    def __init__(self, settings: PoolSettings) -> None:
+    def __init__(self, settings: PoolSettings, *, owner: str | None = None) -> None:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._installation_id: str | None = None
-        # Names this store's claims (outbox leases): unique per process and per open().
+        # Names this store's claims (outbox leases): the replica id when given (so the outbox
+        # and the runs name one replica alike), else unique per process and per open().
+        self._replica = owner
         self.owner = ""
         self._lifetime = asyncio.Lock()
 
@@ -108,7 +110,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
                 await asyncio.shield(pool.close())
                 raise
             self._pool, self._installation_id = pool, found
-            self.owner = uuid.uuid4().hex[:12]
+            self.owner = self._replica or uuid.uuid4().hex[:12]
 
     async def close(self) -> None:
         async with self._lifetime:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from gateway.model import NamespaceUsage, RunState
 from gateway.store import Reschedule, Store
+from gateway.store._pg_connection import PoolSettings
+from gateway.store.postgres import PostgresStore
 from tests.store.factories import NOW, Ledger, at, new_run
 
 S = RunState
@@ -241,3 +244,26 @@ async def test_a_lease_must_last(store: Store, seconds: float) -> None:
     """A lease of no time is a caller bug: ValueError."""
     with pytest.raises(ValueError, match="lease_seconds"):
         await store.claim_due_runs(NOW, owner="a", lease_seconds=seconds, states=FOLLOWED, limit=1)
+
+
+@pytest.mark.postgres
+async def test_postgres_outbox_claims_carry_the_replica_id(pg_dsn: str) -> None:
+    """On PostgreSQL an outbox claim is leased to the store's replica id, as runs are."""
+    store = PostgresStore(PoolSettings(dsn=pg_dsn, max_size=2), owner="replica-7")
+    await store.open()
+    try:
+        run, _ = await store.create_run(new_run(), NOW)
+        event = {"type": "run.completed", "id": run.id}
+        await store.transition(run.id, S.INTERNAL_ERROR, expected={S.SUBMITTING}, now=at(1),
+                               outbox_event=event)  # fmt: skip
+        assert [e.run_id for e in await store.claim_outbox(at(2), limit=5, lease_seconds=30)] == [
+            run.id
+        ]
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            owners = await conn.fetch("SELECT lease_owner FROM outbox")
+        finally:
+            await conn.close()
+        assert [row["lease_owner"] for row in owners] == ["replica-7"]
+    finally:
+        await store.close()
