@@ -230,6 +230,23 @@ def admissible(
     return found
 
 
+def still_fits(quotas: QuotaSettings, cap: int | None) -> Callable[[NamespaceUsage], bool]:
+    """What a promotion re-checks in its own transaction (``Store.promote_queued``), with the
+    namespace's usage at that instant: another replica may have admitted since the pass read
+    its counts. Not paused, under ``max_active_runs`` and its run-hours budget, and the
+    workspace under ``cap``."""
+
+    def fits(usage: NamespaceUsage) -> bool:
+        return (
+            not quotas.paused
+            and usage.active < quotas.max_active_runs
+            and (cap is None or usage.workspace_active < cap)
+            and not over_budget(usage.run_seconds, quotas)
+        )
+
+    return fits
+
+
 def promotions(
     heads: Sequence[Waiting],
     active: Mapping[tuple[str, str], int],

@@ -14,8 +14,9 @@ initial state (QUEUED or SUBMITTING) is decided with the namespace's usage at th
 A namespace whose webhooks ask for ``state_changes`` also gets a ``run.state_changed`` event
 with every other transition (``advance``, ``record_submission``), in the same transaction.
 
-Every write is a compare-and-set on the state the caller saw: None back means someone else
-moved the run first, and nothing was written.
+Every write is a compare-and-set on the state the caller saw, fenced by this replica's id
+(``owner``, see ``gateway.store.leases``): None back means someone else moved the run first, or
+another replica took its claim over, and nothing was written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState
 from gateway.runs.specs import completed_event, state_changed_event
 from gateway.runs.types import Clock, utcnow
-from gateway.store.base import Admit, NewRun, Reschedule, Store
+from gateway.settings.process import default_replica_id
+from gateway.store.base import Admit, Fits, NewRun, Reschedule, Store
 
 log = get_logger(__name__)
 
@@ -46,8 +48,11 @@ class RunLedger:
         *,
         clock: Clock = utcnow,
         state_changes: Callable[[str], bool] | None = None,
+        owner: str | None = None,
     ) -> None:
         self._store = store
+        # The replica every write is fenced as: the one whose claims the background holds.
+        self.owner = owner or default_replica_id()
         self._metrics = metrics
         self._clock = clock
         # Called with each run the ledger ends: the admission queue wakes when capacity frees.
@@ -63,16 +68,12 @@ class RunLedger:
         """
         return await self._store.create_run(new, self._clock(), admit=admit)
 
-    async def admit(self, run: RunRecord, message: str) -> RunRecord | None:
-        """QUEUED to SUBMITTING: capacity freed; the poller submits it at once."""
+    async def admit(self, run: RunRecord, message: str, *, fits: Fits) -> RunRecord | None:
+        """QUEUED to SUBMITTING if ``fits`` still holds, checked in the move's transaction
+        (another replica may have admitted meanwhile); the poller submits it at once."""
         now = self._clock()
-        moved = await self._store.transition(
-            run.id,
-            RunState.SUBMITTING,
-            expected=frozenset({RunState.QUEUED}),
-            now=now,
-            message=message,
-            next_poll_at=now,
+        moved = await self._store.promote_queued(
+            run.id, now, owner=self.owner, fits=fits, message=message
         )
         if moved is not None:
             self._count(run, RunState.SUBMITTING, now)
@@ -101,6 +102,7 @@ class RunLedger:
             message=message,
             run_page_url=run_page_url,
             outbox_event=completed_event(final, at=now),
+            owner=self.owner,
         )
         if moved is not None:
             self._count(run, state, now)
@@ -134,6 +136,7 @@ class RunLedger:
                 run, now, state=target, state_message=message,
                 run_page_url=run_page_url or run.run_page_url,
             ),
+            owner=self.owner,
         )  # fmt: skip
         if moved is not None:
             self._count(run, target, now)
@@ -157,6 +160,7 @@ class RunLedger:
                 run, now, state=RunState.PENDING, state_message="submitted to Databricks",
                 databricks_run_id=remote_id,
             ),
+            owner=self.owner,
         )  # fmt: skip
         if moved is not None:
             self._count(run, RunState.PENDING, now)
@@ -168,14 +172,15 @@ class RunLedger:
     ) -> RunRecord | None:
         """Keep ``run`` SUBMITTING and try again at ``next_poll_at``; not a state change."""
         return await self._store.update_run(
-            run.id, next_poll_at=next_poll_at, attempts=attempts, state_message=message
-        )
+            run.id, next_poll_at=next_poll_at, attempts=attempts, state_message=message,
+            owner=self.owner,
+        )  # fmt: skip
 
     async def reschedule(self, updates: Collection[Reschedule]) -> int:
         """Poll again the runs whose state held, all in one transaction; how many were."""
         if not updates:
             return 0
-        return await self._store.reschedule_runs(updates)
+        return await self._store.reschedule_runs(updates, owner=self.owner)
 
     async def postpone(
         self, runs: Iterable[RunRecord], reason: str, *, delay: Callable[[], float]

@@ -18,6 +18,12 @@ SUBMITTING runs whose inline submission failed or was cut short by a crash are s
 again with the same idempotency token, so Databricks answers with the run it may already have
 created. At start-up every SUBMITTING run is made due at once. The remote half (identities,
 submitting, cancelling) is a ``RunSubmitter``; the poller never calls the run service.
+
+Every replica on a ledger runs a poller, and they share the runs by claiming them
+(``runs.leases``): a tick claims the due runs, a group's refresh claims the group's other runs
+that no replica holds, and each claim is renewed while its poll lasts and released after it.
+A run is so polled by one replica at a time, and a dead replica's runs are polled by the
+others once its leases run out.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from gateway.model import (
     postpone_delay,
 )
 from gateway.runs.decide import Move, decide, unlisted
+from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, RunSubmitter, utcnow
 from gateway.settings import PollerSettings
@@ -80,6 +87,7 @@ class Poller:
         submitter: RunSubmitter,
         settings: PollerSettings,
         metrics: Metrics,
+        claims: Claims | None = None,
         clock: Clock = utcnow,
         idle_seconds: float = 0.5,
         max_parallel_groups: int = 8,
@@ -92,6 +100,7 @@ class Poller:
         self._submitter = submitter
         self._settings = settings
         self._metrics = metrics
+        self._claims = claims or Claims(store, ledger.owner, clock=clock)
         self._clock = clock
         self._idle_seconds = idle_seconds
         self._groups = asyncio.Semaphore(max_parallel_groups)
@@ -132,10 +141,14 @@ class Poller:
         return len(runs)
 
     async def tick(self) -> int:
-        """Handle every run due now; return how many were due."""
+        """Claim the runs due now and handle them; return how many were claimed."""
         now = self._clock()
-        due = await self._store.due_runs(
-            now=now, states=FOLLOWED_STATES, limit=self._settings.batch_size
+        due = await self._store.claim_due_runs(
+            now,
+            owner=self._claims.owner,
+            lease_seconds=self._claims.lease_seconds,
+            states=FOLLOWED_STATES,
+            limit=self._settings.batch_size,
         )
         if not due:
             return 0
@@ -157,7 +170,7 @@ class Poller:
         The group's runs are postponed with the reason, and no error leaves: in a TaskGroup
         one escaping exception would cancel every other namespace's poll of the tick.
         """
-        async with self._groups:
+        async with self._groups, self._claims.holding([run.id for run in due]):
             try:
                 async with asyncio.timeout(self._group_deadline):
                     with acting_for(due[0].namespace):  # the namespace's share of budgets
@@ -208,8 +221,19 @@ class Poller:
     async def _refresh_group(
         self, identity: ResolvedIdentity, identity_ref: Mapping[str, str]
     ) -> None:
-        """Refresh every active run of the group with as few calls as the group allows."""
-        group = await self._store.active_runs_of_group(identity.namespace, identity_ref)
+        """Refresh the group's active runs no other replica holds, with as few calls as it
+        allows; they stay claimed while they are refreshed."""
+        group = await self._store.claim_group(
+            identity.namespace,
+            identity_ref,
+            self._clock(),
+            owner=self._claims.owner,
+            lease_seconds=self._claims.lease_seconds,
+        )
+        async with self._claims.holding([run.id for run in group]):
+            await self._refresh(identity, group)
+
+    async def _refresh(self, identity: ResolvedIdentity, group: list[RunRecord]) -> None:
         if identity.principal is not None:
             # Runs of the same choice created as another principal (before the namespace's
             # policy or default identity changed) wait for theirs: see Submitter.identity_of.

@@ -9,9 +9,12 @@ and moves each from QUEUED to SUBMITTING through the ledger, due at once: the po
 submits it like any run whose inline submission did not finish. A queued run never touches
 Databricks before that.
 
-One task per ledger admits, and a new run of a namespace with runs waiting always queues
-behind them (``admission.decide``), so a pass's counts cannot be overtaken by a submission
-that starts without queueing.
+Every replica runs this task. A pass claims the heads it read (``Store.claim_queued_heads``:
+a namespace whose heads another replica holds is left to that replica), and each promotion
+re-checks the namespace's limits and its workspace's cap in the promotion's own transaction
+(``admission.still_fits``), so two replicas' passes cannot together overshoot a limit their
+counts each said had room. A new run of a namespace with runs waiting always queues behind
+them (``admission.decide``), so no submission jumps the queue either.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from collections.abc import Callable
 from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
-from gateway.runs.admission import Waiting, admissible, over_budget, promotions
+from gateway.model import RunRecord
+from gateway.runs.admission import Waiting, admissible, over_budget, promotions, still_fits
 from gateway.runs.caps import WorkspaceCaps
+from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, utcnow
 from gateway.settings import TenantsSettings
@@ -47,11 +52,13 @@ class Admitter:
         tenants: Callable[[], TenantsSettings],
         caps: WorkspaceCaps,
         metrics: Metrics,
+        claims: Claims | None = None,
         clock: Clock = utcnow,
         idle_seconds: float = 0.2,
     ) -> None:
         self._store = store
         self._ledger = ledger
+        self._claims = claims or Claims(store, ledger.owner, clock=clock)
         self._tenants = tenants
         self._caps = caps
         self._metrics = metrics
@@ -69,9 +76,26 @@ class Admitter:
         candidates = admissible(queued, active, tenants.quotas, caps)
         spent = await self._spent(candidates, tenants)
         # Full namespaces' heads are never read: a pass where nothing fits costs two counts.
-        heads = await self._store.queued_heads_of(candidates - spent, HEADS_PER_NAMESPACE)
+        heads = await self._store.claim_queued_heads(
+            candidates - spent,
+            HEADS_PER_NAMESPACE,
+            self._clock(),
+            owner=self._claims.owner,
+            lease_seconds=self._claims.lease_seconds,
+        )
         if not heads:
             return 0
+        async with self._claims.holding([run.id for run in heads]):
+            return await self._promote(heads, active, tenants, caps, spent)
+
+    async def _promote(
+        self,
+        heads: list[RunRecord],
+        active: dict[tuple[str, str], int],
+        tenants: TenantsSettings,
+        caps: dict[str, int | None],
+        spent: set[str],
+    ) -> int:
         by_id = {run.id: run for run in heads}
         chosen = promotions(
             [Waiting(run.namespace, run.workspace, run.id) for run in heads],
@@ -84,7 +108,10 @@ class Admitter:
         for pick in chosen:
             run = by_id[pick.run_id]
             waited = max(0.0, (self._clock() - run.created_at).total_seconds())
-            moved = await self._ledger.admit(run, f"admitted after {waited:.1f} s queued")
+            fits = still_fits(tenants.quotas(run.namespace), caps.get(run.workspace))
+            moved = await self._ledger.admit(
+                run, f"admitted after {waited:.1f} s queued", fits=fits
+            )
             if moved is not None:
                 admitted += 1
                 self._metrics.queue_wait.labels(namespace=run.namespace).observe(waited)

@@ -3,7 +3,9 @@
 The composition root picks the store, the Jobs client and the identity resolver; ``wire_runs``
 builds the rest on them, the same way for the application and for the tests. The request
 path (``RunsService``) and the background (``Poller``) share one ``RunLedger``, the one writer
-of runs, and one ``Submitter``, the remote half; they meet nowhere else.
+of runs, and one ``Submitter``, the remote half; they meet nowhere else. The background
+(poller, admission queue) claims its work under one replica id, ``server.replica_id``, which
+the ledger's writes are fenced as.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 
 from gateway.databricks.jobs import JobsClient
 from gateway.identity.resolver import IdentityResolver
+from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.runs.caps import WorkspaceCaps
+from gateway.runs.leases import LEASE_SECONDS, Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
 from gateway.runs.queue import Admitter
@@ -25,6 +29,8 @@ from gateway.runs.submitter import Submitter
 from gateway.runs.types import Clock, utcnow
 from gateway.settings import Settings
 from gateway.store.base import Store
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ def wire_runs(
     inline_submit_seconds: float | None = None,
     poll_idle_seconds: float = 0.5,
     jitter: Callable[[], float] = random.random,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> Runs:
     """The runs package on ``store``; ``inline_submit_seconds`` None takes the settings'."""
     inline = (
@@ -55,12 +62,7 @@ def wire_runs(
         if inline_submit_seconds is None
         else inline_submit_seconds
     )
-    ledger = RunLedger(
-        store,
-        metrics,
-        clock=clock,
-        state_changes=lambda namespace: settings.tenants.webhooks(namespace).state_changes,
-    )
+    ledger, claims = _ledger(store, settings, metrics, clock, lease_seconds)
     caps = WorkspaceCaps(lambda: settings.workspaces, clock=clock)
     submitter = Submitter(
         store=store,
@@ -92,11 +94,29 @@ def wire_runs(
         submitter=submitter,
         settings=settings.poller,
         metrics=metrics,
+        claims=claims,
         clock=clock,
         idle_seconds=poll_idle_seconds,
     )
-    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds, caps)
+    admitter, quota = _admission(store, ledger, settings, metrics, clock, poll_idle_seconds, caps,
+                                 claims)  # fmt: skip
     return Runs(ledger, submitter, service, poller, admitter, quota)
+
+
+def _ledger(
+    store: Store, settings: Settings, metrics: Metrics, clock: Clock, lease_seconds: float
+) -> tuple[RunLedger, Claims]:
+    """The one writer of runs, and the replica's claims its writes are fenced as."""
+    ledger = RunLedger(
+        store,
+        metrics,
+        clock=clock,
+        state_changes=lambda namespace: settings.tenants.webhooks(namespace).state_changes,
+        owner=settings.server.replica_id,
+    )
+    claims = Claims(store, ledger.owner, lease_seconds=lease_seconds, clock=clock)
+    log.info("replica_id", replica_id=claims.owner, lease_seconds=lease_seconds)
+    return ledger, claims
 
 
 def _admission(
@@ -107,6 +127,7 @@ def _admission(
     clock: Clock,
     idle_seconds: float,
     caps: WorkspaceCaps,
+    claims: Claims,
 ) -> tuple[Admitter, QuotaReport]:
     """The admission queue's task and the quota view, both on the running tenant policy."""
     admitter = Admitter(
@@ -115,6 +136,7 @@ def _admission(
         tenants=lambda: settings.tenants,
         caps=caps,
         metrics=metrics,
+        claims=claims,
         clock=clock,
         idle_seconds=idle_seconds,
     )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
 from gateway.settings.base import Frozen
+
+
+def default_replica_id() -> str:
+    """hostname-pid-random: unique among replicas, and new on each start of the process."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class ServerSettings(Frozen):
@@ -25,6 +33,11 @@ class ServerSettings(Frozen):
     # scheme and Host a client called: the TLS-terminating proxy or ingress in front. From
     # any other peer these headers are ignored, so a client cannot claim another Host.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # The name this process claims background work under (``gateway.store.leases``): each
+    # replica sharing a ledger needs its own, so an explicit one must not be reused.
+    replica_id: str = Field(
+        default_factory=default_replica_id, min_length=1, max_length=200, pattern=r"^\S+$"
+    )
 
     @model_validator(mode="after")
     def _listeners(self) -> ServerSettings:

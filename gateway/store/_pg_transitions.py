@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 from gateway import model
 from gateway.model import RunRecord, RunState
 from gateway.store._pg_connection import Body, Conn
+from gateway.store._pg_leases import RESCHEDULE_FENCED, fenced_off
 from gateway.store._pg_sql import (
     DUE_RUNS,
     INSERT_OUTBOX,
-    RESCHEDULE_RUN,
     UPDATE_RUN,
     check_limit,
     decode_run,
@@ -59,6 +59,7 @@ class Transitions:
         run_page_url: str | None = None,
         next_poll_at: datetime | None = None,
         outbox_event: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
         # Everything that can be refused is checked before the transaction starts.
         at, poll_at = utc(now), maybe_utc(next_poll_at)
@@ -67,7 +68,9 @@ class Transitions:
 
         async def body(conn: Conn) -> RunRecord | None:
             row = await conn.fetchrow(_LOCKED_RUN, run_id)
-            if row is None or (current := row_state(row)) not in expected:
+            if row is None or fenced_off(row, owner):
+                return None
+            if (current := row_state(row)) not in expected:
                 return None
             model.transition(current, to_state)
             updated = await conn.fetchrow(
@@ -99,12 +102,13 @@ class Transitions:
         add_attempts: int = 0,
         state_message: str | None = None,
         run_page_url: str | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
         at, poll_at = maybe_utc(now), maybe_utc(next_poll_at)
 
         async def body(conn: Conn) -> RunRecord | None:
             row = await conn.fetchrow(_LOCKED_RUN, run_id)
-            if row is None:
+            if row is None or fenced_off(row, owner):
                 return None
             state = row_state(row)
             updated = await conn.fetchrow(
@@ -119,7 +123,9 @@ class Transitions:
 
         return await self._run(body, write=True)
 
-    async def reschedule_runs(self, updates: Collection[Reschedule]) -> int:
+    async def reschedule_runs(
+        self, updates: Collection[Reschedule], *, owner: str | None = None
+    ) -> int:
         rows = []
         for update in updates:
             state = RunState(update.state)
@@ -127,7 +133,7 @@ class Transitions:
                 raise ValueError(f"run {update.run_id}: an ended run ({state}) is never due")
             rows.append(
                 (utc(update.next_poll_at), update.state_message, update.run_page_url,
-                 update.run_id, str(state))
+                 update.run_id, str(state), owner)
             )  # fmt: skip
         if not rows:
             return 0
@@ -136,7 +142,7 @@ class Transitions:
             # One statement per run, so the count is exact; one transaction, one commit.
             count = 0
             for row in rows:
-                status = await conn.execute(RESCHEDULE_RUN, *row)
+                status = await conn.execute(RESCHEDULE_FENCED, *row)
                 count += int(status.rsplit(" ", 1)[-1])
             return count
 

@@ -37,13 +37,6 @@ UPDATE runs SET state = ?, state_message = ?, databricks_run_id = ?, databricks_
 WHERE id = ?
 RETURNING *
 """
-# The poller's bookkeeping for a run whose state held: only while it still holds, and without
-# moving updated_at. NULL leaves the message or the URL as it is.
-RESCHEDULE_RUN = """
-UPDATE runs SET next_poll_at = ?, state_message = COALESCE(?, state_message),
-                run_page_url = COALESCE(?, run_page_url)
-WHERE id = ? AND state = ?
-"""
 # A state filter is one JSON array parameter, so no query is ever assembled from strings.
 LIST_RUNS = """
 SELECT * FROM runs WHERE namespace = ? AND id < ? AND state IN (SELECT value FROM json_each(?))

@@ -13,6 +13,9 @@ suite, ``tests/store``. The promises that matter most:
   token in a spec, a label, a message or an outbox payload.
 - Reads are scoped by namespace wherever a caller's request leads to them; only the poller,
   which acts for no caller, reads a run by id alone.
+- Replicas share the background work by leases (``gateway.store.leases``): a claim gives a
+  run to one replica until its lease runs out, and a write given ``owner`` is fenced: it does
+  nothing to a run another replica has claimed since.
 
 Timestamps go in and come out timezone-aware (UTC out); a naive datetime is refused with
 ValueError. Backend failures surface as ``gateway.errors.StoreError`` and nothing else;
@@ -27,6 +30,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.model import NamespaceUsage, RunRecord, RunState
+from gateway.store.leases import Fits, LeaseStore
 from gateway.store.outbox import (
     DisabledEndpoint,
     OutboxEntry,
@@ -93,7 +97,7 @@ class Reschedule:
     run_page_url: str | None = None
 
 
-class Store(OutboxStore, Protocol):
+class Store(OutboxStore, LeaseStore, Protocol):
     """The durable run ledger. One instance per process, opened once and closed once."""
 
     @property
@@ -190,18 +194,19 @@ class Store(OutboxStore, Protocol):
         run_page_url: str | None = None,
         next_poll_at: datetime | None = None,
         outbox_event: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
         """Move the run to ``to_state`` if it is in one of ``expected``; return the new record.
 
-        None when the run does not exist or its state is not in ``expected`` (someone else got
-        there first): nothing is written. ``gateway.model.IllegalTransition`` when the state
-        matches but the move is forbidden. On success, in one transaction: the state, ``message``
-        as the state message, the given optional fields (None leaves a field as it is), a
-        history entry, and an outbox row for ``outbox_event``: the event as the webhook
-        dispatcher will send it, JSON-serialisable, with a string ``"type"`` (ValueError or
-        TypeError before anything is written otherwise). A terminal state clears
-        ``next_poll_at``: an ended run is never due. Moving to the state the run is already in
-        updates the fields but records no history and writes no outbox row.
+        None when the run does not exist, its state is not in ``expected`` (someone else got there
+        first) or ``owner`` is fenced off (``gateway.store.leases``): nothing is written.
+        ``gateway.model.IllegalTransition`` when the state matches but the move is forbidden. On
+        success, in one transaction: the state, ``message`` as the state message, the given
+        optional fields (None leaves a field as it is), a history entry, and an outbox row for
+        ``outbox_event``: the event as the webhook dispatcher will send it, JSON-serialisable, with
+        a string ``"type"`` (ValueError or TypeError before anything is written otherwise). A
+        terminal state clears ``next_poll_at``: an ended run is never due. Moving to the state the
+        run is already in updates the fields but records no history and writes no outbox row.
         """
         ...
 
@@ -215,8 +220,10 @@ class Store(OutboxStore, Protocol):
         add_attempts: int = 0,
         state_message: str | None = None,
         run_page_url: str | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
-        """Bookkeeping that is not a state change; None if the run does not exist.
+        """Bookkeeping that is not a state change; None if the run does not exist (or
+        ``owner`` is fenced off, and nothing is written).
 
         None leaves a field as it is. ``attempts`` sets the counter and ``add_attempts`` then
         adds to it atomically, so concurrent increments are never lost. ``next_poll_at`` is
@@ -225,12 +232,15 @@ class Store(OutboxStore, Protocol):
         """
         ...
 
-    async def reschedule_runs(self, updates: Collection[Reschedule]) -> int:
+    async def reschedule_runs(
+        self, updates: Collection[Reschedule], *, owner: str | None = None
+    ) -> int:
         """Apply many ``Reschedule``s in one transaction; return how many runs were updated.
 
         The poller's bookkeeping after a poll that changed no run's state: one write for a
         whole group of runs instead of one per run. A run no longer in the update's ``state``
-        (it moved on meanwhile) or that does not exist is left alone and not counted.
+        (it moved on meanwhile), that ``owner`` is fenced off from or that does not exist is
+        left alone and not counted.
         ``updated_at`` does not move. An update naming a terminal ``state`` is a caller bug
         (an ended run is never due): ValueError before anything is written.
         """
@@ -241,10 +251,8 @@ class Store(OutboxStore, Protocol):
     ) -> list[RunRecord]:
         """Runs in ``states`` whose ``next_poll_at`` is at or before ``now``, most overdue first.
 
-        A run without ``next_poll_at`` is never due. SQLite serves a single replica, so this
-        only reads; a backend shared by replicas will lease what it returns to the caller
-        (keyword arguments for an owner and a lease time will be added then), so callers must
-        act on every run they get and move its ``next_poll_at`` on.
+        A run without ``next_poll_at`` is never due. This only reads, whoever holds the runs:
+        work shared by replicas is claimed with ``claim_due_runs`` instead.
         """
         ...
 
@@ -325,6 +333,8 @@ __all__ = [
     "Admission",
     "Admit",
     "DisabledEndpoint",
+    "Fits",
+    "LeaseStore",
     "NewRun",
     "OutboxEntry",
     "Reschedule",

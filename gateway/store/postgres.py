@@ -34,6 +34,8 @@ from gateway.store._pg_connection import (
     translated,
 )
 from gateway.store._pg_health import PostgresHealth
+from gateway.store._pg_leases import PostgresLeases
+from gateway.store._pg_locks import LOCK, NAMESPACE_LOCK, WORKSPACE_LOCK
 from gateway.store._pg_outbox import PostgresOutbox
 from gateway.store._pg_quota import QuotaReads, usage
 from gateway.store._pg_schema import installation_id, migrate
@@ -64,21 +66,17 @@ __all__ = ["PoolSettings", "PostgresStore"]
 
 T = TypeVar("T")
 
-# Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)); the second key is
-# the name's hash. Namespace before workspace, always, so two admissions never deadlock.
-NAMESPACE_LOCK = 15_001
-WORKSPACE_LOCK = 15_002
-_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
-
-class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresHealth):
+class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, PostgresHealth):
     """The Store protocol on a PostgreSQL database (its schema is the DSN's search_path)."""
 
-    def __init__(self, settings: PoolSettings) -> None:
+    def __init__(self, settings: PoolSettings, *, owner: str | None = None) -> None:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._installation_id: str | None = None
-        # Names this store's claims (outbox leases): unique per process and per open().
+        # Names this store's claims (outbox leases): the replica id when given (so the outbox
+        # and the runs name one replica alike), else unique per process and per open().
+        self._replica = owner
         self.owner = ""
         self._lifetime = asyncio.Lock()
 
@@ -112,7 +110,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresHealth):
                 await asyncio.shield(pool.close())
                 raise
             self._pool, self._installation_id = pool, found
-            self.owner = uuid.uuid4().hex[:12]
+            self.owner = self._replica or uuid.uuid4().hex[:12]
 
     async def close(self) -> None:
         async with self._lifetime:
@@ -143,10 +141,10 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresHealth):
         async def body(conn: Conn) -> tuple[RunRecord, bool]:
             # Serialises the namespace's submissions across replicas: the replay check and the
             # admission below see every run committed before, and nothing commits in between.
-            await conn.execute(_LOCK, NAMESPACE_LOCK, new.namespace)
+            await conn.execute(LOCK, NAMESPACE_LOCK, new.namespace)
             if admit is not None:
                 # The workspace cap spans namespaces; taken second, always, so no deadlock.
-                await conn.execute(_LOCK, WORKSPACE_LOCK, new.workspace)
+                await conn.execute(LOCK, WORKSPACE_LOCK, new.workspace)
             if new.idempotency_key is not None:
                 found = await conn.fetchrow(BY_IDEMPOTENCY_KEY, new.namespace, new.idempotency_key)
                 if found is not None:

@@ -27,6 +27,7 @@ from gateway.errors import Conflict, StoreError
 from gateway.model import RunRecord, RunState
 from gateway.store._sqlite_connection import Body, Connection
 from gateway.store._sqlite_health import SqliteHealth
+from gateway.store._sqlite_leases import SqliteLeases, fenced_off
 from gateway.store._sqlite_outbox import SqliteOutbox
 from gateway.store._sqlite_quota import QuotaReads, usage
 from gateway.store._sqlite_sql import (
@@ -38,7 +39,6 @@ from gateway.store._sqlite_sql import (
     INSERT_RUN,
     LIST_RUNS,
     MAX_ID,
-    RESCHEDULE_RUN,
     UPDATE_RUN,
     check_limit,
     decode_outbox,
@@ -56,7 +56,7 @@ from gateway.store._sqlite_sql import (
     states_param,
     to_us,
 )
-from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry, Reschedule
+from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry
 
 # RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
 MIN_SQLITE = (3, 38, 0)
@@ -64,7 +64,7 @@ MIN_SQLITE = (3, 38, 0)
 T = TypeVar("T")
 
 
-class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
+class SqliteStore(QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
     """The Store protocol on a SQLite file (``:memory:`` works too, for one process)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
@@ -241,6 +241,7 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
         run_page_url: str | None = None,
         next_poll_at: datetime | None = None,
         outbox_event: Mapping[str, Any] | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
         # Everything that can be refused is checked before the job is queued.
         at = to_us(now)
@@ -250,7 +251,9 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
 
         def body(conn: sqlite3.Connection) -> RunRecord | None:
             row = one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
-            if row is None or (current := row_state(row)) not in expected:
+            if row is None or fenced_off(row, owner):
+                return None
+            if (current := row_state(row)) not in expected:
                 return None
             model.transition(current, to_state)
             updated = one(
@@ -285,13 +288,14 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
         add_attempts: int = 0,
         state_message: str | None = None,
         run_page_url: str | None = None,
+        owner: str | None = None,
     ) -> RunRecord | None:
         at = None if now is None else to_us(now)
         poll_at = None if next_poll_at is None else to_us(next_poll_at)
 
         def body(conn: sqlite3.Connection) -> RunRecord | None:
             row = one(conn, "SELECT * FROM runs WHERE id = ?", (run_id,))
-            if row is None:
+            if row is None or fenced_off(row, owner):
                 return None
             state = row_state(row)
             updated = one(
@@ -306,23 +310,6 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteHealth):
             return maybe_run(updated)
 
         return await self._run(body, write=True)
-
-    async def reschedule_runs(self, updates: Collection[Reschedule]) -> int:
-        rows = []
-        for update in updates:
-            state = RunState(update.state)
-            if state.terminal:
-                raise ValueError(f"run {update.run_id}: an ended run ({state}) is never due")
-            rows.append(
-                (to_us(update.next_poll_at), update.state_message, update.run_page_url,
-                 update.run_id, state)
-            )  # fmt: skip
-        if not rows:
-            return 0
-        # One transaction, so one fsync, for all of them.
-        return await self._run(
-            lambda conn: max(conn.executemany(RESCHEDULE_RUN, rows).rowcount, 0), write=True
-        )
 
     async def due_runs(
         self, now: datetime, *, states: Collection[RunState], limit: int

@@ -6,8 +6,9 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -69,11 +70,11 @@ class CountingStore(SqliteStore):
         self.reads["list_runs"] += 1
         return await super().list_runs(*args, **kwargs)  # type: ignore[arg-type]
 
-    async def active_runs_of_group(
-        self, namespace: str, identity_ref: Mapping[str, str]
+    async def claim_group(
+        self, namespace: str, identity_ref: Mapping[str, str], now: datetime, **lease: Any
     ) -> list[RunRecord]:
-        self.reads["active_runs_of_group"] += 1
-        return await super().active_runs_of_group(namespace, identity_ref)
+        self.reads["claim_group"] += 1
+        return await super().claim_group(namespace, identity_ref, now, **lease)
 
 
 @dataclass
@@ -118,11 +119,11 @@ async def poll_after(wired: Wired, polling: Polling, *, seconds: float = 10) -> 
 
 
 async def test_a_group_is_read_with_one_group_query(wired: Wired, polling: Polling) -> None:
-    """The group's runs come from active_runs_of_group, never from listing the namespace."""
+    """The group's runs come from one claim of the group, never from listing the namespace."""
     for _ in range(3):
         await wired.submit()
     assert await poll_after(wired, polling) == 3
-    assert polling.store.reads == {"active_runs_of_group": 1}
+    assert polling.store.reads == {"claim_group": 1}
 
 
 async def test_a_group_of_three_is_refreshed_by_one_list_walk(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,11 +28,11 @@ class CountingStore(SqliteStore):
         super().__init__(path)
         self.heads_read: list[set[str]] = []
 
-    async def queued_heads_of(
-        self, namespaces: Collection[str], per_namespace: int
+    async def claim_queued_heads(
+        self, namespaces: Collection[str], per_namespace: int, now: datetime, **lease: Any
     ) -> list[RunRecord]:
         self.heads_read.append(set(namespaces))
-        return await super().queued_heads_of(namespaces, per_namespace)
+        return await super().claim_queued_heads(namespaces, per_namespace, now, **lease)
 
 
 @pytest.fixture

@@ -43,12 +43,12 @@ async def test_replicas_starting_together_migrate_once(pg_dsn: str) -> None:
         conn = await asyncpg.connect(pg_dsn)
         try:
             rows = await conn.fetch(
-                "SELECT version, count(*) AS n FROM schema_migrations GROUP BY 1"
+                "SELECT version, count(*) AS n FROM schema_migrations GROUP BY 1 ORDER BY 1"
             )
             ids = await conn.fetchval("SELECT count(*) FROM meta WHERE key = 'installation_id'")
         finally:
             await conn.close()
-        assert [(row["version"], row["n"]) for row in rows] == [(1, 1)]
+        assert [(row["version"], row["n"]) for row in rows] == [(1, 1), (2, 1)]
         assert ids == 1
     finally:
         await _close(stores)

@@ -66,6 +66,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (6, "webhook_delivery"),
         (7, "principal"),
         (8, "run_hours"),
+        (9, "leases"),
     ]
 
 
