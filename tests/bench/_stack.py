@@ -55,7 +55,7 @@ UNLIMITED_QUOTAS = {
     "max_active_runs": 1_000_000,
     "max_queued_runs": 1_000_000,
     "submissions_per_minute": 1_000_000.0,
-    "burst": 1_000_000,
+    "burst": 1_000,  # the most a namespace may have (the bucket reads 1,024 submissions)
 }
 
 

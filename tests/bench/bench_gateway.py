@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -89,7 +91,13 @@ def fsync_p50_ms(directory: str, samples: int = 200) -> float:
     return times[len(times) // 2] * 1000
 
 
-async def drive(stack: Stack, args: argparse.Namespace, variant: Variant) -> None:
+# Wraps each measured phase, by its name: profile_gateway.py samples the gateway through it.
+PhaseHook = Callable[[str], AbstractContextManager[object]]
+
+
+async def drive(
+    stack: Stack, args: argparse.Namespace, variant: Variant, hook: PhaseHook | None = None
+) -> None:
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=args.workers * 2)
     direct_ids: list[int] = []
@@ -146,7 +154,8 @@ async def drive(stack: Stack, args: argparse.Namespace, variant: Variant) -> Non
         for name, call in plan:
             before = await emulator_counts(http, emu)
             cpu_before = cpu_seconds(stack.gateway_pid), cpu_seconds(stack.emulator_pid)
-            phase = await run_phase(name, args.workers, args.requests, args.seconds, call)
+            with hook(name) if hook is not None else nullcontext():
+                phase = await run_phase(name, args.workers, args.requests, args.seconds, call)
             gw_cpu = cpu_seconds(stack.gateway_pid) - cpu_before[0]
             emu_cpu = cpu_seconds(stack.emulator_pid) - cpu_before[1]
             variant.cpu[name] = (gw_cpu, emu_cpu)
@@ -155,7 +164,11 @@ async def drive(stack: Stack, args: argparse.Namespace, variant: Variant) -> Non
         variant.rss_kib = proc_status_kib(stack.gateway_pid, "VmRSS")
 
 
-def bench(args: argparse.Namespace, variant: Variant) -> None:
+def bench(
+    args: argparse.Namespace,
+    variant: Variant,
+    hook: Callable[[Stack], PhaseHook] | None = None,
+) -> None:
     poller = QUIET_POLLER if args.quiet_poller else None
     with running_stack(
         namespaces=args.namespaces,
@@ -166,7 +179,7 @@ def bench(args: argparse.Namespace, variant: Variant) -> None:
     ) as stack:
         variant.fsync_ms = fsync_p50_ms(str(stack.ledger_path.parent))
         watch = CpuWatch((stack.gateway_pid, stack.emulator_pid))
-        asyncio.run(drive(stack, args, variant))
+        asyncio.run(drive(stack, args, variant, None if hook is None else hook(stack)))
         variant.noise = watch.report()
 
 
@@ -221,8 +234,8 @@ def report(variant: Variant) -> None:
     print(f"  {variant.noise}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--requests", type=int, default=3000, help="per phase, after warm-up")
     parser.add_argument("--seconds", type=float, default=60.0, help="cap per phase")
@@ -230,7 +243,11 @@ def main() -> int:
     parser.add_argument("--tmpfs", action="store_true", help=f"also run with the ledger in {TMPFS}")
     parser.add_argument("--quiet-poller", action="store_true", help="keep the poller idle")
     parser.add_argument("--log-level", default="info", help="the gateway's (default: info)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = arguments().parse_args()
     poller = "idle (interval 1 h)" if args.quiet_poller else "default settings (5 s .. 60 s)"
     print(
         f"gateway bench: {args.workers} workers, {args.requests} requests per phase (cap "
