@@ -9,6 +9,8 @@ headers, JWTs, Databricks PATs and OAuth secrets, form fields such as ``client_s
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 import sys
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 from gateway import secrets_registry
@@ -76,9 +79,17 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every pattern above needs one of these words, in any case: text without any (nearly every
+# log value: event names, routes, ids, states) skips the six substitutions, which cost ten
+# times this one search.
+_MAYBE_CREDENTIAL = re.compile(r"(?i)bearer|basic|token|eyj|dapi|dose|client_|password")
+
+
 def redact_text(text: str) -> str:
     """Return ``text`` with every held secret and every credential-shaped substring replaced."""
     text = secrets_registry.scrub(text)
+    if _MAYBE_CREDENTIAL.search(text) is None:
+        return text
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -93,8 +104,12 @@ def upstream_text(text: str, limit: int = UPSTREAM_MAX_CHARS) -> str:
 
 
 def _is_secret_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _secret_key_name(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key_name(key: str) -> bool:
+    # Keys are the code's own words nearly always: the answer for each is worked out once.
     lowered = key.lower()
     return lowered in _SECRET_KEYS or lowered.endswith(("_token", "_secret", "_password"))
 
@@ -140,12 +155,21 @@ def shared_processors() -> list[structlog.types.Processor]:
     ]
 
 
+def _json(event: Any, **_options: Any) -> str:
+    """One event as a JSON line: orjson (a sixth of the standard encoder's time), which
+    refuses integers past 64 bits, where the standard encoder takes over."""
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:
+        return json.dumps(event, default=str)
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     """Configure structlog and the stdlib root logger once, at process start."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )

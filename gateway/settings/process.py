@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import importlib.util
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from gateway.settings.base import Frozen
+
+
+def event_loop_problem(
+    name: str, find_spec: Callable[[str], Any] = importlib.util.find_spec
+) -> str | None:
+    """Why the event loop ``name`` cannot run here, or None."""
+    if name == "uvloop" and find_spec("uvloop") is None:
+        return (
+            "uvloop is not installed; install it (pip install 'lakegate[uvloop]') or set "
+            "event_loop: asyncio"
+        )
+    return None
 
 
 class ServerSettings(Frozen):
@@ -21,6 +35,17 @@ class ServerSettings(Frozen):
     # PEM files; both or neither. With them the main listener speaks only TLS.
     tls_cert_file: str | None = Field(default=None, min_length=1)
     tls_key_file: str | None = Field(default=None, min_length=1)
+    # uvloop: libuv's event loop, about a fifth less CPU per request; opt-in, and refused at
+    # start-up when the package is missing (pip install 'lakegate[uvloop]').
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        problem = event_loop_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _listeners(self) -> ServerSettings:

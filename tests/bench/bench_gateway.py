@@ -176,6 +176,7 @@ def bench(
         poller=poller,
         ledger_dir=variant.ledger_dir,
         log_level=args.log_level,
+        event_loop=args.event_loop,
     ) as stack:
         variant.fsync_ms = fsync_p50_ms(str(stack.ledger_path.parent))
         watch = CpuWatch((stack.gateway_pid, stack.emulator_pid))
@@ -243,6 +244,10 @@ def arguments(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentPa
     parser.add_argument("--tmpfs", action="store_true", help=f"also run with the ledger in {TMPFS}")
     parser.add_argument("--quiet-poller", action="store_true", help="keep the poller idle")
     parser.add_argument("--log-level", default="info", help="the gateway's (default: info)")
+    parser.add_argument(
+        "--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="the gateway's server.event_loop (default: asyncio)",
+    )  # fmt: skip
     return parser
 
 
@@ -256,7 +261,8 @@ def main() -> int:
         f"emulator, gateway and load generator each in their own process, sharing "
         f"{os.cpu_count()} CPUs: every gateway request also costs an emulator request on the "
         f"same cores\nruns stay active for an hour; gateway poller {poller}, gateway log "
-        f"level {args.log_level}, ledger SQLite WAL synchronous=FULL"
+        f"level {args.log_level}, event loop {args.event_loop}, ledger SQLite WAL "
+        "synchronous=FULL"
     )
     variants = [Variant("ledger on disk (temporary directory)", None)]
     if args.tmpfs:
