@@ -1,7 +1,8 @@
 """structlog set-up, context binding and the redaction that keeps credentials out of logs.
 
-Redaction runs as the last processor before rendering, over every value of every event, so a
-token that reaches a log through an exception message, a URL or a nested dict is still caught.
+Redaction runs over every value of every event once exceptions and stacks are text (only the
+level and the timestamp, the processors' own words, are added after it), so a token that
+reaches a log through an exception message, a URL or a nested dict is still caught.
 It works on two levels: keys whose name says "secret" lose their value whatever it looks like,
 and string values are scrubbed of the shapes credentials have on the wire (bearer and basic
 headers, JWTs, Databricks PATs and OAuth secrets, form fields such as ``client_secret=``).
@@ -145,13 +146,16 @@ def redact_processor(
 
 
 def shared_processors() -> list[structlog.types.Processor]:
+    # Redaction comes after everything that turns an exception or a stack into text, and
+    # before the level and the time, which are the processors' own words: scanning them for
+    # secrets cost a fifth of a request's log event.
     return [
         structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
         redact_processor,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
 
