@@ -51,7 +51,10 @@ class Worker:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job | None]] = queue.SimpleQueue()
+        # Jobs queued during the current turn of each loop, handed to the thread together at
+        # the end of it: one wake-up of the thread per turn, not one per job.
+        self._outgoing: dict[asyncio.AbstractEventLoop, list[_Job | None]] = {}
         self._thread = threading.Thread(target=self._serve, name="lakegate-ledger", daemon=True)
         self._thread.start()
 
@@ -59,7 +62,7 @@ class Worker:
         """Queue ``body``: a read or a write (given the connection) or a call (given nothing)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Job(kind, body, loop, future))
+        self._send(loop, _Job(kind, body, loop, future))
         return future
 
     def read(self, body: Body[T]) -> asyncio.Future[T]:
@@ -73,16 +76,26 @@ class Worker:
 
     def stop(self) -> None:
         """Let the thread end once the jobs queued before this are done."""
-        self._queue.put(None)
+        self._send(asyncio.get_running_loop(), None)
+
+    def _send(self, loop: asyncio.AbstractEventLoop, job: _Job | None) -> None:
+        outgoing = self._outgoing.get(loop)
+        if outgoing is None:
+            outgoing = self._outgoing[loop] = []
+            loop.call_soon(self._flush, loop)
+        outgoing.append(job)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._outgoing.pop(loop))
 
     # --- on the worker's thread -------------------------------------------------------------
 
     def _serve(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            batch = self._queue.get()
             with contextlib.suppress(queue.Empty):
                 while True:
-                    batch.append(self._queue.get_nowait())
+                    batch.extend(self._queue.get_nowait())
             # A call (connect, disconnect) and the end run alone, in their place in the order.
             run: list[_Job] = []
             for job in batch:
