@@ -35,8 +35,8 @@ class ServerSettings(Frozen):
     # PEM files; both or neither. With them the main listener speaks only TLS.
     tls_cert_file: str | None = Field(default=None, min_length=1)
     tls_key_file: str | None = Field(default=None, min_length=1)
-    # uvloop: libuv's event loop, about a fifth less CPU per request; opt-in, and refused at
-    # start-up when the package is missing (pip install 'lakegate[uvloop]').
+    # uvloop: libuv's event loop, for less CPU per request (bench_gateway.py --event-loop
+    # uvloop); opt-in, and refused at load when missing (pip install 'lakegate[uvloop]').
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     @field_validator("event_loop")
