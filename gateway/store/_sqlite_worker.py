@@ -55,6 +55,7 @@ class Worker:
         # Jobs queued during the current turn of each loop, handed to the thread together at
         # the end of it: one wake-up of the thread per turn, not one per job.
         self._outgoing: dict[asyncio.AbstractEventLoop, list[_Job | None]] = {}
+        self.stopped = False
         self._thread = threading.Thread(target=self._serve, name="lakegate-ledger", daemon=True)
         self._thread.start()
 
@@ -62,7 +63,10 @@ class Worker:
         """Queue ``body``: a read or a write (given the connection) or a call (given nothing)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._send(loop, _Job(kind, body, loop, future))
+        if self.stopped:
+            future.set_exception(StoreError("the run ledger is not open"))
+        else:
+            self._send(loop, _Job(kind, body, loop, future))
         return future
 
     def read(self, body: Body[T]) -> asyncio.Future[T]:
@@ -75,8 +79,10 @@ class Worker:
         return self.submit(_CALL, body)
 
     def stop(self) -> None:
-        """Let the thread end once the jobs queued before this are done."""
-        self._send(asyncio.get_running_loop(), None)
+        """Let the thread end once the jobs queued before this are done; later ones fail."""
+        if not self.stopped:
+            self.stopped = True
+            self._send(asyncio.get_running_loop(), None)
 
     def _send(self, loop: asyncio.AbstractEventLoop, job: _Job | None) -> None:
         outgoing = self._outgoing.get(loop)
@@ -98,11 +104,15 @@ class Worker:
                     batch.extend(self._queue.get_nowait())
             # A call (connect, disconnect) and the end run alone, in their place in the order.
             run: list[_Job] = []
-            for job in batch:
+            for i, job in enumerate(batch):
                 if job is None or job.kind == _CALL:
                     self._batch(run)
                     run = []
                     if job is None:
+                        # Nothing should follow the end; whatever did is answered, not lost.
+                        late = [j for j in batch[i + 1 :] if j is not None]
+                        _fail(late, "the run ledger is not open")
+                        _deliver(late)
                         return
                     self._one_call(job)
                 else:

@@ -90,7 +90,7 @@ _ROOTS = ("gateway/__main__.py", "gateway/cli/", "asyncio/", "concurrent/", "<fr
 def _ours_or_a_library(frame: str) -> bool:
     """A frame of a file in a package (not a stdlib module at the top level), not a root."""
     where = frame.rpartition("(")[2]
-    return "/" in where and not where.startswith(_ROOTS)
+    return "/" in where and not where.startswith(_ROOTS) and frame != "run (gateway/serving.py)"
 
 
 def main() -> int:

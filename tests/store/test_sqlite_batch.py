@@ -40,8 +40,9 @@ async def worker(tmp_path: Path) -> AsyncIterator[Worker]:
     for sql in SCHEMA:
         await worker.write(lambda c, sql=sql: c.execute(sql))
     yield worker
-    await worker.call(conn.disconnect)
-    worker.stop()
+    if not worker.stopped:
+        await worker.call(conn.disconnect)
+        worker.stop()
 
 
 class Gate:
@@ -209,3 +210,14 @@ async def test_concurrent_submissions_share_commits_and_quota_refusals_stay_alon
                 assert found == outcome[0]
     finally:
         await store.close()
+
+
+async def test_a_job_queued_after_the_end_is_answered(worker: Worker) -> None:
+    """A job sent after stop() fails with StoreError instead of waiting for ever."""
+    gate = Gate(worker)
+    worker.call(worker.conn.disconnect)
+    worker.stop()
+    late = worker.write(insert("late"))
+    await gate.open()
+    with pytest.raises(StoreError, match="not open"):
+        await asyncio.wait_for(late, 5)
