@@ -154,11 +154,13 @@ class Worker:
         for i, job in enumerate(jobs):
             if not _step(conn, job, write):
                 # The statement took the whole transaction with it (a full disk, an I/O
-                # error): none of the batch's writes is left; the rest start afresh.
+                # error): none of the batch's writes is left (reads already answered stand);
+                # the rest start afresh.
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                _fail(jobs[:i], "the run ledger rolled back the transaction this was part of")
+                if write:
+                    _fail(jobs[:i], "the run ledger rolled back the transaction this was part of")
                 return list(jobs[i + 1 :])
         try:
             conn.execute("COMMIT")

@@ -221,3 +221,42 @@ async def test_a_job_queued_after_the_end_is_answered(worker: Worker) -> None:
     await gate.open()
     with pytest.raises(StoreError, match="not open"):
         await asyncio.wait_for(late, 5)
+
+
+async def test_a_statement_that_ends_the_transaction_fails_the_writes_before_it_alone(
+    worker: Worker, tmp_path: Path
+) -> None:
+    """When one job's statement takes the whole transaction with it (as a full disk does), the
+    writes before it fail with it, unmade, and the ones after it commit in a new one."""
+
+    def ends_it(conn: sqlite3.Connection) -> None:
+        insert("gone")(conn)
+        conn.execute("ROLLBACK")
+
+    gate = Gate(worker)
+    futures = [worker.write(insert("a")), worker.write(ends_it), worker.write(insert("c"))]
+    await gate.open()
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(outcomes[0], StoreError)
+    assert isinstance(outcomes[1], StoreError)
+    assert isinstance(outcomes[2], int)
+    assert names(tmp_path / "ledger.db") == ["c"]
+
+
+async def test_reads_answered_before_the_transaction_ended_stand(worker: Worker) -> None:
+    """A read whose transaction a later read ended keeps its answer; the reads after it run."""
+    await worker.write(insert("x"))
+
+    def count(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT count(*) FROM item").fetchone()[0])
+
+    def ends_it(conn: sqlite3.Connection) -> None:
+        conn.execute("ROLLBACK")
+        raise RuntimeError("gone")
+
+    gate = Gate(worker)
+    futures = [worker.read(count), worker.read(ends_it), worker.read(count)]
+    await gate.open()
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert outcomes[0] == outcomes[2] == 1
+    assert isinstance(outcomes[1], RuntimeError)
