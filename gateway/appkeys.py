@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -26,7 +26,6 @@ from gateway.callers.gate import CallerGate
 from gateway.callers.types import Caller
 from gateway.doctor import Doctor
 from gateway.identity.resolver import IdentityResolver
-from gateway.kube import KubeClient, ServiceAccountInformer
 from gateway.metrics import Metrics
 from gateway.model import RunRecord
 from gateway.readiness import Readiness
@@ -40,6 +39,10 @@ from gateway.settings.reload import TenantsReloader
 from gateway.singleflight import TtlCache
 from gateway.store.base import Store
 from gateway.webhooks.admin import WebhookAdmin
+
+if TYPE_CHECKING:
+    # Typing only: importing them loads kubernetes-asyncio, which kubernetes.mode: off skips.
+    from gateway.kube import KubeClient, ServiceAccountInformer
 
 
 class RemoteRuns(Protocol):
@@ -82,8 +85,8 @@ DOCTOR = web.AppKey("lakegate.doctor", Doctor)
 STORE = web.AppKey("lakegate.store", Store)
 DATABRICKS_HTTP = web.AppKey("lakegate.databricks_http", aiohttp.ClientSession)
 JWKS_HTTP = web.AppKey("lakegate.jwks_http", aiohttp.ClientSession)
-KUBE = web.AppKey("lakegate.kube", KubeClient)
-INFORMER = web.AppKey("lakegate.informer", ServiceAccountInformer)
+KUBE: web.AppKey[KubeClient] = web.AppKey("lakegate.kube")
+INFORMER: web.AppKey[ServiceAccountInformer] = web.AppKey("lakegate.informer")
 IDENTITIES: web.AppKey[IdentityResolver] = web.AppKey("lakegate.identities")
 RUNS = web.AppKey("lakegate.runs", RunsService)
 POLLER = web.AppKey("lakegate.poller", Poller)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +28,10 @@ _RUN_DURATION_BUCKETS = (10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0,
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # Children of the counters and histograms the request path reports to, by family and
+        # label values: labels() takes a lock, validates and builds a tuple each call, which
+        # costs more than the increment it leads to. Never for gauges, which are cleared.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._http()
         self._runs()
         self._databricks()
@@ -233,6 +238,17 @@ class Metrics:
 
     # --- what the components report ---------------------------------------------------------
 
+    def _child(self, family: Counter | Histogram, *values: str) -> Any:
+        key = (id(family), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*values)
+        return child
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, method, route, str(status)).inc()
+        self._child(self.http_latency, method, route).observe(seconds)
+
     def observe_token_event(self, event: str, kind: str) -> None:
         child = self._token_events.get((event, kind))
         if child is None:
@@ -246,8 +262,8 @@ class Metrics:
             self.token_endpoint_errors.labels(kind=kind, error=error).inc()
 
     def observe_databricks_call(self, endpoint: str, outcome: str, seconds: float) -> None:
-        self.databricks_calls.labels(endpoint=endpoint, outcome=outcome).inc()
-        self.databricks_latency.labels(endpoint=endpoint).observe(seconds)
+        self._child(self.databricks_calls, endpoint, outcome).inc()
+        self._child(self.databricks_latency, endpoint).observe(seconds)
 
     def observe_webhook(
         self, namespace: str, outcome: str, status: int | None, seconds: float | None
@@ -259,8 +275,8 @@ class Metrics:
             self.webhook_latency.labels(namespace=namespace).observe(seconds)
 
     def observe_submission(self, namespace: str, outcome: str) -> None:
-        self.submissions.labels(outcome=outcome).inc()
-        self.namespace_submissions.labels(namespace=namespace, outcome=outcome).inc()
+        self._child(self.submissions, outcome).inc()
+        self._child(self.namespace_submissions, namespace, outcome).inc()
 
     def observe_quota_refusal(self, namespace: str, limit: str | None) -> None:
         self.quota_refusals.labels(namespace=namespace, limit=limit).inc()
@@ -272,10 +288,10 @@ class Metrics:
         self, namespace: str, state: str, terminal: bool, since_created: float
     ) -> None:
         """A run entered ``state``, ``since_created`` seconds after it was submitted."""
-        self.transitions.labels(state=state).inc()
+        self._child(self.transitions, state).inc()
         if terminal:
-            self.terminal.labels(namespace=namespace, state=state).inc()
-            self.run_duration.labels(state=state).observe(max(0.0, since_created))
+            self._child(self.terminal, namespace, state).inc()
+            self._child(self.run_duration, state).observe(max(0.0, since_created))
 
     def set_tenants_refused(self, refused: Sequence[tuple[str, str]]) -> None:
         """Replace the refused tenants with ``(namespace, reason)`` pairs."""

@@ -15,12 +15,13 @@ keep-alive connection is closed after ``KEEPALIVE_SECONDS``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
 import ssl
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,6 +210,11 @@ async def serve(
             await runner.setup()
             await start_site(runner, listener)
         started()
+        # What start-up built lives as long as the process: out of the collector's sight, a
+        # full collection under load walks only what requests make (pauses of 30-90 ms
+        # were seen before).
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -218,3 +224,18 @@ async def serve(
         # The others first: they read what the main application's cleanup closes.
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory of the event loop ``server.event_loop`` names; None: asyncio's own."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def run(main: Coroutine[Any, Any, None], *, event_loop: str = "asyncio") -> None:
+    """Run ``main`` to its end on the event loop ``server.event_loop`` names."""
+    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+        runner.run(main)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import logs
 
@@ -52,6 +55,18 @@ def test_redact_text_removes_credential_shapes(text: str, secret: str) -> None:
 def test_redact_text_keeps_ordinary_words(text: str) -> None:
     """Plain messages, including prose about tokens, pass through untouched."""
     assert logs.redact_text(text) == text
+
+
+@pytest.mark.parametrize("pattern", [p for p, _ in logs._VALUE_PATTERNS], ids=str)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_no_credential_shape_escapes_the_quick_check(
+    pattern: re.Pattern[str], data: st.DataObject
+) -> None:
+    """Any text one of the patterns would redact passes the one search that lets text skip
+    them, so the shortcut never lets a credential through."""
+    text = data.draw(st.from_regex(pattern))
+    assert logs._MAYBE_CREDENTIAL.search(text) is not None
 
 
 def test_secret_keys_lose_their_values_at_any_depth() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.callers import authorize
+from gateway.api.jsonbody import json_response
 from gateway.api.middlewares import read_body
 from gateway.api.schemas import (
     check_list_parameters,
@@ -42,7 +43,7 @@ async def submit_run(request: web.Request) -> web.Response:
         status = 202
     else:
         status = 201
-    return web.json_response(
+    return json_response(
         run_view(run),
         status=status,
         headers={"Location": run_location(run.namespace, run.id)},
@@ -54,7 +55,7 @@ async def get_run(request: web.Request) -> web.Response:
     namespace = parse_namespace(request.match_info["namespace"])
     run_id = parse_run_id(request.match_info["run_id"])
     run = await request.config_dict[SERVICE].get(namespace, run_id)
-    return web.json_response(run_view(run, history=True))
+    return json_response(run_view(run, history=True))
 
 
 async def list_runs(request: web.Request) -> web.Response:
@@ -68,7 +69,7 @@ async def list_runs(request: web.Request) -> web.Response:
         limit=parse_limit(query.getall("limit", [])),
         cursor=parse_cursor(query.getall("cursor", [])),
     )
-    return web.json_response(
+    return json_response(
         {"runs": [run_view(run) for run in page.runs], "next_cursor": page.next_cursor}
     )
 
@@ -78,4 +79,4 @@ async def cancel_run(request: web.Request) -> web.Response:
     namespace = parse_namespace(request.match_info["namespace"])
     run_id = parse_run_id(request.match_info["run_id"])
     run = await request.config_dict[SERVICE].cancel(namespace, run_id)
-    return web.json_response(run_view(run), status=202)
+    return json_response(run_view(run), status=202)

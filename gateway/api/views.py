@@ -16,8 +16,12 @@ from gateway.model import RunRecord, Transition
 def rfc3339(moment: datetime) -> str:
     """``2024-05-01T12:00:00.000000Z``: UTC, fixed width, so strings sort like times."""
     # The ledger writes UTC; a naive value from a store driver means UTC, never local time.
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C and three times as quick as strftime; the year is padded alike. The
+    # ledger's times are in UTC already, and most of a view's time went into converting them.
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    utc = moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def transition_view(transition: Transition) -> dict[str, Any]:

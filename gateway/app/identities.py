@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -24,10 +25,12 @@ from gateway.identity import plans
 from gateway.identity.builders import Builder
 from gateway.identity.cache import TokenCache
 from gateway.identity.resolver import NamespaceResolver
-from gateway.kube import InformerOptions, ServiceAccountInformer
 from gateway.readiness import Check, ReadinessChecks
 from gateway.settings import Settings
 from gateway.tenant_refusals import refusals_check
+
+if TYPE_CHECKING:
+    from gateway.kube import ServiceAccountInformer
 
 
 def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
@@ -44,6 +47,9 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
         informer: ServiceAccountInformer | None = None
         try:
             if kube is not None and settings.identity.discover_from_kubernetes:
+                # Here only: kubernetes-asyncio is loaded when Kubernetes is configured.
+                from gateway.kube import InformerOptions
+
                 informer = kube.service_account_informer(
                     selectors=plans.ENABLED_SELECTORS,
                     namespaces=list(settings.kubernetes.namespaces) or None,

@@ -20,7 +20,6 @@ from gateway.appkeys import (
     STORE,
 )
 from gateway.errors import LakegateError
-from gateway.kube import KubeClient, KubeConfig
 from gateway.logs import get_logger
 from gateway.readiness import ReadinessChecks
 from gateway.settings import Settings, StoreSettings
@@ -108,6 +107,10 @@ def kube_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ct
         if settings.kubernetes.mode == "off":
             yield
             return
+        # Imported here, not at the top: kubernetes-asyncio is about 40 MiB of RSS, which a
+        # gateway with kubernetes.mode: off never loads.
+        from gateway.kube import KubeClient, KubeConfig
+
         environ = over.environ if over.environ is not None else os.environ
         kube = await KubeClient.open(KubeConfig.from_settings(settings.kubernetes), environ=environ)
         app[KUBE] = kube

@@ -3,12 +3,11 @@ listener beside it when ``server.metrics_port`` is set."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import sys
 from collections.abc import Callable
 
-from gateway import __version__, logs
+from gateway import __version__, logs, serving
 from gateway.api.ops import metrics_app
 from gateway.app import Overrides, create_app
 from gateway.appkeys import METRICS
@@ -54,12 +53,13 @@ def run(
         lines.append(f"metrics on http://{where[0]}:{where[1]}/metrics")
     # SIGTERM and SIGINT shut down gracefully: in-flight requests finish, then every
     # cleanup_ctx closes what it opened. Unparsable requests are answered without an echo.
-    asyncio.run(
+    serving.run(
         serve(
             Listener(app, host, port, ssl_context=context),
             also=also,
             shutdown_timeout=settings.server.shutdown_grace_seconds,
             started=lambda: print("\n".join(lines), flush=True),
-        )
+        ),
+        event_loop=settings.server.event_loop,
     )
     return 0

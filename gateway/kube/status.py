@@ -18,16 +18,20 @@ RBAC refused), never a request body, so no token or secret value reaches an erro
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException, OpenApiException
 
 from gateway.errors import KubernetesError
 from gateway.logs import upstream_text
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client.exceptions import ApiException, OpenApiException
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +156,27 @@ def _classify(
     return KubeApiError, f"Kubernetes answered {answer} to {action} {target}"
 
 
+@functools.cache
+def _client_exceptions() -> tuple[type[ApiException], type[OpenApiException]]:
+    # Imported at the first translation, never at import: importing kubernetes-asyncio costs
+    # about 40 MiB, which a gateway with kubernetes.mode: off does not pay (the identity
+    # resolver imports this module's error classes whatever the mode).
+    from kubernetes_asyncio.client import exceptions
+
+    return exceptions.ApiException, exceptions.OpenApiException
+
+
 def error_from_exception(exc: BaseException, *, action: str, target: Target) -> KubernetesError:
     """Translate what a kubernetes-asyncio call raised; anything unknown is re-raised as is."""
-    if isinstance(exc, ApiException):
+    api_exception, open_api_exception = _client_exceptions()
+    if isinstance(exc, api_exception):
         if exc.status:
             return error_from_status(
                 int(exc.status), parse_status(exc.body), action=action, target=target
             )
         # status 0: the client refused to build the request; nothing reached the server.
         return KubernetesError(f"Kubernetes client could not {action} {target}: {exc.reason}")
-    if isinstance(exc, OpenApiException):
+    if isinstance(exc, open_api_exception):
         return KubernetesError(f"Kubernetes client could not {action} {target}: {exc}")
     if isinstance(exc, TimeoutError):
         return KubernetesError(f"Kubernetes API timed out trying to {action} {target}")
@@ -177,9 +192,6 @@ def error_from_exception(exc: BaseException, *, action: str, target: Target) -> 
     raise TypeError(f"not a Kubernetes client failure: {exc!r}") from exc
 
 
-_TRANSLATED = (OpenApiException, TimeoutError, aiohttp.ClientError, OSError, ValueError)
-
-
 @contextmanager
 def translated(action: str, target: Target) -> Iterator[None]:
     """Run a Kubernetes call; raise ``KubernetesError`` (or a subclass) for its failures."""
@@ -187,5 +199,5 @@ def translated(action: str, target: Target) -> Iterator[None]:
         yield
     except KubernetesError:
         raise
-    except _TRANSLATED as exc:
+    except (_client_exceptions()[1], TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         raise error_from_exception(exc, action=action, target=target) from exc

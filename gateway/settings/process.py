@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import socket
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
@@ -15,6 +17,18 @@ from gateway.settings.base import Frozen
 def default_replica_id() -> str:
     """hostname-pid-random: unique among replicas, and new on each start of the process."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def event_loop_problem(
+    name: str, find_spec: Callable[[str], Any] = importlib.util.find_spec
+) -> str | None:
+    """Why the event loop ``name`` cannot run here, or None."""
+    if name == "uvloop" and find_spec("uvloop") is None:
+        return (
+            "uvloop is not installed; install it (pip install 'lakegate[uvloop]') or set "
+            "event_loop: asyncio"
+        )
+    return None
 
 
 class ServerSettings(Frozen):
@@ -38,6 +52,17 @@ class ServerSettings(Frozen):
     replica_id: str = Field(
         default_factory=default_replica_id, min_length=1, max_length=200, pattern=r"^\S+$"
     )
+    # uvloop: libuv's event loop, for less CPU per request (bench_gateway.py --event-loop
+    # uvloop); opt-in, and refused at load when missing (pip install 'lakegate[uvloop]').
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        problem = event_loop_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _listeners(self) -> ServerSettings:

@@ -1,33 +1,43 @@
-"""The sqlite3 connection of an open ledger, and the one place sqlite's exceptions become ours.
+"""The sqlite3 connection of an open ledger, the store's lifetime, and the one place sqlite's
+exceptions become ours.
 
-Every method of ``Connection`` runs on the store's one executor thread, never on the loop.
+The connection lives on the ``Worker``'s one thread and never leaves it (``_sqlite_worker``
+says how its jobs are batched); ``SqliteLifetime`` opens and closes the pair for the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import sqlite3
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 from gateway.errors import StoreError
 from gateway.store._sqlite_health import FileId, file_identity
 from gateway.store._sqlite_schema import configure, migrate, prepare
-from gateway.store._sqlite_sql import atomic, one
+from gateway.store._sqlite_sql import one
+from gateway.store._sqlite_worker import Body, T, Worker
 
-T = TypeVar("T")
-Body = Callable[[sqlite3.Connection], T]
+# RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
+MIN_SQLITE = (3, 38, 0)
+
+__all__ = ["Body", "Connection", "SqliteLifetime", "translated"]
 
 
 class Connection:
-    """The sqlite3 connection of one open(): every method runs on its executor's thread."""
+    """The sqlite3 connection of one open(): every method runs on its worker's thread."""
 
     def __init__(self, path: str, busy_timeout: float) -> None:
         self._path = path
         self._busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
+        self.raw: sqlite3.Connection | None = None
         # The file this connection opened, which the readiness probe compares the path with.
         self.file_id: FileId | None = None
+        # Write transactions committed, and the writes made in them: the seam that shows (in
+        # tests and benchmarks) how many fsyncs the writes cost.
+        self.commits = 0
+        self.committed_jobs = 0
 
     def connect(self) -> str:
         """Connect, configure and migrate; return the installation id."""
@@ -52,25 +62,81 @@ class Connection:
         except OSError as exc:
             conn.close()
             raise StoreError(f"cannot look at the run ledger at {self._path}: {exc}") from exc
-        self._conn = conn
+        self.raw = conn
         return str(row["value"])
 
     def disconnect(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self.raw = self.raw, None
         if conn is not None:
             with translated("closing the run ledger"):
                 conn.close()
 
-    def transaction(self, body: Body[T], write: bool) -> T:
-        conn = self._conn
-        if conn is None:
+
+class SqliteLifetime:
+    """Opening and closing the store's connection and its thread; ``_run`` queues a job."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self._path = os.fspath(path)
+        self._busy_timeout = busy_timeout
+        # Both set while the store is open, and only on the event loop: a connection lives on
+        # its worker's one thread, and every job on that thread gets that connection.
+        self._worker: Worker | None = None
+        self._conn: Connection | None = None
+        self._installation_id: str | None = None
+        # Serializes open() and close() only; operations never take it.
+        self._lifetime = asyncio.Lock()
+
+    @property
+    def installation_id(self) -> str:
+        if self._installation_id is None:
             raise StoreError("the run ledger is not open")
-        with translated("using the run ledger"):
-            if conn.in_transaction:
-                # Left open by a rollback that failed; none of it was committed.
-                conn.execute("ROLLBACK")
-            with atomic(conn, "BEGIN IMMEDIATE" if write else "BEGIN"):
-                return body(conn)
+        return self._installation_id
+
+    @property
+    def commits(self) -> tuple[int, int]:
+        """Write transactions committed since open(), and the writes they carried."""
+        conn = self._conn
+        return (0, 0) if conn is None else (conn.commits, conn.committed_jobs)
+
+    async def open(self) -> None:
+        async with self._lifetime:
+            if self._worker is not None:
+                return
+            if sqlite3.sqlite_version_info < MIN_SQLITE:
+                raise StoreError(
+                    f"SQLite {sqlite3.sqlite_version} is too old: lakegate needs 3.38+"
+                )
+            conn = Connection(self._path, self._busy_timeout)
+            worker = Worker(conn)
+            try:
+                installation_id = await worker.call(conn.connect)
+            except BaseException:
+                # A cancelled open() may still connect; the job queued behind undoes that.
+                worker.call(conn.disconnect)
+                worker.stop()
+                raise
+            self._worker, self._conn = worker, conn
+            self._installation_id = installation_id
+
+    async def close(self) -> None:
+        async with self._lifetime:
+            worker, conn = self._worker, self._conn
+            self._worker, self._conn, self._installation_id = None, None, None
+            if worker is None or conn is None:
+                return
+            try:
+                # Behind the jobs callers already queued, which finish first; shielded, so a
+                # cancelled close() still closes the connection.
+                await asyncio.shield(worker.call(conn.disconnect))
+            finally:
+                worker.stop()
+
+    async def _run(self, body: Body[T], *, write: bool) -> T:
+        """Run ``body`` in a transaction on the store's thread (batched), and wait for it."""
+        worker = self._worker
+        if worker is None:
+            raise StoreError("the run ledger is not open")
+        return await (worker.write(body) if write else worker.read(body))
 
 
 @contextlib.contextmanager

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from gateway.errors import StoreError
 from gateway.model import RunRecord, RunState, Transition
@@ -76,6 +79,22 @@ def from_us(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
+# orjson reads an integer past 64 bits (19 digits can be past i64) as a float, silently: text
+# with a run of 19 digits anywhere goes to the standard decoder, which keeps it exact.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def loads(text: str) -> Any:
+    """A JSON column, read back exactly as it was written: by orjson, three times as quick,
+    unless the text may hold an integer orjson would round, or orjson refuses it."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def _maybe_time(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
 
@@ -118,7 +137,7 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             id=row["id"],
             namespace=row["namespace"],
             state=RunState(row["state"]),
-            spec=json.loads(row["spec"]),
+            spec=loads(row["spec"]),
             request_fingerprint=row["request_fingerprint"],
             workspace=row["workspace"],
             created_at=from_us(row["created_at"]),
@@ -129,9 +148,9 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             run_page_url=row["run_page_url"],
             state_message=row["state_message"],
             callback_url=row["callback_url"],
-            labels=json.loads(row["labels"]),
-            identity_ref=json.loads(row["identity_ref"]),
-            principal=json.loads(row["principal"]),
+            labels=loads(row["labels"]),
+            identity_ref=loads(row["identity_ref"]),
+            principal=loads(row["principal"]),
             next_poll_at=_maybe_time(row["next_poll_at"]),
             attempts=row["attempts"],
             cancel_requested=bool(row["cancel_requested"]),

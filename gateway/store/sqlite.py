@@ -1,31 +1,30 @@
 """The embedded ledger: SQLite in WAL mode, for a single replica.
 
-One ``sqlite3`` connection lives on one thread of the store's own (one worker) executor, and
-never leaves it, so no call blocks the event loop. Every Store method is one job on that
-thread: BEGIN, the whole body, COMMIT (or ROLLBACK), in a single hand-over from the loop and
-a single one back. The executor's queue runs the jobs one after the other, so transactions
-never interleave and no lock is needed on the loop's side; and a caller cancelled while it
-waits leaves its operation either never started or finished whole, never half done.
+One ``sqlite3`` connection lives on the store's own thread and never leaves it, so no call
+blocks the event loop. Every Store method is one job on that thread, handed over from the loop
+and answered back; the thread takes whatever jobs wait at once and runs them one after the
+other, so transactions never interleave and no lock is needed on the loop's side. The writes
+of one batch share one transaction and one COMMIT (one fsync), each inside a savepoint of its
+own, so each stays all-or-nothing for its caller (``_sqlite_worker``). A caller cancelled
+while it waits leaves its operation either never started or finished whole, never half done.
 
 Writes take the database lock up front (BEGIN IMMEDIATE), so a read-modify-write never meets
 a concurrent writer from another process halfway through; reads run in a deferred
-transaction, so the rows and the history they return are one snapshot.
+transaction (shared by the reads of a batch), so the rows and the history they return are one
+snapshot.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
 from collections.abc import Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from gateway import model
-from gateway.errors import Conflict, StoreError
+from gateway.errors import Conflict
 from gateway.model import RunRecord, RunState
-from gateway.store._sqlite_connection import Body, Connection
+from gateway.store._sqlite_connection import SqliteLifetime
 from gateway.store._sqlite_health import SqliteHealth
 from gateway.store._sqlite_leases import SqliteLeases, fenced_off
 from gateway.store._sqlite_outbox import SqliteOutbox
@@ -58,73 +57,12 @@ from gateway.store._sqlite_sql import (
 )
 from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry
 
-# RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
-MIN_SQLITE = (3, 38, 0)
 
-T = TypeVar("T")
-
-
-class SqliteStore(QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
+class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
     """The Store protocol on a SQLite file (``:memory:`` works too, for one process)."""
-
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
-        self._path = os.fspath(path)
-        self._busy_timeout = busy_timeout
-        # Both set while the store is open, and only on the event loop: a connection lives on
-        # its executor's one thread, and every job on that thread gets that connection.
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: Connection | None = None
-        self._installation_id: str | None = None
-        # Serializes open() and close() only; operations never take it.
-        self._lifetime = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteStore({self._path!r})"
-
-    @property
-    def installation_id(self) -> str:
-        if self._installation_id is None:
-            raise StoreError("the run ledger is not open")
-        return self._installation_id
-
-    # --- lifetime -----------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        async with self._lifetime:
-            if self._executor is not None:
-                return
-            if sqlite3.sqlite_version_info < MIN_SQLITE:
-                raise StoreError(
-                    f"SQLite {sqlite3.sqlite_version} is too old: lakegate needs 3.38+"
-                )
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-ledger")
-            conn = Connection(self._path, self._busy_timeout)
-            try:
-                installation_id = await asyncio.get_running_loop().run_in_executor(
-                    executor, conn.connect
-                )
-            except BaseException:
-                # A cancelled open() may still connect; the job queued behind undoes that.
-                executor.submit(conn.disconnect)
-                executor.shutdown(wait=False)
-                raise
-            self._executor, self._conn = executor, conn
-            self._installation_id = installation_id
-
-    async def close(self) -> None:
-        async with self._lifetime:
-            executor, conn = self._executor, self._conn
-            self._executor, self._conn, self._installation_id = None, None, None
-            if executor is None or conn is None:
-                return
-            try:
-                # Behind the jobs callers already queued, which finish first; shielded, so a
-                # cancelled close() still closes the connection.
-                await asyncio.shield(
-                    asyncio.get_running_loop().run_in_executor(executor, conn.disconnect)
-                )
-            finally:
-                executor.shutdown(wait=False)
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -370,14 +308,3 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
             return [decode_outbox(row) for row in rows]
 
         return await self._run(body, write=False)
-
-    # --- plumbing -----------------------------------------------------------------------------
-
-    async def _run(self, body: Body[T], *, write: bool) -> T:
-        """Run ``body`` in one transaction on the store's thread, and wait for it."""
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
-            raise StoreError("the run ledger is not open")
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, conn.transaction, body, write
-        )

@@ -128,6 +128,7 @@ def running_stack(
     poller: dict[str, Any] | None = None,
     ledger_dir: str | None = None,
     log_level: str = "info",
+    event_loop: str = "asyncio",
 ) -> Iterator[Stack]:
     """Emulator and gateway processes for ``namespaces`` tenants, stopped on exit.
 
@@ -158,7 +159,7 @@ def running_stack(
         if poller:
             gateway_raw["poller"] = poller
         gateway_raw.pop("databricks", None)
-        gateway_raw["server"] = {"host": LOOPBACK, "port": gateway_port}
+        gateway_raw["server"] = {"host": LOOPBACK, "port": gateway_port, "event_loop": event_loop}
         gateway_raw["logging"] = {"level": log_level, "format": "json"}
         gateway_raw["workspaces"] = {"emulated": {"host": emulator_url}}
         gateway_raw["tenants"]["defaults"]["quotas"] = dict(UNLIMITED_QUOTAS)

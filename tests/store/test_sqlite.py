@@ -230,3 +230,19 @@ def test_a_migration_cut_short_is_refused() -> None:
     """A script ending inside a statement raises instead of applying part of it."""
     with pytest.raises(ValueError, match="middle of a statement"):
         split_statements("CREATE TABLE a (x);\nCREATE TABLE b (\n")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**64, -(2**63) - 1, 10**30, 2**63 - 1, 1.5, "x" * 25, "1234567890123456789012"],
+    ids=["u64+1", "i64-1", "1e30", "i64max", "float", "text", "digits-in-text"],
+)
+async def test_json_columns_read_back_exactly_as_written(store: SqliteStore, value: object) -> None:
+    """A spec holding an integer past 64 bits (which the fast decoder would round to a float)
+    reads back equal and of the same type."""
+    spec = {"run_name": "big", "tasks": [], "parameters": {"n": value, "nested": [value]}}
+    run, _ = await store.create_run(new_run(spec=spec), NOW)
+    got = await store.get_run_by_id(run.id)
+    assert got is not None
+    assert got.spec == spec
+    assert type(got.spec["parameters"]["n"]) is type(value)
