@@ -24,6 +24,8 @@ MIN_SQLITE = (3, 38, 0)
 
 __all__ = ["Body", "Connection", "SqliteLifetime", "translated"]
 
+FREE_LEASES = "UPDATE runs SET lease_until = NULL WHERE lease_until IS NOT NULL"
+
 
 class Connection:
     """The sqlite3 connection of one open(): every method runs on its worker's thread."""
@@ -51,6 +53,10 @@ class Connection:
                 conn.row_factory = sqlite3.Row
                 configure(conn, int(self._busy_timeout * 1000))
                 migrate(conn, migrations)
+                # A SQLite ledger serves one replica: whatever leases it holds were taken by
+                # this replica's previous life, now dead. Freed at once, a restart follows
+                # every run again at once instead of after the lease time.
+                conn.execute(FREE_LEASES)
                 row = one(conn, "SELECT value FROM meta WHERE key = 'installation_id'")
                 if row is None:
                     raise StoreError("the run ledger has no installation id")

@@ -246,3 +246,26 @@ async def test_json_columns_read_back_exactly_as_written(store: SqliteStore, val
     assert got is not None
     assert got.spec == spec
     assert type(got.spec["parameters"]["n"]) is type(value)
+
+
+async def test_reopening_the_ledger_frees_the_leases_of_its_previous_life(path: Path) -> None:
+    """SQLite serves one replica: a restart claims every due run at once, not after the lease."""
+    first = SqliteStore(path)
+    await first.open()
+    run, _ = await first.create_run(new_run("team-a", next_poll_at=at(-5)), at(-10))
+    claimed = await first.claim_due_runs(
+        NOW, owner="before", lease_seconds=300, states={S.SUBMITTING}, limit=10
+    )
+    assert [r.id for r in claimed] == [run.id]
+    await first.close()  # as a SIGKILL would leave it: the lease still in the file
+    assert query(path, "SELECT lease_until IS NOT NULL FROM runs") == [(1,)]
+
+    again = SqliteStore(path)
+    await again.open()
+    try:
+        taken = await again.claim_due_runs(
+            NOW, owner="after", lease_seconds=300, states={S.SUBMITTING}, limit=10
+        )
+        assert [r.id for r in taken] == [run.id]
+    finally:
+        await again.close()
