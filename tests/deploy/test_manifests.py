@@ -41,6 +41,8 @@ from tests.deploy.manifests import (
 GATEWAY_NAMESPACE = "lakegate-system"
 GATEWAY_SA = "lakegate"
 TENANT_SECRETS = {"databricks-oauth", "databricks-token"}
+# The webhook signing Secret a tenants-file entry may name (test_rbac_secret_names.py).
+WEBHOOK_SECRET = "lakegate-webhook"
 # The names the Kubernetes identity resolver looks for on a tenant's ServiceAccount.
 FEDERATION_LABEL = "lakegate.io/databricks-enabled"
 FEDERATION_ANNOTATIONS = (
@@ -329,11 +331,13 @@ def test_gateway_cluster_role_holds_only_the_cluster_wide_rights() -> None:
 
 
 def test_tenant_template_reads_named_secrets_and_mints_tokens() -> None:
-    """lakegate-tenant: get the two credential Secrets by name, create ServiceAccount tokens."""
+    """lakegate-tenant: get the two credential Secrets and the webhook one by name, create
+    ServiceAccount tokens."""
     rules = one("ClusterRole", "lakegate-tenant", BASE)["rules"]
     by_resource = {resource: rule for rule in rules for resource in rule["resources"]}
     assert set(by_resource) == {"secrets", "serviceaccounts/token"}
-    assert set(by_resource["secrets"]["resourceNames"]) == TENANT_SECRETS
+    assert set(by_resource["secrets"]["resourceNames"]) == TENANT_SECRETS | {WEBHOOK_SECRET}
+    assert by_resource["secrets"]["verbs"] == ["get"]
     assert by_resource["serviceaccounts/token"]["verbs"] == ["create"]
 
 
