@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.identity.plans import AUDIENCE_ANNOTATIONS, CLIENT_ID_ANNOTATIONS, ENABLED_LABELS
 from gateway.settings import (
     OAuthM2MIdentity,
     PatIdentity,
@@ -444,3 +445,24 @@ def test_kustomize_renders(kustomization: Path) -> None:
         ]
         assert names
         assert set(names) <= set(config_maps)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [BASE / "rbac.yaml", BASE / "rbac-tenant.yaml", BASE / "tenants.yaml", DEPLOY / "README.md"],
+    ids=_rel,
+)
+def test_where_discovery_is_explained_every_label_it_reads_is_named(path: Path) -> None:
+    """The resolver reads Flyte's label beside lakegate's; the files that say which
+    ServiceAccounts the gateway finds (and may mint tokens for) name both."""
+    text = path.read_text("utf-8")
+    missing = [label for label in ENABLED_LABELS if label not in text]
+    assert not missing, f"{_rel(path)} does not name {missing}"
+
+
+def test_deploy_readme_names_flytes_annotations() -> None:
+    """The annotations table's Flyte counterparts, so a Flyte namespace needs no lakegate name."""
+    text = (DEPLOY / "README.md").read_text("utf-8")
+    flyte = [a for a in (*CLIENT_ID_ANNOTATIONS, *AUDIENCE_ANNOTATIONS) if a.startswith("flyte.")]
+    assert flyte
+    assert all(annotation in text for annotation in flyte)
