@@ -466,3 +466,26 @@ def test_deploy_readme_names_flytes_annotations() -> None:
     flyte = [a for a in (*CLIENT_ID_ANNOTATIONS, *AUDIENCE_ANNOTATIONS) if a.startswith("flyte.")]
     assert flyte
     assert all(annotation in text for annotation in flyte)
+
+
+# --- behind an ingress ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [BASE, DEPLOY.parent / "config"], ids=["deploy/base", "config"])
+def test_the_commented_trusted_proxies_line_is_one_uncomment_from_working(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Both shipped gateway.yaml files show server.trusted_proxies with an ingress pod CIDR;
+    uncommented as an operator would, the gateway trusts exactly that network."""
+    text = (folder / "gateway.yaml").read_text("utf-8")
+    commented = '  # trusted_proxies: ["10.244.0.0/16"]\n'
+    assert text.count(commented) == 1
+    (tmp_path / "gateway.yaml").write_text(text.replace(commented, commented.replace("# ", "")))
+    shutil.copy(folder / "tenants.yaml", tmp_path / "tenants.yaml")
+    settings = load_settings(
+        tmp_path / "gateway.yaml", environ=_container_environ(_tenant_env_names())
+    )
+    assert [str(n) for n in settings.server.trusted_proxies] == ["10.244.0.0/16"]
+    assert not load_settings(
+        folder / "gateway.yaml", environ=_container_environ(_tenant_env_names())
+    ).server.trusted_proxies
