@@ -46,7 +46,7 @@ def test_the_tenant_role_grants_exactly_the_secrets_the_setup_reads() -> None:
     read = set(IdentityOptions().secret_names) | documented_secret_names()
     assert WEBHOOK_SECRET in read, "the guides show the webhook Secret by its conventional name"
     granted = granted_secret_names()
-    assert not read - granted, f"named but not in rbac-tenant.yaml's resourceNames: {read - granted}"
+    assert not read - granted, f"named, not in rbac-tenant.yaml's resourceNames: {read - granted}"
     assert not granted - read, f"rbac-tenant.yaml grants Secrets nothing names: {granted - read}"
 
 
