@@ -5,9 +5,9 @@ to end: a PAT Secret and a labelled ServiceAccount each resolved and run (Secret
 ServiceAccount informer's list and watch, TokenRequest), and the callers' Kubernetes calls
 (TokenReview, Namespace labels) and the webhook dispatcher's signing-key read (the Secret
 ``lakegate-webhook``) through the gateway's own client. The RBAC side is rbac.yaml and
-rbac-tenant.yaml; the Secret names read are compared with its ``resourceNames`` too. Either side holding a right the other lacks fails: a right
-the code needs but RBAC lacks breaks in a real cluster, one RBAC grants but nothing uses is
-access that should not be there.
+rbac-tenant.yaml; the Secret names read are compared with its ``resourceNames`` too. Either
+side holding a right the other lacks fails: a right the code needs but RBAC lacks breaks in a
+real cluster, one RBAC grants but nothing uses is access that should not be there.
 """
 
 from __future__ import annotations
