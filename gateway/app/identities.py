@@ -27,7 +27,7 @@ from gateway.identity.cache import TokenCache
 from gateway.identity.resolver import NamespaceResolver
 from gateway.readiness import Check, ReadinessChecks
 from gateway.settings import Settings
-from gateway.tenant_refusals import refusals_check
+from gateway.tenant_refusals import RefusalWatch
 
 if TYPE_CHECKING:
     from gateway.kube import ServiceAccountInformer
@@ -71,10 +71,10 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                 informer.add_listener(resolver.on_account_change)
                 informer.start()
             app[IDENTITIES] = resolver
-            refused = refusals_check(resolver, app[METRICS])
-            await refused()
+            refused = RefusalWatch(resolver, app[METRICS])
+            await refused.refresh()  # the metric is there before the first probe
             if TENANTS_RELOADER in app:  # a reload that changes an identity forgets it
-                app[TENANTS_RELOADER].on_changed.append(resolver.flush)
+                app[TENANTS_RELOADER].on_changed += [resolver.flush, refused.wake]
             # What Kubernetes is ready for is what discovery sees: the informer.
             with (
                 (
@@ -82,9 +82,10 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
                     if informer is not None
                     else contextlib.nullcontext()
                 ),
-                checks.registered("tenant_policies", refused),
+                checks.registered("tenant_policies", refused.check),
             ):
-                yield
+                async with refused.running():
+                    yield
             await resolver.aclose()
         finally:
             if informer is not None:

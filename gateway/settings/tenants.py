@@ -285,7 +285,9 @@ def identity_refusals(
                     "environment",
                     f"{key}: environment variable {value} is not set or empty; set it in the "
                     "gateway's environment (for example in the lakegate-tenant-credentials "
-                    "Secret) and restart",
+                    "Secret) and restart: a running gateway never sees its environment "
+                    "change (to heal without a restart, name the credential another way in "
+                    "the tenants file and reload it)",
                 )
             )
         elif files and name == "token_file" and not os.access(value, os.R_OK):
@@ -294,7 +296,8 @@ def identity_refusals(
                     namespace,
                     "file",
                     f"{key}: {value} does not exist or cannot be read by the gateway; mount "
-                    "the token file there or correct the path",
+                    "the token file there or correct the path (no restart needed: the "
+                    "tenant is served once the file is readable)",
                 )
             )
     return found

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.identity.plans import AUDIENCE_ANNOTATIONS, CLIENT_ID_ANNOTATIONS, ENABLED_LABELS
 from gateway.settings import (
     OAuthM2MIdentity,
     PatIdentity,
@@ -41,6 +42,8 @@ from tests.deploy.manifests import (
 GATEWAY_NAMESPACE = "lakegate-system"
 GATEWAY_SA = "lakegate"
 TENANT_SECRETS = {"databricks-oauth", "databricks-token"}
+# The webhook signing Secret a tenants-file entry may name (test_rbac_secret_names.py).
+WEBHOOK_SECRET = "lakegate-webhook"
 # The names the Kubernetes identity resolver looks for on a tenant's ServiceAccount.
 FEDERATION_LABEL = "lakegate.io/databricks-enabled"
 FEDERATION_ANNOTATIONS = (
@@ -329,11 +332,13 @@ def test_gateway_cluster_role_holds_only_the_cluster_wide_rights() -> None:
 
 
 def test_tenant_template_reads_named_secrets_and_mints_tokens() -> None:
-    """lakegate-tenant: get the two credential Secrets by name, create ServiceAccount tokens."""
+    """lakegate-tenant: get the two credential Secrets and the webhook one by name, create
+    ServiceAccount tokens."""
     rules = one("ClusterRole", "lakegate-tenant", BASE)["rules"]
     by_resource = {resource: rule for rule in rules for resource in rule["resources"]}
     assert set(by_resource) == {"secrets", "serviceaccounts/token"}
-    assert set(by_resource["secrets"]["resourceNames"]) == TENANT_SECRETS
+    assert set(by_resource["secrets"]["resourceNames"]) == TENANT_SECRETS | {WEBHOOK_SECRET}
+    assert by_resource["secrets"]["verbs"] == ["get"]
     assert by_resource["serviceaccounts/token"]["verbs"] == ["create"]
 
 
@@ -440,3 +445,47 @@ def test_kustomize_renders(kustomization: Path) -> None:
         ]
         assert names
         assert set(names) <= set(config_maps)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [BASE / "rbac.yaml", BASE / "rbac-tenant.yaml", BASE / "tenants.yaml", DEPLOY / "README.md"],
+    ids=_rel,
+)
+def test_where_discovery_is_explained_every_label_it_reads_is_named(path: Path) -> None:
+    """The resolver reads Flyte's label beside lakegate's; the files that say which
+    ServiceAccounts the gateway finds (and may mint tokens for) name both."""
+    text = path.read_text("utf-8")
+    missing = [label for label in ENABLED_LABELS if label not in text]
+    assert not missing, f"{_rel(path)} does not name {missing}"
+
+
+def test_deploy_readme_names_flytes_annotations() -> None:
+    """The annotations table's Flyte counterparts, so a Flyte namespace needs no lakegate name."""
+    text = (DEPLOY / "README.md").read_text("utf-8")
+    flyte = [a for a in (*CLIENT_ID_ANNOTATIONS, *AUDIENCE_ANNOTATIONS) if a.startswith("flyte.")]
+    assert flyte
+    assert all(annotation in text for annotation in flyte)
+
+
+# --- behind an ingress ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [BASE, DEPLOY.parent / "config"], ids=["deploy/base", "config"])
+def test_the_commented_trusted_proxies_line_is_one_uncomment_from_working(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Both shipped gateway.yaml files show server.trusted_proxies with an ingress pod CIDR;
+    uncommented as an operator would, the gateway trusts exactly that network."""
+    text = (folder / "gateway.yaml").read_text("utf-8")
+    commented = '  # trusted_proxies: ["10.244.0.0/16"]\n'
+    assert text.count(commented) == 1
+    (tmp_path / "gateway.yaml").write_text(text.replace(commented, commented.replace("# ", "")))
+    shutil.copy(folder / "tenants.yaml", tmp_path / "tenants.yaml")
+    settings = load_settings(
+        tmp_path / "gateway.yaml", environ=_container_environ(_tenant_env_names())
+    )
+    assert [str(n) for n in settings.server.trusted_proxies] == ["10.244.0.0/16"]
+    assert not load_settings(
+        folder / "gateway.yaml", environ=_container_environ(_tenant_env_names())
+    ).server.trusted_proxies

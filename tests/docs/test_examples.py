@@ -1,4 +1,5 @@
-"""Every configuration example in the README and docs/ loads as what it says it is.
+"""Every configuration example in the README, docs/ and deploy/README.md loads as what it
+says it is.
 
 Each YAML or JSON block carries a marker (``<!-- example: KIND -->``, see ``tests.docs.blocks``)
 and is loaded by the code that would read it for real:
@@ -30,9 +31,11 @@ import yaml
 from gateway.settings import load_settings
 from gateway.settings.loading import parse_yaml
 from tests.deploy.tools import tool
-from tests.docs.blocks import Block, all_blocks
+from tests.docs.blocks import ROOT, Block, all_blocks, blocks
 
 KUBERNETES_VERSION = "1.33.0"
+# Guides outside docs/ whose examples are checked too (the Kubernetes install guide).
+MORE_DOCUMENTS = (ROOT / "deploy" / "README.md",)
 CONFIG_LANGUAGES = frozenset({"yaml", "yml", "json"})
 WORKSPACES = {
     "prod": {"host": "https://adb-1234567890123456.7.azuredatabricks.net"},
@@ -146,14 +149,20 @@ LOADERS = {
     "json": _parse_only,
     "yaml": _parse_only,
 }
-EXAMPLES = [block for block in all_blocks() if block.marker and block.marker[0] == "example"]
+
+
+def checked_blocks() -> list[Block]:
+    return [*all_blocks(), *(block for path in MORE_DOCUMENTS for block in blocks(path))]
+
+
+EXAMPLES = [block for block in checked_blocks() if block.marker and block.marker[0] == "example"]
 
 
 def test_every_configuration_block_is_marked() -> None:
     """A YAML or JSON block without a marker would be an example no test loads."""
     unmarked = [
         block.where
-        for block in all_blocks()
+        for block in checked_blocks()
         if block.language in CONFIG_LANGUAGES and not block.marker
     ]
     assert not unmarked, f"add <!-- example: KIND --> before: {unmarked}"
@@ -169,6 +178,13 @@ def test_there_are_examples_of_each_configuration_file() -> None:
     """The guides show gateway.yaml, tenants files and manifests, so each is checked."""
     kinds = {block.marker[1] for block in EXAMPLES if block.marker}
     assert kinds >= {"gateway", "gateway-fragment", "tenants", "manifest", "federation-policy"}
+
+
+def test_every_document_outside_docs_has_checked_examples() -> None:
+    """deploy/README.md's manifests and overlay are among the examples loaded."""
+    for path in MORE_DOCUMENTS:
+        kinds = {b.marker[1] for b in EXAMPLES if b.path == path and b.marker}
+        assert kinds >= {"manifest", "kustomization"}, (path, kinds)
 
 
 @pytest.mark.parametrize("block", EXAMPLES, ids=lambda b: b.where)

@@ -111,9 +111,9 @@ def test_the_troubleshooting_table_names_something_to_look_at_per_symptom() -> N
         assert "`" in cells[1] or "stderr" in cells[1], row
 
 
-def test_the_shipped_tenant_role_reads_only_the_databricks_secrets() -> None:
-    """The README says a webhook Secret needs its own rule: the shipped role names only
-    databricks-oauth and databricks-token."""
+def test_the_shipped_tenant_role_reads_the_databricks_and_webhook_secrets() -> None:
+    """The README says the shipped role names lakegate-webhook beside the two Databricks
+    credential Secrets, and that another name needs a Role of the namespace's own."""
     role = yaml.safe_load(_text(ROOT / "deploy" / "base" / "rbac-tenant.yaml"))
     names = {
         name
@@ -121,6 +121,9 @@ def test_the_shipped_tenant_role_reads_only_the_databricks_secrets() -> None:
         if "secrets" in rule["resources"]
         for name in rule.get("resourceNames", [])
     }
-    assert names == {"databricks-oauth", "databricks-token"}
+    assert names == {"databricks-oauth", "databricks-token", "lakegate-webhook"}
     said = " ".join(_text(README).split())
-    assert "names only `databricks-oauth` and `databricks-token`" in said
+    assert (
+        "names `lakegate-webhook` for it beside `databricks-oauth` and `databricks-token`" in said
+    )
+    assert "Another name needs a Role of the namespace's own" in said
