@@ -1,10 +1,11 @@
 """``GET /v1/namespaces/{namespace}/runs/{run_id}/output``: what each task of a run left.
 
 Databricks keeps a run's output per task run (runs/get-output takes a task run id), so the
-run's tasks come from its runs/get answer and each task's output from get-output, both asked
-with the identity the run was submitted under, as the poller follows it. A run Databricks
-never had (queued, refused, cancelled before submission) has no tasks, and its ``error`` is
-why it ended. The shaping here is pure; the handler does the two kinds of call.
+run's tasks come from its runs/get answer (every 2.2 page of it, ``gateway.databricks.pages``)
+and each task's output from get-output, both asked with the identity the run was submitted
+under, as the poller follows it. A run Databricks never had (queued, refused, cancelled before
+submission) has no tasks, and its ``error`` is why it ended. The shaping here is pure; the
+handler does the two kinds of call.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 from gateway.api.callers import authorize
 from gateway.api.schemas import parse_namespace, parse_run_id
 from gateway.appkeys import REMOTE_RUNS, SERVICE, RemoteRuns
+from gateway.databricks.pages import whole_run
 from gateway.model import RunRecord, RunState
 
 # What runs/get-output says about a task besides its metadata, in the order people read it.
@@ -80,21 +82,14 @@ def output_view(run: RunRecord, tasks: Sequence[Mapping[str, Any]]) -> dict[str,
     return view
 
 
-# Jobs API 2.2 pages a run's tasks 100 at a time, and a run has at most 1,000 of them.
-_MAX_TASK_PAGES = 10
-
-
 async def _remote_tasks(remote: RemoteRuns, run: RunRecord) -> list[dict[str, Any]]:
-    tasks: list[dict[str, Any]] = []
-    params: dict[str, str] | None = None
-    for _ in range(_MAX_TASK_PAGES):
-        payload = await remote.remote_run(run, params=params)
-        tasks += remote_tasks(payload)
-        token = payload.get("next_page_token")
-        if not isinstance(token, str) or not token:
-            break
-        params = {"page_token": token}
-    return tasks
+    """Every task of the run: Databricks pages them at 2.2, followed by the one page
+    follower the facade uses too (bounded; a token repeated is a DatabricksError, 502)."""
+
+    async def page(query: Mapping[str, str]) -> dict[str, Any]:
+        return await remote.remote_run(run, params=query or None)
+
+    return remote_tasks(await whole_run(page, {}))
 
 
 async def _tasks_of(remote: RemoteRuns, run: RunRecord) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from gateway.model import RunRecord
 from gateway.settings import QuotaSettings
 
 TASK_TYPE_SUFFIX = "_task"
+FOR_EACH_TASK = "for_each_task"
 RUN_COMPLETED = "run.completed"
 RUN_STATE_CHANGED = "run.state_changed"
 
@@ -61,13 +62,21 @@ def task_types(spec: Mapping[str, Any]) -> list[str]:
 def task_entries(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """Each task of the spec with its field path: ``spec.tasks[i]``, or the spec itself for
     the single-task shape, whose compute (``new_cluster``, ``existing_cluster_id``) is
-    top-level. Whatever reads a task's compute reads it here, so neither shape escapes it."""
+    top-level, and a for-each task's nested task (``...for_each_task.task``). Whatever reads a
+    task's compute reads it here, so no shape escapes it."""
     if task_types(spec) and not spec.get("tasks"):
-        return [("spec", spec)]
-    tasks = spec.get("tasks")
-    if not isinstance(tasks, list):
-        return []
-    return [(f"spec.tasks[{i}]", t) for i, t in enumerate(tasks) if isinstance(t, Mapping)]
+        entries: list[tuple[str, Mapping[str, Any]]] = [("spec", spec)]
+    else:
+        tasks = spec.get("tasks")
+        listed = tasks if isinstance(tasks, list) else []
+        entries = [(f"spec.tasks[{i}]", t) for i, t in enumerate(listed) if isinstance(t, Mapping)]
+    # A for-each task's nested task brings its own compute, run once per input.
+    return entries + [
+        (f"{path}.{FOR_EACH_TASK}.task", nested)
+        for path, task in entries
+        if isinstance(loop := task.get(FOR_EACH_TASK), Mapping)
+        and isinstance(nested := loop.get("task"), Mapping)
+    ]
 
 
 def shape_problem(spec: Mapping[str, Any]) -> str | None:

@@ -136,3 +136,32 @@ async def test_one_shared_credential_submits_to_each_namespace_by_host(
         assert outcome.value(f"{conn}.result") == "SUCCESS"
         [remote] = stack.remote_runs(f"{name}-{conn}")
         assert remote["principal"] == stack.principals[namespace], conn
+
+
+async def test_deferrable_operator_by_host(drive: Drive, stack: ClientStack) -> None:
+    """A deferrable DatabricksSubmitRunOperator whose connection's host is team-01's host
+    name, with the shared key: the submit (sync hook) and every poll of its trigger (async
+    hook) reach lakegate by that name, and the run is team-01's.
+
+    The async hook ignores HTTP_PROXY, so here the name itself resolves to loopback inside
+    the driver's process (``drivers/_names.py``), as DNS would route it; the client is
+    unchanged. team-01 is also the key's default, so team-00's host name is driven too:
+    there a submit or a poll that lost its host would find the wrong namespace.
+    """
+    lakegate = stack.targets["lakegate"]
+    _, _, port = lakegate.url.removeprefix("http://").partition(":")
+    for namespace in SHARED_NAMESPACES:
+        host = stack.host_of(namespace)
+        env = {
+            "AIRFLOW_CONN_LAKEGATE": _databricks_connection(host, port, stack.shared_key),
+            "LAKEGATE_LOOPBACK_SUFFIX": ".lakegate.example",
+            **AIRFLOW_SETTINGS,
+        }
+        name = f"deferred-{namespace}-{uuid.uuid4().hex[:8]}"
+        outcome = await drive(
+            "airflow", "drive_airflow", "lakegate", env=env, scenario="deferrable", run_name=name
+        )
+        outcome.check(["execute.defers", "trigger", "trigger.state", "execute_complete"])
+        assert json.loads(outcome.value("trigger.state"))["result_state"] == "SUCCESS"
+        [remote] = stack.remote_runs(name)
+        assert remote["principal"] == stack.principals[namespace], namespace

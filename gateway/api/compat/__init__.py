@@ -12,7 +12,7 @@ shape, never problem+json, and /v1 requests never pass through it. The modules:
     handlers.py    HTTP and the run service calls; the routes
     listing.py     runs/list: the ledger's runs, each shown as runs/get shows it
     steps.py       the shared steps: namespace, GET parameters, what runs/get shows
-    pages.py       2.2's pages of a run's arrays merged for 2.0/2.1 clients (pure)
+                   (2.2's pages merged for 2.0/2.1 clients by gateway.databricks.pages)
     forwarded.py   the scheme and Host a client called, behind a trusted proxy (pure)
     middleware.py  Databricks' error shape for every refusal under /api/
     requests.py    what a Databricks client sends, read into lakegate's terms (pure)

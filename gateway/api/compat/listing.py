@@ -16,7 +16,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.compat.pages import PAGE_SIZE
 from gateway.api.compat.requests import (
     MAX_LIST_LIMIT,
     MAX_LIST_LIMIT_2_0,
@@ -27,6 +26,7 @@ from gateway.api.compat.requests import (
 from gateway.api.compat.steps import answers_whole, namespace_for, parameters_of, shown_run
 from gateway.api.compat.wire import list_body, list_item
 from gateway.appkeys import SERVICE
+from gateway.databricks.pages import PAGE_SIZE
 from gateway.logs import bound
 from gateway.model import RunRecord
 from gateway.runs.types import RunService

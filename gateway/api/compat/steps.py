@@ -25,7 +25,6 @@ from gateway.api.compat.forwarded import (
     public_origin,
     x_forwarded_hops,
 )
-from gateway.api.compat.pages import fits_one_page, next_page_token, whole_run
 from gateway.api.compat.requests import (
     NAMESPACE_HEADER,
     Query,
@@ -35,6 +34,7 @@ from gateway.api.compat.requests import (
 from gateway.api.compat.wire import ledger_run, remote_run
 from gateway.api.middlewares import read_body
 from gateway.appkeys import CALLERS, ENDED_RUNS, REMOTE_RUNS, SETTINGS
+from gateway.databricks.pages import fits_one_page, next_page_token, whole_run
 from gateway.errors import DatabricksRunNotFound, LakegateError
 from gateway.model import RunRecord
 from gateway.singleflight import TtlCache

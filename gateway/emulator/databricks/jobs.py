@@ -5,7 +5,8 @@ Behaviour follows shared/reference/databricks.md section 1. Choices where it is 
 - API 2.0 (the legacy databricks-cli's default) answers as 2.1 does, in the multi-task
   shape, save for the one 2.0 difference the reference records: runs/list's limit goes up
   to 26. 2.2 alone pages a run's arrays (tasks, job_clusters) at 100: runs/get with
-  ``next_page_token``, runs/list items (``expand_tasks``) cut at 100 with ``has_more``.
+  ``next_page_token``, runs/list items (``expand_tasks``) cut at 100 with ``has_more``;
+  runs/get of a for-each task run pages its ``iterations`` the same way (``for_each``).
 - runs/list shows only the runs the calling principal created: lakegate gives each namespace
   its own identity and relies on not seeing the others' runs. runs/get and runs/cancel
   accept any run id of the workspace, as a workspace admin's would.
@@ -20,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.emulator.databricks.for_each_views import for_each_run_view
 from gateway.emulator.databricks.params import BadParam, Params, get_params, post_params
 from gateway.emulator.databricks.runs import LimitReached, ListQuery
 from gateway.emulator.databricks.validation import Invalid, parse_submit
@@ -127,12 +129,6 @@ class JobsApi:
         except BadParam as exc:
             return _refused(exc)
         now = self._ws.now_ms()
-        record = self._ws.registry.get(run_id)
-        if record is None:
-            found = self._ws.registry.get_task(run_id)
-            if found is None:
-                return _no_such_run(run_id)
-            return web.json_response(task_run_view(*found, now, self._site(request)))
         offset, page = 0, None
         if request.match_info["version"] == "2.2":
             page = TASKS_PAGE_SIZE
@@ -141,6 +137,18 @@ class JobsApi:
                 if decoded is None:
                     return invalid(f"Invalid page token: {token}")
                 offset = decoded
+        record = self._ws.registry.get(run_id)
+        if record is None:
+            found = self._ws.registry.get_task(run_id)
+            if found is None:
+                return _no_such_run(run_id)
+            parent, task = found
+            if task.spec.for_each is not None:
+                view = for_each_run_view(
+                    parent, task, now, self._site(request), offset=offset, page=page
+                )
+                return web.json_response(view)
+            return web.json_response(task_run_view(parent, task, now, self._site(request)))
         view = run_view(record, now, self._site(request), tasks_offset=offset, tasks_page=page)
         return web.json_response(view)
 

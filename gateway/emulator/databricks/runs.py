@@ -42,6 +42,10 @@ class LimitReached(Exception):
 class TaskRun:
     run_id: int
     spec: TaskSpec
+    # A for-each task's iterations, each a task run of its own (gateway.emulator.databricks
+    # .for_each); an iteration names its for-each task's key, whose course it shares.
+    iterations: tuple[TaskRun, ...] = ()
+    parent_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -73,7 +77,8 @@ class RunRecord:
                 if t.spec.asked_outcome is not None
             }
             self._task_outcomes = task_outcomes(deps, asked, course(self.timeline).outcome)
-        return observe(self.timeline, now_ms, self._task_outcomes[task.spec.task_key])
+        key = task.parent_key or task.spec.task_key
+        return observe(self.timeline, now_ms, self._task_outcomes[key])
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,7 @@ class RunRegistry:
         run_id = self._next_run_id
         tasks = tuple(TaskRun(run_id + 1 + i, task) for i, task in enumerate(spec.tasks))
         self._next_run_id += len(tasks) + 1
+        tasks = tuple(self._with_iterations(task) for task in tasks)
         timeline = Timeline(
             submitted_ms=now_ms, plan=plan_for(self._lifecycle, spec), timeout_ms=_timeout_ms(spec)
         )
@@ -240,8 +246,23 @@ class RunRegistry:
         self._runs[run_id] = record
         for task in tasks:
             self._task_parent[task.run_id] = (record, task)
+            for iteration in task.iterations:
+                self._task_parent[iteration.run_id] = (record, iteration)
         self._by_owner.setdefault(principal.name, []).append(run_id)
         return record
+
+    def _with_iterations(self, task: TaskRun) -> TaskRun:
+        """A for-each task with its iterations, their run ids after the run's tasks'."""
+        if task.spec.for_each is None:
+            return task
+        specs = task.spec.for_each.iteration_specs()
+        first = self._next_run_id
+        self._next_run_id += len(specs)
+        key = task.spec.task_key
+        task.iterations = tuple(
+            TaskRun(first + i, spec, parent_key=key) for i, spec in enumerate(specs)
+        )
+        return task
 
     def get(self, run_id: int) -> RunRecord | None:
         return self._runs.get(run_id)

@@ -22,6 +22,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.emulator.databricks.for_each import (
+    FOR_EACH,
+    ForEachRefused,
+    ForEachSpec,
+    parse_for_each,
+)
 from gateway.emulator.databricks.lifecycle import Outcome
 
 RESULT_PARAM = "lakegate_emulator_result"
@@ -63,6 +69,8 @@ class TaskSpec:
     asked_seconds: float | None
     timeout_seconds: int
     body: dict[str, Any]
+    # A for_each_task's inputs and nested task (gateway.emulator.databricks.for_each).
+    for_each: ForEachSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -222,16 +230,30 @@ def _task(where: str, task: dict[str, Any]) -> TaskSpec:
         isinstance(d, dict) and isinstance(d.get("task_key"), str) for d in depends
     ):
         raise _Reject(f"Invalid value for field {where}depends_on: expected [{{task_key}}]")
+    for_each = _for_each(key, where, payload) if task_type == FOR_EACH else None
     params = _emulator_params(key, task_type, payload)
     return TaskSpec(
         task_key=key,
         task_type=task_type,
         depends_on=tuple(d["task_key"] for d in depends),
-        asked_outcome=_asked_outcome(key, params.get(RESULT_PARAM)),
-        asked_seconds=_asked_seconds(key, params.get(SECONDS_PARAM)),
+        # A for-each task goes as its iterations go: as its nested task asks.
+        asked_outcome=for_each.task.asked_outcome
+        if for_each
+        else _asked_outcome(key, params.get(RESULT_PARAM)),
+        asked_seconds=for_each.task.asked_seconds
+        if for_each
+        else _asked_seconds(key, params.get(SECONDS_PARAM)),
         timeout_seconds=_non_negative_int(task, "timeout_seconds", prefix=where),
         body=task,
+        for_each=for_each,
     )
+
+
+def _for_each(key: str, where: str, payload: dict[str, Any]) -> ForEachSpec:
+    try:
+        return parse_for_each(key, where, payload, nested=_task)
+    except ForEachRefused as exc:
+        raise _Reject(str(exc)) from None
 
 
 def _emulator_params(key: str, task_type: str, payload: dict[str, Any]) -> dict[str, str]:

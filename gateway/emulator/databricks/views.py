@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.emulator.databricks.for_each import FOR_EACH
+from gateway.emulator.databricks.for_each import stats as for_each_stats
 from gateway.emulator.databricks.lifecycle import Snapshot
 from gateway.emulator.databricks.runs import RunRecord, TaskRun
 from gateway.emulator.databricks.validation import RESULT_PARAM
@@ -163,6 +165,8 @@ def task_view(record: RunRecord, task: TaskRun, now_ms: int, site: Site) -> dict
         }
     )
     view.setdefault("run_if", "ALL_SUCCESS")
+    if task.spec.for_each is not None:
+        view[FOR_EACH] = {**view[FOR_EACH], "stats": for_each_stats(len(task.iterations), snap)}
     cluster = _cluster_instance(task, snap)
     if cluster is not None:
         view["cluster_instance"] = cluster

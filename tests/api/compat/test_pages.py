@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.api.compat.pages import MAX_PAGES, fits_one_page, merge_page, whole_run
 from gateway.api.compat.wire import list_item
+from gateway.databricks.pages import MAX_PAGES, fits_one_page, merge_page, whole_run
 from gateway.errors import DatabricksError
 
 

@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import Any
 
+import _names
 from _steps import Steps, read_args
 from airflow.exceptions import TaskDeferred
 from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -177,6 +178,8 @@ def shared(steps: Steps, name: str, connections: list[str]) -> None:
 
 
 def main() -> None:
+    # Before any client call: a connection may name a host only the harness resolves.
+    _names.install()
     args, steps = read_args(), Steps()
     scenario, name = args["scenario"], args["run_name"]
     if scenario == "hook_sync":

@@ -1,13 +1,15 @@
-"""A run's runs/get pages (Jobs API 2.2) merged into the one answer 2.0 and 2.1 give.
+"""A run's runs/get pages (Jobs API 2.2) followed and merged into the one answer 2.0 and 2.1 give.
 
 Databricks' 2.2 answers at most 100 elements of each of a run's arrays per page and hands a
 ``next_page_token`` while any has more; 2.0 and 2.1 answer them whole. lakegate calls
-Databricks at 2.2 (``workspaces.<name>.api_version``), so a 2.0/2.1 client of the facade gets
-the pages followed and merged here, as the SDK's own ``get_run`` merges them: each page brings
-the next slice of ``tasks`` (of ``iterations`` instead, for a for-each task run, whose single
-task repeats on every page), ``job_clusters``, ``job_parameters`` and ``repair_history``.
-A 2.2 client gets Databricks' pages as they are, tokens included. No I/O: the page fetch is
-handed in.
+Databricks at 2.2 (``workspaces.<name>.api_version``), so whoever needs a whole run follows
+the pages here, as the SDK's own ``get_run`` merges them: the facade for a 2.0/2.1 client
+(``gateway.api.compat``), and a run's output for every task (``gateway.api.outputs``). Each
+page brings the next slice of ``tasks`` (of ``iterations`` instead, for a for-each task run,
+whose single task repeats on every page), ``job_clusters``, ``job_parameters`` and
+``repair_history``. One follower, so a Databricks that never stops handing out tokens (or
+hands out one twice) ends in one clear ``DatabricksError`` everywhere. No I/O: the page
+fetch is handed in.
 """
 
 from __future__ import annotations
