@@ -38,7 +38,7 @@ def blocked_by(walk: Walk, name: str, title: str) -> Step | None:
 
 
 async def policy_step(walk: Walk) -> Step:
-    """A tenant refused at start-up (unset variable, unreadable file) fails here first."""
+    """A tenant whose policy is refused now (unset variable, unreadable file) fails here first."""
     namespace, explanation = walk.namespace, walk.explanation
     policy = walk.settings.tenants.policy(namespace)
     if policy is None or policy.identity is None:
@@ -50,7 +50,7 @@ async def policy_step(walk: Walk) -> Step:
         return failed(
             *POLICY,
             obj=key,
-            cause=f"refused at start-up: {cause}",
+            cause=f"the tenant policy is refused: {cause}",
             fix=fix or "correct the tenant policy",
             reason=refused[0].reason,
             refusals=[r.detail for r in refused],
