@@ -13,6 +13,11 @@ of 10,000 values took a second to rebuild, blocking the loop at every new token)
 shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
 This module imports nothing of lakegate's, so every layer may feed it.
 
+Client ids are not secrets but identify a tenant's principal beyond need: ``remember_shown``
+holds one with the text it is shown as instead (its masked form, first 4 ... last 4), so a log
+line quoting a Databricks error that names a service principal shows it masked. A value known
+as a secret stays masked whole.
+
 ``remember_settings`` feeds it everything the settings hold at start-up (every ``SecretStr``,
 and the value of every environment variable a ``*_env`` key names), so that a secret is
 masked before its first use, not only once the code that uses it has read it.
@@ -36,7 +41,8 @@ class SecretRegistry:
 
     def __init__(self, max_values: int = MAX_VALUES) -> None:
         self._max = max_values
-        self._values: OrderedDict[str, None] = OrderedDict()
+        # Each value -> what it is replaced with (MASK for a secret).
+        self._values: OrderedDict[str, str] = OrderedDict()
         # First MIN_CHARS characters -> the values starting so, longest first.
         self._by_prefix: dict[str, list[str]] = {}
         self._lock = threading.Lock()
@@ -44,15 +50,18 @@ class SecretRegistry:
     def __len__(self) -> int:
         return len(self._values)
 
-    def remember(self, value: str | None) -> None:
-        """Hold ``value`` (when it is long enough to be a secret); a known value is refreshed."""
+    def remember(self, value: str | None, shown: str = MASK) -> None:
+        """Hold ``value`` (when it is long enough to be a secret), replaced by ``shown``; a known
+        value is refreshed, and a secret's whole mask is never weakened to a partial one."""
         if value is None or len(value) < MIN_CHARS:
             return
         with self._lock:
             if value in self._values:
                 self._values.move_to_end(value)
+                if shown == MASK:
+                    self._values[value] = MASK
                 return
-            self._values[value] = None
+            self._values[value] = shown
             same = self._by_prefix.setdefault(value[:MIN_CHARS], [])
             same.append(value)
             same.sort(key=len, reverse=True)
@@ -67,7 +76,7 @@ class SecretRegistry:
             del self._by_prefix[prefix]
 
     def scrub(self, text: str) -> str:
-        """``text`` with every remembered value replaced by ``MASK``."""
+        """``text`` with every remembered value replaced by what it is shown as."""
         index = self._by_prefix
         if not index or len(text) < MIN_CHARS:
             return text
@@ -83,7 +92,7 @@ class SecretRegistry:
             if found is None:
                 i += 1
                 continue
-            out += (text[kept:i], MASK)
+            out += (text[kept:i], self._values.get(found, MASK))
             i = kept = i + len(found)
         if not out:
             return text
@@ -102,6 +111,11 @@ REGISTRY = SecretRegistry()
 def remember(value: str | None) -> None:
     """Register a secret value with the process-wide registry."""
     REGISTRY.remember(value)
+
+
+def remember_shown(value: str | None, shown: str) -> None:
+    """Register an identifying value (a client id) to be shown as ``shown`` in logs."""
+    REGISTRY.remember(value, shown)
 
 
 def scrub(text: str) -> str:

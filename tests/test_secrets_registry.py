@@ -61,3 +61,15 @@ def test_kubernetes_status_messages_are_redacted_and_capped() -> None:
     assert status.message is not None
     assert "zq-held-kube-canary" not in status.message
     assert len(status.message) <= logs.UPSTREAM_MAX_CHARS + 3
+
+
+def test_an_identifier_is_shown_as_given_and_a_secret_is_never_weakened() -> None:
+    registry = SecretRegistry()
+    registry.remember("0c47a1b2-0000-4000-8000-00000000106d", "0c47...106d")
+    assert registry.scrub("sp 0c47a1b2-0000-4000-8000-00000000106d may not") == (
+        "sp 0c47...106d may not"
+    )
+    registry.remember("dose-secret-value", "dose...alue")
+    registry.remember("dose-secret-value")  # known as a secret too: masked whole
+    registry.remember("dose-secret-value", "dose...alue")
+    assert registry.scrub("x dose-secret-value y") == f"x {MASK} y"

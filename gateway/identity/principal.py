@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway import secrets_registry
+
 # Defined beside the token endpoints, whose errors mask it too; named here for the records.
 from gateway.databricks.oauth import mask_client_id
 
@@ -75,6 +77,9 @@ class Principal:
 def of_plan(plan: Plan) -> Principal:
     """The principal a plan runs as (see the module docstring for the order)."""
     if plan.client_id:
+        # From here on, a log line quoting it (a Jobs API error naming the service principal,
+        # say) shows it masked, as records and messages do.
+        secrets_registry.remember_shown(plan.client_id.strip(), mask_client_id(plan.client_id))
         who = f"client/{plan.client_id.strip()}"
     elif plan.secret_name:
         who = f"secret/{plan.secret_name}"

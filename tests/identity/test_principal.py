@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from gateway import logs
+from gateway.identity import principal
 from gateway.identity.principal import (
     client_subject,
     describe,
@@ -103,3 +105,13 @@ def test_describe_names_what_to_restore() -> None:
     assert describe(of_plan(default).record()) == (
         "pat given inline in the default identity at https://prod.example"
     )
+
+
+def test_a_resolved_client_id_is_masked_in_every_log_line_from_then_on() -> None:
+    """A Databricks error naming the service principal, logged after the plan resolved,
+    shows it as records do (first 4 ... last 4)."""
+    client = "7d1e9a52-0000-4000-8000-0000000051ce"
+    principal.of_plan(Plan("oauth-m2m", WS, ORIGIN, client_id=f" {client} "))
+    line = logs.redact_text(f"PERMISSION_DENIED: {client} is not allowed to view this run")
+    assert client not in line
+    assert "7d1e...51ce is not allowed" in line
