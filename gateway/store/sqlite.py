@@ -56,7 +56,15 @@ from gateway.store._sqlite_sql import (
     states_param,
     to_us,
 )
-from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry
+from gateway.store.base import (
+    EVERY_USAGE,
+    INITIAL_STATES,
+    Admission,
+    Admit,
+    NewRun,
+    OutboxEntry,
+    UsageNeeds,
+)
 
 # RETURNING arrived in 3.35 and json_each was built in by default from 3.38.
 MIN_SQLITE = (3, 38, 0)
@@ -129,7 +137,12 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
     # --- runs ---------------------------------------------------------------------------------
 
     async def create_run(
-        self, new: NewRun, now: datetime, *, admit: Admit | None = None
+        self,
+        new: NewRun,
+        now: datetime,
+        *,
+        admit: Admit | None = None,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
@@ -148,7 +161,7 @@ class SqliteStore(QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
                     return decode_run(found), False
             state, message = new.state, new.message
             if admit is not None:
-                choice = admit(usage(conn, new.namespace, new.workspace, at))
+                choice = admit(usage(conn, new.namespace, new.workspace, at, needs))
                 if isinstance(choice, Admission):
                     state, message = choice.state, choice.message
                 else:
