@@ -160,11 +160,14 @@ class Dispatcher:
             return
         batch, self._settled = self._settled, []
         try:
-            await self._store.settle_outbox(batch, owner=self._owner)
+            written = await self._store.settle_outbox(batch, owner=self._owner)
         except LakegateError:
             self._settled = batch + self._settled
             raise
         self._leased.difference_update(s.entry_id for s in batch)
+        if written < len(batch):
+            # Rows another replica took over (its attempt stands) or settled already.
+            log.info("webhook_settlements_fenced", owner=self._owner, skipped=len(batch) - written)
 
     async def _refresh_disabled(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._disabled_at < DISABLED_REFRESH_SECONDS:
