@@ -31,10 +31,8 @@ from gateway.store.sqlite import SqliteStore
 log = get_logger(__name__)
 
 
-async def build_store(
-    settings: StoreSettings, environ: Mapping[str, str], *, replica_id: str | None = None
-) -> Store:
-    """The ledger the settings choose, not yet opened; its claims named ``replica_id``."""
+async def build_store(settings: StoreSettings, environ: Mapping[str, str]) -> Store:
+    """The ledger the settings choose, not yet opened."""
     if settings.backend == "sqlite":
         return SqliteStore(settings.sqlite_path)
     source = DsnSource(
@@ -49,17 +47,14 @@ async def build_store(
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             connect_timeout=settings.connect_timeout_seconds,
-        ),
-        owner=replica_id,
+        )
     )
 
 
 def store_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         environ = over.environ if over.environ is not None else os.environ
-        store = over.store or await build_store(
-            settings.store, environ, replica_id=settings.server.replica_id
-        )
+        store = over.store or await build_store(settings.store, environ)
         await store.open()
         app[STORE] = store
         log.info("store_opened", backend=settings.store.backend)

@@ -17,7 +17,8 @@ A new run is, in this order:
   ``max_queued_runs`` already.
 Every refusal is a ``QuotaExceeded`` naming the limit, its value and the usage, with a
 Retry-After computed from what frees the limit. Over the budget that needs each run's span,
-which only the refusal pays for: ``decide`` takes them when the caller has read them.
+which only the refusal pays for: ``decide`` takes them when the caller has read them. A
+namespace without a budget does not pay for the day's run time at all (``usage_needs``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
 from gateway.runs.budget import Span, budget_wait
 from gateway.settings import QuotaSettings
-from gateway.store.base import Admission
+from gateway.store.base import Admission, UsageNeeds
 
 # What Retry-After says when nothing measured tells when a limit frees: no run of the
 # namespace ended in the last day, or an operator must act (paused, draining).
@@ -51,6 +52,12 @@ def rate_wait(recent: Sequence[datetime], now: datetime, *, per_minute: float, b
             continue
         wait = max(wait, (count + 1 - burst) / rate - (now - moment).total_seconds())
     return wait
+
+
+def usage_needs(quotas: QuotaSettings) -> UsageNeeds:
+    """What ``decide`` reads of the usage under ``quotas``: the day's run time only with a
+    ``run_hours_per_day`` budget (without one, ``over_budget`` never looks at it)."""
+    return UsageNeeds(run_hours=quotas.run_hours_per_day is not None)
 
 
 def slot_wait(usage: NamespaceUsage, quotas: QuotaSettings) -> float:

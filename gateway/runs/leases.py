@@ -20,23 +20,25 @@ from collections.abc import AsyncIterator, Collection
 from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.runs.types import Clock, utcnow
+from gateway.settings.process import DEFAULT_LEASE_SECONDS
 from gateway.store.base import Store
 
 log = get_logger(__name__)
 
-# How long a claim lasts without renewal: how long a dead replica's work waits for another.
-LEASE_SECONDS = 20.0
-
 
 class Claims:
-    """Claims of one replica (``owner``) on one ledger, with their renewal and release."""
+    """Claims of one replica (``owner``) on one ledger, with their renewal and release.
+
+    ``lease_seconds`` is how long a claim lasts unrenewed (``store.lease_seconds``): how long a
+    dead replica's work waits for another.
+    """
 
     def __init__(
         self,
         store: Store,
         owner: str,
         *,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Clock = utcnow,
     ) -> None:
         if lease_seconds <= 0:

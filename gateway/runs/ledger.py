@@ -33,7 +33,7 @@ from gateway.model import RunRecord, RunState
 from gateway.runs.specs import completed_event, state_changed_event
 from gateway.runs.types import Clock, utcnow
 from gateway.settings.process import default_replica_id
-from gateway.store.base import Admit, Fits, NewRun, Reschedule, Store
+from gateway.store.base import EVERY_USAGE, Admit, Fits, NewRun, Reschedule, Store, UsageNeeds
 
 log = get_logger(__name__)
 
@@ -60,13 +60,15 @@ class RunLedger:
         # Whether a namespace wants run.state_changed events; None: no namespace does.
         self._state_changes = state_changes
 
-    async def accept(self, new: NewRun, *, admit: Admit | None = None) -> tuple[RunRecord, bool]:
+    async def accept(
+        self, new: NewRun, *, admit: Admit | None = None, needs: UsageNeeds = EVERY_USAGE
+    ) -> tuple[RunRecord, bool]:
         """Insert a run (or find the one its Idempotency-Key made); True when it is new.
 
         ``admit``, given by admission, chooses QUEUED or SUBMITTING inside the insert's
-        transaction; see ``Store.create_run``.
+        transaction, from the usage ``needs`` names; see ``Store.create_run``.
         """
-        return await self._store.create_run(new, self._clock(), admit=admit)
+        return await self._store.create_run(new, self._clock(), admit=admit, needs=needs)
 
     async def admit(self, run: RunRecord, message: str, *, fits: Fits) -> RunRecord | None:
         """QUEUED to SUBMITTING if ``fits`` still holds, checked in the move's transaction

@@ -22,7 +22,7 @@ from gateway.errors import InvalidRequest, NotFound, QuotaExceeded, RunRejected
 from gateway.identity.resolver import ResolvedIdentity
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, request_fingerprint
-from gateway.runs.admission import decide
+from gateway.runs.admission import decide, usage_needs
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.guardrails import check_guardrails
 from gateway.runs.ledger import RunLedger
@@ -130,7 +130,9 @@ class RunsService:
         now = self._clock()
         try:
             return await self._ledger.accept(
-                new, admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now)
+                new,
+                admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now),
+                needs=usage_needs(quotas),
             )
         except QuotaExceeded as exc:
             self._metrics.observe_quota_refusal(new.namespace, exc.limit)

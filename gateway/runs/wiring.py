@@ -19,7 +19,7 @@ from gateway.identity.resolver import IdentityResolver
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.runs.caps import WorkspaceCaps
-from gateway.runs.leases import LEASE_SECONDS, Claims
+from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.poller import Poller
 from gateway.runs.queue import Admitter
@@ -54,15 +54,17 @@ def wire_runs(
     inline_submit_seconds: float | None = None,
     poll_idle_seconds: float = 0.5,
     jitter: Callable[[], float] = random.random,
-    lease_seconds: float = LEASE_SECONDS,
+    lease_seconds: float | None = None,
 ) -> Runs:
-    """The runs package on ``store``; ``inline_submit_seconds`` None takes the settings'."""
+    """The runs package on ``store``; None for ``inline_submit_seconds`` or ``lease_seconds``
+    takes the settings'."""
     inline = (
         settings.poller.inline_submit_seconds
         if inline_submit_seconds is None
         else inline_submit_seconds
     )
-    ledger, claims = _ledger(store, settings, metrics, clock, lease_seconds)
+    lease = settings.store.lease_seconds if lease_seconds is None else lease_seconds
+    ledger, claims = _ledger(store, settings, metrics, clock, lease)
     caps = WorkspaceCaps(lambda: settings.workspaces, clock=clock)
     submitter = Submitter(
         store=store,

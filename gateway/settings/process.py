@@ -83,6 +83,10 @@ class ServerSettings(Frozen):
         return self.metrics_host or self.host, self.metrics_port
 
 
+# store.lease_seconds unless set; also what a ``Claims`` built without settings (tests) uses.
+DEFAULT_LEASE_SECONDS = 20.0
+
+
 class StoreSettings(Frozen):
     """The run ledger: embedded SQLite (one replica) or a shared PostgreSQL (several).
 
@@ -99,6 +103,11 @@ class StoreSettings(Frozen):
     pool_min_size: int = Field(default=1, ge=0, le=100)
     pool_max_size: int = Field(default=10, ge=1, le=100)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # How long a replica's claim on a run (poller, submission retrier, admission queue) lasts
+    # unrenewed: how long a dead replica's runs wait for another. Renewed every third of it, so
+    # under a second would mean a renewal write several times a second per busy replica; over
+    # ten minutes, runs of a lost pod standing still that long.
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, ge=1, le=600)
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -88,7 +88,9 @@ class WebhooksSettings(Frozen):
     max_concurrency: int = Field(default=64, ge=1)
     max_per_endpoint: int = Field(default=8, ge=1)
     poll_interval_seconds: float = Field(default=0.2, gt=0, le=60)
-    lease_seconds: float = Field(default=300.0, gt=0)
+    # A claimed row's lease, renewed every third of it while the delivery is in flight: how
+    # long a dead replica's rows wait for another dispatcher. Bounded as store.lease_seconds.
+    lease_seconds: float = Field(default=30.0, ge=1, le=600)
 
     @field_validator("allow_networks")
     @classmethod

@@ -1,10 +1,11 @@
 """The Store's webhook-delivery methods on PostgreSQL: claims, settlements, dead rows, endpoints.
 
-A mixin of ``PostgresStore`` (which provides ``_run`` and ``owner``). Several replicas claim
+A mixin of ``PostgresStore`` (which provides ``_run``). Several replicas claim
 from one outbox: a claim locks the due rows it picks with ``FOR UPDATE SKIP LOCKED``, so two
 claims running at once take disjoint rows instead of waiting for each other, and it leases
 them (owner, expiry), so a later claim leaves them alone until the lease runs out or the row
-is settled. A row re-checked after another claim committed is seen leased and skipped.
+is settled. A row re-checked after another claim committed is seen leased and skipped. The
+owner stays on the row after it is settled: it is the fence a late settlement is checked by.
 """
 
 from __future__ import annotations
@@ -38,16 +39,24 @@ RETURNING outbox.*
 SETTLE = """
 UPDATE outbox SET
     attempts = $3, last_status = $4, last_error = $5, endpoint = $6,
-    lease_until = NULL, lease_owner = NULL,
+    lease_until = NULL,
     delivered_at = CASE WHEN $2 = 'delivered' THEN $7::timestamptz END,
     dead_at = CASE WHEN $2 = 'dead' THEN $7::timestamptz END,
     next_attempt_at = CASE WHEN $2 = 'retry' THEN $8::timestamptz ELSE next_attempt_at END
 WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL
+  AND (lease_owner IS NULL OR lease_owner = $9)
+"""
+
+RENEW = """
+UPDATE outbox SET lease_until = $2
+WHERE lease_owner = $3 AND lease_until IS NOT NULL AND delivered_at IS NULL
+  AND dead_at IS NULL AND id = ANY($1::bigint[])
+RETURNING id
 """
 
 REDELIVER = """
 UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, lease_until = NULL,
-    lease_owner = NULL, last_error = ''
+    last_error = ''
 WHERE namespace = $2 AND dead_at IS NOT NULL AND ($3::bigint[] IS NULL OR id = ANY($3))
 RETURNING id
 """
@@ -61,30 +70,41 @@ def affected(status: str) -> int:
 class PostgresOutbox:
     """The outbox half of ``PostgresStore``."""
 
-    owner: str
-
     async def _run(
         self, body: Body[T], *, write: bool, snapshot: bool = False
     ) -> T:  # pragma: no cover - overridden
         raise NotImplementedError
 
     async def claim_outbox(
-        self, now: datetime, *, limit: int, lease_seconds: float
+        self, now: datetime, *, owner: str, limit: int, lease_seconds: float
     ) -> list[OutboxEntry]:
         check_limit(limit)
         at = utc(now)
         until = at + timedelta(seconds=lease_seconds)
 
         async def body(conn: Conn) -> list[OutboxEntry]:
-            rows = await conn.fetch(CLAIM, at, until, limit, self.owner)
+            rows = await conn.fetch(CLAIM, at, until, limit, owner)
             return sorted((decode_outbox(row) for row in rows), key=lambda e: e.id)
 
         return await self._run(body, write=True)
 
-    async def settle_outbox(self, settlements: Collection[Settlement]) -> int:
+    async def renew_outbox(
+        self, entry_ids: Collection[int], now: datetime, *, owner: str, lease_seconds: float
+    ) -> set[int]:
+        if not entry_ids:
+            return set()
+        until = utc(now) + timedelta(seconds=lease_seconds)
+        ids = [int(i) for i in entry_ids]
+
+        async def body(conn: Conn) -> set[int]:
+            return {int(row["id"]) for row in await conn.fetch(RENEW, ids, until, owner)}
+
+        return await self._run(body, write=True)
+
+    async def settle_outbox(self, settlements: Collection[Settlement], *, owner: str) -> int:
         rows = [
             (s.entry_id, Settle(s.outcome).value, s.attempts, s.status, s.error, s.endpoint,
-             utc(s.at), None if s.next_attempt_at is None else utc(s.next_attempt_at))
+             utc(s.at), None if s.next_attempt_at is None else utc(s.next_attempt_at), owner)
             for s in settlements
         ]  # fmt: skip
         if not rows:

@@ -17,6 +17,7 @@ import asyncpg
 from gateway.model import ACTIVE_STATES, TERMINAL_STATES, NamespaceUsage, RunRecord, RunState
 from gateway.store._pg_connection import Body, Conn
 from gateway.store._pg_sql import check_limit, decode_run, states_param, utc
+from gateway.store.base import EVERY_USAGE, UsageNeeds
 
 T = TypeVar("T")
 
@@ -82,8 +83,11 @@ WHERE state = ANY($1::text[]) GROUP BY workspace, namespace
 """
 
 
-async def usage(conn: Conn, namespace: str, workspace: str, at: datetime) -> NamespaceUsage:
-    """The namespace's usage at ``at``, with its workspace's active runs."""
+async def usage(
+    conn: Conn, namespace: str, workspace: str, at: datetime, needs: UsageNeeds = EVERY_USAGE
+) -> NamespaceUsage:
+    """The namespace's usage at ``at``, with its workspace's active runs; the day's run time
+    only if ``needs`` says so."""
     rows = await conn.fetch(
         COUNT_BY_STATE, namespace, states_param(ACTIVE_STATES | {RunState.QUEUED})
     )
@@ -98,7 +102,7 @@ async def usage(conn: Conn, namespace: str, workspace: str, at: datetime) -> Nam
         workspace_active=int(on_workspace),
         recent_submissions=tuple(row["created_at"].astimezone(UTC) for row in recent),
         mean_run_seconds=None if mean is None else float(mean),
-        run_seconds=await run_seconds(conn, namespace, at),
+        run_seconds=await run_seconds(conn, namespace, at) if needs.run_hours else 0.0,
     )
 
 

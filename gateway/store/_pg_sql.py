@@ -35,13 +35,6 @@ UPDATE runs SET state = $1, state_message = $2, databricks_run_id = $3, databric
 WHERE id = $10
 RETURNING *
 """
-# The poller's bookkeeping for a run whose state held: only while it still holds, and without
-# moving updated_at. NULL leaves the message or the URL as it is.
-RESCHEDULE_RUN = """
-UPDATE runs SET next_poll_at = $1, state_message = COALESCE($2, state_message),
-                run_page_url = COALESCE($3, run_page_url)
-WHERE id = $4 AND state = $5
-"""
 LIST_RUNS = """
 SELECT * FROM runs WHERE namespace = $1 AND id < $2 AND state = ANY($3::text[])
 ORDER BY id DESC LIMIT $4

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 # The head of each run's unsettled events only: a later event waits for the earlier one.
 CLAIM = """
-UPDATE outbox SET lease_until = :lease
+UPDATE outbox SET lease_until = :lease, lease_owner = :owner
 WHERE id IN (
     SELECT o.id FROM outbox AS o
     WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= :now
@@ -40,6 +40,14 @@ UPDATE outbox SET
     dead_at = CASE WHEN :outcome = 'dead' THEN :at END,
     next_attempt_at = CASE WHEN :outcome = 'retry' THEN :next ELSE next_attempt_at END
 WHERE id = :id AND delivered_at IS NULL AND dead_at IS NULL
+  AND (lease_owner IS NULL OR lease_owner = :owner)
+"""
+
+RENEW = """
+UPDATE outbox SET lease_until = :until
+WHERE lease_owner = :owner AND lease_until IS NOT NULL AND delivered_at IS NULL
+  AND dead_at IS NULL AND id IN (SELECT value FROM json_each(:ids))
+RETURNING id
 """
 
 REDELIVER = """
@@ -58,11 +66,12 @@ class SqliteOutbox:
         raise NotImplementedError
 
     async def claim_outbox(
-        self, now: datetime, *, limit: int, lease_seconds: float
+        self, now: datetime, *, owner: str, limit: int, lease_seconds: float
     ) -> list[OutboxEntry]:
         check_limit(limit)
         at = to_us(now)
-        params = {"now": at, "lease": at + int(lease_seconds * 1_000_000), "limit": limit}
+        params = {"now": at, "lease": at + int(lease_seconds * 1_000_000), "limit": limit,
+                  "owner": owner}  # fmt: skip
 
         def body(conn: sqlite3.Connection) -> list[OutboxEntry]:
             rows = conn.execute(CLAIM, params).fetchall()
@@ -70,7 +79,21 @@ class SqliteOutbox:
 
         return await self._run(body, write=True)
 
-    async def settle_outbox(self, settlements: Collection[Settlement]) -> int:
+    async def renew_outbox(
+        self, entry_ids: Collection[int], now: datetime, *, owner: str, lease_seconds: float
+    ) -> set[int]:
+        if not entry_ids:
+            return set()
+        until = to_us(now) + int(lease_seconds * 1_000_000)
+        ids = "[" + ",".join(str(int(i)) for i in entry_ids) + "]"
+        params = {"until": until, "owner": owner, "ids": ids}
+
+        def body(conn: sqlite3.Connection) -> set[int]:
+            return {int(row["id"]) for row in conn.execute(RENEW, params).fetchall()}
+
+        return await self._run(body, write=True)
+
+    async def settle_outbox(self, settlements: Collection[Settlement], *, owner: str) -> int:
         rows = [
             {
                 "id": s.entry_id,
@@ -81,6 +104,7 @@ class SqliteOutbox:
                 "status": s.status,
                 "error": s.error,
                 "endpoint": s.endpoint,
+                "owner": owner,
             }
             for s in settlements
         ]

@@ -17,6 +17,7 @@ from typing import TypeVar
 from gateway.model import ACTIVE_STATES, TERMINAL_STATES, NamespaceUsage, RunRecord, RunState
 from gateway.store._sqlite_connection import Body
 from gateway.store._sqlite_sql import check_limit, decode_run, from_us, states_param, to_us
+from gateway.store.base import EVERY_USAGE, UsageNeeds
 
 T = TypeVar("T")
 
@@ -87,8 +88,15 @@ WHERE state IN (SELECT value FROM json_each(?)) GROUP BY workspace, namespace
 """
 
 
-def usage(conn: sqlite3.Connection, namespace: str, workspace: str, at: int) -> NamespaceUsage:
-    """The namespace's usage at ``at`` (microseconds), with its workspace's active runs."""
+def usage(
+    conn: sqlite3.Connection,
+    namespace: str,
+    workspace: str,
+    at: int,
+    needs: UsageNeeds = EVERY_USAGE,
+) -> NamespaceUsage:
+    """The namespace's usage at ``at`` (microseconds), with its workspace's active runs;
+    the day's run time only if ``needs`` says so."""
     rows = conn.execute(
         COUNT_BY_STATE, (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED}))
     ).fetchall()
@@ -105,7 +113,7 @@ def usage(conn: sqlite3.Connection, namespace: str, workspace: str, at: int) -> 
         workspace_active=int(on_workspace.fetchone()["n"]),
         recent_submissions=tuple(from_us(row["created_at"]) for row in recent),
         mean_run_seconds=None if mean is None else float(mean) / 1_000_000,
-        run_seconds=run_seconds(conn, namespace, at),
+        run_seconds=run_seconds(conn, namespace, at) if needs.run_hours else 0.0,
     )
 
 

@@ -60,6 +60,23 @@ Admit = Callable[[NamespaceUsage], "RunState | Admission"]
 
 
 @dataclass(frozen=True, slots=True)
+class UsageNeeds:
+    """Which of the namespace's usage an ``admit`` callback looks at, so the rest is not read.
+
+    ``run_hours``: the rolling day's run time (``NamespaceUsage.run_seconds``), a sum over the
+    runs that held a slot in the last 24 h, which only a namespace with a ``run_hours_per_day``
+    budget needs. Not read, it is 0.0. The counts, the workspace's active runs, the rate
+    window and the mean run time are always read: every decision may use them.
+    """
+
+    run_hours: bool = True
+
+
+# What an admission reads when it does not say: everything.
+EVERY_USAGE = UsageNeeds()
+
+
+@dataclass(frozen=True, slots=True)
 class NewRun:
     """A run to insert: everything the caller decides before the ledger assigns an id."""
 
@@ -118,7 +135,12 @@ class Store(OutboxStore, LeaseStore, Protocol):
         ...
 
     async def create_run(
-        self, new: NewRun, now: datetime, *, admit: Admit | None = None
+        self,
+        new: NewRun,
+        now: datetime,
+        *,
+        admit: Admit | None = None,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> tuple[RunRecord, bool]:
         """Insert a run with its first history entry; return it and whether it was created.
 
@@ -126,7 +148,8 @@ class Store(OutboxStore, LeaseStore, Protocol):
         returns the existing run and False when its ``request_fingerprint`` matches (even if the
         namespace is over quota by now), and raises ``gateway.errors.Conflict`` when it does
         not. ``admit``, when given, chooses the initial state instead of ``new.state``, in the
-        same transaction as the insert, so concurrent submissions cannot overshoot a quota.
+        same transaction as the insert, so concurrent submissions cannot overshoot a quota;
+        it sees the usage ``needs`` names (what it does not need is not read).
         Ids are positive int64s, increasing, never reused.
         """
         ...
@@ -329,6 +352,7 @@ class Store(OutboxStore, LeaseStore, Protocol):
 
 
 __all__ = [
+    "EVERY_USAGE",
     "INITIAL_STATES",
     "Admission",
     "Admit",
@@ -341,4 +365,5 @@ __all__ = [
     "Settle",
     "Settlement",
     "Store",
+    "UsageNeeds",
 ]

@@ -87,22 +87,35 @@ class OutboxStore(Protocol):
     # --- webhook delivery (the outbox as the dispatcher's queue) -------------------------------
 
     async def claim_outbox(
-        self, now: datetime, *, limit: int, lease_seconds: float
+        self, now: datetime, *, owner: str, limit: int, lease_seconds: float
     ) -> list[OutboxEntry]:
-        """Lease up to ``limit`` due rows for delivery, oldest first, and return them.
+        """Lease up to ``limit`` due rows to ``owner`` for delivery, oldest first.
 
         Due: neither delivered nor dead, ``next_attempt_at`` at or before ``now``, and not
         leased past ``now``. Only the oldest unsettled row of a run is ever due, so a run's
         events are delivered in the order they were written (a dead row no longer holds the
-        run's later events back). The rows stay leased for ``lease_seconds`` or until settled;
-        a crashed dispatcher's lease runs out and the row is claimed again.
+        run's later events back). The rows stay leased for ``lease_seconds`` (or as renewed)
+        or until settled; a crashed dispatcher's lease runs out and the row is claimed again.
+        A row keeps its last claimer's name after it is settled: the fence of ``settle_outbox``.
         """
         ...
 
-    async def settle_outbox(self, settlements: Collection[Settlement]) -> int:
-        """Record attempts' results in one transaction and release their leases.
+    async def renew_outbox(
+        self, entry_ids: Collection[int], now: datetime, *, owner: str, lease_seconds: float
+    ) -> set[int]:
+        """Extend ``owner``'s unsettled claims on ``entry_ids`` to ``now + lease_seconds``.
 
-        Returns how many rows were updated; a row already delivered or dead is left alone.
+        Returns the ids renewed; a row another dispatcher claimed meanwhile, or settled, is not.
+        """
+        ...
+
+    async def settle_outbox(self, settlements: Collection[Settlement], *, owner: str) -> int:
+        """Record ``owner``'s attempts' results in one transaction and release their leases.
+
+        Returns how many rows were updated; a row already delivered or dead is left alone, and
+        so is a row another dispatcher claimed since (``owner``'s lease ran out and it was
+        taken over): a late settlement neither clears the new holder's lease nor overwrites
+        its attempt. A row nobody ever claimed may be settled by anyone.
         DELIVERED sets ``delivered_at``, DEAD ``dead_at``, RETRY ``next_attempt_at``; each
         sets ``attempts``, ``last_status``, ``last_error`` and ``endpoint``.
         """

@@ -15,7 +15,6 @@ The queries of each concern live in their own module (runs and transitions here 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TypeVar
@@ -58,7 +57,15 @@ from gateway.store._pg_sql import (
     utc,
 )
 from gateway.store._pg_transitions import Transitions
-from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry
+from gateway.store.base import (
+    EVERY_USAGE,
+    INITIAL_STATES,
+    Admission,
+    Admit,
+    NewRun,
+    OutboxEntry,
+    UsageNeeds,
+)
 from gateway.store.errors import StoreUnavailable
 from gateway.store.migrate import load_migrations
 
@@ -70,14 +77,10 @@ T = TypeVar("T")
 class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, PostgresHealth):
     """The Store protocol on a PostgreSQL database (its schema is the DSN's search_path)."""
 
-    def __init__(self, settings: PoolSettings, *, owner: str | None = None) -> None:
+    def __init__(self, settings: PoolSettings) -> None:
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
         self._installation_id: str | None = None
-        # Names this store's claims (outbox leases): the replica id when given (so the outbox
-        # and the runs name one replica alike), else unique per process and per open().
-        self._replica = owner
-        self.owner = ""
         self._lifetime = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -110,7 +113,6 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
                 await asyncio.shield(pool.close())
                 raise
             self._pool, self._installation_id = pool, found
-            self.owner = self._replica or uuid.uuid4().hex[:12]
 
     async def close(self) -> None:
         async with self._lifetime:
@@ -127,7 +129,12 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
     # --- runs ---------------------------------------------------------------------------------
 
     async def create_run(
-        self, new: NewRun, now: datetime, *, admit: Admit | None = None
+        self,
+        new: NewRun,
+        now: datetime,
+        *,
+        admit: Admit | None = None,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> tuple[RunRecord, bool]:
         at = utc(now)
         poll_at = None if new.next_poll_at is None else utc(new.next_poll_at)
@@ -151,7 +158,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
                     return _replay(found, new), False
             state, message = new.state, new.message
             if admit is not None:
-                choice = admit(await usage(conn, new.namespace, new.workspace, at))
+                choice = admit(await usage(conn, new.namespace, new.workspace, at, needs))
                 if isinstance(choice, Admission):
                     state, message = choice.state, choice.message
                 else:

@@ -55,7 +55,15 @@ from gateway.store._sqlite_sql import (
     states_param,
     to_us,
 )
-from gateway.store.base import INITIAL_STATES, Admission, Admit, NewRun, OutboxEntry
+from gateway.store.base import (
+    EVERY_USAGE,
+    INITIAL_STATES,
+    Admission,
+    Admit,
+    NewRun,
+    OutboxEntry,
+    UsageNeeds,
+)
 
 
 class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, SqliteHealth):
@@ -67,7 +75,12 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
     # --- runs ---------------------------------------------------------------------------------
 
     async def create_run(
-        self, new: NewRun, now: datetime, *, admit: Admit | None = None
+        self,
+        new: NewRun,
+        now: datetime,
+        *,
+        admit: Admit | None = None,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
@@ -86,7 +99,7 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
                     return decode_run(found), False
             state, message = new.state, new.message
             if admit is not None:
-                choice = admit(usage(conn, new.namespace, new.workspace, at))
+                choice = admit(usage(conn, new.namespace, new.workspace, at, needs))
                 if isinstance(choice, Admission):
                     state, message = choice.state, choice.message
                 else:

@@ -7,6 +7,12 @@ out only the oldest unsettled event of each run, so a run's events arrive in ord
 Concurrency is bounded overall (``max_concurrency`` deliveries at once) and per endpoint
 (``max_per_endpoint``). Settlements are written in batches, one transaction per loop turn.
 
+Replicas share the outbox by claiming rows under their replica id (``server.replica_id``): a
+claim lasts ``webhooks.lease_seconds`` and is renewed every third of that while the delivery
+is in flight (a slow receiver does not lose it), so a dead replica's rows are taken over
+within one lease. A settlement is fenced by the owner: once another replica took a row over,
+this one's late result changes nothing.
+
 One ``aiohttp.ClientSession`` (owned by the app's cleanup context) carries every delivery;
 its connector resolves hosts through the guard, never follows redirects, and ignores proxy
 variables.
@@ -68,6 +74,10 @@ class Dispatcher:
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: dict[str, asyncio.Semaphore] = {}
         self._settled: list[Settlement] = []
+        self._owner = settings.server.replica_id
+        # Rows this dispatcher holds: claimed, not yet settled in the store. Their leases are
+        # renewed until the settlement is written.
+        self._leased: set[int] = set()
         self._wake = asyncio.Event()
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._disabled_at = float("-inf")
@@ -78,6 +88,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run_forever(self) -> None:
+        renewer = asyncio.create_task(self._renew_forever(), name="webhook-lease-renewal")
         try:
             while True:
                 claimed = await self._turn()
@@ -89,9 +100,31 @@ class Dispatcher:
                             await self._wake.wait()
                     self._wake.clear()
         finally:
-            for task in self._inflight:
+            for task in (*self._inflight, renewer):
                 task.cancel()
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            await asyncio.gather(*self._inflight, renewer, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        """Every third of the lease, extend the claims on the rows still held."""
+        lease = self._options.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            held = frozenset(self._leased)
+            if not held:
+                continue
+            try:
+                kept = await self._store.renew_outbox(
+                    held, self._clock(), owner=self._owner, lease_seconds=lease
+                )
+            except LakegateError as exc:
+                # Tried again at the next third; the lease has two of them left.
+                log.warning("webhook_lease_renewal_failed", rows=len(held), error=exc.message)
+                continue
+            # Taken over by another replica (ours ran out while the store was away): its
+            # attempt wins, ours is fenced off when settled. Rows settled meanwhile left.
+            if lost := (held & self._leased) - kept:
+                self._leased -= lost
+                log.warning("webhook_leases_lost", owner=self._owner, event_ids=sorted(lost))
 
     async def _turn(self) -> int:
         """Settle what finished, then claim and start what is due; how many were started."""
@@ -104,12 +137,14 @@ class Dispatcher:
                 return 0
             entries = await self._store.claim_outbox(
                 self._clock(),
+                owner=self._owner,
                 limit=min(free, CLAIM_BATCH),
                 lease_seconds=self._options.lease_seconds,
             )
         except LakegateError as exc:
             log.warning("webhook_store_unavailable", error=exc.message)
             return 0
+        self._leased.update(entry.id for entry in entries)
         for entry in entries:
             task = asyncio.create_task(self._attempt(entry), name=f"webhook-{entry.id}")
             self._inflight.add(task)
@@ -125,10 +160,14 @@ class Dispatcher:
             return
         batch, self._settled = self._settled, []
         try:
-            await self._store.settle_outbox(batch)
+            written = await self._store.settle_outbox(batch, owner=self._owner)
         except LakegateError:
             self._settled = batch + self._settled
             raise
+        self._leased.difference_update(s.entry_id for s in batch)
+        if written < len(batch):
+            # Rows another replica took over (its attempt stands) or settled already.
+            log.info("webhook_settlements_fenced", owner=self._owner, skipped=len(batch) - written)
 
     async def _refresh_disabled(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._disabled_at < DISABLED_REFRESH_SECONDS:

@@ -1,15 +1,21 @@
 """Admission: its cost per submit at 100 namespaces, and fairness under a workspace cap.
 
     .venv/bin/python tests/bench/bench_admission.py [--namespaces 100] [--submits 2000]
-        [--tmpfs]
+        [--rounds 3] [--tmpfs]
+    LAKEGATE_TEST_POSTGRES_DSN=postgresql://postgres@127.0.0.1:5432/test  (adds PostgreSQL)
 
 Cost: a SQLite ledger holds, for each of ``--namespaces`` namespaces, 10 active runs, 20
 queued ones and 50 that ended; then ``--submits`` runs are created one after the other across
-the namespaces, once without admission and once with it (``admission.decide`` called inside
-``create_run``'s transaction on the usage the ledger reads there). The difference per submit
-is what admission costs. One admission pass is timed as well: its reads when every namespace
-has room (the counts, every head, ``promotions``), and a real ``Admitter.tick`` when every
-namespace is at its limit (the counts only: no head is read).
+the namespaces (each variant on a fresh copy of that ledger, in ``--rounds`` rounds taking
+turns, the median printed), once without admission and twice with it (``admission.decide``
+called inside ``create_run``'s transaction on the usage the ledger reads there): reading
+every usage figure, as before the admit seam, then only what a namespace without a run-hours
+budget needs (no day's run time). The difference per submit is what admission costs. With
+``LAKEGATE_TEST_POSTGRES_DSN`` the same is measured on a fresh PostgreSQL schema, the
+variants taking turns submit by submit. One
+admission pass is timed as well: its reads when every namespace has room (the counts, every
+head, ``promotions``), and a real ``Admitter.tick`` when every namespace is at its limit
+(the counts only: no head is read).
 
 Fairness: on a fresh ledger one namespace queues 2,000 runs, then nine others queue 50 each,
 all at t=0, under a workspace cap of 20. Simulated time: every admitted run takes exactly one
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,13 +39,16 @@ from pathlib import Path
 
 from gateway.metrics import Metrics
 from gateway.model import NamespaceUsage, RunState, request_fingerprint
-from gateway.runs.admission import Waiting, admissible, decide, promotions
+from gateway.runs.admission import Waiting, admissible, decide, promotions, usage_needs
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.queue import HEADS_PER_NAMESPACE, Admitter
 from gateway.settings import QuotaSettings, TenantsSettings
-from gateway.store.base import Admission, NewRun
+from gateway.store.base import EVERY_USAGE, Admission, NewRun, Store, UsageNeeds
 from gateway.store.sqlite import SqliteStore
+
+# The repository root, for tests.store.pg (the PostgreSQL schema helpers).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 SPEC = {"run_name": "bench", "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/x"}}]}
 TMPFS = "/dev/shm"  # noqa: S108 - a RAM-backed file system on purpose, not a temp file
@@ -56,7 +67,7 @@ def new(namespace: str, state: RunState = S.SUBMITTING) -> NewRun:
     )
 
 
-async def _populate(store: SqliteStore, namespaces: list[str]) -> None:
+async def _populate(store: Store, namespaces: list[str]) -> None:
     for ns in namespaces:
         for i in range(80):
             state = S.QUEUED if 10 <= i < 30 else S.SUBMITTING
@@ -65,7 +76,13 @@ async def _populate(store: SqliteStore, namespaces: list[str]) -> None:
                 await store.transition(run.id, S.CANCELED, expected={S.SUBMITTING}, now=T0)
 
 
-async def _submits(store: SqliteStore, namespaces: list[str], count: int, admit: bool) -> float:
+async def _submits(
+    store: SqliteStore,
+    namespaces: list[str],
+    count: int,
+    admit: bool,
+    needs: UsageNeeds = EVERY_USAGE,
+) -> float:
     now = T0 + timedelta(hours=1)
 
     def rule(usage: NamespaceUsage) -> Admission:
@@ -74,28 +91,106 @@ async def _submits(store: SqliteStore, namespaces: list[str], count: int, admit:
     started = time.perf_counter()
     for i in range(count):
         ns = namespaces[i % len(namespaces)]
-        await store.create_run(new(ns), now, admit=rule if admit else None)
+        await store.create_run(new(ns), now, admit=rule if admit else None, needs=needs)
     return (time.perf_counter() - started) / count
+
+
+async def _variant(
+    seed: Path,
+    folder: Path,
+    namespaces: list[str],
+    count: int,
+    admit: bool,
+    needs: UsageNeeds = EVERY_USAGE,
+) -> float:
+    """Seconds per submit on a fresh copy of the populated ledger ``seed``."""
+    path = folder / "variant.db"
+    shutil.copyfile(seed, path)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await _submits(store, namespaces, count, admit, needs)
+    finally:
+        await store.close()
+        path.unlink()
 
 
 async def cost(args: argparse.Namespace, folder: Path) -> None:
     namespaces = [f"team-{i:03d}" for i in range(args.namespaces)]
-    store = SqliteStore(folder / "cost.db")
+    seed = folder / "cost.db"
+    store = SqliteStore(seed)
     await store.open()
     try:
         await _populate(store, namespaces)
-        plain = await _submits(store, namespaces, args.submits, admit=False)
-        admitted = await _submits(store, namespaces, args.submits, admit=True)
         heads, one_pass = await _pass_reads(store)
         idle_pass = await _idle_pass(store)
     finally:
         await store.close()
-    print(f"admission cost at {args.namespaces} namespaces ({args.submits} submits each way)")
-    print(f"  create_run without admission  {plain * 1e6:8.0f} us/submit")
-    print(f"  create_run with admission     {admitted * 1e6:8.0f} us/submit")
-    print(f"  admission's share             {(admitted - plain) * 1e6:8.0f} us/submit")
+    # Each variant on a fresh copy of one ledger, in rounds taking turns, the median kept: a
+    # variant run after another would find the other's runs in the ledger and read more.
+    # "Before the seam" reads every usage figure, as every submission did; QUOTAS has no
+    # run-hours budget, so what admission needs of the usage leaves the day's run time out.
+    variants: dict[str, tuple[bool, UsageNeeds]] = {
+        "without admission": (False, EVERY_USAGE),
+        "with admission, every figure read (before the seam)": (True, EVERY_USAGE),
+        "with admission, no budget: run time not read (after)": (True, usage_needs(QUOTAS)),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, (admit, needs) in variants.items():
+            seconds[name].append(
+                await _variant(seed, folder, namespaces, args.submits, admit, needs)
+            )
+    per = {name: statistics.median(values) for name, values in seconds.items()}
+    plain, before, after = per.values()
+    print(f"admission cost at {args.namespaces} namespaces ({args.submits} submits per variant,"
+          f" median of {args.rounds} rounds)")  # fmt: skip
+    for name, value in per.items():
+        print(f"  create_run {name:<55} {value * 1e6:8.0f} us/submit")
+    print(f"  admission's share, before  {(before - plain) * 1e6:8.0f} us/submit")
+    print(f"  admission's share, after   {(after - plain) * 1e6:8.0f} us/submit"
+          f"  ({(before - after) * 1e6:.0f} us less per submit)")  # fmt: skip
     print(f"  one queue pass, all have room ({heads} heads read)  {one_pass * 1e3:8.1f} ms")
     print(f"  one queue pass, all full (counts only)       {idle_pass * 1e3:8.1f} ms")
+
+
+async def pg_cost(args: argparse.Namespace) -> None:
+    """The same before/after on PostgreSQL: one fresh schema, the variants taking turns submit
+    by submit (a schema cannot be copied cheaply), each call timed on its own."""
+    from tests.store.pg import fresh_schema, pg_store
+
+    namespaces = [f"team-{i:03d}" for i in range(args.namespaces)]
+    now = T0 + timedelta(hours=1)
+
+    def rule(usage: NamespaceUsage) -> Admission:
+        return decide(usage, QUOTAS, workspace_cap=None, now=now)
+
+    variants = [("without admission", None, EVERY_USAGE),
+                ("with admission, every figure read (before the seam)", rule, EVERY_USAGE),
+                ("with admission, no budget: run time not read (after)", rule,
+                 usage_needs(QUOTAS))]  # fmt: skip
+    spent = [0.0] * len(variants)
+    async with fresh_schema() as dsn:
+        store = pg_store(dsn)
+        await store.open()
+        try:
+            await _populate(store, namespaces)
+            for i in range(args.submits * len(variants)):
+                _, admit, needs = variants[i % len(variants)]
+                ns = namespaces[(i // len(variants)) % len(namespaces)]
+                started = time.perf_counter()
+                await store.create_run(new(ns), now, admit=admit, needs=needs)
+                spent[i % len(variants)] += time.perf_counter() - started
+        finally:
+            await store.close()
+    per = [value / args.submits for value in spent]
+    print(f"admission cost on PostgreSQL at {args.namespaces} namespaces ({args.submits} submits"
+          " per variant, taking turns)")  # fmt: skip
+    for (name, _, _), value in zip(variants, per, strict=True):
+        print(f"  create_run {name:<55} {value * 1e6:8.0f} us/submit")
+    print(f"  admission's share, before  {(per[1] - per[0]) * 1e6:8.0f} us/submit")
+    print(f"  admission's share, after   {(per[2] - per[0]) * 1e6:8.0f} us/submit"
+          f"  ({(per[1] - per[2]) * 1e6:.0f} us less per submit)")  # fmt: skip
 
 
 async def _pass_reads(store: SqliteStore) -> tuple[int, float]:
@@ -191,6 +286,10 @@ async def main_async(args: argparse.Namespace) -> None:
     root = TMPFS if args.tmpfs else None
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         await cost(args, Path(tmp))
+        if os.environ.get("LAKEGATE_TEST_POSTGRES_DSN"):
+            await pg_cost(args)
+        else:
+            print("admission cost on PostgreSQL: skipped, LAKEGATE_TEST_POSTGRES_DSN is not set")
         await fairness(Path(tmp))
 
 
@@ -198,6 +297,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespaces", type=int, default=100)
     parser.add_argument("--submits", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="of the cost variants, in turn")
     parser.add_argument("--tmpfs", action="store_true", help="put the ledger on /dev/shm")
     asyncio.run(main_async(parser.parse_args()))
     return 0

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
-from gateway.runs.admission import Waiting, admissible, decide, promotions, rate_wait
+from gateway.runs.admission import (
+    Waiting,
+    admissible,
+    decide,
+    promotions,
+    rate_wait,
+    usage_needs,
+)
 from gateway.runs.budget import Span, used_seconds
 from gateway.settings import QuotaSettings
 
@@ -314,3 +321,15 @@ def test_no_limit_is_exceeded_and_no_queued_run_is_lost(
                 span = (end - start).total_seconds()
                 inside = sum(1 for t in times if start <= t <= end)
                 assert inside <= 2 + span * 30 / 60 + 1e-9
+
+
+def test_only_a_run_hours_budget_needs_the_days_run_time() -> None:
+    """Without run_hours_per_day, decide never looks at run_seconds: it is not read."""
+    assert usage_needs(QuotaSettings()).run_hours is False
+    assert usage_needs(QuotaSettings(run_hours_per_day=2)).run_hours is True
+    # Zeroed run time, as the ledger gives it when not read, decides as the real one would.
+    busy = NamespaceUsage("team-a", active=0, queued=0, run_seconds=10 * 3600)
+    lean = NamespaceUsage("team-a", active=0, queued=0)
+    assert decide(busy, QuotaSettings(), workspace_cap=None, now=NOW) == decide(
+        lean, QuotaSettings(), workspace_cap=None, now=NOW
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from gateway.databricks.jobs import JobsClient
@@ -26,7 +27,8 @@ from gateway.runs.leases import Claims
 from gateway.runs.types import SubmitRequest, utcnow
 from gateway.runs.wiring import Runs, wire_runs
 from gateway.settings import Settings
-from gateway.settings.process import ServerSettings
+from gateway.settings.process import ServerSettings, StoreSettings
+from gateway.settings.webhooks import WebhooksSettings
 from gateway.store.base import NewRun
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.databricks_emulator import DatabricksEmulator
@@ -200,3 +202,44 @@ async def test_a_hold_inside_a_hold_leaves_the_outer_claim_in_place(
             pass
         assert await _claim(theirs, "replica-b") == [second.id]
     assert await _claim(theirs, "replica-b") == [first.id]
+
+
+async def test_claims_last_the_store_lease_seconds_setting(
+    stores: list[SqliteStore], databricks_emulator: DatabricksEmulator, clock: Clock
+) -> None:
+    """store.lease_seconds is what the poller's claims are leased for, not a constant."""
+    settings = _settings(databricks_emulator, "replica-a").model_copy(
+        update={"store": StoreSettings(lease_seconds=7)}
+    )
+    store = stores[0]
+    await store.create_run(_of("team-a", next_poll_at=clock.utc()), clock.utc())
+    leased: list[float] = []
+    claim = store.claim_due_runs
+
+    async def recorded(*args: Any, **kwargs: Any) -> list[RunRecord]:
+        leased.append(kwargs["lease_seconds"])
+        return await claim(*args, **kwargs)
+
+    store.claim_due_runs = recorded  # type: ignore[method-assign]
+    async with aiohttp.ClientSession() as session:
+        runs = wire_runs(
+            store=store, jobs=JobsClient.from_settings(session, DATABRICKS),
+            identities=Identities(databricks_emulator.url, databricks_emulator.pat),
+            settings=settings, metrics=Metrics(), clock=clock.utc, jitter=lambda: NO_JITTER,
+        )  # fmt: skip
+        assert await runs.poller.tick() == 1
+    assert leased == [7.0]
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 601])
+def test_lease_seconds_out_of_bounds_are_refused(seconds: float) -> None:
+    """Both leases, the runs' and the outbox's, are between 1 s and 10 minutes."""
+    with pytest.raises(ValidationError, match="lease_seconds"):
+        StoreSettings(lease_seconds=seconds)
+    with pytest.raises(ValidationError, match="lease_seconds"):
+        WebhooksSettings(lease_seconds=seconds)
+
+
+def test_the_default_leases_are_short() -> None:
+    """A dead replica's runs wait 20 s for another, its webhook deliveries 30 s."""
+    assert (StoreSettings().lease_seconds, WebhooksSettings().lease_seconds) == (20.0, 30.0)

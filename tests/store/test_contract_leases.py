@@ -248,17 +248,18 @@ async def test_a_lease_must_last(store: Store, seconds: float) -> None:
 
 @pytest.mark.postgres
 async def test_postgres_outbox_claims_carry_the_replica_id(pg_dsn: str) -> None:
-    """On PostgreSQL an outbox claim is leased to the store's replica id, as runs are."""
-    store = PostgresStore(PoolSettings(dsn=pg_dsn, max_size=2), owner="replica-7")
+    """On PostgreSQL an outbox claim is leased to the claimer's replica id, as runs are."""
+    store = PostgresStore(PoolSettings(dsn=pg_dsn, max_size=2))
     await store.open()
     try:
         run, _ = await store.create_run(new_run(), NOW)
         event = {"type": "run.completed", "id": run.id}
         await store.transition(run.id, S.INTERNAL_ERROR, expected={S.SUBMITTING}, now=at(1),
                                outbox_event=event)  # fmt: skip
-        assert [e.run_id for e in await store.claim_outbox(at(2), limit=5, lease_seconds=30)] == [
-            run.id
-        ]
+        assert [
+            e.run_id
+            for e in await store.claim_outbox(at(2), owner="replica-7", limit=5, lease_seconds=30)
+        ] == [run.id]
         conn = await asyncpg.connect(pg_dsn)
         try:
             owners = await conn.fetch("SELECT lease_owner FROM outbox")

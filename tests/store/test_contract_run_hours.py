@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.model import RunState
+from gateway.model import NamespaceUsage, RunState
 from gateway.store import Store
+from gateway.store.base import UsageNeeds
 from tests.store.factories import NOW, at, new_run
 
 S = RunState
@@ -55,3 +56,23 @@ async def test_run_seconds_of_several_namespaces(store: Store) -> None:
     }
     later = NOW + timedelta(seconds=10)
     assert (await store.run_seconds(["team-a"], later))["team-a"] == pytest.approx(20.0)
+
+
+async def test_an_admission_that_needs_no_run_hours_is_not_given_them(store: Store) -> None:
+    """create_run reads the day's run time for ``admit`` only when its needs say so; the
+    other usage figures are the same either way."""
+    await store.create_run(new_run(), at(-30))
+    seen: list[NamespaceUsage] = []
+
+    def admit(usage: NamespaceUsage) -> RunState:
+        seen.append(usage)
+        return S.SUBMITTING
+
+    await store.create_run(new_run(), NOW, admit=admit)
+    await store.create_run(new_run(), NOW, admit=admit, needs=UsageNeeds(run_hours=False))
+    full, lean = seen
+    assert (full.run_seconds, lean.run_seconds) == (pytest.approx(30.0), 0.0)
+    assert (lean.active, lean.recent_submissions) == (
+        full.active + 1,
+        (NOW, *full.recent_submissions),
+    )

@@ -136,13 +136,15 @@ async def test_outbox_claims_on_two_stores_never_share_a_row(pg_dsn: str) -> Non
             )  # fmt: skip
         claimed: dict[str, list[int]] = {}
 
-        async def drain(store: PostgresStore) -> None:
-            mine = claimed.setdefault(store.owner, [])
-            while batch := await store.claim_outbox(at(1), limit=3, lease_seconds=60):
+        async def drain(store: PostgresStore, owner: str) -> None:
+            mine = claimed.setdefault(owner, [])
+            while batch := await store.claim_outbox(at(1), owner=owner, limit=3, lease_seconds=60):
                 mine += [entry.id for entry in batch]
                 await asyncio.sleep(0)
 
-        await asyncio.gather(*(drain(store) for store in stores * 2))
+        await asyncio.gather(
+            *(drain(store, f"replica-{i % 2}") for i, store in enumerate(stores * 2))
+        )
         every = [entry_id for ids in claimed.values() for entry_id in ids]
         assert len(every) == len(set(every)) == 40
         assert all(claimed.values()), "both stores claimed some rows"

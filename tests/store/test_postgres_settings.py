@@ -115,3 +115,23 @@ def test_check_config_reports_a_missing_dsn_variable(
     assert "LAKEGATE_TEST_DSN_UNSET" in lines[0]
     assert "not set" in lines[0]
     assert lines[0].startswith("error:")
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [("store: {lease_seconds: 0.5}", "store.lease_seconds"),
+     ("webhooks: {lease_seconds: 3600}", "webhooks.lease_seconds")],
+)  # fmt: skip
+def test_check_config_refuses_a_lease_out_of_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, field: str
+) -> None:
+    """A lease under 1 s or over 10 minutes is refused before the gateway starts, by name."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "workspaces: {prod: {host: https://adb-1234567890123456.7.azuredatabricks.net}}\n"
+        f"kubernetes: {{mode: off}}\ncallers: {{methods: [none]}}\n{section}\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", "--config", str(config)]) != 0
+    captured = capsys.readouterr()
+    assert field in captured.out + captured.err

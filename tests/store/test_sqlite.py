@@ -67,6 +67,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (7, "principal"),
         (8, "run_hours"),
         (9, "leases"),
+        (10, "outbox_owner"),
     ]
 
 

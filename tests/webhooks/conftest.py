@@ -166,6 +166,7 @@ async def dead_event(store: SqliteStore, namespace: str = "team-a") -> int:
     )  # fmt: skip
     [row] = await store.list_outbox(run_id=run.id)
     await store.settle_outbox(
-        [Settlement(row.id, Settle.DEAD, at=utcnow(), attempts=8, status=500, error="HTTP 500")]
+        [Settlement(row.id, Settle.DEAD, at=utcnow(), attempts=8, status=500, error="HTTP 500")],
+        owner="operator",
     )
     return row.id
