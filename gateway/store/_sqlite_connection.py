@@ -24,7 +24,10 @@ MIN_SQLITE = (3, 38, 0)
 
 __all__ = ["Body", "Connection", "SqliteLifetime", "translated"]
 
-FREE_LEASES = "UPDATE runs SET lease_until = NULL WHERE lease_until IS NOT NULL"
+FREE_LEASES = (
+    "UPDATE runs SET lease_until = NULL WHERE lease_until IS NOT NULL",
+    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
+)
 
 
 class Connection:
@@ -55,8 +58,9 @@ class Connection:
                 migrate(conn, migrations)
                 # A SQLite ledger serves one replica: whatever leases it holds were taken by
                 # this replica's previous life, now dead. Freed at once, a restart follows
-                # every run again at once instead of after the lease time.
-                conn.execute(FREE_LEASES)
+                # every run again, and redelivers, at once instead of after the lease time.
+                for statement in FREE_LEASES:
+                    conn.execute(statement)
                 row = one(conn, "SELECT value FROM meta WHERE key = 'installation_id'")
                 if row is None:
                     raise StoreError("the run ledger has no installation id")

@@ -250,7 +250,7 @@ async def test_json_columns_read_back_exactly_as_written(store: SqliteStore, val
 
 
 async def test_reopening_the_ledger_frees_the_leases_of_its_previous_life(path: Path) -> None:
-    """SQLite serves one replica: a restart claims every due run at once, not after the lease."""
+    """SQLite serves one replica: a restart claims every due run and webhook at once."""
     first = SqliteStore(path)
     await first.open()
     run, _ = await first.create_run(new_run("team-a", next_poll_at=at(-5)), at(-10))
@@ -258,15 +258,24 @@ async def test_reopening_the_ledger_frees_the_leases_of_its_previous_life(path: 
         NOW, owner="before", lease_seconds=300, states={S.SUBMITTING}, limit=10
     )
     assert [r.id for r in claimed] == [run.id]
-    await first.close()  # as a SIGKILL would leave it: the lease still in the file
+    event = {"type": "run.state_changed"}
+    await first.transition(
+        run.id, S.PENDING, expected={S.SUBMITTING}, now=NOW, databricks_run_id=7, outbox_event=event
+    )
+    held = await first.claim_outbox(NOW, owner="before", limit=10, lease_seconds=300)
+    assert len(held) == 1
+    await first.close()  # as a SIGKILL would leave it: the leases still in the file
     assert query(path, "SELECT lease_until IS NOT NULL FROM runs") == [(1,)]
+    assert query(path, "SELECT lease_until IS NOT NULL FROM outbox") == [(1,)]
 
     again = SqliteStore(path)
     await again.open()
     try:
         taken = await again.claim_due_runs(
-            NOW, owner="after", lease_seconds=300, states={S.SUBMITTING}, limit=10
+            NOW, owner="after", lease_seconds=300, states={S.PENDING}, limit=10
         )
         assert [r.id for r in taken] == [run.id]
+        redelivered = await again.claim_outbox(NOW, owner="after", limit=10, lease_seconds=300)
+        assert [e.id for e in redelivered] == [held[0].id]
     finally:
         await again.close()
