@@ -6,7 +6,10 @@ once, and ``runs/get`` is asked only about runs that have left the active list (
 and the list does not say how). Polling a few thousand active runs so costs a few list pages
 per identity per interval instead of one call per run. The group's runs come from one store
 query (``Store.active_runs_of_group``). The interval follows the age of the group's youngest
-run (``model.next_poll_delay``), with jitter so groups do not align.
+run (``model.next_poll_delay``), with jitter so groups do not align, and is at least one
+shortest interval per page the walk took: a group costs at most one page per shortest
+interval, so the calls per run fall as groups grow. At start-up every followed run is due at
+once, so a restart is caught up with one walk per group.
 
 What a poll means for each run is decided by a pure function (``runs.decide``); the poller
 only carries it out through the ``RunLedger``. Most polls change nothing: the runs whose state
@@ -29,13 +32,14 @@ others once its leases run out.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from gateway.databricks.budgets import acting_for
-from gateway.databricks.jobs import JobsClient
+from gateway.databricks.jobs import MAX_LIST_LIMIT, JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
 from gateway.identity.principal import group_key, same
@@ -126,18 +130,18 @@ class Poller:
                 await asyncio.sleep(self._idle_seconds)
 
     async def reconcile(self) -> int:
-        """Make every SUBMITTING run due now: a crash may have left it mid-submission."""
+        """Make every followed run due now: what Databricks did while no poller ran (or this
+        replica was down) is learnt at once, one walk per group, not over the next interval;
+        a SUBMITTING run may also have been left mid-submission by a crash."""
         now = self._clock()
         runs = await self._store.due_runs(
-            now=datetime.max.replace(tzinfo=now.tzinfo),
-            states=frozenset({RunState.SUBMITTING}),
-            limit=1_000_000,
+            now=datetime.max.replace(tzinfo=now.tzinfo), states=FOLLOWED_STATES, limit=1_000_000
         )
         if runs:
             await self._ledger.reschedule(
-                [Reschedule(run.id, RunState.SUBMITTING, next_poll_at=now) for run in runs]
+                [Reschedule(run.id, run.state, next_poll_at=now) for run in runs]
             )
-            log.info("reconcile_submitting", count=len(runs))
+            log.info("reconcile_followed", count=len(runs))
         return len(runs)
 
     async def tick(self) -> int:
@@ -241,13 +245,15 @@ class Poller:
         if not group:
             return
         snapshots = await self._listed(identity, group)
+        # The walk's pages set the group's pace (see model.next_poll_delay).
+        pages = max(1, math.ceil(len(snapshots) / MAX_LIST_LIMIT))
         # Runs that left the active list have ended (or never showed): ask about each, at
         # once; the Jobs client's per-host cap bounds how many calls are in flight.
         fetched = await asyncio.gather(
             *(self._get(identity, r) for r in unlisted(group, snapshots))
         )
         snapshots.update((found.run_id, found) for found in fetched if found is not None)
-        next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group))
+        next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group, pages))
         decision = decide(group, snapshots, next_poll_at=next_poll_at)
         for run in decision.missing:
             # Databricks deletes runs after 60 days; one we follow cannot come back.
@@ -298,7 +304,7 @@ class Poller:
                 move.run, move.target, move.message, run_page_url=url, next_poll_at=next_poll_at
             )
 
-    def _group_delay(self, group: Iterable[RunRecord]) -> float:
+    def _group_delay(self, group: Iterable[RunRecord], pages: int) -> float:
         now = self._clock()
         youngest = min((now - r.created_at).total_seconds() for r in group)
         return next_poll_delay(
@@ -306,6 +312,7 @@ class Poller:
             min_interval=self._settings.min_interval_seconds,
             max_interval=self._settings.max_interval_seconds,
             jitter=self._rng.random(),
+            pages=pages,
         )
 
     async def _postpone(self, runs: Iterable[RunRecord], reason: str) -> None:
