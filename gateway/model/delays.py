@@ -36,10 +36,11 @@ def next_poll_delay(
     shrinks as a run ages. A group refreshed by a runs/list walk of ``pages`` pages waits at
     least ``pages * min`` (still at most max): a group costs at most one page per shortest
     interval however many runs it holds, so at scale the calls per run fall with the group's
-    size instead of staying at one page per 25 runs per interval. ``jitter`` (a uniform draw in [0, 1), supplied by the caller so this
-    stays pure) spreads it by up to ``POLL_JITTER_FRACTION`` either way, so runs submitted
-    together, or found due together after a restart, do not poll in lockstep; the bounds still
-    win over jitter. A negative or NaN age (clocks disagree) counts as zero.
+    size instead of staying at one page per 25 runs per interval. ``jitter`` (a uniform draw
+    in [0, 1), supplied by the caller so this stays pure) spreads it by up to
+    ``POLL_JITTER_FRACTION`` either way, so runs submitted together, or found due together
+    after a restart, do not poll in lockstep; the bounds still win over jitter. A negative or
+    NaN age (clocks disagree) counts as zero.
     """
     _check(min_interval, max_interval, jitter)
     if pages < 1:

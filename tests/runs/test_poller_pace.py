@@ -107,6 +107,7 @@ async def test_the_ledger_never_lags_the_emulator_by_more_than_the_poll_interval
             break
     else:
         raise AssertionError("the ledger never showed the runs RUNNING")
-    assert moved_remote is not None and interval is not None
+    assert moved_remote is not None
+    assert interval is not None
     assert interval >= timedelta(seconds=JITTER_LOW * PAGES * POLLER.min_interval_seconds)
     assert wired.clock.utc() - moved_remote <= interval + timedelta(seconds=1)
