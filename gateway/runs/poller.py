@@ -2,14 +2,16 @@
 
 Runs are polled by identity, not one by one. When any run of an identity is due, one
 ``runs/list?active_only=true`` walk (25 runs a page) refreshes every run of that identity at
-once, and ``runs/get`` is asked only about runs that have left the active list (they ended,
-and the list does not say how). Polling a few thousand active runs so costs a few list pages
-per identity per interval instead of one call per run. The group's runs come from one store
-query (``Store.active_runs_of_group``). The interval follows the age of the group's youngest
-run (``model.next_poll_delay``), with jitter so groups do not align, and is at least one
-shortest interval per page the walk took: a group costs at most one page per shortest
-interval, so the calls per run fall as groups grow. At start-up every followed run is due at
-once, so a restart is caught up with one walk per group.
+once, and runs that have left the active list (they ended, and the list does not say how)
+are asked about with ``runs/get``, or, when more than a page's worth ended, read from one
+``completed_only`` walk that stops once it has shown them all. Polling a few thousand active
+runs so costs a few list pages per identity per interval instead of one call per run. The
+group's runs come from one store query (``Store.active_runs_of_group``). The interval
+follows the age of the group's youngest run (``model.next_poll_delay``), with jitter so
+groups do not align, and is at least one shortest interval per page the walk took: a group
+costs at most one page per shortest interval, so the calls per run fall as groups grow. At
+start-up every followed run is due at once, so a restart is caught up with one walk per
+group.
 
 What a poll means for each run is decided by a pure function (``runs.decide``); the poller
 only carries it out through the ``RunLedger``. Most polls change nothing: the runs whose state
@@ -19,7 +21,7 @@ transaction of its own, with an outbox event when it ended.
 
 SUBMITTING runs whose inline submission failed or was cut short by a crash are submitted
 again with the same idempotency token, so Databricks answers with the run it may already have
-created. At start-up every SUBMITTING run is made due at once. The remote half (identities,
+created. The remote half (identities,
 submitting, cancelling) is a ``RunSubmitter``; the poller never calls the run service.
 
 Every replica on a ledger runs a poller, and they share the runs by claiming them
@@ -65,6 +67,9 @@ log = get_logger(__name__)
 FOLLOWED_STATES = frozenset({RunState.SUBMITTING, *REMOTE_ACTIVE_STATES})
 # Below this many active runs in a group, one runs/get each is cheaper than a list walk.
 LIST_THRESHOLD = 3
+# More ended runs than a page's worth and one completed_only walk costs less than a runs/get
+# each (a group's runs often end together: one job's fan-out, a restart after a long stop).
+ENDED_WALK_THRESHOLD = MAX_LIST_LIMIT
 # Databricks' start_time may trail our created_at by queueing, and clocks differ.
 START_TIME_SLACK = timedelta(minutes=10)
 # How long a background resubmission waits for Databricks before deferring again.
@@ -247,12 +252,7 @@ class Poller:
         snapshots = await self._listed(identity, group)
         # The walk's pages set the group's pace (see model.next_poll_delay).
         pages = max(1, math.ceil(len(snapshots) / MAX_LIST_LIMIT))
-        # Runs that left the active list have ended (or never showed): ask about each, at
-        # once; the Jobs client's per-host cap bounds how many calls are in flight.
-        fetched = await asyncio.gather(
-            *(self._get(identity, r) for r in unlisted(group, snapshots))
-        )
-        snapshots.update((found.run_id, found) for found in fetched if found is not None)
+        snapshots.update(await self._ended(identity, unlisted(group, snapshots)))
         next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group, pages))
         decision = decide(group, snapshots, next_poll_at=next_poll_at)
         for run in decision.missing:
@@ -283,6 +283,37 @@ class Poller:
         ):
             listed[snapshot.run_id] = snapshot
         return listed
+
+    async def _ended(
+        self, identity: ResolvedIdentity, runs: list[RunRecord]
+    ) -> dict[int, RunSnapshot]:
+        """What Databricks says of runs that left the active list (they ended, or never
+        showed). Many of them are read from one ``completed_only`` walk, newest first, that
+        stops once it has shown them all; each run it did not show is one runs/get, at once
+        (the Jobs client's per-host cap bounds how many are in flight)."""
+        found: dict[int, RunSnapshot] = {}
+        if len(runs) > ENDED_WALK_THRESHOLD:
+            wanted = {run.databricks_run_id for run in runs}
+            oldest = min(r.created_at for r in runs) - START_TIME_SLACK
+            walk = self._jobs.list_all(
+                identity.workspace,
+                identity.credential,
+                completed_only=True,
+                run_type="SUBMIT_RUN",
+                start_time_from=int(oldest.timestamp() * 1000),
+            )
+            try:
+                async for snapshot in walk:
+                    if snapshot.run_id in wanted:
+                        found[snapshot.run_id] = snapshot
+                        if len(found) == len(wanted):
+                            break
+            finally:
+                await walk.aclose()
+        rest = [run for run in runs if run.databricks_run_id not in found]
+        fetched = await asyncio.gather(*(self._get(identity, run) for run in rest))
+        found.update((snapshot.run_id, snapshot) for snapshot in fetched if snapshot is not None)
+        return found
 
     async def _get(self, identity: ResolvedIdentity, run: RunRecord) -> RunSnapshot | None:
         """runs/get for one run; None when Databricks no longer knows it."""

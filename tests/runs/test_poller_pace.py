@@ -10,7 +10,14 @@ import pytest
 from gateway.model import RunRecord, RunState
 from gateway.settings import QuotaSettings, Settings, TenantDefaults, TenantsSettings
 from tests.runs.conftest import POLLER, Wired
-from tests.runs.test_poller import INTO_RUNNING, Polling, calls_to, poll_after, polling
+from tests.runs.test_poller import (
+    INTO_RUNNING,
+    PAST_THE_END,
+    Polling,
+    calls_to,
+    poll_after,
+    polling,
+)
 
 __all__ = ["polling"]  # the fixture, shared with test_poller
 
@@ -111,3 +118,25 @@ async def test_the_ledger_never_lags_the_emulator_by_more_than_the_poll_interval
     assert interval is not None
     assert interval >= timedelta(seconds=JITTER_LOW * PAGES * POLLER.min_interval_seconds)
     assert wired.clock.utc() - moved_remote <= interval + timedelta(seconds=1)
+
+
+async def test_many_ended_runs_are_read_from_one_completed_walk(
+    wired: Wired, polling: Polling
+) -> None:
+    """60 runs that ended together cost the empty active walk and the completed walk's three
+    pages, not 60 runs/get, and each is finished with what the walk said of it."""
+    runs = await submit_many(wired, RUNS)
+    wired.emulator.advance(PAST_THE_END)
+    await poll_after(wired, polling)
+    assert (calls_to(wired, "list"), calls_to(wired, "get")) == (1 + PAGES, 0)
+    assert [(await wired.ledger.current(r)).state for r in runs] == [S.SUCCEEDED] * RUNS
+    assert wired.count("lakegate_run_transitions", state="SUCCEEDED") == RUNS
+
+
+async def test_a_few_ended_runs_are_asked_one_by_one(wired: Wired, polling: Polling) -> None:
+    """Up to a page's worth of ended runs is one runs/get each, after the active walk."""
+    runs = await submit_many(wired, 5)
+    wired.emulator.advance(PAST_THE_END)
+    await poll_after(wired, polling)
+    assert (calls_to(wired, "list"), calls_to(wired, "get")) == (1, 5)
+    assert {(await wired.ledger.current(r)).state for r in runs} == {S.SUCCEEDED}
