@@ -34,7 +34,6 @@ others once its leases run out.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -55,7 +54,7 @@ from gateway.model import (
     next_poll_delay,
     postpone_delay,
 )
-from gateway.runs.decide import Move, decide, unlisted
+from gateway.runs.decide import Move, decide, unlisted, walk_pages
 from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, RunSubmitter, utcnow
@@ -251,7 +250,7 @@ class Poller:
             return
         snapshots = await self._listed(identity, group)
         # The walk's pages set the group's pace (see model.next_poll_delay).
-        pages = max(1, math.ceil(len(snapshots) / MAX_LIST_LIMIT))
+        pages = walk_pages(len(snapshots), page_size=MAX_LIST_LIMIT)
         snapshots.update(await self._ended(identity, unlisted(group, snapshots)))
         next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group, pages))
         decision = decide(group, snapshots, next_poll_at=next_poll_at)

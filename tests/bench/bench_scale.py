@@ -92,8 +92,8 @@ async def submit_runs(http: aiohttp.ClientSession, stack: Stack, n: int) -> int:
 
 
 def kubernetes_imported() -> bool:
-    """Whether importing the gateway's entry point pulls kubernetes_asyncio in."""
-    code = "import sys, gateway.__main__; print('kubernetes_asyncio' in sys.modules)"
+    """Whether importing what ``lakegate serve`` runs pulls kubernetes_asyncio in."""
+    code = "import sys, gateway.cli.serve, gateway.app; print('kubernetes_asyncio' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
@@ -113,11 +113,12 @@ async def measure_rss(args: argparse.Namespace) -> bool:
             await asyncio.sleep(args.settle)
             rss = proc_status_kib(stack.gateway_pid, "VmRSS")
             peak = proc_status_kib(stack.gateway_pid, "VmHWM")
+    print(f"  gateway RSS with {args.rss_runs} active runs {rss / 1024:.0f} MiB")
     kube = "imported" if kubernetes_imported() else "not imported"
     print(
         f"  gateway RSS idle {idle / 1024:.0f} MiB; with {args.rss_runs} active runs "
         f"{rss / 1024:.0f} MiB (peak {peak / 1024:.0f} MiB); kubernetes.mode off, "
-        f"kubernetes_asyncio {kube} by `python -m gateway`"
+        f"kubernetes_asyncio {kube} by `lakegate serve`"
     )
     return True
 
