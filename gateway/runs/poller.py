@@ -69,6 +69,8 @@ LIST_THRESHOLD = 3
 # More ended runs than a page's worth and one completed_only walk costs less than a runs/get
 # each (a group's runs often end together: one job's fan-out, a restart after a long stop).
 ENDED_WALK_THRESHOLD = MAX_LIST_LIMIT
+# How many moved runs of one group are written at once (each its own transaction).
+MOVES_IN_FLIGHT = 64
 # Databricks' start_time may trail our created_at by queueing, and clocks differ.
 START_TIME_SLACK = timedelta(minutes=10)
 # How long a background resubmission waits for Databricks before deferring again.
@@ -260,8 +262,7 @@ class Poller:
                 run, RunState.INTERNAL_ERROR, "Databricks no longer knows this run"
             )
         await self._ledger.reschedule(decision.held)
-        for move in decision.moved:
-            await self._apply(move, next_poll_at)
+        await self._apply_all(decision.moved, next_poll_at)
         for run in decision.cancel:
             await self._submitter.cancel_remote(run)
 
@@ -323,6 +324,22 @@ class Poller:
             )
         except DatabricksRunNotFound:
             return None
+
+    async def _apply_all(self, moves: Iterable[Move], next_poll_at: datetime) -> None:
+        """Record every move, a bounded number at once: each is its own transaction, and a
+        ledger that commits concurrent writes together (one fsync a batch) then spends one
+        fsync on many, where one after another a restart that finds 5,000 runs moved spends
+        5,000. Every move is tried; the first failure is raised after the others finished."""
+        gate = asyncio.Semaphore(MOVES_IN_FLIGHT)
+
+        async def apply(move: Move) -> None:
+            async with gate:
+                await self._apply(move, next_poll_at)
+
+        outcomes = await asyncio.gather(*(apply(m) for m in moves), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _apply(self, move: Move, next_poll_at: datetime) -> None:
         """Record a run whose remote state changed: its own transaction, CAS on what was seen."""

@@ -38,7 +38,6 @@ from pathlib import Path
 import aiohttp
 from _stack import (
     ROOT,
-    CpuWatch,
     Stack,
     by_endpoint,
     count_delta,
@@ -159,9 +158,11 @@ async def restart_once(
 
 async def measure_restart(args: argparse.Namespace) -> bool:
     n = args.restart_runs
-    print(f"restart: {n} runs in flight over {args.namespaces} namespaces")
-    with running_stack(namespaces=args.namespaces, lifecycle=LIFECYCLE) as stack:
-        watch = CpuWatch((stack.gateway_pid, stack.emulator_pid))
+    where = args.ledger_dir or "the temporary directory"
+    print(f"restart: {n} runs in flight over {args.namespaces} namespaces, ledger in {where}")
+    with running_stack(
+        namespaces=args.namespaces, lifecycle=LIFECYCLE, ledger_dir=args.ledger_dir
+    ) as stack:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             if await submit_runs(http, stack, n) != n:
                 return False
@@ -171,7 +172,6 @@ async def measure_restart(args: argparse.Namespace) -> bool:
             await asyncio.sleep(args.settle)  # the poller's first rounds pass
             ok = await restart_once(http, stack, signal.SIGKILL, "RUNNING", n)
             ok = ok and await restart_once(http, stack, signal.SIGTERM, "TERMINATING", n)
-        print(f"  {watch.report()}")
     return ok
 
 
@@ -181,6 +181,9 @@ def main() -> int:
     parser.add_argument("--restart-runs", type=int, default=5_000)
     parser.add_argument("--namespaces", type=int, default=20)
     parser.add_argument("--settle", type=float, default=10.0, help="seconds of polling first")
+    parser.add_argument(
+        "--ledger-dir", default=None, help="where the ledger lives (default: beside /tmp)"
+    )
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-restart", action="store_true")
     args = parser.parse_args()
