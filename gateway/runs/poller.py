@@ -144,8 +144,12 @@ class Poller:
             now=datetime.max.replace(tzinfo=now.tzinfo), states=FOLLOWED_STATES, limit=1_000_000
         )
         if runs:
-            await self._ledger.reschedule(
-                [Reschedule(run.id, run.state, next_poll_at=now) for run in runs]
+            # Unfenced (owner None): a run keeps the id of the replica that last polled it,
+            # which after a restart is this process's predecessor, and the fenced write would
+            # skip every such run, leaving it to its old next poll. Making a run due is no
+            # state change; at worst a replica polling it now polls it once more.
+            await self._store.reschedule_runs(
+                [Reschedule(run.id, run.state, next_poll_at=now) for run in runs], owner=None
             )
             log.info("reconcile_followed", count=len(runs))
         return len(runs)

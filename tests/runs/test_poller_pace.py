@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.model import RunRecord, RunState
+from gateway.runs.ledger import RunLedger
+from gateway.runs.poller import Poller
 from gateway.settings import QuotaSettings, Settings, TenantDefaults, TenantsSettings
 from tests.runs.conftest import POLLER, Wired
 from tests.runs.test_poller import (
@@ -140,3 +142,25 @@ async def test_a_few_ended_runs_are_asked_one_by_one(wired: Wired, polling: Poll
     await poll_after(wired, polling)
     assert (calls_to(wired, "list"), calls_to(wired, "get")) == (1, 5)
     assert {(await wired.ledger.current(r)).state for r in runs} == {S.SUCCEEDED}
+
+
+async def test_a_restarted_replica_makes_its_predecessors_runs_due(
+    wired: Wired, polling: Polling
+) -> None:
+    """Runs last polled by another replica id (this process before a restart) are due at once
+    for the new one too: the lease owner they keep does not fence making them due."""
+    runs = await submit_many(wired, RUNS)
+    await poll_after(wired, polling)
+    successor = Poller(
+        store=polling.store,
+        ledger=RunLedger(polling.store, wired.metrics, clock=wired.clock.utc, owner="next"),
+        jobs=wired.jobs,
+        submitter=polling.submitter,
+        settings=POLLER,
+        metrics=wired.metrics,
+        clock=wired.clock.utc,
+    )
+    assert await successor.reconcile() == RUNS
+    wired.emulator.advance(INTO_RUNNING)
+    assert await successor.tick() == RUNS
+    assert [(await wired.ledger.current(r)).state for r in runs] == [S.RUNNING] * RUNS
