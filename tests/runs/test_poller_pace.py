@@ -4,13 +4,16 @@ state in the ledger never lags the emulator by more than the run's poll interval
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.model import RunRecord, RunState
 from gateway.runs.ledger import RunLedger
-from gateway.runs.poller import Poller
+from gateway.runs.poller import MOVES_IN_FLIGHT, Poller
 from gateway.settings import QuotaSettings, Settings, TenantDefaults, TenantsSettings
+from gateway.store.sqlite import SqliteStore
 from tests.runs.conftest import POLLER, Wired
 from tests.runs.test_poller import (
     INTO_RUNNING,
@@ -164,3 +167,46 @@ async def test_a_restarted_replica_makes_its_predecessors_runs_due(
     wired.emulator.advance(INTO_RUNNING)
     assert await successor.tick() == RUNS
     assert [(await wired.ledger.current(r)).state for r in runs] == [S.RUNNING] * RUNS
+
+
+class ConcurrencyStore(SqliteStore):
+    """The ledger, counting how many run transitions are in flight at once."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.in_flight = self.most = 0
+
+    async def transition(self, *args: Any, **kwargs: Any) -> RunRecord | None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            return await super().transition(*args, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_groups_moves_are_written_several_at_once(
+    wired: Wired, polling: Polling, tmp_path: Path
+) -> None:
+    """The 60 runs that moved are written up to MOVES_IN_FLIGHT at a time, not one after
+    another, so a ledger that commits concurrent writes together shares its fsyncs."""
+    runs = await submit_many(wired, RUNS)
+    store = ConcurrencyStore(tmp_path / "ledger.db")
+    await store.open()
+    try:
+        poller = Poller(
+            store=store,
+            ledger=RunLedger(store, wired.metrics, clock=wired.clock.utc, owner="counting"),
+            jobs=wired.jobs,
+            submitter=polling.submitter,
+            settings=POLLER,
+            metrics=wired.metrics,
+            clock=wired.clock.utc,
+        )
+        wired.emulator.advance(INTO_RUNNING)
+        wired.clock.advance(10)
+        assert await poller.tick() == RUNS
+    finally:
+        await store.close()
+    assert [(await wired.ledger.current(r)).state for r in runs] == [S.RUNNING] * RUNS
+    assert 1 < store.most <= MOVES_IN_FLIGHT
