@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,8 +204,9 @@ class JobsClient:
         run_type: str | None = None,
         start_time_from: int | None = None,
         page_size: int = MAX_LIST_LIMIT,
-    ) -> AsyncIterator[RunSnapshot]:
-        """Every run runs/list yields, following ``next_page_token`` page after page."""
+    ) -> AsyncGenerator[RunSnapshot, None]:
+        """Every run runs/list yields, following ``next_page_token`` page after page; a caller
+        that has what it needs stops early (``aclose``) and no further page is asked for."""
         page_token: str | None = None
         while True:
             page = await self.list(

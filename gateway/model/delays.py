@@ -23,19 +23,30 @@ POLL_JITTER_FRACTION = 0.2
 
 
 def next_poll_delay(
-    age_seconds: float, *, min_interval: float, max_interval: float, jitter: float
+    age_seconds: float,
+    *,
+    min_interval: float,
+    max_interval: float,
+    jitter: float,
+    pages: int = 1,
 ) -> float:
-    """Seconds until a run of this age is polled again.
+    """Seconds until a run of this age (or a group whose youngest run it is) is polled again.
 
     Before jitter the delay is ``age * POLL_AGE_FRACTION`` held within [min, max], so it never
-    shrinks as a run ages. ``jitter`` (a uniform draw in [0, 1), supplied by the caller so this
-    stays pure) spreads it by up to ``POLL_JITTER_FRACTION`` either way, so runs submitted
-    together, or found due together after a restart, do not poll in lockstep; the bounds still
-    win over jitter. A negative or NaN age (clocks disagree) counts as zero.
+    shrinks as a run ages. A group refreshed by a runs/list walk of ``pages`` pages waits at
+    least ``pages * min`` (still at most max): a group costs at most one page per shortest
+    interval however many runs it holds, so at scale the calls per run fall with the group's
+    size instead of staying at one page per 25 runs per interval. ``jitter`` (a uniform draw
+    in [0, 1), supplied by the caller so this stays pure) spreads it by up to
+    ``POLL_JITTER_FRACTION`` either way, so runs submitted together, or found due together
+    after a restart, do not poll in lockstep; the bounds still win over jitter. A negative or
+    NaN age (clocks disagree) counts as zero.
     """
     _check(min_interval, max_interval, jitter)
+    if pages < 1:
+        raise ValueError("pages counts the walk's runs/list pages: at least 1")
     age = age_seconds if age_seconds >= 0 else 0.0
-    base = min(max(age * POLL_AGE_FRACTION, min_interval), max_interval)
+    base = min(max(age * POLL_AGE_FRACTION, min_interval * pages), max_interval)
     spread = 1 + POLL_JITTER_FRACTION * (2 * jitter - 1)
     return min(max(base * spread, min_interval), max_interval)
 

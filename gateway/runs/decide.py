@@ -48,6 +48,14 @@ class GroupDecision:
     cancel: tuple[RunRecord, ...] = ()
 
 
+def walk_pages(listed: int, *, page_size: int) -> int:
+    """How many runs/list pages a walk that showed ``listed`` runs took: a page that is not
+    full is still a call, and a walk that showed nothing took one."""
+    if listed < 0 or page_size < 1:
+        raise ValueError("need listed >= 0 and page_size >= 1")
+    return max(1, -(-listed // page_size))
+
+
 def unlisted(group: Iterable[RunRecord], listed: Mapping[int, RunSnapshot]) -> list[RunRecord]:
     """The runs a runs/list walk did not show: they ended (or never showed), so ask each."""
     return [run for run in group if run.databricks_run_id not in listed]

@@ -2,11 +2,16 @@
 
 Runs are polled by identity, not one by one. When any run of an identity is due, one
 ``runs/list?active_only=true`` walk (25 runs a page) refreshes every run of that identity at
-once, and ``runs/get`` is asked only about runs that have left the active list (they ended,
-and the list does not say how). Polling a few thousand active runs so costs a few list pages
-per identity per interval instead of one call per run. The group's runs come from one store
-query (``Store.active_runs_of_group``). The interval follows the age of the group's youngest
-run (``model.next_poll_delay``), with jitter so groups do not align.
+once, and runs that have left the active list (they ended, and the list does not say how)
+are asked about with ``runs/get``, or, when more than a page's worth ended, read from one
+``completed_only`` walk that stops once it has shown them all. Polling a few thousand active
+runs so costs a few list pages per identity per interval instead of one call per run. The
+group's runs come from one store query (``Store.active_runs_of_group``). The interval
+follows the age of the group's youngest run (``model.next_poll_delay``), with jitter so
+groups do not align, and is at least one shortest interval per page the walk took: a group
+costs at most one page per shortest interval, so the calls per run fall as groups grow. At
+start-up every followed run is due at once, so a restart is caught up with one walk per
+group.
 
 What a poll means for each run is decided by a pure function (``runs.decide``); the poller
 only carries it out through the ``RunLedger``. Most polls change nothing: the runs whose state
@@ -16,7 +21,7 @@ transaction of its own, with an outbox event when it ended.
 
 SUBMITTING runs whose inline submission failed or was cut short by a crash are submitted
 again with the same idempotency token, so Databricks answers with the run it may already have
-created. At start-up every SUBMITTING run is made due at once. The remote half (identities,
+created. The remote half (identities,
 submitting, cancelling) is a ``RunSubmitter``; the poller never calls the run service.
 
 Every replica on a ledger runs a poller, and they share the runs by claiming them
@@ -35,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from gateway.databricks.budgets import acting_for
-from gateway.databricks.jobs import JobsClient
+from gateway.databricks.jobs import MAX_LIST_LIMIT, JobsClient
 from gateway.databricks.wire import RunSnapshot
 from gateway.errors import DatabricksRunNotFound, LakegateError
 from gateway.identity.principal import group_key, same
@@ -49,7 +54,7 @@ from gateway.model import (
     next_poll_delay,
     postpone_delay,
 )
-from gateway.runs.decide import Move, decide, unlisted
+from gateway.runs.decide import Move, decide, unlisted, walk_pages
 from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
 from gateway.runs.types import Clock, RunSubmitter, utcnow
@@ -61,6 +66,11 @@ log = get_logger(__name__)
 FOLLOWED_STATES = frozenset({RunState.SUBMITTING, *REMOTE_ACTIVE_STATES})
 # Below this many active runs in a group, one runs/get each is cheaper than a list walk.
 LIST_THRESHOLD = 3
+# More ended runs than a page's worth and one completed_only walk costs less than a runs/get
+# each (a group's runs often end together: one job's fan-out, a restart after a long stop).
+ENDED_WALK_THRESHOLD = MAX_LIST_LIMIT
+# How many moved runs of one group are written at once (each its own transaction).
+MOVES_IN_FLIGHT = 64
 # Databricks' start_time may trail our created_at by queueing, and clocks differ.
 START_TIME_SLACK = timedelta(minutes=10)
 # How long a background resubmission waits for Databricks before deferring again.
@@ -126,18 +136,22 @@ class Poller:
                 await asyncio.sleep(self._idle_seconds)
 
     async def reconcile(self) -> int:
-        """Make every SUBMITTING run due now: a crash may have left it mid-submission."""
+        """Make every followed run due now: what Databricks did while no poller ran (or this
+        replica was down) is learnt at once, one walk per group, not over the next interval;
+        a SUBMITTING run may also have been left mid-submission by a crash."""
         now = self._clock()
         runs = await self._store.due_runs(
-            now=datetime.max.replace(tzinfo=now.tzinfo),
-            states=frozenset({RunState.SUBMITTING}),
-            limit=1_000_000,
+            now=datetime.max.replace(tzinfo=now.tzinfo), states=FOLLOWED_STATES, limit=1_000_000
         )
         if runs:
-            await self._ledger.reschedule(
-                [Reschedule(run.id, RunState.SUBMITTING, next_poll_at=now) for run in runs]
+            # Unfenced (owner None): a run keeps the id of the replica that last polled it,
+            # which after a restart is this process's predecessor, and the fenced write would
+            # skip every such run, leaving it to its old next poll. Making a run due is no
+            # state change; at worst a replica polling it now polls it once more.
+            await self._store.reschedule_runs(
+                [Reschedule(run.id, run.state, next_poll_at=now) for run in runs], owner=None
             )
-            log.info("reconcile_submitting", count=len(runs))
+            log.info("reconcile_followed", count=len(runs))
         return len(runs)
 
     async def tick(self) -> int:
@@ -241,13 +255,10 @@ class Poller:
         if not group:
             return
         snapshots = await self._listed(identity, group)
-        # Runs that left the active list have ended (or never showed): ask about each, at
-        # once; the Jobs client's per-host cap bounds how many calls are in flight.
-        fetched = await asyncio.gather(
-            *(self._get(identity, r) for r in unlisted(group, snapshots))
-        )
-        snapshots.update((found.run_id, found) for found in fetched if found is not None)
-        next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group))
+        # The walk's pages set the group's pace (see model.next_poll_delay).
+        pages = walk_pages(len(snapshots), page_size=MAX_LIST_LIMIT)
+        snapshots.update(await self._ended(identity, unlisted(group, snapshots)))
+        next_poll_at = self._clock() + timedelta(seconds=self._group_delay(group, pages))
         decision = decide(group, snapshots, next_poll_at=next_poll_at)
         for run in decision.missing:
             # Databricks deletes runs after 60 days; one we follow cannot come back.
@@ -255,8 +266,7 @@ class Poller:
                 run, RunState.INTERNAL_ERROR, "Databricks no longer knows this run"
             )
         await self._ledger.reschedule(decision.held)
-        for move in decision.moved:
-            await self._apply(move, next_poll_at)
+        await self._apply_all(decision.moved, next_poll_at)
         for run in decision.cancel:
             await self._submitter.cancel_remote(run)
 
@@ -278,6 +288,37 @@ class Poller:
             listed[snapshot.run_id] = snapshot
         return listed
 
+    async def _ended(
+        self, identity: ResolvedIdentity, runs: list[RunRecord]
+    ) -> dict[int, RunSnapshot]:
+        """What Databricks says of runs that left the active list (they ended, or never
+        showed). Many of them are read from one ``completed_only`` walk, newest first, that
+        stops once it has shown them all; each run it did not show is one runs/get, at once
+        (the Jobs client's per-host cap bounds how many are in flight)."""
+        found: dict[int, RunSnapshot] = {}
+        if len(runs) > ENDED_WALK_THRESHOLD:
+            wanted = {run.databricks_run_id for run in runs}
+            oldest = min(r.created_at for r in runs) - START_TIME_SLACK
+            walk = self._jobs.list_all(
+                identity.workspace,
+                identity.credential,
+                completed_only=True,
+                run_type="SUBMIT_RUN",
+                start_time_from=int(oldest.timestamp() * 1000),
+            )
+            try:
+                async for snapshot in walk:
+                    if snapshot.run_id in wanted:
+                        found[snapshot.run_id] = snapshot
+                        if len(found) == len(wanted):
+                            break
+            finally:
+                await walk.aclose()
+        rest = [run for run in runs if run.databricks_run_id not in found]
+        fetched = await asyncio.gather(*(self._get(identity, run) for run in rest))
+        found.update((snapshot.run_id, snapshot) for snapshot in fetched if snapshot is not None)
+        return found
+
     async def _get(self, identity: ResolvedIdentity, run: RunRecord) -> RunSnapshot | None:
         """runs/get for one run; None when Databricks no longer knows it."""
         assert run.databricks_run_id is not None
@@ -287,6 +328,22 @@ class Poller:
             )
         except DatabricksRunNotFound:
             return None
+
+    async def _apply_all(self, moves: Iterable[Move], next_poll_at: datetime) -> None:
+        """Record every move, a bounded number at once: each is its own transaction, and a
+        ledger that commits concurrent writes together (one fsync a batch) then spends one
+        fsync on many, where one after another a restart that finds 5,000 runs moved spends
+        5,000. Every move is tried; the first failure is raised after the others finished."""
+        gate = asyncio.Semaphore(MOVES_IN_FLIGHT)
+
+        async def apply(move: Move) -> None:
+            async with gate:
+                await self._apply(move, next_poll_at)
+
+        outcomes = await asyncio.gather(*(apply(m) for m in moves), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _apply(self, move: Move, next_poll_at: datetime) -> None:
         """Record a run whose remote state changed: its own transaction, CAS on what was seen."""
@@ -298,7 +355,7 @@ class Poller:
                 move.run, move.target, move.message, run_page_url=url, next_poll_at=next_poll_at
             )
 
-    def _group_delay(self, group: Iterable[RunRecord]) -> float:
+    def _group_delay(self, group: Iterable[RunRecord], pages: int) -> float:
         now = self._clock()
         youngest = min((now - r.created_at).total_seconds() for r in group)
         return next_poll_delay(
@@ -306,6 +363,7 @@ class Poller:
             min_interval=self._settings.min_interval_seconds,
             max_interval=self._settings.max_interval_seconds,
             jitter=self._rng.random(),
+            pages=pages,
         )
 
     async def _postpone(self, runs: Iterable[RunRecord], reason: str) -> None:

@@ -90,6 +90,18 @@ class Stack:
     ledger_path: Path
     workdir: Path
     settings: dict[str, Any] = field(default_factory=dict)
+    # Stops the gateway with a signal and starts it again on the same config and ledger.
+    _restart: Callable[[signal.Signals, Callable[[], None]], tuple[int, float]] | None = None
+
+    def restart_gateway(
+        self, how: signal.Signals, while_down: Callable[[], None] = lambda: None
+    ) -> float:
+        """Stop the gateway with ``how`` (SIGTERM: graceful; SIGKILL: a crash), call
+        ``while_down``, start it again and wait until it is ready; returns the monotonic time
+        the new process was started at."""
+        assert self._restart is not None
+        self.gateway_pid, started = self._restart(how, while_down)
+        return started
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -188,6 +200,19 @@ def running_stack(
         _wait_ready(f"{emulator_url}/emulator/stats", emulator, workdir / "emulator.log")
         gateway = start("gateway", ["serve", "--config", str(gateway_config)])
         _wait_ready(f"{gateway_url}/readyz", gateway, workdir / "gateway.log")
+        restarts = itertools.count(1)
+
+        def restart(how: signal.Signals, while_down: Callable[[], None]) -> tuple[int, float]:
+            nonlocal gateway
+            gateway.send_signal(how)
+            gateway.wait(STOP_TIMEOUT)
+            while_down()
+            name = f"gateway-{next(restarts)}"
+            started = time.monotonic()
+            gateway = start(name, ["serve", "--config", str(gateway_config)])
+            _wait_ready(f"{gateway_url}/readyz", gateway, workdir / f"{name}.log")
+            return gateway.pid, started
+
         yield Stack(
             emulator_url=emulator_url,
             gateway_url=gateway_url,
@@ -197,6 +222,7 @@ def running_stack(
             ledger_path=Path(gateway_raw["store"]["sqlite_path"]),
             workdir=workdir,
             settings=gateway_raw,
+            _restart=restart,
         )
 
 

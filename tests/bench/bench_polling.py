@@ -12,9 +12,11 @@ window (from the emulator's /emulator/stats, by endpoint). Prints them per activ
 minute next to what one runs/get per run per minimum interval would cost, the gateway's RSS
 and CPU with that many runs active, and the latency of GET /v1/.../runs/{id} while it polls.
 
-The runs are young during the window (at most a few minutes old), so they poll at or near
-the minimum interval: this is the most a run costs; older runs poll less often, down to one
-poll per ``--max-interval``.
+The runs are young during the window (at most a few minutes old), so by age they would poll
+at or near the minimum interval: this is the most a run costs. A group's walk of p pages
+(100 runs a namespace: 4) waits at least p minimum intervals, so it is the pages, not the
+age, that set the pace here; older runs poll less often, down to one poll per
+``--max-interval``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.model import postpone_delay, submit_retry_delay
+from gateway.model import next_poll_delay, postpone_delay, submit_retry_delay
 
 # The default poller: 5 s to 60 s.
 LOW, HIGH = 5.0, 60.0
@@ -71,3 +71,38 @@ def test_postpone_refuses_arguments_out_of_range(low: float, jitter: float) -> N
     """A non-positive interval or a draw outside [0, 1) is a caller bug."""
     with pytest.raises(ValueError, match=r"interval|jitter"):
         postpone_delay(low, jitter=jitter)
+
+
+# --- a group's list walk ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "pages", "delay"),
+    [(0, 1, 5), (0, 2, 10), (0, 4, 20), (300, 4, 30), (0, 12, 60), (0, 100, 60), (900, 2, 60)],
+)
+def test_a_longer_walk_waits_a_shortest_interval_per_page(
+    age: float, pages: int, delay: float
+) -> None:
+    """A walk of p pages waits at least p * min (the age rule may ask more), never past max."""
+    got = next_poll_delay(age, min_interval=LOW, max_interval=HIGH, jitter=0.5, pages=pages)
+    assert got == pytest.approx(delay)
+
+
+@given(
+    age=st.floats(min_value=0, max_value=1e5),
+    pages=st.integers(min_value=1, max_value=1000),
+    jitter=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_a_group_costs_at_most_a_page_per_shortest_interval(
+    age: float, pages: int, jitter: float
+) -> None:
+    """Below the longest interval a walk's pages per second stay within 1 / (0.8 * min): the
+    cost of a group does not grow with its runs (jitter may shorten the wait by a fifth)."""
+    got = next_poll_delay(age, min_interval=LOW, max_interval=HIGH, jitter=jitter, pages=pages)
+    assert LOW <= got <= HIGH
+    assert got >= 0.8 * min(HIGH, LOW * pages)
+
+
+def test_a_walk_of_no_pages_is_a_caller_bug() -> None:
+    with pytest.raises(ValueError, match="pages"):
+        next_poll_delay(10, min_interval=LOW, max_interval=HIGH, jitter=0.5, pages=0)

@@ -156,8 +156,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def runs_settings() -> Settings:
+    """The settings ``wired`` builds on; a module overrides this fixture to change them."""
+    return Settings(poller=POLLER)
+
+
+@pytest.fixture
 async def wired(
-    tmp_path: Any, databricks_emulator: DatabricksEmulator, clock: Clock
+    tmp_path: Any, databricks_emulator: DatabricksEmulator, clock: Clock, runs_settings: Settings
 ) -> AsyncIterator[Wired]:
     store = SqliteStore(tmp_path / "ledger.db")
     await store.open()
@@ -169,7 +175,7 @@ async def wired(
             store=store,
             jobs=jobs,
             identities=identities,
-            settings=Settings(poller=POLLER),
+            settings=runs_settings,
             metrics=metrics,
             clock=clock.utc,
             inline_submit_seconds=2.0,

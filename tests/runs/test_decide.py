@@ -8,7 +8,7 @@ import pytest
 
 from gateway.databricks.wire import RunSnapshot
 from gateway.model import RemoteStatus, RunRecord, RunState
-from gateway.runs.decide import GroupDecision, Move, decide, unlisted
+from gateway.runs.decide import GroupDecision, Move, decide, unlisted, walk_pages
 from gateway.store.base import Reschedule
 
 S = RunState
@@ -161,3 +161,17 @@ def test_the_runs_a_list_walk_did_not_show_are_asked_one_by_one() -> None:
     group = [run(1, S.PENDING), run(2, S.RUNNING), run(3, S.RUNNING)]
     assert [r.id for r in unlisted(group, {1002: seen(2, "RUNNING")})] == [1, 3]
     assert unlisted([], {}) == []
+
+
+@pytest.mark.parametrize(
+    ("listed", "pages"), [(0, 1), (1, 1), (25, 1), (26, 2), (50, 2), (100, 4), (101, 5)]
+)
+def test_a_walk_is_as_many_pages_as_it_took_calls(listed: int, pages: int) -> None:
+    """The pages of 25 a walk that showed so many runs took; showing none was still a call."""
+    assert walk_pages(listed, page_size=25) == pages
+
+
+@pytest.mark.parametrize(("listed", "size"), [(-1, 25), (3, 0)])
+def test_walk_pages_refuses_nonsense(listed: int, size: int) -> None:
+    with pytest.raises(ValueError, match="listed"):
+        walk_pages(listed, page_size=size)
