@@ -30,7 +30,7 @@ from gateway.settings import Settings
 from gateway.tenant_refusals import RefusalWatch
 
 if TYPE_CHECKING:
-    from gateway.kube import ServiceAccountInformer
+    from gateway.kube import KubeClient, ServiceAccountInformer
 
 
 def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> Ctx:
@@ -46,19 +46,8 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
         builder = Builder(session, cache, settings.identity, kube)
         informer: ServiceAccountInformer | None = None
         try:
-            if kube is not None and settings.identity.discover_from_kubernetes:
-                # Here only: kubernetes-asyncio is loaded when Kubernetes is configured.
-                from gateway.kube import InformerOptions
-
-                informer = kube.service_account_informer(
-                    selectors=plans.ENABLED_SELECTORS,
-                    namespaces=list(settings.kubernetes.namespaces) or None,
-                    options=InformerOptions(
-                        watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
-                        resync_seconds=settings.kubernetes.resync_seconds,
-                        fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
-                    ),
-                )
+            informer = _informer(settings, kube)
+            if informer is not None:
                 app[INFORMER] = informer
             resolver = NamespaceResolver(
                 settings,
@@ -94,6 +83,24 @@ def identities_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks)
             await cache.aclose()
 
     return ctx
+
+
+def _informer(settings: Settings, kube: KubeClient | None) -> ServiceAccountInformer | None:
+    """The ServiceAccount informer discovery reads, when Kubernetes is there to watch."""
+    if kube is None or not settings.identity.discover_from_kubernetes:
+        return None
+    # Here only: kubernetes-asyncio is loaded when Kubernetes is configured.
+    from gateway.kube import InformerOptions
+
+    return kube.service_account_informer(
+        selectors=plans.ENABLED_SELECTORS,
+        namespaces=list(settings.kubernetes.namespaces) or None,
+        options=InformerOptions(
+            watch_timeout_seconds=settings.kubernetes.watch_timeout_seconds,
+            resync_seconds=settings.kubernetes.resync_seconds,
+            fallback_ttl_seconds=settings.kubernetes.fallback_ttl_seconds,
+        ),
+    )
 
 
 def doctor_ctx() -> Ctx:
