@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import signal
 import ssl
 import uuid
@@ -30,6 +31,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.databricks_errors import error_body
 from gateway.errors import ConfigError
 from gateway.logs import get_logger
 
@@ -43,6 +45,9 @@ HEAD_TIMEOUT_SECONDS = 10.0
 HEAD_LIMITS: dict[str, int] = {"max_line_size": 8190, "max_field_size": 8190, "max_headers": 100}
 
 _PROBLEM_TYPE = "https://lakegate.dev/problems/unparsable-request"
+# A head that starts like a call of the Databricks-compatible API (``METHOD /api/``) is
+# answered in Databricks' error shape, which is all its clients can read.
+_COMPAT_HEAD = re.compile(rb"^[A-Z]{3,7} /api/")
 
 
 def _parse_problem(exc: HttpProcessingError) -> str:
@@ -58,6 +63,8 @@ def _parse_problem(exc: HttpProcessingError) -> str:
 class _QuietRequestHandler(RequestHandler):
     head_timeout = HEAD_TIMEOUT_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
+    # The first bytes of the connection's head: only whether they name the facade is read.
+    _head_start = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -66,6 +73,8 @@ class _QuietRequestHandler(RequestHandler):
         )
 
     def data_received(self, data: bytes) -> None:
+        if len(self._head_start) < 16:
+            self._head_start += data[: 16 - len(self._head_start)]
         super().data_received(data)
         if self._head_timer is not None and self._messages:
             # A head was parsed (or refused): from here aiohttp's own timers apply.
@@ -103,18 +112,26 @@ class _QuietRequestHandler(RequestHandler):
             status=status,
             request_id=request_id,
         )
-        body = {
-            "type": _PROBLEM_TYPE,
-            "title": "Bad Request",
-            "status": status,
-            "detail": f"{detail}; fix the request and send it again.",
-            "instance": "",
-            "request_id": request_id,
-        }
+        text = f"{detail}; fix the request and send it again."
+        if _COMPAT_HEAD.match(self._head_start):
+            body, media = (
+                error_body("INVALID_PARAMETER_VALUE", text, request_id),
+                "application/json",
+            )
+        else:
+            body = {
+                "type": _PROBLEM_TYPE,
+                "title": "Bad Request",
+                "status": status,
+                "detail": text,
+                "instance": "",
+                "request_id": request_id,
+            }
+            media = "application/problem+json"
         resp = web.Response(
             status=status,
             text=json.dumps(body),
-            content_type="application/problem+json",
+            content_type=media,
             headers={"X-Request-Id": request_id},
         )
         resp.force_close()

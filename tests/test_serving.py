@@ -83,6 +83,31 @@ async def test_unparsable_heads_are_refused_without_echo(
     assert CANARY not in logged
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"GET /api/2.2/jobs/runs/list?page_token={'9' * 9000} HTTP/1.1",
+        "GET /api/2.1/jobs/runs/get?run_id=1 HTTP/1.1",  # its header too long instead
+    ],
+)
+async def test_an_unparsable_call_of_the_compatible_api_is_refused_in_databricks_shape(
+    port: int, line: str
+) -> None:
+    """A Databricks client can read the refusal: application/json, error_code and details
+    carrying the new request id, as the facade's other refusals."""
+    raw = f"{line}\r\nHost: x\r\nX-Filler: {CANARY}{'a' * 9000}\r\n\r\n".encode()
+    answer = (await exchange(port, raw)).decode("latin-1")
+    status_line, _, rest = answer.partition("\r\n")
+    assert " 400 " in status_line, answer
+    assert "Content-Type: application/json" in rest
+    body = json.loads(rest.partition("\r\n\r\n")[2])
+    assert set(body) == {"error_code", "message", "details"}
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "longer than" in body["message"]
+    assert f"X-Request-Id: {body['details'][0]['request_id']}" in rest
+    assert CANARY not in answer
+
+
 async def test_a_head_not_complete_in_time_loses_its_connection(
     port: int, production_logs: io.StringIO
 ) -> None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.databricks_errors import error_body
 from gateway.errors import (
     Conflict,
     DatabricksAuthError,
@@ -31,8 +32,6 @@ from gateway.errors import (
 )
 from gateway.logs import redact_text
 from gateway.model import RunRecord
-
-_REQUEST_INFO = "type.googleapis.com/google.rpc.RequestInfo"
 
 
 class CompatError(RequestError):
@@ -76,10 +75,8 @@ class ErrorAnswer:
     retry_after: int | None = None
 
     def body(self, request_id: str) -> dict[str, Any]:
-        details = [{"@type": _REQUEST_INFO, "request_id": request_id, "serving_data": ""}]
         # The last word before the wire: no held secret or credential shape leaves in it.
-        message = redact_text(self.message)
-        return {"error_code": self.error_code, "message": message, "details": details}
+        return error_body(self.error_code, redact_text(self.message), request_id)
 
     def headers(self) -> dict[str, str]:
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
