@@ -50,6 +50,7 @@ WATCHED = {
     "quota usage": "lakegate_runs",
     "ledger health": "lakegate_ledger_up",
     "build": "lakegate_build_info",
+    "Git credential refreshes": "lakegate_git_credential_refreshes_total",
 }
 
 
@@ -123,6 +124,7 @@ def test_the_rules_cover_the_failures_an_operator_is_paged_for() -> None:
         "lakegate_token_endpoint_errors_total",
         "lakegate_webhook_queue",
         "lakegate_build_info",
+        "lakegate_git_credential_refresh_failures_total",
     ):
         assert metric in used, f"no alert over {metric}"
 
@@ -244,3 +246,15 @@ async def test_promtool_checks_the_metrics_of_a_gateway_that_ran_runs(
     assert 'lakegate_runs_terminal_total{namespace="team-01",state="SUCCEEDED"}' in text
     done = await _lint(promtool, text)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_git_credential_refresh_failures_page_and_show_as_the_readme_says() -> None:
+    """The README names the alert and the panel; both exist over the refresh metrics."""
+    rules = {r["alert"]: r for r in _rules()}
+    assert (
+        "lakegate_git_credential_refresh_failures_total"
+        in (rules["LakegateGitCredentialRefreshFailing"]["expr"])
+    )
+    assert "lakegate_git_credential_valid_until_seconds" in _names(_dashboard_exprs())
+    readme = (DEPLOY.parent / "README.md").read_text("utf-8")
+    assert "`LakegateGitCredentialRefreshFailing` fires on refresh failures" in readme
