@@ -25,8 +25,9 @@ ENTRA_KINDS = frozenset({kinds.AZURE_CLIENT_SECRET.name, kinds.AZURE_WORKLOAD_ID
 
 
 @dataclass(frozen=True, slots=True)
-class _ManagementTools:
-    """The builder's tools, with a token client that asks Entra for the management scope."""
+class ScopedTools:
+    """The builder's tools, with a token client that asks Entra for another scope (the
+    management scope here, Azure DevOps's in ``entra_resources``)."""
 
     inner: Tools
     tokens: TokenClient
@@ -57,4 +58,4 @@ def management_fetch(plan: Plan, namespace: str, tools: Tools) -> Fetch | None:
     if plan.kind not in ENTRA_KINDS:
         return None
     scoped = tools.tokens.with_entra_scope(management_scope(tools.options))
-    return kinds.of(plan).fetch(plan, namespace, _ManagementTools(tools, scoped))
+    return kinds.of(plan).fetch(plan, namespace, ScopedTools(tools, scoped))

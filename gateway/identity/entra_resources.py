@@ -10,17 +10,14 @@ whoever asks decides how long to rely on one, and nothing in memory outlives its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from gateway.databricks.auth import AccessToken
-from gateway.databricks.oauth import TokenClient
 from gateway.identity import kinds
-from gateway.identity.azure_management import ENTRA_KINDS
+from gateway.identity.azure_management import ENTRA_KINDS, ScopedTools
 from gateway.identity.cache import CachedCredential, CacheKey, Fetch, TokenCache
 from gateway.identity.strategy import Plan, Tools
-from gateway.settings import IdentityOptions
 
 # A fetch of the plan's token for a scope ("<resource>/.default").
 ScopedFetch = Callable[[str], Fetch]
@@ -35,30 +32,6 @@ class EntraResourceTokens(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _ScopedTools:
-    """The builder's tools, with a token client that asks Entra for another scope."""
-
-    inner: Tools
-    tokens: TokenClient
-
-    @property
-    def cache(self) -> TokenCache:
-        return self.inner.cache
-
-    @property
-    def options(self) -> IdentityOptions:
-        return self.inner.options
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
-        return await self.inner.read_secret(namespace, name)
-
-    async def mint(
-        self, namespace: str, service_account: str, audiences: list[str], seconds: int
-    ) -> AccessToken:
-        return await self.inner.mint(namespace, service_account, audiences, seconds)
-
-
 def scoped_fetch(plan: Plan, namespace: str, tools: Tools) -> ScopedFetch | None:
     """How the plan's identity gets tokens for other scopes; None when it is not an Entra one."""
     if plan.kind not in ENTRA_KINDS:
@@ -66,7 +39,7 @@ def scoped_fetch(plan: Plan, namespace: str, tools: Tools) -> ScopedFetch | None
     kind = kinds.of(plan)
 
     def for_scope(scope: str) -> Fetch:
-        scoped = _ScopedTools(tools, tools.tokens.with_entra_scope(scope))
+        scoped = ScopedTools(tools, tools.tokens.with_entra_scope(scope))
         return kind.fetch(plan, namespace, scoped)
 
     return for_scope
