@@ -4,15 +4,14 @@ the ledger holds it, nor any other JWT (issue 17)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from tests.e2e.test_no_secrets import JWT
 from tests.gitcreds.stack import AzureStackFactory, ado_spec, azure_identity
 
 NS = "team-ado"
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
 def ledger_bytes(directory: Path) -> bytes:

@@ -10,19 +10,14 @@ cluster's, not lakegate's, and are left out of the scan.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import logging
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 
-from gateway import logs
 from gateway.identity.principal import mask_client_id
+from tests.e2e.test_no_secrets import BEARER, JWT, production_logs
 from tests.fixtures.identity_stack import (
     AZURE_SECRET,
     AZURE_SECRET_APP,
@@ -40,10 +35,10 @@ from tests.fixtures.identity_stack import (
     default_environ,
 )
 
+__all__ = ["production_logs"]  # the fixture, used by name
+
 pytestmark = pytest.mark.e2e
 
-JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
 UNKNOWN_CLIENT_ID = "5e1f0c2a-0000-4000-8000-00000000beef"
 # No service principal of the workspace has it: the token endpoint says so, naming it.
 STRANGER_CLIENT_ID = "5e1f0c2a-0000-4000-8000-00000000dead"
@@ -51,24 +46,6 @@ RESOURCE_ID = (
     "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg/"
     "providers/Microsoft.Databricks/workspaces/ws"
 )
-
-
-@pytest.fixture
-def production_logs() -> Iterator[io.StringIO]:
-    """structlog and stdlib logging configured as ``lakegate serve`` does, into a buffer."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    with contextlib.redirect_stderr(stream):
-        logs.configure(level="debug", fmt="json")
-    # A logger cached on first use would keep writing to this buffer in later tests.
-    structlog.configure(cache_logger_on_first_use=False)
-    try:
-        yield stream
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
 
 
 def lakegate_lines(stream: io.StringIO) -> list[str]:
