@@ -63,8 +63,11 @@ def _parse_problem(exc: HttpProcessingError) -> str:
 class _QuietRequestHandler(RequestHandler):
     head_timeout = HEAD_TIMEOUT_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
-    # The first bytes of the connection's head: only whether they name the facade is read.
+    # The first bytes of the head being read: only whether they name the facade is read.
     _head_start = b""
+    # Whether the next bytes begin a new head: on a keep-alive connection, once the previous
+    # request (head and body) has been read. Pipelined requests are not told apart.
+    _await_head = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -73,13 +76,22 @@ class _QuietRequestHandler(RequestHandler):
         )
 
     def data_received(self, data: bytes) -> None:
+        if self._await_head and data:
+            self._head_start, self._await_head = b"", False
         if len(self._head_start) < 16:
             self._head_start += data[: 16 - len(self._head_start)]
+        requests = self._request_count
         super().data_received(data)
+        if self._request_count > requests and self._messages:
+            # The head just parsed ends where its body does (at once when it has none).
+            self._messages[-1][1].on_eof(self._next_head)
         if self._head_timer is not None and self._messages:
             # A head was parsed (or refused): from here aiohttp's own timers apply.
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _next_head(self) -> None:
+        self._await_head = True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_timer is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+from hypothesis import settings
 
 pytest_plugins = [
     "tests.fixtures.databricks_emulator",
@@ -13,6 +15,12 @@ pytest_plugins = [
     "tests.fixtures.kube_api",
     "tests.fixtures.identity_stack",
 ]
+
+# CI runs on a clean clone, without the example database a developer's runs keep in
+# .hypothesis/: there each property test draws the same examples every run, so a red CI is
+# the code's doing and reproducible, while local runs go on exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("LAKEGATE_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

@@ -108,6 +108,42 @@ async def test_an_unparsable_call_of_the_compatible_api_is_refused_in_databricks
     assert CANARY not in answer
 
 
+@pytest.mark.parametrize(
+    ("first", "path", "media"),
+    [
+        # The connection's first request went elsewhere: the shape follows this request.
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "/api/2.2/jobs/runs/list", "json"),
+        (b"GET /api/2.2/jobs/runs/list HTTP/1.1\r\nHost: x\r\n\r\n", "/v1/x", "problem+json"),
+        # A body sent apart from its head is not taken for the next head.
+        (
+            b"POST /v1/namespaces/a/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n",
+            "/api/2.1/jobs/runs/get",
+            "json",
+        ),
+    ],
+)
+async def test_a_keep_alive_connection_answers_each_head_in_its_own_shape(
+    port: int, first: bytes, path: str, media: str
+) -> None:
+    """The shape of a refusal is decided by the head that failed, not the connection's first."""
+    too_long = f"GET {path}?page_token={'9' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async with asyncio.timeout(5):
+        writer.write(first)
+        if b"Content-Length: 2" in first:
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"{}")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().partition(b"content-length: ")[2].partition(b"\r\n")[0])
+        await reader.readexactly(length)
+        writer.write(too_long)
+        answer = (await reader.read()).decode("latin-1")
+    writer.close()
+    assert " 400 " in answer.partition("\r\n")[0], answer
+    assert f"Content-Type: application/{media}" in answer
+
+
 async def test_a_head_not_complete_in_time_loses_its_connection(
     port: int, production_logs: io.StringIO
 ) -> None:
