@@ -4,7 +4,7 @@ several apps in one process never share counters."""
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -15,6 +15,8 @@ from prometheus_client import (
     Info,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from gateway import __version__
 
@@ -310,6 +312,13 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def watch_ledger(self, commits: Callable[[], tuple[int, int]]) -> Collector:
+        """Report the ledger's commits and the writes they carried, read at each scrape;
+        the collector returned is the one to ``registry.unregister`` when the ledger closes."""
+        collector = _LedgerCommits(commits)
+        self.registry.register(collector)
+        return collector
+
     # --- Azure DevOps Git credentials (gateway.gitcreds) -----------------------------------
 
     def _git_credentials(self) -> None:
@@ -351,3 +360,23 @@ class Metrics:
         self.git_credential_last_refresh.labels(namespace=namespace).set_to_current_time()
         if valid_until is not None:
             self.git_credential_valid_until.labels(namespace=namespace).set(valid_until)
+
+
+class _LedgerCommits(Collector):
+    """The ledger's own counts, read when scraped: the store keeps them, not the request path."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        commits, writes = self._read()
+        yield CounterMetricFamily(
+            "lakegate_ledger_commits",
+            "Write transactions the run ledger committed (one fsync each on SQLite).",
+            value=commits,
+        )
+        yield CounterMetricFamily(
+            "lakegate_ledger_writes",
+            "Writes the run ledger committed; over commits, the writes per group commit.",
+            value=writes,
+        )

@@ -17,6 +17,7 @@ from gateway.app.overrides import Ctx, Overrides
 from gateway.appkeys import (
     DATABRICKS_HTTP,
     KUBE,
+    METRICS,
     STORE,
 )
 from gateway.errors import LakegateError
@@ -57,6 +58,7 @@ def store_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> C
         store = over.store or await build_store(settings.store, environ)
         await store.open()
         app[STORE] = store
+        commits = app[METRICS].watch_ledger(lambda: store.commits)
         log.info("store_opened", backend=settings.store.backend)
 
         async def ping() -> tuple[bool, str]:
@@ -71,6 +73,7 @@ def store_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -> C
                 yield
         finally:
             await store.close()
+            app[METRICS].registry.unregister(commits)
 
     return ctx
 

@@ -122,6 +122,12 @@ class Store(OutboxStore, LeaseStore, Protocol):
         """Random, made once per ledger by its first migration; StoreError before open()."""
         ...
 
+    @property
+    def commits(self) -> tuple[int, int]:
+        """Write transactions committed since open(), and the writes they carried: more writes
+        than commits when the ledger commits concurrent writes together. (0, 0) when closed."""
+        ...
+
     async def open(self) -> None:
         """Connect and apply pending migrations in order; opening an open store does nothing."""
         ...

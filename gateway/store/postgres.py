@@ -82,6 +82,8 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
         self._pool: asyncpg.Pool | None = None
         self._installation_id: str | None = None
         self._lifetime = asyncio.Lock()
+        # Each write is a transaction of its own here: as many commits as writes.
+        self._commits = 0
 
     def __repr__(self) -> str:
         # Never the DSN: it may hold a password.
@@ -92,6 +94,10 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
         if self._installation_id is None:
             raise StoreError("the run ledger is not open")
         return self._installation_id
+
+    @property
+    def commits(self) -> tuple[int, int]:
+        return (0, 0) if self._pool is None else (self._commits, self._commits)
 
     # --- lifetime -----------------------------------------------------------------------------
 
@@ -112,7 +118,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
             except BaseException:
                 await asyncio.shield(pool.close())
                 raise
-            self._pool, self._installation_id = pool, found
+            self._pool, self._installation_id, self._commits = pool, found, 0
 
     async def close(self) -> None:
         async with self._lifetime:
@@ -285,13 +291,16 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
             raise StoreError("the run ledger is not open")
         wait = self._settings.connect_timeout
         try:
-            return await in_transaction(pool, wait, body, write=write, snapshot=snapshot)
+            result = await in_transaction(pool, wait, body, write=write, snapshot=snapshot)
         except StoreUnavailable:
             if write:
                 # A write whose link broke may have committed: only its caller can tell.
                 raise
             # A read is safe to repeat, and the pool has dropped the broken connection.
             return await in_transaction(pool, wait, body, write=write, snapshot=snapshot)
+        if write:
+            self._commits += 1
+        return result
 
 
 def _replay(found: asyncpg.Record, new: NewRun) -> RunRecord:

@@ -37,7 +37,10 @@ def _text(path: Path) -> str:
 
 def _exported() -> set[str]:
     names: set[str] = set()
-    for family in Metrics().registry.collect():
+    metrics = Metrics()
+    # The ledger's families join once a store opens (gateway/app/resources.py).
+    metrics.watch_ledger(lambda: (0, 0))
+    for family in metrics.registry.collect():
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
         if family.type == "counter":

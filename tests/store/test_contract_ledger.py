@@ -180,3 +180,16 @@ async def test_a_closed_store_raises_store_error(ledger: Ledger) -> None:
     await store.close()
     with pytest.raises(StoreError):
         await store.get_run_by_id(1)
+
+
+async def test_the_ledger_counts_its_commits_and_the_writes_they_carried(ledger: Ledger) -> None:
+    """Each write the ledger commits is counted (one after another, each is its own commit);
+    a read is not; a closed ledger reports nothing."""
+    store = await ledger.open()
+    commits, writes = store.commits
+    for key in ("a", "b", "c"):
+        await store.create_run(new_run(key=key), NOW)
+    await store.get_run_by_idempotency_key("team-a", "a")
+    assert store.commits == (commits + 3, writes + 3)
+    await store.close()
+    assert store.commits == (0, 0)
