@@ -23,7 +23,10 @@ writes twice (the SUBMITTING row before Databricks is called, then PENDING with 
 and the ledger commits the writes queued together as one transaction (group commit), so under
 load a submit costs a fraction of an fsync. The script measures fsync latency on the ledger's
 file system; ``--tmpfs`` runs the whole bench a second time with the ledger on /dev/shm, where
-fsync costs nothing, and prints what share of the submit latency the difference is.
+fsync costs nothing, and prints what share of the submit latency the difference is. It also
+prints the ledger's commits and writes during the submit phase, from the gateway's own
+/metrics (``lakegate_ledger_commits_total``, ``lakegate_ledger_writes_total``): how many writes
+each commit carried.
 
 What the issue-16 targets are read from: the "µs per request" column (gateway process CPU
 time per request, user + system, from /proc, not wall time) and the throughput ratios, all
@@ -73,6 +76,8 @@ class Variant:
     phases: dict[str, Phase] = field(default_factory=dict)
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # phase -> gw, emu s
     calls: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> emulator calls
+    # phase -> the ledger's commits and the writes they carried, from the gateway's /metrics
+    ledger: dict[str, tuple[float, float]] = field(default_factory=dict)
     rss_kib: int = 0
     fsync_ms: float = 0.0
     noise: str = ""
@@ -93,6 +98,18 @@ def fsync_p50_ms(directory: str, samples: int = 200) -> float:
         os.unlink(path)
     times.sort()
     return times[len(times) // 2] * 1000
+
+
+async def ledger_counts(http: aiohttp.ClientSession, gateway: str) -> tuple[float, float]:
+    """The gateway's lakegate_ledger_commits_total and lakegate_ledger_writes_total."""
+    async with http.get(f"{gateway}/metrics") as resp:
+        text = await resp.text()
+    found = {"commits": 0.0, "writes": 0.0}
+    for line in text.splitlines():
+        for what in found:
+            if line.startswith(f"lakegate_ledger_{what}_total "):
+                found[what] = float(line.split()[1])
+    return found["commits"], found["writes"]
 
 
 # Wraps each measured phase, by its name: profile_gateway.py samples the gateway through it.
@@ -157,6 +174,7 @@ async def drive(
         )
         for name, call in plan:
             before = await emulator_counts(http, emu)
+            ledger_before = await ledger_counts(http, gw)
             cpu_before = cpu_seconds(stack.gateway_pid), cpu_seconds(stack.emulator_pid)
             with hook(name) if hook is not None else nullcontext():
                 phase = await run_phase(name, args.workers, args.requests, args.seconds, call)
@@ -164,6 +182,11 @@ async def drive(
             emu_cpu = cpu_seconds(stack.emulator_pid) - cpu_before[1]
             variant.cpu[name] = (gw_cpu, emu_cpu)
             variant.calls[name] = count_delta(before, await emulator_counts(http, emu))
+            ledger_after = await ledger_counts(http, gw)
+            variant.ledger[name] = (
+                ledger_after[0] - ledger_before[0],
+                ledger_after[1] - ledger_before[1],
+            )
             variant.phases[name] = phase
         variant.rss_kib = proc_status_kib(stack.gateway_pid, "VmRSS")
 
@@ -222,6 +245,13 @@ def report(variant: Variant) -> None:
         )
     for name in ("gateway submit", "gateway get"):
         print(f"  Databricks calls during {name}: {_calls_summary(variant.calls[name])}")
+    commits, writes = variant.ledger["gateway submit"]
+    submits = len(p["gateway submit"].latencies) or 1
+    print(
+        f"  ledger during gateway submit: {commits:.0f} commits for {writes:.0f} writes "
+        f"({writes / max(commits, 1):.1f} writes per commit; {commits / submits:.2f} commits "
+        "per submit, the poller's included)"
+    )
     print(
         f"  ledger fsync p50 {variant.fsync_ms:.3f} ms on the ledger's file system; the ledger "
         "commits each batch of queued writes with one fsync (group commit)"
