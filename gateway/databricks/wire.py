@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import jsonexact
 from gateway.databricks.classify import classify_error, clip, parse_error_body
 from gateway.errors import DatabricksError, DatabricksRateLimited
 from gateway.model import RemoteStatus
@@ -89,7 +90,8 @@ def parse_json(text: str, *, endpoint: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        payload = json.loads(text)
+        # Polling reads pages of 25 runs: the standard decoder was an eighth of the poller's CPU.
+        payload = jsonexact.loads(text)
     except ValueError as exc:
         raise _malformed(endpoint, "a body that is not JSON", text) from exc
     if not isinstance(payload, dict):

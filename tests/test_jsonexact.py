@@ -1,0 +1,65 @@
+"""jsonexact.loads reads every text as json.loads does, however quick the path it takes."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway import jsonexact
+
+# Integers past 64 bits, floats, strings with surrogates: what orjson alone reads otherwise.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**100), max_value=2**100)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, NaN to NaN, and the same types all the way down (1 is not 1.0 here)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@given(VALUES)
+def test_every_text_decodes_as_the_standard_decoder_reads_it(value: Any) -> None:
+    text = json.dumps(value)
+    assert same(jsonexact.loads(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551616",  # 2**64: orjson alone gives a float
+        '{"run_id": -9223372036854775809}',
+        '{"a": NaN, "b": Infinity}',
+        '"\\ud800"',
+        '{"a": 1, "a": 2}',
+    ],
+)
+def test_the_texts_orjson_alone_reads_otherwise(text: str) -> None:
+    assert same(jsonexact.loads(text), json.loads(text))
+
+
+def test_what_is_not_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="property name enclosed in double quotes"):
+        jsonexact.loads("{'a': 1}")
