@@ -8,7 +8,9 @@ what the insert commits against.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime
@@ -17,7 +19,14 @@ from typing import TypeVar
 from gateway.model import ACTIVE_STATES, TERMINAL_STATES, NamespaceUsage, RunRecord, RunState
 from gateway.store._sqlite_connection import Body
 from gateway.store._sqlite_sql import check_limit, decode_run, from_us, states_param, to_us
-from gateway.store.base import EVERY_USAGE, UsageNeeds
+from gateway.store.base import (
+    EVERY_USAGE,
+    Admission,
+    Admit,
+    RateRule,
+    UsageNeeds,
+    UsageWanted,
+)
 
 T = TypeVar("T")
 
@@ -27,6 +36,7 @@ T = TypeVar("T")
 RATE_WINDOW_US = 3_600 * 1_000_000
 RATE_ROWS = 1_024
 _DAY_US = 86_400 * 1_000_000
+_MINUTE_US = 60 * 1_000_000
 
 COUNT_BY_STATE = """
 SELECT state, count(*) AS n FROM runs
@@ -38,6 +48,23 @@ SELECT count(*) AS n FROM runs WHERE workspace = ? AND state IN (SELECT value FR
 RECENT = """
 SELECT created_at FROM runs WHERE namespace = ? AND created_at > ?
 ORDER BY created_at DESC LIMIT ?
+"""
+# admission.rate_wait's conformance test over the same window, without handing 1,024 rows
+# to Python: rn is a row's rank, newest first, and each term is rate_wait's, in the same
+# double arithmetic (an integer over a REAL, microseconds over 1e6), so the verdict is
+# bit for bit the same. The index runs_namespace_created yields the rows in rank order, and
+# LIMIT stops the scan there.
+RATE_WAIT = """
+SELECT max((rn + 1 - :burst) / :rate - (:at - created_at) / 1000000.0) AS wait FROM (
+    SELECT created_at, row_number() OVER (ORDER BY created_at DESC) AS rn FROM runs
+    WHERE namespace = :ns AND created_at > :since ORDER BY created_at DESC LIMIT :rows
+) WHERE rn >= :burst
+"""
+# What the refusal quotes: the window's submissions (at most RATE_ROWS) of the last minute.
+LAST_MINUTE = """
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM runs WHERE namespace = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?
+)
 """
 MEAN_RUN = """
 SELECT avg(updated_at - created_at) AS mean FROM runs
@@ -96,25 +123,87 @@ def usage(
     needs: UsageNeeds = EVERY_USAGE,
 ) -> NamespaceUsage:
     """The namespace's usage at ``at`` (microseconds), with its workspace's active runs;
-    the day's run time only if ``needs`` says so."""
+    the day's run time, the mean run time and the rate window as ``needs`` says."""
     rows = conn.execute(
         COUNT_BY_STATE, (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED}))
     ).fetchall()
     counts = {RunState(row["state"]): int(row["n"]) for row in rows}
     on_workspace = conn.execute(WORKSPACE_ACTIVE, (workspace, states_param(ACTIVE_STATES)))
-    recent = conn.execute(RECENT, (namespace, at - RATE_WINDOW_US, RATE_ROWS)).fetchall()
-    mean = conn.execute(
-        MEAN_RUN, (namespace, at - _DAY_US, states_param(TERMINAL_STATES))
-    ).fetchone()["mean"]
-    return NamespaceUsage(
+    found = NamespaceUsage(
         namespace=namespace,
         active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
         queued=counts.get(RunState.QUEUED, 0),
         workspace_active=int(on_workspace.fetchone()["n"]),
-        recent_submissions=tuple(from_us(row["created_at"]) for row in recent),
-        mean_run_seconds=None if mean is None else float(mean) / 1_000_000,
+        mean_run_seconds=mean_run(conn, namespace, at) if needs.mean_run else None,
+        mean_run_read=needs.mean_run,
         run_seconds=run_seconds(conn, namespace, at) if needs.run_hours else 0.0,
     )
+    if needs.rate is not None:
+        wait, last_minute = rate_verdict(conn, namespace, at, needs.rate)
+        return dataclasses.replace(found, rate_wait_seconds=wait, rate_last_minute=last_minute)
+    recent = conn.execute(RECENT, (namespace, at - RATE_WINDOW_US, RATE_ROWS)).fetchall()
+    return dataclasses.replace(
+        found, recent_submissions=tuple(from_us(row["created_at"]) for row in recent)
+    )
+
+
+def rate_horizon_us(rule: RateRule) -> int:
+    """How far back a submission can still hold the bucket back: the RATE_ROWS-th newest
+    one's term is negative once it is older than (RATE_ROWS + 1 - burst) / rate seconds (one
+    microsecond more covers the rounding). Never more than the rate window."""
+    seconds = max(0, RATE_ROWS + 1 - rule.burst) / (rule.per_minute / 60.0)
+    return min(RATE_WINDOW_US, math.ceil(seconds * 1_000_000) + 1)
+
+
+def rate_verdict(
+    conn: sqlite3.Connection, namespace: str, at: int, rule: RateRule
+) -> tuple[float, int]:
+    """``rate_wait`` over the namespace's rate window at ``at``, and when it is over the
+    bucket, how many of the window's submissions came in the last minute (else 0)."""
+    params = {
+        "ns": namespace,
+        "at": at,
+        "since": at - rate_horizon_us(rule),
+        "rows": RATE_ROWS,
+        "burst": rule.burst,
+        "rate": rule.per_minute / 60.0,
+    }
+    worst = conn.execute(RATE_WAIT, params).fetchone()["wait"]
+    wait = max(0.0, 0.0 if worst is None else float(worst))
+    if wait == 0.0:
+        return wait, 0
+    row = conn.execute(LAST_MINUTE, (namespace, at - _MINUTE_US, RATE_ROWS)).fetchone()
+    return wait, int(row["n"])
+
+
+def mean_run(conn: sqlite3.Connection, namespace: str, at: int) -> float | None:
+    """How long the namespace's runs created in the day before ``at`` and ended took, on
+    average, in seconds; None if none ended."""
+    mean = conn.execute(
+        MEAN_RUN, (namespace, at - _DAY_US, states_param(TERMINAL_STATES))
+    ).fetchone()["mean"]
+    return None if mean is None else float(mean) / 1_000_000
+
+
+def admitted(
+    conn: sqlite3.Connection,
+    admit: Admit,
+    new: tuple[str, str],
+    at: int,
+    needs: UsageNeeds,
+) -> RunState | Admission:
+    """``admit``'s choice for a new run of (namespace, workspace) ``new`` at ``at``, given
+    what ``needs`` names; asked for the mean run time it left out, reads it and asks again
+    (``admit`` is pure, so its first answer had no effect)."""
+    namespace, workspace = new
+    seen = usage(conn, namespace, workspace, at, needs)
+    try:
+        return admit(seen)
+    except UsageWanted:
+        if seen.mean_run_read:
+            raise
+    measured = mean_run(conn, namespace, at)
+    return admit(dataclasses.replace(seen, mean_run_seconds=measured, mean_run_read=True))
 
 
 def _window(namespace: str, at: int) -> dict[str, object]:

@@ -60,16 +60,35 @@ Admit = Callable[[NamespaceUsage], "RunState | Admission"]
 
 
 @dataclass(frozen=True, slots=True)
+class RateRule:
+    """A token bucket of ``burst`` tokens refilled at ``per_minute``: the rate limit the store
+    checks itself when ``UsageNeeds.rate`` names it (``admission.rate_wait`` says how)."""
+
+    per_minute: float
+    burst: int
+
+
+class UsageWanted(Exception):
+    """Raised by an ``admit`` callback that needs the mean run time ``needs`` left out: the
+    store reads it in the same transaction and calls the callback again with it."""
+
+
+@dataclass(frozen=True, slots=True)
 class UsageNeeds:
     """Which of the namespace's usage an ``admit`` callback looks at, so the rest is not read.
 
     ``run_hours``: the rolling day's run time (``NamespaceUsage.run_seconds``), a sum over the
     runs that held a slot in the last 24 h, which only a namespace with a ``run_hours_per_day``
-    budget needs. Not read, it is 0.0. The counts, the workspace's active runs, the rate
-    window and the mean run time are always read: every decision may use them.
+    budget needs. Not read, it is 0.0. ``mean_run``: False leaves ``mean_run_seconds`` out
+    (``mean_run_read`` False) until the callback raises ``UsageWanted``. ``rate``: the store
+    evaluates that bucket over the rate window (``rate_wait_seconds``, ``rate_last_minute``)
+    instead of handing over ``recent_submissions`` (then empty). The counts and the
+    workspace's active runs are always read.
     """
 
     run_hours: bool = True
+    mean_run: bool = True
+    rate: RateRule | None = None
 
 
 # What an admission reads when it does not say: everything.
@@ -361,9 +380,11 @@ __all__ = [
     "LeaseStore",
     "NewRun",
     "OutboxEntry",
+    "RateRule",
     "Reschedule",
     "Settle",
     "Settlement",
     "Store",
     "UsageNeeds",
+    "UsageWanted",
 ]
