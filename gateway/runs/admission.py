@@ -59,14 +59,16 @@ def rate_wait(recent: Sequence[datetime], now: datetime, *, per_minute: float, b
     return wait
 
 
-def usage_needs(quotas: QuotaSettings) -> UsageNeeds:
+def usage_needs(quotas: QuotaSettings, *, capped: bool = True) -> UsageNeeds:
     """What ``decide`` reads of the usage under ``quotas``: the day's run time only with a
     ``run_hours_per_day`` budget (without one, ``over_budget`` never looks at it), the bucket
-    checked by the store, and the mean run time only once a refusal asks for it."""
+    checked by the store, the mean run time only once a refusal asks for it, and the
+    workspace's active runs only when it is ``capped`` (``workspace_cap`` not None)."""
     return UsageNeeds(
         run_hours=quotas.run_hours_per_day is not None,
         mean_run=False,
         rate=RateRule(per_minute=quotas.submissions_per_minute, burst=quotas.burst),
+        workspace_active=capped,
     )
 
 

@@ -135,7 +135,9 @@ def usage(
         namespace=namespace,
         active=_count(conn, NAMESPACE_ACTIVE, (namespace, active)),
         queued=_count(conn, NAMESPACE_QUEUED, (namespace,)),
-        workspace_active=_count(conn, WORKSPACE_ACTIVE, (workspace, active)),
+        workspace_active=(
+            _count(conn, WORKSPACE_ACTIVE, (workspace, active)) if needs.workspace_active else 0
+        ),
         mean_run_seconds=mean_run(conn, namespace, at) if needs.mean_run else None,
         mean_run_read=needs.mean_run,
         run_seconds=run_seconds(conn, namespace, at) if needs.run_hours else 0.0,

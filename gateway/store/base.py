@@ -82,13 +82,15 @@ class UsageNeeds:
     budget needs. Not read, it is 0.0. ``mean_run``: False leaves ``mean_run_seconds`` out
     (``mean_run_read`` False) until the callback raises ``UsageWanted``. ``rate``: the store
     evaluates that bucket over the rate window (``rate_wait_seconds``, ``rate_last_minute``)
-    instead of handing over ``recent_submissions`` (then empty). The counts and the
-    workspace's active runs are always read.
+    instead of handing over ``recent_submissions`` (then empty). ``workspace_active``: False
+    for a workspace without a cap (the count is 0 then). The namespace's counts are always
+    read.
     """
 
     run_hours: bool = True
     mean_run: bool = True
     rate: RateRule | None = None
+    workspace_active: bool = True
 
 
 # What an admission reads when it does not say: everything.

@@ -178,3 +178,18 @@ async def test_a_rate_refusal_quotes_the_last_minute_without_the_mean(store: Sto
     assert refused.value.retry_after == 5.0
     assert refused.value.retry_after == expected(history, NOW, RateRule(6, 2))[0]
     assert [u.mean_run_read for u in seen] == [False]
+
+
+async def test_an_admission_under_no_workspace_cap_does_not_count_the_workspace(
+    store: Store,
+) -> None:
+    """workspace_active is counted only when the needs ask (a workspace with a cap); the
+    namespace's own counts are read either way."""
+    await store.create_run(new_run("team-b"), at(-5))
+    await store.create_run(new_run(), at(-4))
+    await store.create_run(new_run(state=S.QUEUED), at(-3))
+    counted = (await seen_by_admit(store, "team-a", NOW, usage_needs(REFUSING))).usage
+    lean = usage_needs(REFUSING, capped=False)
+    uncounted = (await seen_by_admit(store, "team-a", NOW, lean)).usage
+    assert (counted.active, counted.queued, counted.workspace_active) == (1, 1, 2)
+    assert (uncounted.active, uncounted.queued, uncounted.workspace_active) == (1, 1, 0)
