@@ -161,9 +161,10 @@ def _count(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> in
 
 
 def rate_horizon_us(rule: RateRule) -> int:
-    """How far back a submission can still hold the bucket back: the RATE_ROWS-th newest
-    one's term is negative once it is older than (RATE_ROWS + 1 - burst) / rate seconds (one
-    microsecond more covers the rounding). Never more than the rate window."""
+    """How far back a submission can still hold the bucket back: its rank is at most
+    RATE_ROWS, so its term is negative once it is older than (RATE_ROWS + 1 - burst) / rate
+    seconds (one microsecond more covers the rounding), and leaving it out changes no other
+    row's rank. Never more than the rate window."""
     seconds = max(0, RATE_ROWS + 1 - rule.burst) / (rule.per_minute / 60.0)
     return min(RATE_WINDOW_US, math.ceil(seconds * 1_000_000) + 1)
 

@@ -44,10 +44,11 @@ INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMI
 
 # Called inside create_run's write transaction with the namespace's usage at that instant; it
 # returns the initial state (QUEUED or SUBMITTING), or an Admission that also gives the first
-# history entry's message (why the run waits), or raises (e.g. QuotaExceeded) to refuse.
-# It must be quick and must not await: the ledger is locked while it runs. A backend may call
-# it on its own thread (SQLite does), so it must not touch the event loop, and any state it
-# shares with other code needs a threading lock.
+# history entry's message (why the run waits), or raises (e.g. QuotaExceeded) to refuse, or
+# UsageWanted to be called again with what its UsageNeeds left out. It must be quick and must
+# not await: the ledger is locked while it runs. A backend may call it on its own thread
+# (SQLite does), so it must not touch the event loop, and any state it shares with other code
+# needs a threading lock.
 @dataclass(frozen=True, slots=True)
 class Admission:
     """Admission's choice: the initial state, and the message its history entry records."""
@@ -320,7 +321,8 @@ class Store(OutboxStore, LeaseStore, Protocol):
         ...
 
     async def usage(self, namespace: str, workspace: str, now: datetime) -> NamespaceUsage:
-        """The namespace's usage as ``create_run``'s ``admit`` would see it at ``now``.
+        """The namespace's usage as ``create_run``'s ``admit`` would see it at ``now``, with
+        every figure read (``EVERY_USAGE``).
 
         Active and queued counts, the active runs of every namespace on ``workspace``, the
         creation times of the namespace's latest runs (newest first, within the last hour)
