@@ -64,10 +64,18 @@ class NamespaceUsage:
     queued: int
     # Active runs of every namespace on the run's workspace (for the workspace's cap).
     workspace_active: int = 0
-    # When the namespace's latest runs were created, newest first: the rate window.
+    # When the namespace's latest runs were created, newest first: the rate window. Empty when
+    # the store checked the rate itself (then rate_wait_seconds says how it went).
     recent_submissions: tuple[datetime, ...] = ()
     # How long the namespace's runs that ended in the last day took on average, if any did.
     mean_run_seconds: float | None = None
+    # False when the store left mean_run_seconds out (it is None then, meaning nothing).
+    mean_run_read: bool = True
+    # The rate bucket the store checked over the rate window, if it did: seconds until one more
+    # submission fits (0.0: it fits now) and, only when it does not fit, how many of the
+    # window's submissions came in the last minute (0 otherwise).
+    rate_wait_seconds: float | None = None
+    rate_last_minute: int = 0
     # Run time of the namespace in the last 24 h: each run's time from SUBMITTING to its end
     # (or now), clipped to the window; for quotas.run_hours_per_day.
     run_seconds: float = 0.0

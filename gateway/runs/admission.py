@@ -19,6 +19,11 @@ Every refusal is a ``QuotaExceeded`` naming the limit, its value and the usage, 
 Retry-After computed from what frees the limit. Over the budget that needs each run's span,
 which only the refusal pays for: ``decide`` takes them when the caller has read them. A
 namespace without a budget does not pay for the day's run time at all (``usage_needs``).
+
+What a submission that is accepted reads is kept to the counts: the store checks the bucket
+itself (``UsageNeeds.rate``: the same arithmetic as ``rate_wait``, in SQL) and leaves the mean
+run time out, which only a refusal's Retry-After uses; ``slot_wait`` asks for it
+(``UsageWanted``) and the store calls ``decide`` again with it, in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
 from gateway.runs.budget import Span, budget_wait
 from gateway.settings import QuotaSettings
-from gateway.store.base import Admission, UsageNeeds
+from gateway.store.base import Admission, RateRule, UsageNeeds, UsageWanted
 
 # What Retry-After says when nothing measured tells when a limit frees: no run of the
 # namespace ended in the last day, or an operator must act (paused, draining).
@@ -54,14 +59,26 @@ def rate_wait(recent: Sequence[datetime], now: datetime, *, per_minute: float, b
     return wait
 
 
-def usage_needs(quotas: QuotaSettings) -> UsageNeeds:
+def usage_needs(quotas: QuotaSettings, *, capped: bool = True) -> UsageNeeds:
     """What ``decide`` reads of the usage under ``quotas``: the day's run time only with a
-    ``run_hours_per_day`` budget (without one, ``over_budget`` never looks at it)."""
-    return UsageNeeds(run_hours=quotas.run_hours_per_day is not None)
+    ``run_hours_per_day`` budget (without one, ``over_budget`` never looks at it), the bucket
+    checked by the store, the mean run time only once a refusal asks for it, and the
+    workspace's active runs only when it is ``capped`` (``workspace_cap`` not None)."""
+    return UsageNeeds(
+        run_hours=quotas.run_hours_per_day is not None,
+        mean_run=False,
+        rate=RateRule(per_minute=quotas.submissions_per_minute, burst=quotas.burst),
+        workspace_active=capped,
+    )
 
 
 def slot_wait(usage: NamespaceUsage, quotas: QuotaSettings) -> float:
-    """An estimate of the time until one of the namespace's active runs ends."""
+    """An estimate of the time until one of the namespace's active runs ends.
+
+    Raises ``UsageWanted`` when the store left the mean run time out: inside ``create_run``
+    the store then reads it and decides again."""
+    if not usage.mean_run_read:
+        raise UsageWanted("mean_run_seconds")
     if usage.mean_run_seconds is None:
         return UNMEASURED_WAIT_SECONDS
     return max(1.0, usage.mean_run_seconds / max(1, quotas.max_active_runs))
@@ -69,6 +86,17 @@ def slot_wait(usage: NamespaceUsage, quotas: QuotaSettings) -> float:
 
 def _rate_usage(recent: Sequence[datetime], now: datetime) -> int:
     return sum(1 for moment in recent if (now - moment).total_seconds() < 60)
+
+
+def _rate_verdict(usage: NamespaceUsage, quotas: QuotaSettings, now: datetime) -> tuple[float, int]:
+    """The bucket's wait and, when it is over, the last minute's submissions: as the store
+    checked them, or from the rate window it handed over."""
+    if usage.rate_wait_seconds is not None:
+        return usage.rate_wait_seconds, usage.rate_last_minute
+    wait = rate_wait(
+        usage.recent_submissions, now, per_minute=quotas.submissions_per_minute, burst=quotas.burst
+    )
+    return wait, _rate_usage(usage.recent_submissions, now) if wait > 0 else 0
 
 
 def over_budget(run_seconds: float, quotas: QuotaSettings) -> bool:
@@ -139,11 +167,8 @@ def _refuse_at_the_door(usage: NamespaceUsage, quotas: QuotaSettings, now: datet
             value=True,
             usage=usage.active,
         )
-    wait = rate_wait(
-        usage.recent_submissions, now, per_minute=quotas.submissions_per_minute, burst=quotas.burst
-    )
+    wait, recent = _rate_verdict(usage, quotas, now)
     if wait > 0:
-        recent = _rate_usage(usage.recent_submissions, now)
         raise QuotaExceeded(
             f"namespace '{namespace}' is over submissions_per_minute "
             f"{quotas.submissions_per_minute:g} (burst {quotas.burst}; {recent} in the last "
@@ -180,8 +205,8 @@ def decide(
         if spans is not None:
             wait = run_hours_wait(spans, quotas, now, otherwise=slot_wait(usage, quotas))
         raise run_hours_refusal(namespace, quotas, usage.run_seconds, wait)
-    retry = UNMEASURED_WAIT_SECONDS if limit == "paused" else slot_wait(usage, quotas)
     if limit != "run_hours_per_day" and quotas.over_active == "refuse":
+        retry = _retry(limit, usage, quotas)
         raise QuotaExceeded(
             f"namespace '{namespace}' is at {limit} ({value}; usage {used}) and its policy "
             "refuses rather than queues (over_active: refuse); retry later",
@@ -192,6 +217,7 @@ def decide(
             usage=used,
         )
     if usage.queued >= quotas.max_queued_runs:
+        retry = _retry(limit, usage, quotas)
         raise QuotaExceeded(
             f"namespace '{namespace}' has max_queued_runs {quotas.max_queued_runs} runs "
             f"waiting already ({limit}: {value}); retry after {retry:.0f} s",
@@ -202,6 +228,12 @@ def decide(
             usage=usage.queued,
         )
     return Admission(RunState.QUEUED, f"queued: {limit} {value} (usage {used})")
+
+
+def _retry(limit: str, usage: NamespaceUsage, quotas: QuotaSettings) -> float:
+    """A refusal's Retry-After for a run that would wait on ``limit``; only refusals ask, so a
+    run that queues never needs the mean run time."""
+    return UNMEASURED_WAIT_SECONDS if limit == "paused" else slot_wait(usage, quotas)
 
 
 @dataclass(frozen=True, slots=True)

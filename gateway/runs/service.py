@@ -132,7 +132,7 @@ class RunsService:
             return await self._ledger.accept(
                 new,
                 admit=lambda usage: decide(usage, quotas, workspace_cap=cap, now=now),
-                needs=usage_needs(quotas),
+                needs=usage_needs(quotas, capped=cap is not None),
             )
         except QuotaExceeded as exc:
             self._metrics.observe_quota_refusal(new.namespace, exc.limit)

@@ -8,16 +8,25 @@ what the insert commits against.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime
 from typing import TypeVar
 
-from gateway.model import ACTIVE_STATES, TERMINAL_STATES, NamespaceUsage, RunRecord, RunState
+from gateway.model import ACTIVE_STATES, NamespaceUsage, RunRecord, RunState
 from gateway.store._sqlite_connection import Body
 from gateway.store._sqlite_sql import check_limit, decode_run, from_us, states_param, to_us
-from gateway.store.base import EVERY_USAGE, UsageNeeds
+from gateway.store.base import (
+    EVERY_USAGE,
+    Admission,
+    Admit,
+    RateRule,
+    UsageNeeds,
+    UsageWanted,
+)
 
 T = TypeVar("T")
 
@@ -27,11 +36,13 @@ T = TypeVar("T")
 RATE_WINDOW_US = 3_600 * 1_000_000
 RATE_ROWS = 1_024
 _DAY_US = 86_400 * 1_000_000
+_MINUTE_US = 60 * 1_000_000
 
-COUNT_BY_STATE = """
-SELECT state, count(*) AS n FROM runs
-WHERE namespace = ? AND state IN (SELECT value FROM json_each(?)) GROUP BY state
+# Two counts, not one grouped by state: the GROUP BY costs as much again per row counted.
+NAMESPACE_ACTIVE = """
+SELECT count(*) AS n FROM runs WHERE namespace = ? AND state IN (SELECT value FROM json_each(?))
 """
+NAMESPACE_QUEUED = "SELECT count(*) AS n FROM runs WHERE namespace = ? AND state = 'QUEUED'"
 WORKSPACE_ACTIVE = """
 SELECT count(*) AS n FROM runs WHERE workspace = ? AND state IN (SELECT value FROM json_each(?))
 """
@@ -39,10 +50,37 @@ RECENT = """
 SELECT created_at FROM runs WHERE namespace = ? AND created_at > ?
 ORDER BY created_at DESC LIMIT ?
 """
-MEAN_RUN = """
-SELECT avg(updated_at - created_at) AS mean FROM runs
-WHERE namespace = ? AND created_at > ? AND state IN (SELECT value FROM json_each(?))
+# admission.rate_wait's conformance test over the same window, without handing 1,024 rows
+# to Python: each term is rate_wait's, in the same double arithmetic (an integer over a REAL,
+# microseconds over 1e6), so the verdict is bit for bit the same. A row's rank is its index
+# in a JSON array of the window, newest first, plus one: json_each numbers the elements,
+# where row_number() costs several times as much per row. The array is built in the order the
+# subquery yields its rows (a subquery with a LIMIT is never flattened into an aggregate, so
+# its ORDER BY holds), and that order is the index runs_namespace_created's, read backwards.
+RATE_WAIT = """
+SELECT max((key + 2 - :burst) / :rate - (:at - value) / 1000000.0) AS wait
+FROM json_each((
+    SELECT json_group_array(created_at) FROM (
+        SELECT created_at FROM runs WHERE namespace = :ns AND created_at > :since
+        ORDER BY created_at DESC LIMIT :rows
+    )
+)) WHERE key >= :burst - 1
 """
+# What the refusal quotes: the window's submissions (at most RATE_ROWS) of the last minute.
+LAST_MINUTE = """
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM runs WHERE namespace = ? AND created_at > ? ORDER BY created_at DESC LIMIT ?
+)
+"""
+# The states are TERMINAL_STATES, as a literal: the partial index runs_ended (migration 11)
+# serves the query only when its WHERE implies the index's, which a parameter cannot.
+ENDED_STATES = (
+    "'CANCELED', 'FAILED', 'INTERNAL_ERROR', 'REJECTED', 'SKIPPED', 'SUCCEEDED', 'TIMED_OUT'"
+)
+MEAN_RUN = f"""
+SELECT avg(updated_at - created_at) AS mean FROM runs
+WHERE namespace = ? AND created_at > ? AND state IN ({ENDED_STATES})
+"""  # noqa: S608 - a constant, no input
 # Served by the partial index runs_queued (migration 5), whose WHERE this repeats.
 QUEUED_HEADS = """
 SELECT * FROM (
@@ -96,25 +134,88 @@ def usage(
     needs: UsageNeeds = EVERY_USAGE,
 ) -> NamespaceUsage:
     """The namespace's usage at ``at`` (microseconds), with its workspace's active runs;
-    the day's run time only if ``needs`` says so."""
-    rows = conn.execute(
-        COUNT_BY_STATE, (namespace, states_param(ACTIVE_STATES | {RunState.QUEUED}))
-    ).fetchall()
-    counts = {RunState(row["state"]): int(row["n"]) for row in rows}
-    on_workspace = conn.execute(WORKSPACE_ACTIVE, (workspace, states_param(ACTIVE_STATES)))
-    recent = conn.execute(RECENT, (namespace, at - RATE_WINDOW_US, RATE_ROWS)).fetchall()
-    mean = conn.execute(
-        MEAN_RUN, (namespace, at - _DAY_US, states_param(TERMINAL_STATES))
-    ).fetchone()["mean"]
-    return NamespaceUsage(
+    the day's run time, the mean run time and the rate window as ``needs`` says."""
+    active = states_param(ACTIVE_STATES)
+    found = NamespaceUsage(
         namespace=namespace,
-        active=sum(n for state, n in counts.items() if state in ACTIVE_STATES),
-        queued=counts.get(RunState.QUEUED, 0),
-        workspace_active=int(on_workspace.fetchone()["n"]),
-        recent_submissions=tuple(from_us(row["created_at"]) for row in recent),
-        mean_run_seconds=None if mean is None else float(mean) / 1_000_000,
+        active=_count(conn, NAMESPACE_ACTIVE, (namespace, active)),
+        queued=_count(conn, NAMESPACE_QUEUED, (namespace,)),
+        workspace_active=(
+            _count(conn, WORKSPACE_ACTIVE, (workspace, active)) if needs.workspace_active else 0
+        ),
+        mean_run_seconds=mean_run(conn, namespace, at) if needs.mean_run else None,
+        mean_run_read=needs.mean_run,
         run_seconds=run_seconds(conn, namespace, at) if needs.run_hours else 0.0,
     )
+    if needs.rate is not None:
+        wait, last_minute = rate_verdict(conn, namespace, at, needs.rate)
+        return dataclasses.replace(found, rate_wait_seconds=wait, rate_last_minute=last_minute)
+    recent = conn.execute(RECENT, (namespace, at - RATE_WINDOW_US, RATE_ROWS)).fetchall()
+    return dataclasses.replace(
+        found, recent_submissions=tuple(from_us(row["created_at"]) for row in recent)
+    )
+
+
+def _count(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
+    return int(conn.execute(sql, params).fetchone()["n"])
+
+
+def rate_horizon_us(rule: RateRule) -> int:
+    """How far back a submission can still hold the bucket back: its rank is at most
+    RATE_ROWS, so its term is negative once it is older than (RATE_ROWS + 1 - burst) / rate
+    seconds (one microsecond more covers the rounding), and leaving it out changes no other
+    row's rank. Never more than the rate window."""
+    seconds = max(0, RATE_ROWS + 1 - rule.burst) / (rule.per_minute / 60.0)
+    return min(RATE_WINDOW_US, math.ceil(seconds * 1_000_000) + 1)
+
+
+def rate_verdict(
+    conn: sqlite3.Connection, namespace: str, at: int, rule: RateRule
+) -> tuple[float, int]:
+    """``rate_wait`` over the namespace's rate window at ``at``, and when it is over the
+    bucket, how many of the window's submissions came in the last minute (else 0)."""
+    params = {
+        "ns": namespace,
+        "at": at,
+        "since": at - rate_horizon_us(rule),
+        "rows": RATE_ROWS,
+        "burst": rule.burst,
+        "rate": rule.per_minute / 60.0,
+    }
+    worst = conn.execute(RATE_WAIT, params).fetchone()["wait"]
+    wait = max(0.0, 0.0 if worst is None else float(worst))
+    if wait == 0.0:
+        return wait, 0
+    row = conn.execute(LAST_MINUTE, (namespace, at - _MINUTE_US, RATE_ROWS)).fetchone()
+    return wait, int(row["n"])
+
+
+def mean_run(conn: sqlite3.Connection, namespace: str, at: int) -> float | None:
+    """How long the namespace's runs created in the day before ``at`` and ended took, on
+    average, in seconds; None if none ended."""
+    mean = conn.execute(MEAN_RUN, (namespace, at - _DAY_US)).fetchone()["mean"]
+    return None if mean is None else float(mean) / 1_000_000
+
+
+def admitted(
+    conn: sqlite3.Connection,
+    admit: Admit,
+    new: tuple[str, str],
+    at: int,
+    needs: UsageNeeds,
+) -> RunState | Admission:
+    """``admit``'s choice for a new run of (namespace, workspace) ``new`` at ``at``, given
+    what ``needs`` names; asked for the mean run time it left out, reads it and asks again
+    (``admit`` is pure, so its first answer had no effect)."""
+    namespace, workspace = new
+    seen = usage(conn, namespace, workspace, at, needs)
+    try:
+        return admit(seen)
+    except UsageWanted:
+        if seen.mean_run_read:
+            raise
+    measured = mean_run(conn, namespace, at)
+    return admit(dataclasses.replace(seen, mean_run_seconds=measured, mean_run_read=True))
 
 
 def _window(namespace: str, at: int) -> dict[str, object]:

@@ -44,10 +44,11 @@ INITIAL_STATES: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.SUBMI
 
 # Called inside create_run's write transaction with the namespace's usage at that instant; it
 # returns the initial state (QUEUED or SUBMITTING), or an Admission that also gives the first
-# history entry's message (why the run waits), or raises (e.g. QuotaExceeded) to refuse.
-# It must be quick and must not await: the ledger is locked while it runs. A backend may call
-# it on its own thread (SQLite does), so it must not touch the event loop, and any state it
-# shares with other code needs a threading lock.
+# history entry's message (why the run waits), or raises (e.g. QuotaExceeded) to refuse, or
+# UsageWanted to be called again with what its UsageNeeds left out. It must be quick and must
+# not await: the ledger is locked while it runs. A backend may call it on its own thread
+# (SQLite does), so it must not touch the event loop, and any state it shares with other code
+# needs a threading lock.
 @dataclass(frozen=True, slots=True)
 class Admission:
     """Admission's choice: the initial state, and the message its history entry records."""
@@ -60,16 +61,37 @@ Admit = Callable[[NamespaceUsage], "RunState | Admission"]
 
 
 @dataclass(frozen=True, slots=True)
+class RateRule:
+    """A token bucket of ``burst`` tokens refilled at ``per_minute``: the rate limit the store
+    checks itself when ``UsageNeeds.rate`` names it (``admission.rate_wait`` says how)."""
+
+    per_minute: float
+    burst: int
+
+
+class UsageWanted(Exception):
+    """Raised by an ``admit`` callback that needs the mean run time ``needs`` left out: the
+    store reads it in the same transaction and calls the callback again with it."""
+
+
+@dataclass(frozen=True, slots=True)
 class UsageNeeds:
     """Which of the namespace's usage an ``admit`` callback looks at, so the rest is not read.
 
     ``run_hours``: the rolling day's run time (``NamespaceUsage.run_seconds``), a sum over the
     runs that held a slot in the last 24 h, which only a namespace with a ``run_hours_per_day``
-    budget needs. Not read, it is 0.0. The counts, the workspace's active runs, the rate
-    window and the mean run time are always read: every decision may use them.
+    budget needs. Not read, it is 0.0. ``mean_run``: False leaves ``mean_run_seconds`` out
+    (``mean_run_read`` False) until the callback raises ``UsageWanted``. ``rate``: the store
+    evaluates that bucket over the rate window (``rate_wait_seconds``, ``rate_last_minute``)
+    instead of handing over ``recent_submissions`` (then empty). ``workspace_active``: False
+    for a workspace without a cap (the count is 0 then). The namespace's counts are always
+    read.
     """
 
     run_hours: bool = True
+    mean_run: bool = True
+    rate: RateRule | None = None
+    workspace_active: bool = True
 
 
 # What an admission reads when it does not say: everything.
@@ -305,7 +327,8 @@ class Store(OutboxStore, LeaseStore, Protocol):
         ...
 
     async def usage(self, namespace: str, workspace: str, now: datetime) -> NamespaceUsage:
-        """The namespace's usage as ``create_run``'s ``admit`` would see it at ``now``.
+        """The namespace's usage as ``create_run``'s ``admit`` would see it at ``now``, with
+        every figure read (``EVERY_USAGE``).
 
         Active and queued counts, the active runs of every namespace on ``workspace``, the
         creation times of the namespace's latest runs (newest first, within the last hour)
@@ -367,9 +390,11 @@ __all__ = [
     "LeaseStore",
     "NewRun",
     "OutboxEntry",
+    "RateRule",
     "Reschedule",
     "Settle",
     "Settlement",
     "Store",
     "UsageNeeds",
+    "UsageWanted",
 ]

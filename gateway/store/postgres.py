@@ -36,7 +36,7 @@ from gateway.store._pg_health import PostgresHealth
 from gateway.store._pg_leases import PostgresLeases
 from gateway.store._pg_locks import LOCK, NAMESPACE_LOCK, WORKSPACE_LOCK
 from gateway.store._pg_outbox import PostgresOutbox
-from gateway.store._pg_quota import QuotaReads, usage
+from gateway.store._pg_quota import QuotaReads, admitted
 from gateway.store._pg_schema import installation_id, migrate
 from gateway.store._pg_sql import (
     ACTIVE_GROUP_RUNS,
@@ -164,7 +164,7 @@ class PostgresStore(Transitions, QuotaReads, PostgresOutbox, PostgresLeases, Pos
                     return _replay(found, new), False
             state, message = new.state, new.message
             if admit is not None:
-                choice = admit(await usage(conn, new.namespace, new.workspace, at, needs))
+                choice = await admitted(conn, admit, (new.namespace, new.workspace), at, needs)
                 if isinstance(choice, Admission):
                     state, message = choice.state, choice.message
                 else:

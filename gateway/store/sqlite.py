@@ -28,7 +28,7 @@ from gateway.store._sqlite_connection import SqliteLifetime
 from gateway.store._sqlite_health import SqliteHealth
 from gateway.store._sqlite_leases import SqliteLeases, fenced_off
 from gateway.store._sqlite_outbox import SqliteOutbox
-from gateway.store._sqlite_quota import QuotaReads, usage
+from gateway.store._sqlite_quota import QuotaReads, admitted
 from gateway.store._sqlite_sql import (
     ACTIVE_GROUP_RUNS,
     BY_IDEMPOTENCY_KEY,
@@ -99,7 +99,7 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
                     return decode_run(found), False
             state, message = new.state, new.message
             if admit is not None:
-                choice = admit(usage(conn, new.namespace, new.workspace, at, needs))
+                choice = admitted(conn, admit, (new.namespace, new.workspace), at, needs)
                 if isinstance(choice, Admission):
                     state, message = choice.state, choice.message
                 else:

@@ -1,7 +1,7 @@
 """Admission: its cost per submit at 100 namespaces, and fairness under a workspace cap.
 
     .venv/bin/python tests/bench/bench_admission.py [--namespaces 100] [--submits 2000]
-        [--rounds 3] [--tmpfs]
+        [--rounds 3] [--tmpfs] [--reads-only]
     LAKEGATE_TEST_POSTGRES_DSN=postgresql://postgres@127.0.0.1:5432/test  (adds PostgreSQL)
 
 Cost: a SQLite ledger holds, for each of ``--namespaces`` namespaces, 10 active runs, 20
@@ -17,6 +17,14 @@ admission pass is timed as well: its reads when every namespace has room (the co
 head, ``promotions``), and a real ``Admitter.tick`` when every namespace is at its limit
 (the counts only: no head is read).
 
+Reads: what ``create_run`` does for admission, timed alone (the usage read and ``decide``,
+on the ledger's own statements, no insert): a namespace with 3,000 active runs and 5,000
+created in the last hour (one every 0.72 s, each ended after a minute), with every figure
+but the run time read and the rate window handed to ``rate_wait`` (as before issue 16), and
+with what ``usage_needs`` names (the bucket checked in SQL, the mean run time only for a
+refusal, no workspace count without a cap), under three accepting policies (the rows the
+bucket reads depend on them) and one refusing; the median of 5 rounds of 300 admissions.
+
 Fairness: on a fresh ledger one namespace queues 2,000 runs, then nine others queue 50 each,
 all at t=0, under a workspace cap of 20. Simulated time: every admitted run takes exactly one
 second, and each pass admits what fits, through the real ledger and ``promotions``. Printed:
@@ -28,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -37,6 +47,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.errors import QuotaExceeded
 from gateway.metrics import Metrics
 from gateway.model import NamespaceUsage, RunState, request_fingerprint
 from gateway.runs.admission import Waiting, admissible, decide, promotions, usage_needs
@@ -44,6 +55,8 @@ from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.ledger import RunLedger
 from gateway.runs.queue import HEADS_PER_NAMESPACE, Admitter
 from gateway.settings import QuotaSettings, TenantsSettings
+from gateway.store._sqlite_quota import admitted
+from gateway.store._sqlite_sql import to_us
 from gateway.store.base import EVERY_USAGE, Admission, NewRun, Store, UsageNeeds
 from gateway.store.sqlite import SqliteStore
 
@@ -282,9 +295,83 @@ async def fairness(folder: Path) -> None:
         print(f"    {ns:8s} {100 * held.get(ns, 0) / max(1, total):5.1f}%")
 
 
+_READ_POLICIES = {
+    "generous (600/min, burst 1000)": QuotaSettings(
+        max_active_runs=10_000, submissions_per_minute=600, burst=1000
+    ),
+    "default rate (120/min, burst 20)": QuotaSettings(max_active_runs=10_000),
+    "near its rate (90/min, burst 20)": QuotaSettings(
+        max_active_runs=10_000, submissions_per_minute=90
+    ),
+    "refused at max_active_runs 3,000": QuotaSettings(max_active_runs=3_000, over_active="refuse"),
+}
+
+
+async def _busy_ledger(path: Path, now: datetime) -> None:
+    """3,000 active runs of team-a (created two hours ago) and 5,000 created in the last hour,
+    ended a minute later, written straight into a migrated ledger (only the reads are timed)."""
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    at, rows = to_us(now), []
+    for i in range(3_000):
+        rows.append(("RUNNING", at - 7_200_000_000 - i * 1_000_000))
+    for i in range(5_000):
+        rows.append(("SUCCEEDED", at - 1_000_000 - i * 720_000))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO runs (namespace, state, spec, request_fingerprint, workspace,"
+            " created_at, updated_at) VALUES ('team-a', ?, '{}', 'f', 'ws', ?, ? + 60000000)",
+            [(state, created, created) for state, created in rows],
+        )
+    conn.close()
+
+
+def _time_admissions(
+    conn: sqlite3.Connection, quotas: QuotaSettings, now: datetime
+) -> dict[str, float]:
+    """Microseconds per admission, before and after, the median of 5 rounds of 300."""
+    at = to_us(now)
+
+    def rule(usage: NamespaceUsage) -> Admission:
+        return decide(usage, quotas, workspace_cap=None, now=now)
+
+    # No workspace cap, as the run service then says (capped=False).
+    variants = {"before": UsageNeeds(run_hours=False), "after": usage_needs(quotas, capped=False)}
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(5):
+        for name, needs in variants.items():
+            started = time.perf_counter()
+            for _ in range(300):
+                # A refusal is an admission too: its cost is what is measured.
+                with contextlib.suppress(QuotaExceeded):
+                    admitted(conn, rule, ("team-a", "ws"), at, needs)
+            rounds[name].append((time.perf_counter() - started) / 300 * 1e6)
+    return {name: statistics.median(values) for name, values in rounds.items()}
+
+
+async def reads(folder: Path) -> None:
+    now = T0 + timedelta(days=1)
+    path = folder / "reads.db"
+    await _busy_ledger(path, now)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        print("admission's reads per submit: 3,000 active runs, 5,000 created in the last hour")
+        for name, quotas in _READ_POLICIES.items():
+            per = _time_admissions(conn, quotas, now)
+            print(f"  {name:<34} before {per['before']:7.0f} us   after {per['after']:6.0f} us")
+    finally:
+        conn.close()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     root = TMPFS if args.tmpfs else None
     with tempfile.TemporaryDirectory(dir=root) as tmp:
+        await reads(Path(tmp))
+        if args.reads_only:
+            return
         await cost(args, Path(tmp))
         if os.environ.get("LAKEGATE_TEST_POSTGRES_DSN"):
             await pg_cost(args)
@@ -299,6 +386,7 @@ def main() -> int:
     parser.add_argument("--submits", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="of the cost variants, in turn")
     parser.add_argument("--tmpfs", action="store_true", help="put the ledger on /dev/shm")
+    parser.add_argument("--reads-only", action="store_true", help="time admission's reads only")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

@@ -21,6 +21,7 @@ from gateway.runs.admission import (
 )
 from gateway.runs.budget import Span, used_seconds
 from gateway.settings import QuotaSettings
+from gateway.store.base import UsageWanted
 
 S = RunState
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -333,3 +334,30 @@ def test_only_a_run_hours_budget_needs_the_days_run_time() -> None:
     assert decide(busy, QuotaSettings(), workspace_cap=None, now=NOW) == decide(
         lean, QuotaSettings(), workspace_cap=None, now=NOW
     )
+
+
+def test_only_a_refusal_asks_for_the_mean_run_time() -> None:
+    """Left out by the store, the mean run time is asked for (UsageWanted) by the verdicts
+    whose Retry-After uses it, and by no other: a run that starts or queues never needs it."""
+    lean = {"mean_run_read": False, "rate_wait_seconds": 0.0}
+    assert decide(usage(**lean), QUOTAS, workspace_cap=None, now=NOW).state is S.SUBMITTING
+    assert decide(usage(active=2, **lean), QUOTAS, workspace_cap=None, now=NOW).state is S.QUEUED
+    with pytest.raises(UsageWanted):
+        decide(usage(active=2, queued=2, **lean), QUOTAS, workspace_cap=None, now=NOW)
+    refusing = QUOTAS.model_copy(update={"over_active": "refuse"})
+    with pytest.raises(UsageWanted):
+        decide(usage(active=2, **lean), refusing, workspace_cap=None, now=NOW)
+
+
+def test_the_bucket_the_store_checked_is_the_verdict() -> None:
+    """With the store's rate verdict, decide neither looks at recent_submissions nor redoes it."""
+    over = usage(rate_wait_seconds=2.5, rate_last_minute=7)
+    with pytest.raises(QuotaExceeded) as refused:
+        decide(over, QUOTAS, workspace_cap=None, now=NOW)
+    assert (refused.value.limit, refused.value.retry_after, refused.value.usage) == (
+        "submissions_per_minute",
+        2.5,
+        7,
+    )
+    fits = usage(rate_wait_seconds=0.0, recent_submissions=ago(0, 0, 0, 0))
+    assert decide(fits, QUOTAS, workspace_cap=None, now=NOW).state is S.SUBMITTING

@@ -68,6 +68,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (8, "run_hours"),
         (9, "leases"),
         (10, "outbox_owner"),
+        (11, "runs_ended"),
     ]
 
 
