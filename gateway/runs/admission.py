@@ -269,6 +269,17 @@ def admissible(
     return found
 
 
+def promotion_needs(quotas: QuotaSettings, cap: int | None) -> UsageNeeds:
+    """What ``still_fits`` reads: the counts, the workspace's active runs when it has a cap,
+    the day's run time under a budget; never the rate window or the mean run time."""
+    return UsageNeeds(
+        run_hours=quotas.run_hours_per_day is not None,
+        mean_run=False,
+        recent=False,
+        workspace_active=cap is not None,
+    )
+
+
 def still_fits(quotas: QuotaSettings, cap: int | None) -> Callable[[NamespaceUsage], bool]:
     """What a promotion re-checks in its own transaction (``Store.promote_queued``), with the
     namespace's usage at that instant: another replica may have admitted since the pass read

@@ -70,12 +70,15 @@ class RunLedger:
         """
         return await self._store.create_run(new, self._clock(), admit=admit, needs=needs)
 
-    async def admit(self, run: RunRecord, message: str, *, fits: Fits) -> RunRecord | None:
+    async def admit(
+        self, run: RunRecord, message: str, *, fits: Fits, needs: UsageNeeds = EVERY_USAGE
+    ) -> RunRecord | None:
         """QUEUED to SUBMITTING if ``fits`` still holds, checked in the move's transaction
-        (another replica may have admitted meanwhile); the poller submits it at once."""
+        (another replica may have admitted meanwhile) over what ``needs`` names; the poller
+        submits it at once."""
         now = self._clock()
         moved = await self._store.promote_queued(
-            run.id, now, owner=self.owner, fits=fits, message=message
+            run.id, now, owner=self.owner, fits=fits, message=message, needs=needs
         )
         if moved is not None:
             self._count(run, RunState.SUBMITTING, now)

@@ -27,7 +27,14 @@ from gateway.errors import LakegateError
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunRecord
-from gateway.runs.admission import Waiting, admissible, over_budget, promotions, still_fits
+from gateway.runs.admission import (
+    Waiting,
+    admissible,
+    over_budget,
+    promotion_needs,
+    promotions,
+    still_fits,
+)
 from gateway.runs.caps import WorkspaceCaps
 from gateway.runs.leases import Claims
 from gateway.runs.ledger import RunLedger
@@ -108,9 +115,12 @@ class Admitter:
         for pick in chosen:
             run = by_id[pick.run_id]
             waited = max(0.0, (self._clock() - run.created_at).total_seconds())
-            fits = still_fits(tenants.quotas(run.namespace), caps.get(run.workspace))
+            quotas, cap = tenants.quotas(run.namespace), caps.get(run.workspace)
             moved = await self._ledger.admit(
-                run, f"admitted after {waited:.1f} s queued", fits=fits
+                run,
+                f"admitted after {waited:.1f} s queued",
+                fits=still_fits(quotas, cap),
+                needs=promotion_needs(quotas, cap),
             )
             if moved is not None:
                 admitted += 1

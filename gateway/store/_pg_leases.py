@@ -31,6 +31,7 @@ from gateway.store._pg_sql import (
     utc,
 )
 from gateway.store.leases import Fits
+from gateway.store.usage import EVERY_USAGE, UsageNeeds
 
 T = TypeVar("T")
 
@@ -181,7 +182,14 @@ class PostgresLeases:
         )
 
     async def promote_queued(
-        self, run_id: int, now: datetime, *, owner: str, fits: Fits, message: str
+        self,
+        run_id: int,
+        now: datetime,
+        *,
+        owner: str,
+        fits: Fits,
+        message: str,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> RunRecord | None:
         at = utc(now)
 
@@ -198,7 +206,7 @@ class PostgresLeases:
             if row is None or row_state(row) is not RunState.QUEUED or fenced_off(row, owner):
                 return None
             model.transition(RunState.QUEUED, RunState.SUBMITTING)
-            if not fits(await usage(conn, row["namespace"], row["workspace"], at)):
+            if not fits(await usage(conn, row["namespace"], row["workspace"], at, needs)):
                 return None
             promoted = await conn.fetchrow(PROMOTE, run_id, message, at)
             assert promoted is not None  # the row is locked by this transaction

@@ -139,6 +139,8 @@ async def usage(
     if needs.rate is not None:
         wait, last_minute = await rate_verdict(conn, namespace, at, needs.rate)
         return dataclasses.replace(found, rate_wait_seconds=wait, rate_last_minute=last_minute)
+    if not needs.recent:
+        return found
     recent = await conn.fetch(RECENT, namespace, at - RATE_WINDOW, RATE_ROWS)
     return dataclasses.replace(
         found, recent_submissions=tuple(row["created_at"].astimezone(UTC) for row in recent)

@@ -31,6 +31,7 @@ from gateway.store._sqlite_sql import (
 )
 from gateway.store.base import Reschedule
 from gateway.store.leases import Fits
+from gateway.store.usage import EVERY_USAGE, UsageNeeds
 
 T = TypeVar("T")
 
@@ -180,7 +181,14 @@ class SqliteLeases:
         )
 
     async def promote_queued(
-        self, run_id: int, now: datetime, *, owner: str, fits: Fits, message: str
+        self,
+        run_id: int,
+        now: datetime,
+        *,
+        owner: str,
+        fits: Fits,
+        message: str,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> RunRecord | None:
         at = to_us(now)
 
@@ -189,7 +197,7 @@ class SqliteLeases:
             if row is None or row_state(row) is not RunState.QUEUED or fenced_off(row, owner):
                 return None
             model.transition(RunState.QUEUED, RunState.SUBMITTING)
-            if not fits(usage(conn, row["namespace"], row["workspace"], at)):
+            if not fits(usage(conn, row["namespace"], row["workspace"], at, needs)):
                 return None
             updated = conn.execute(PROMOTE, {"id": run_id, "now": at, "message": message})
             promoted = decode_run(updated.fetchall()[0])

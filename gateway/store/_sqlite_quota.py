@@ -150,6 +150,8 @@ def usage(
     if needs.rate is not None:
         wait, last_minute = rate_verdict(conn, namespace, at, needs.rate)
         return dataclasses.replace(found, rate_wait_seconds=wait, rate_last_minute=last_minute)
+    if not needs.recent:
+        return found
     recent = conn.execute(RECENT, (namespace, at - RATE_WINDOW_US, RATE_ROWS)).fetchall()
     return dataclasses.replace(
         found, recent_submissions=tuple(from_us(row["created_at"]) for row in recent)

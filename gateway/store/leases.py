@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.model import NamespaceUsage, RunRecord, RunState
+from gateway.store.usage import EVERY_USAGE, UsageNeeds
 
 # Called inside promote_queued's write transaction with the namespace's usage at that instant,
 # as create_run's ``admit`` is (same rules: quick, no awaiting, maybe on the store's thread);
@@ -96,13 +97,15 @@ class LeaseStore(Protocol):
         owner: str,
         fits: Fits,
         message: str,
+        needs: UsageNeeds = EVERY_USAGE,
     ) -> RunRecord | None:
         """QUEUED to SUBMITTING, due at ``now``, if ``fits`` says so, all in one transaction.
 
-        ``fits`` sees the run's namespace usage (with its workspace's) under the locks
-        ``create_run`` takes. None, with nothing written, when the run is not QUEUED, is
-        fenced off (another replica took it over) or does not fit. The claim stays until
-        released: a poller claims the run, due at once, when the admitter lets it go.
+        ``fits`` sees the run's namespace usage (with its workspace's), what ``needs`` names of
+        it, under the locks ``create_run`` takes. None, with nothing written, when the run is
+        not QUEUED, is fenced off (another replica took it over) or does not fit. The claim
+        stays until released: a poller claims the run, due at once, when the admitter lets it
+        go.
         """
         ...
 

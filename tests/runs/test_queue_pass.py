@@ -16,6 +16,7 @@ from gateway.runs.ledger import RunLedger
 from gateway.runs.queue import Admitter
 from gateway.settings import TenantsSettings
 from gateway.store.sqlite import SqliteStore
+from gateway.store.usage import EVERY_USAGE, UsageNeeds
 from tests.store.factories import NOW, new_run
 
 S = RunState
@@ -27,12 +28,19 @@ class CountingStore(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.heads_read: list[set[str]] = []
+        self.promotion_needs: list[UsageNeeds] = []
 
     async def claim_queued_heads(
         self, namespaces: Collection[str], per_namespace: int, now: datetime, **lease: Any
     ) -> list[RunRecord]:
         self.heads_read.append(set(namespaces))
         return await super().claim_queued_heads(namespaces, per_namespace, now, **lease)
+
+    async def promote_queued(
+        self, run_id: int, now: datetime, *, needs: UsageNeeds = EVERY_USAGE, **what: Any
+    ) -> RunRecord | None:
+        self.promotion_needs.append(needs)
+        return await super().promote_queued(run_id, now, needs=needs, **what)
 
 
 @pytest.fixture
@@ -71,3 +79,8 @@ async def test_a_pass_reads_the_heads_of_namespaces_with_room_only(store: Counti
     admitted = await store.get_run("team-b", waiting.id)
     assert admitted is not None
     assert admitted.state is S.SUBMITTING
+    # The promotion read what still_fits looks at: no rate window, no mean, no uncapped
+    # workspace's count.
+    assert store.promotion_needs == [
+        UsageNeeds(run_hours=False, mean_run=False, recent=False, workspace_active=False)
+    ]

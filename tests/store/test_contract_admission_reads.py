@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from gateway.errors import QuotaExceeded
 from gateway.model import NamespaceUsage, RunState
-from gateway.runs.admission import UNMEASURED_WAIT_SECONDS, decide, rate_wait, usage_needs
+from gateway.runs.admission import (
+    UNMEASURED_WAIT_SECONDS,
+    decide,
+    promotion_needs,
+    rate_wait,
+    still_fits,
+    usage_needs,
+)
 from gateway.settings import QuotaSettings
 from gateway.store import Admission, Admit, Store
 from gateway.store.base import EVERY_USAGE, RateRule, UsageNeeds
@@ -193,3 +200,33 @@ async def test_an_admission_under_no_workspace_cap_does_not_count_the_workspace(
     uncounted = (await seen_by_admit(store, "team-a", NOW, lean)).usage
     assert (counted.active, counted.queued, counted.workspace_active) == (1, 1, 2)
     assert (uncounted.active, uncounted.queued, uncounted.workspace_active) == (1, 1, 0)
+
+
+async def test_a_promotion_reads_what_still_fits_looks_at_and_no_more(store: Store) -> None:
+    """promotion_needs leaves the rate window and the mean run time out, and the workspace
+    when it has no cap; still_fits decides from the counts as before."""
+    await _ended(store, 100)
+    for moment in (at(-3), at(-2)):
+        await store.create_run(new_run(), moment)
+    queued, _ = await store.create_run(new_run(state=S.QUEUED), at(-1))
+    seen: list[NamespaceUsage] = []
+    quotas = QuotaSettings(max_active_runs=3)
+
+    def fits(usage: NamespaceUsage) -> bool:
+        seen.append(usage)
+        return still_fits(quotas, None)(usage)
+
+    promoted = await store.promote_queued(
+        queued.id, NOW, owner="r1", fits=fits, message="admitted",
+        needs=promotion_needs(quotas, None),
+    )  # fmt: skip
+    assert promoted is not None
+    assert promoted.state is S.SUBMITTING
+    (usage,) = seen
+    assert (usage.active, usage.queued) == (2, 1)
+    assert usage.recent_submissions == ()
+    assert usage.rate_wait_seconds is None
+    assert (usage.mean_run_read, usage.mean_run_seconds) == (False, None)
+    assert usage.workspace_active == 0
+    full = promotion_needs(quotas, 5)
+    assert (full.workspace_active, full.recent, full.mean_run) == (True, False, False)
