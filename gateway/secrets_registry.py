@@ -13,6 +13,12 @@ of 10,000 values took a second to rebuild, blocking the loop at every new token)
 shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
 This module imports nothing of lakegate's, so every layer may feed it.
 
+``clean`` serves callers that scrub the same texts over and over (every log event carries the
+same routes, subjects and namespaces): it is a set of texts they found to hold nothing to
+mask, replaced by an empty one each time a value is learnt or all are forgotten. Only learning
+a value can make a clean text unclean, and a refresh of a known value (each request remembers
+its caller's token again) does not empty it. Texts that held a secret are never kept in it.
+
 Client ids are not secrets but identify a tenant's principal beyond need: ``remember_shown``
 holds one with the text it is shown as instead (its masked form, first 4 ... last 4), so a log
 line quoting a Databricks error that names a service principal shows it masked. A value known
@@ -46,6 +52,7 @@ class SecretRegistry:
         # First MIN_CHARS characters -> the values starting so, longest first.
         self._by_prefix: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self.clean: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -67,6 +74,9 @@ class SecretRegistry:
             same.sort(key=len, reverse=True)
             while len(self._values) > self._max:
                 self._drop(self._values.popitem(last=False)[0])
+            # Replaced, not cleared, and only once the index is whole: a scrub that read the
+            # old set before this may add to it, but nobody reads that set again.
+            self.clean = set()
 
     def _drop(self, value: str) -> None:
         prefix = value[:MIN_CHARS]
@@ -103,6 +113,7 @@ class SecretRegistry:
         with self._lock:
             self._values.clear()
             self._by_prefix.clear()
+            self.clean = set()
 
 
 REGISTRY = SecretRegistry()

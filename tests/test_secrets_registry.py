@@ -73,3 +73,20 @@ def test_an_identifier_is_shown_as_given_and_a_secret_is_never_weakened() -> Non
     registry.remember("dose-secret-value")  # known as a secret too: masked whole
     registry.remember("dose-secret-value", "dose...alue")
     assert registry.scrub("x dose-secret-value y") == f"x {MASK} y"
+
+
+def test_clean_texts_are_forgotten_when_a_value_is_learnt_or_all_are_forgotten() -> None:
+    """``clean`` is replaced by an empty set when a new value is learnt and when every value
+    is forgotten; a known value remembered again (each request's caller token) keeps it."""
+    registry = SecretRegistry()
+    registry.remember("zq-held-value-0002")
+    registry.clean.add("a route")
+    kept = registry.clean
+    registry.remember("zq-held-value-0002")  # a refresh: nothing new to look for
+    assert "a route" in registry.clean
+    registry.remember("zq-held-value-0003")
+    assert not registry.clean
+    assert "a route" in kept  # replaced, not emptied: a scrub in flight writes to the old one
+    registry.clean.add("a route")
+    registry.forget_all()
+    assert not registry.clean
