@@ -9,7 +9,9 @@ token file, a token endpoint, TokenRequest, an authenticated caller's bearer tok
 It stays cheap: the values live in a bounded LRU (the oldest forgotten first), indexed by their
 first ``MIN_CHARS`` characters, so ``scrub`` costs one dictionary lookup per position of the
 text whatever the number of values, and remembering a value costs O(1) (a compiled alternation
-of 10,000 values took a second to rebuild, blocking the loop at every new token). Values
+of 10,000 values took a second to rebuild, blocking the loop at every new token). Before that
+scan, a probe of every fifth position (each prefix is also indexed by its 4-character windows)
+tells whether any prefix occurs at all; most texts hold none and are done. Values
 shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
 This module imports nothing of lakegate's, so every layer may feed it.
 
@@ -40,6 +42,11 @@ from pydantic import BaseModel, SecretStr
 MASK = "[redacted]"
 MIN_CHARS = 8
 MAX_VALUES = 10_000
+# Each held prefix is also indexed by its windows of _WINDOW characters at every offset that
+# leaves a window inside it, so a text need only be probed every _STRIDE positions: a prefix
+# occurring at p holds one window starting in [p, p + _STRIDE - 1], where a probe falls.
+_WINDOW = 4
+_STRIDE = MIN_CHARS - _WINDOW + 1
 
 
 class SecretRegistry:
@@ -51,6 +58,9 @@ class SecretRegistry:
         self._values: OrderedDict[str, str] = OrderedDict()
         # First MIN_CHARS characters -> the values starting so, longest first.
         self._by_prefix: dict[str, list[str]] = {}
+        # A window -> the (offset, prefix) pairs holding it; tuples, replaced, never changed,
+        # so a scrub in another thread reads one whole.
+        self._windows: dict[str, tuple[tuple[int, str], ...]] = {}
         self._lock = threading.Lock()
         self.clean: set[str] = set()
 
@@ -69,7 +79,10 @@ class SecretRegistry:
                     self._values[value] = MASK
                 return
             self._values[value] = shown
-            same = self._by_prefix.setdefault(value[:MIN_CHARS], [])
+            prefix = value[:MIN_CHARS]
+            same = self._by_prefix.setdefault(prefix, [])
+            if not same:
+                self._index_windows(prefix)
             same.append(value)
             same.sort(key=len, reverse=True)
             while len(self._values) > self._max:
@@ -84,11 +97,38 @@ class SecretRegistry:
         same.remove(value)
         if not same:
             del self._by_prefix[prefix]
+            self._unindex_windows(prefix)
+
+    def _index_windows(self, prefix: str) -> None:
+        for offset in range(_STRIDE):
+            window = prefix[offset : offset + _WINDOW]
+            self._windows[window] = (*self._windows.get(window, ()), (offset, prefix))
+
+    def _unindex_windows(self, prefix: str) -> None:
+        for offset in range(_STRIDE):
+            window = prefix[offset : offset + _WINDOW]
+            kept = tuple(p for p in self._windows[window] if p != (offset, prefix))
+            if kept:
+                self._windows[window] = kept
+            else:
+                del self._windows[window]
+
+    def _may_hold(self, text: str) -> bool:
+        """Whether some held prefix occurs in ``text``: a fifth of the positions are probed,
+        and most texts (request ids, messages) are answered no without the full scan."""
+        windows = self._windows
+        for j in range(0, len(text) - _WINDOW + 1, _STRIDE):
+            pairs = windows.get(text[j : j + _WINDOW])
+            if pairs is not None:
+                for offset, prefix in pairs:
+                    if j >= offset and text.startswith(prefix, j - offset):
+                        return True
+        return False
 
     def scrub(self, text: str) -> str:
         """``text`` with every remembered value replaced by what it is shown as."""
         index = self._by_prefix
-        if not index or len(text) < MIN_CHARS:
+        if not index or len(text) < MIN_CHARS or not self._may_hold(text):
             return text
         out: list[str] = []
         kept = i = 0
@@ -113,6 +153,7 @@ class SecretRegistry:
         with self._lock:
             self._values.clear()
             self._by_prefix.clear()
+            self._windows.clear()
             self.clean = set()
 
 
