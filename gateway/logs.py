@@ -157,6 +157,8 @@ def redact_value(value: Any) -> Any:
 # the code's own words nearly always; the bound keeps a caller's keys from growing it.
 _PLAIN_KEYS: set[str] = set()
 _PLAIN_KEYS_MAX = 1024
+# Values redact_value returns as they are (statuses, durations, ids).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def redact_processor(
@@ -172,11 +174,12 @@ def redact_processor(
                     continue
             elif key.__class__ is str and len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
                 _PLAIN_KEYS.add(key)
-        if value.__class__ is str:
+        kind = value.__class__
+        if kind is str:
             # Most values were seen clean before: the set answers without a call.
             if value not in clean:
                 event_dict[key] = redact_text(value)
-        else:
+        elif kind not in _PLAIN_TYPES:
             event_dict[key] = redact_value(value)
     return event_dict
 
@@ -254,14 +257,17 @@ def _json(event: Any, **_options: Any) -> str:
         return json.dumps(event, default=str)
 
 
+def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog processor: ``JSONRenderer(serializer=_json)`` without its keyword plumbing."""
+    return _json(event_dict)
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     """Configure structlog and the stdlib root logger once, at process start."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(serializer=_json)
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        render_json if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     writer = LineWriter(sys.stderr)
     structlog.configure(
