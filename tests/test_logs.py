@@ -283,3 +283,20 @@ def test_module_loggers_follow_capture_logs() -> None:
     with _configured("json"), structlog.testing.capture_logs() as captured:
         log.info("run_submitted", run_id=7)
     assert captured == [{"event": "run_submitted", "run_id": 7, "log_level": "info"}]
+
+
+def test_a_module_loggers_stack_and_exception_are_the_callers() -> None:
+    """Through a module logger, a stack ends at the line that logged and an exception is
+    rendered (redacted), with the level exception() has always had."""
+    log = logs.get_logger("gateway.test")
+    with _configured("json") as stream:
+        try:
+            raise RuntimeError(f"refused Bearer {OPAQUE}")
+        except RuntimeError:
+            log.exception("call_failed", stack_info=True)
+    line = json.loads(stream.getvalue())
+    assert line["level"] == "error"
+    assert "RuntimeError: refused Bearer" in line["exception"]
+    assert OPAQUE not in stream.getvalue()
+    assert "test_a_module_loggers_stack_and_exception_are_the_callers" in line["stack"]
+    assert "gateway/logs.py" not in line["stack"]
