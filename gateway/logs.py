@@ -380,7 +380,10 @@ class _Logger:
         return self._proxy.bind().exception(event, *args, **kw)
 
     def __getattr__(self, name: str) -> Any:
-        # The rest (bind, critical, the async methods) as structlog's proxy has them.
+        # The rest (bind, critical, the async methods) as structlog's proxy has them; a copy
+        # being built has no _proxy yet, which must not send this looking for one forever.
+        if name == "_proxy":
+            raise AttributeError(name)
         return getattr(self._proxy, name)
 
 

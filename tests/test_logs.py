@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import io
 import json
@@ -300,3 +301,10 @@ def test_a_module_loggers_stack_and_exception_are_the_callers() -> None:
     assert OPAQUE not in stream.getvalue()
     assert "test_a_module_loggers_stack_and_exception_are_the_callers" in line["stack"]
     assert "gateway/logs.py" not in line["stack"]
+
+
+def test_a_module_logger_can_be_copied() -> None:
+    """copy() builds the copy without calling __init__: looking up the missing proxy must
+    fail as an attribute error, not recurse."""
+    log = logs.get_logger("gateway.test")
+    assert copy.copy(log)._proxy is log._proxy
