@@ -308,3 +308,22 @@ def test_a_module_logger_can_be_copied() -> None:
     fail as an attribute error, not recurse."""
     log = logs.get_logger("gateway.test")
     assert copy.copy(log)._proxy is log._proxy
+
+
+def test_nested_blocks_put_back_what_they_replaced() -> None:
+    """An inner bound() over a key the outer one bound gives it back on the way out, even
+    out of an exception; the outer one leaves nothing behind."""
+    get = structlog.contextvars.get_contextvars
+    seen: list[dict[str, object]] = []
+
+    def inner() -> None:
+        with logs.bound(namespace="team-b", run_id=4):
+            seen.append(get())
+            raise KeyError
+
+    with logs.bound(request_id="r3", namespace="team-a"):
+        with pytest.raises(KeyError):
+            inner()
+        assert get() == {"request_id": "r3", "namespace": "team-a"}
+    assert seen == [{"request_id": "r3", "namespace": "team-b", "run_id": 4}]
+    assert get() == {}
