@@ -10,7 +10,8 @@ holds ``--secrets`` values shaped like the credentials a gateway holds (caller J
 OAuth secrets, client ids shown masked).
 
 Each simulated request binds a fresh request id and a namespace (as ``request_context`` does),
-then emits, through the module-level loggers the gateway itself uses:
+then emits, through the module-level loggers the gateway itself uses (the cost of binding
+and releasing that context is printed apart, as ``bound() block``):
 
 - ``caller_authorized`` (``gateway.api.callers.audit``), the fields ``authorize`` gives it;
 - ``run_submitted`` (``gateway.runs.ledger.log``) on every ``--submit-every``-th request;
@@ -123,6 +124,21 @@ def _one_run(requests: int, submit_every: int, overhead: int) -> dict[str, tuple
     }
 
 
+def _bind_run(requests: int, overhead: int) -> float:
+    """Median µs to bind and release one request's context, as request_context does."""
+    from gateway.logs import bound
+
+    clock = time.perf_counter_ns
+    times = []
+    for i in range(requests):
+        context = {"request_id": os.urandom(16).hex(), "namespace": NAMESPACES[i % 20]}
+        t0 = clock()
+        with bound(**context):
+            pass
+        times.append(clock() - t0 - overhead)
+    return statistics.median(times) / 1000
+
+
 def _stdlib_run(requests: int, overhead: int) -> float:
     import logging
 
@@ -170,6 +186,8 @@ def main() -> int:
             f"(means {min(means):.2f} to {max(means):.2f})",
             file=report,
         )
+    binds = [_bind_run(args.requests, overhead) for _ in range(args.repeats)]
+    print(f"{'bound() block':>18}: median {statistics.median(binds):6.2f} µs", file=report)
     if args.stdlib:
         values = [_stdlib_run(args.requests, overhead) for _ in range(args.repeats)]
         print(f"{'stdlib record':>18}: {statistics.median(values):6.2f} µs/event", file=report)
