@@ -47,6 +47,7 @@ MAX_VALUES = 10_000
 # occurring at p holds one window starting in [p, p + _STRIDE - 1], where a probe falls.
 _WINDOW = 4
 _STRIDE = MIN_CHARS - _WINDOW + 1
+_NO_COUNTS = (0,) * _STRIDE
 
 
 class SecretRegistry:
@@ -58,9 +59,9 @@ class SecretRegistry:
         self._values: OrderedDict[str, str] = OrderedDict()
         # First MIN_CHARS characters -> the values starting so, longest first.
         self._by_prefix: dict[str, list[str]] = {}
-        # A window -> the (offset, prefix) pairs holding it; tuples, replaced, never changed,
-        # so a scrub in another thread reads one whole.
-        self._windows: dict[str, tuple[tuple[int, str], ...]] = {}
+        # A window -> how many prefixes hold it at each offset; tuples, replaced, never
+        # changed, so a scrub in another thread reads one whole.
+        self._windows: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
         self.clean: set[str] = set()
 
@@ -102,27 +103,34 @@ class SecretRegistry:
     def _index_windows(self, prefix: str) -> None:
         for offset in range(_STRIDE):
             window = prefix[offset : offset + _WINDOW]
-            self._windows[window] = (*self._windows.get(window, ()), (offset, prefix))
+            counts = list(self._windows.get(window, _NO_COUNTS))
+            counts[offset] += 1
+            self._windows[window] = tuple(counts)
 
     def _unindex_windows(self, prefix: str) -> None:
         for offset in range(_STRIDE):
             window = prefix[offset : offset + _WINDOW]
-            kept = tuple(p for p in self._windows[window] if p != (offset, prefix))
-            if kept:
-                self._windows[window] = kept
+            counts = list(self._windows[window])
+            counts[offset] -= 1
+            if any(counts):
+                self._windows[window] = tuple(counts)
             else:
                 del self._windows[window]
 
     def _may_hold(self, text: str) -> bool:
         """Whether some held prefix occurs in ``text``: a fifth of the positions are probed,
-        and most texts (request ids, messages) are answered no without the full scan."""
+        and most texts (request ids, messages) are answered no without the full scan. A probe
+        that finds a window asks the prefix index at each offset the window is held at, at
+        most ``_STRIDE`` lookups, however many prefixes share it (every PAT starts "dapi")."""
         windows = self._windows
+        index = self._by_prefix
         for j in range(0, len(text) - _WINDOW + 1, _STRIDE):
-            pairs = windows.get(text[j : j + _WINDOW])
-            if pairs is not None:
-                for offset, prefix in pairs:
-                    if j >= offset and text.startswith(prefix, j - offset):
-                        return True
+            counts = windows.get(text[j : j + _WINDOW])
+            if counts is None:
+                continue
+            for offset, count in enumerate(counts):
+                if count and j >= offset and text[j - offset : j - offset + MIN_CHARS] in index:
+                    return True
         return False
 
     def scrub(self, text: str) -> str:
