@@ -57,8 +57,12 @@ class SecretRegistry:
         self._max = max_values
         # Each value -> what it is replaced with (MASK for a secret).
         self._values: OrderedDict[str, str] = OrderedDict()
-        # First MIN_CHARS characters -> the values starting so, longest first.
-        self._by_prefix: dict[str, list[str]] = {}
+        # First MIN_CHARS characters -> how many values starting so have each length, and
+        # (what scrub reads, replaced whole) those lengths, longest first. A scan tries each
+        # length against _values: every JWT of one issuer shares its first 40 characters, so
+        # trying each value that shares the prefix cost as many tries as tokens held.
+        self._by_prefix: dict[str, dict[int, int]] = {}
+        self._lengths: dict[str, tuple[int, ...]] = {}
         # A window -> how many prefixes hold it at each offset; tuples, replaced, never
         # changed, so a scrub in another thread reads one whole.
         self._windows: dict[str, tuple[int, ...]] = {}
@@ -81,11 +85,11 @@ class SecretRegistry:
                 return
             self._values[value] = shown
             prefix = value[:MIN_CHARS]
-            same = self._by_prefix.setdefault(prefix, [])
-            if not same:
+            counts = self._by_prefix.setdefault(prefix, {})
+            if not counts:
                 self._index_windows(prefix)
-            same.append(value)
-            same.sort(key=len, reverse=True)
+            counts[len(value)] = counts.get(len(value), 0) + 1
+            self._lengths[prefix] = tuple(sorted(counts, reverse=True))
             while len(self._values) > self._max:
                 self._drop(self._values.popitem(last=False)[0])
             # Replaced, not cleared, and only once the index is whole: a scrub that read the
@@ -94,10 +98,14 @@ class SecretRegistry:
 
     def _drop(self, value: str) -> None:
         prefix = value[:MIN_CHARS]
-        same = self._by_prefix[prefix]
-        same.remove(value)
-        if not same:
-            del self._by_prefix[prefix]
+        counts = self._by_prefix[prefix]
+        counts[len(value)] -= 1
+        if not counts[len(value)]:
+            del counts[len(value)]
+        if counts:
+            self._lengths[prefix] = tuple(sorted(counts, reverse=True))
+        else:
+            del self._by_prefix[prefix], self._lengths[prefix]
             self._unindex_windows(prefix)
 
     def _index_windows(self, prefix: str) -> None:
@@ -123,7 +131,7 @@ class SecretRegistry:
         that finds a window asks the prefix index at each offset the window is held at, at
         most ``_STRIDE`` lookups, however many prefixes share it (every PAT starts "dapi")."""
         windows = self._windows
-        index = self._by_prefix
+        index = self._lengths
         for j in range(0, len(text) - _WINDOW + 1, _STRIDE):
             counts = windows.get(text[j : j + _WINDOW])
             if counts is None:
@@ -135,22 +143,22 @@ class SecretRegistry:
 
     def scrub(self, text: str) -> str:
         """``text`` with every remembered value replaced by what it is shown as."""
-        index = self._by_prefix
+        index, values = self._lengths, self._values
         if not index or len(text) < MIN_CHARS or not self._may_hold(text):
             return text
         out: list[str] = []
         kept = i = 0
         last = len(text) - MIN_CHARS
         while i <= last:
-            candidates = index.get(text[i : i + MIN_CHARS])
-            if candidates is None:
+            lengths = index.get(text[i : i + MIN_CHARS])
+            if lengths is None:
                 i += 1
                 continue
-            found = next((v for v in candidates if text.startswith(v, i)), None)
+            found = next((p for n in lengths if (p := text[i : i + n]) in values), None)
             if found is None:
                 i += 1
                 continue
-            out += (text[kept:i], self._values.get(found, MASK))
+            out += (text[kept:i], values.get(found, MASK))
             i = kept = i + len(found)
         if not out:
             return text
@@ -161,6 +169,7 @@ class SecretRegistry:
         with self._lock:
             self._values.clear()
             self._by_prefix.clear()
+            self._lengths.clear()
             self._windows.clear()
             self.clean = set()
 
