@@ -6,18 +6,24 @@ reaches a log through an exception message, a URL or a nested dict is still caug
 It works on two levels: keys whose name says "secret" lose their value whatever it looks like,
 and string values are scrubbed of the shapes credentials have on the wire (bearer and basic
 headers, JWTs, Databricks PATs and OAuth secrets, form fields such as ``client_secret=``).
+Every event costs a few µs on the request path (tests/bench/bench_logging.py): one processor,
+``prepare_event``, does the whole chain, and texts found clean are not scanned again until the
+secret registry learns a value.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
-from typing import Any, Literal
+import threading
+import time
+from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
@@ -30,30 +36,14 @@ UPSTREAM_MAX_CHARS = 300
 
 LogFormat = Literal["auto", "json", "console"]
 
-_SECRET_KEYS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "token",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "subject_token",
-        "actor_token",
-        "client_secret",
-        "client_assertion",
-        "secret",
-        "password",
-        "api_key",
-        "apikey",
-        "bearer",
-        "jwt",
-        "private_key",
-        "signing_secret",
-        "webhook_secret",
-        "x-databricks-azure-sp-management-token",
-    }
-)
+# fmt: off
+_SECRET_KEYS = frozenset({
+    "authorization", "proxy-authorization", "token", "access_token", "refresh_token",
+    "id_token", "subject_token", "actor_token", "client_secret", "client_assertion", "secret",
+    "password", "api_key", "apikey", "bearer", "jwt", "private_key", "signing_secret",
+    "webhook_secret", "x-databricks-azure-sp-management-token",
+})
+# fmt: on
 
 _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization header values, in any case, with any scheme we send.
@@ -85,15 +75,40 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # times this one search.
 _MAYBE_CREDENTIAL = re.compile(r"(?i)bearer|basic|token|eyj|dapi|dose|client_|password")
 
+# Texts found clean are remembered (in the registry's ``clean``, which forgets them all when
+# it learns a secret) up to these bounds; past the count they are all dropped, which costs
+# less than keeping an order. Request ids are unique: a bound keeps them from piling up.
+_CLEAN_MAX_TEXTS = 4096
+_CLEAN_MAX_CHARS = 512
+
+
+def _maybe_credential(text: str) -> bool:
+    """Whether ``_MAYBE_CREDENTIAL`` could match ``text``. Case-insensitive alternation is
+    slow in ``re`` (5 µs for a route); lowered ASCII text answers the same with substring
+    tests. Beyond ASCII, case folding (U+017F matches "s", U+212A "k") needs the search."""
+    if not text.isascii():
+        return _MAYBE_CREDENTIAL.search(text) is not None
+    low = text.lower()
+    return ("token" in low or "bearer" in low or "basic" in low or "eyj" in low or "dapi" in low
+            or "dose" in low or "client_" in low or "password" in low)  # fmt: skip
+
 
 def redact_text(text: str) -> str:
     """Return ``text`` with every held secret and every credential-shaped substring replaced."""
-    text = secrets_registry.scrub(text)
-    if _MAYBE_CREDENTIAL.search(text) is None:
+    # Read before scrubbing: a secret learnt meanwhile replaces the set, not what it holds.
+    clean = secrets_registry.REGISTRY.clean
+    if text in clean:
         return text
-    for pattern, replacement in _VALUE_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    redacted = secrets_registry.scrub(text)
+    if _maybe_credential(redacted):
+        for pattern, replacement in _VALUE_PATTERNS:
+            redacted = pattern.sub(replacement, redacted)
+    # Only texts that held nothing are kept: the set never holds a credential.
+    if redacted == text and len(text) <= _CLEAN_MAX_CHARS:
+        if len(clean) >= _CLEAN_MAX_TEXTS:
+            clean.clear()
+        clean.add(text)
+    return redacted
 
 
 def upstream_text(text: str, limit: int = UPSTREAM_MAX_CHARS) -> str:
@@ -119,6 +134,9 @@ def redact_value(value: Any) -> Any:
     """Redact a log value of any shape, recursing through mappings and sequences."""
     if isinstance(value, str):
         return redact_text(value)
+    # Numbers first: they are most of what is not text, and a Mapping check is an ABC's.
+    if isinstance(value, int | float) or value is None:
+        return value
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if _is_secret_key(k) and v not in (None, "") else redact_value(v))
@@ -126,37 +144,103 @@ def redact_value(value: Any) -> Any:
         }
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
-    if isinstance(value, int | float | bool) or value is None:
-        return value
     # Exceptions, URLs, pydantic models: their text is what a renderer would print.
     return redact_text(str(value))
+
+
+# Keys seen not to name a secret, so the next event's keys cost a set lookup each. Keys are
+# the code's own words nearly always; the bound keeps a caller's keys from growing it.
+_PLAIN_KEYS: set[str] = set()
+_PLAIN_KEYS_MAX = 1024
+# Values redact_value returns as they are (statuses, durations, ids).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def redact_processor(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: scrub every key and value of the event."""
-    for key in list(event_dict):
-        value = event_dict[key]
-        if _is_secret_key(key) and value not in (None, ""):
-            event_dict[key] = REDACTED
-        else:
+    clean = secrets_registry.REGISTRY.clean
+    for key, value in list(event_dict.items()):
+        if key not in _PLAIN_KEYS:
+            if _is_secret_key(key):
+                if value not in (None, ""):
+                    event_dict[key] = REDACTED
+                    continue
+            elif key.__class__ is str and len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
+                _PLAIN_KEYS.add(key)
+        kind = value.__class__
+        if kind is str:
+            # Most values were seen clean before: the set answers without a call.
+            if value not in clean:
+                event_dict[key] = redact_text(value)
+        elif kind not in _PLAIN_TYPES:
             event_dict[key] = redact_value(value)
     return event_dict
 
 
-def shared_processors() -> list[structlog.types.Processor]:
+class LineWriter:
+    """structlog's PrintLogger, one write and one flush a line (``print`` makes two writes)."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class UtcStamper:
+    """Timestamps exactly as ``TimeStamper(fmt="iso", utc=True)`` writes them, at a fifth of
+    its cost: the date and time of day are formatted once a second, the microseconds added."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self) -> str:
+        second, fraction = divmod(time.time_ns() // 1000, 1_000_000)
+        cached, prefix = self._second
+        if second != cached:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            prefix = moment.isoformat().removesuffix("+00:00")
+            self._second = (second, prefix)
+        # isoformat() leaves out a zero fraction; so does this.
+        return f"{prefix}.{fraction:06d}Z" if fraction else prefix + "Z"
+
+
+# Frames of this module are not the caller's: a stack starts where the event was logged.
+_STACK = structlog.processors.StackInfoRenderer(additional_ignores=[__name__])
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}
+_utc_now = UtcStamper()
+
+
+def prepare_event(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: what ``merge_contextvars``, ``StackInfoRenderer``,
+    ``format_exc_info``, ``redact_processor``, ``add_log_level`` and ``TimeStamper(fmt="iso",
+    utc=True)`` did in turn, with the same result, in one call; the stack and exception steps
+    run only when the event asks for them (else they did nothing)."""
+    event_dict = structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
+    if "stack_info" in event_dict:
+        event_dict = _STACK(logger, method_name, event_dict)
+    if "exc_info" in event_dict:
+        event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
     # Redaction comes after everything that turns an exception or a stack into text, and
-    # before the level and the time, which are the processors' own words: scanning them for
-    # secrets cost a fifth of a request's log event.
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.StackInfoRenderer(),
-        structlog.processors.format_exc_info,
-        redact_processor,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    # before the level and the time, which are the processors' own words.
+    event_dict = redact_processor(logger, method_name, event_dict)
+    event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
+    event_dict["timestamp"] = _utc_now()
+    return event_dict
+
+
+def shared_processors() -> list[structlog.types.Processor]:
+    return [prepare_event]
 
 
 def _json(event: Any, **_options: Any) -> str:
@@ -168,19 +252,23 @@ def _json(event: Any, **_options: Any) -> str:
         return json.dumps(event, default=str)
 
 
+def render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """structlog processor: ``JSONRenderer(serializer=_json)`` without its keyword plumbing."""
+    return _json(event_dict)
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     """Configure structlog and the stdlib root logger once, at process start."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer(serializer=_json)
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        render_json if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    writer = LineWriter(sys.stderr)
     structlog.configure(
         processors=[*shared_processors(), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        wrapper_class=_lean_filtering_logger(numeric),
+        logger_factory=lambda *_args: writer,
         cache_logger_on_first_use=True,
     )
     # Libraries that log through stdlib (aiohttp.access, asyncio) get the same redaction.
@@ -198,12 +286,112 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     logging.getLogger("kubernetes_asyncio.client.rest").setLevel(max(numeric, logging.INFO))
 
 
+def _interpolated(event: str, args: tuple[Any, ...]) -> str:
+    # As structlog's filtering logger does: one mapping argument is for %(name)s.
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        return event % args[0]
+    return event % args
+
+
+def _level_method(name: str) -> Any:
+    def meth(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+        return self._emit(name, _interpolated(event, args) if args else event, kw)
+
+    meth.__name__ = name
+    return meth
+
+
+def _lean_filtering_logger(min_level: int) -> type[Any]:
+    """structlog's filtering bound logger for ``min_level``, whose enabled methods build the
+    event dict from their own keywords (structlog copies them twice and the context once) and
+    run the chain in one frame."""
+    base: type[Any] = structlog.make_filtering_bound_logger(min_level)
+    methods: dict[str, Any] = {"_emit": _emit}
+    for level, name in _LEVELS.items():
+        if level >= min_level:
+            methods[name] = _level_method(name)
+    for alias, name in (("warn", "warning"), ("fatal", "critical"), ("msg", "info")):
+        if name in methods:
+            methods[alias] = methods[name]
+    return type(f"Lean{base.__name__}", (base,), methods)
+
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
+           logging.ERROR: "error", logging.CRITICAL: "critical"}  # fmt: skip
+
+
+def _emit(self: Any, method_name: str, event: str, event_kw: dict[str, Any]) -> Any:
+    # What BoundLoggerBase._proxy_to_logger does, on the caller's own fresh keyword dict.
+    context = self._context
+    event_dict: Any = {**context, **event_kw} if context else event_kw
+    event_dict["event"] = event
+    logger = self._logger
+    try:
+        for proc in self._processors:
+            event_dict = proc(logger, method_name, event_dict)
+    except structlog.DropEvent:
+        return None
+    if isinstance(event_dict, str | bytes | bytearray):
+        return getattr(logger, method_name)(event_dict)
+    if isinstance(event_dict, tuple):
+        args, kw = event_dict
+        return getattr(logger, method_name)(*args, **kw)
+    if isinstance(event_dict, dict):
+        return getattr(logger, method_name)(**event_dict)
+    raise ValueError("The last processor returned no str, bytes, tuple or dict.")
+
+
+class _Logger:
+    """A module's logger, ready before ``configure`` runs. structlog's lazy proxy finds each
+    method by failing an attribute lookup first (an AttributeError per event, a fifth of its
+    cost); the level methods (set below) go straight to the logger the configuration binds."""
+
+    __slots__ = ("_proxy",)
+
+    def __init__(self, name: str | None) -> None:
+        self._proxy: Any = structlog.get_logger(name)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest (bind, critical, the async methods) as structlog's proxy has them; a copy
+        # being built has no _proxy yet, which must not send this looking for one forever.
+        if name == "_proxy":
+            raise AttributeError(name)
+        return getattr(self._proxy, name)
+
+
+def _forwarding(name: str) -> Any:
+    def method(self: _Logger, event: str, *args: Any, **kw: Any) -> Any:
+        return getattr(self._proxy.bind(), name)(event, *args, **kw)
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("debug", "info", "warning", "error", "exception"):
+    setattr(_Logger, _name, _forwarding(_name))
+
+
 def get_logger(name: str | None = None) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)
 
 
-@contextmanager
-def bound(**context: Any) -> Iterator[None]:
-    """Bind context (request_id, namespace, run_id) for the duration of a block."""
-    with structlog.contextvars.bound_contextvars(**context):
-        yield
+class _Bound:
+    # structlog's bound_contextvars reads the whole context first, to put back what it
+    # replaces; resetting the tokens its bind returned puts back the same, at half the cost.
+    __slots__ = ("_context", "_tokens")
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+        self._tokens: Mapping[str, Any] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._context)
+
+    def __exit__(self, *_exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
+
+
+def bound(**context: Any) -> AbstractContextManager[None]:
+    """Bind context (request_id, namespace, run_id) for the duration of a block; what the
+    keys held before comes back after it, nested blocks included."""
+    return _Bound(context)

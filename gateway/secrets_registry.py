@@ -9,9 +9,17 @@ token file, a token endpoint, TokenRequest, an authenticated caller's bearer tok
 It stays cheap: the values live in a bounded LRU (the oldest forgotten first), indexed by their
 first ``MIN_CHARS`` characters, so ``scrub`` costs one dictionary lookup per position of the
 text whatever the number of values, and remembering a value costs O(1) (a compiled alternation
-of 10,000 values took a second to rebuild, blocking the loop at every new token). Values
+of 10,000 values took a second to rebuild, blocking the loop at every new token). Before that
+scan, a probe of every fifth position (each prefix is also indexed by its 4-character windows)
+tells whether any prefix occurs at all; most texts hold none and are done. Values
 shorter than ``MIN_CHARS`` are not remembered: masking them would mangle prose.
 This module imports nothing of lakegate's, so every layer may feed it.
+
+``clean`` serves callers that scrub the same texts over and over (every log event carries the
+same routes, subjects and namespaces): it is a set of texts they found to hold nothing to
+mask, replaced by an empty one each time a value is learnt or all are forgotten. Only learning
+a value can make a clean text unclean, and a refresh of a known value (each request remembers
+its caller's token again) does not empty it. Texts that held a secret are never kept in it.
 
 Client ids are not secrets but identify a tenant's principal beyond need: ``remember_shown``
 holds one with the text it is shown as instead (its masked form, first 4 ... last 4), so a log
@@ -34,6 +42,12 @@ from pydantic import BaseModel, SecretStr
 MASK = "[redacted]"
 MIN_CHARS = 8
 MAX_VALUES = 10_000
+# Each held prefix is also indexed by its windows of _WINDOW characters at every offset that
+# leaves a window inside it, so a text need only be probed every _STRIDE positions: a prefix
+# occurring at p holds one window starting in [p, p + _STRIDE - 1], where a probe falls.
+_WINDOW = 4
+_STRIDE = MIN_CHARS - _WINDOW + 1
+_NO_COUNTS = (0,) * _STRIDE
 
 
 class SecretRegistry:
@@ -43,9 +57,17 @@ class SecretRegistry:
         self._max = max_values
         # Each value -> what it is replaced with (MASK for a secret).
         self._values: OrderedDict[str, str] = OrderedDict()
-        # First MIN_CHARS characters -> the values starting so, longest first.
-        self._by_prefix: dict[str, list[str]] = {}
+        # First MIN_CHARS characters -> how many values starting so have each length, and
+        # (what scrub reads, replaced whole) those lengths, longest first. A scan tries each
+        # length against _values: every JWT of one issuer shares its first 40 characters, so
+        # trying each value that shares the prefix cost as many tries as tokens held.
+        self._by_prefix: dict[str, dict[int, int]] = {}
+        self._lengths: dict[str, tuple[int, ...]] = {}
+        # A window -> how many prefixes hold it at each offset; tuples, replaced, never
+        # changed, so a scrub in another thread reads one whole.
+        self._windows: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
+        self.clean: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._values)
@@ -62,37 +84,81 @@ class SecretRegistry:
                     self._values[value] = MASK
                 return
             self._values[value] = shown
-            same = self._by_prefix.setdefault(value[:MIN_CHARS], [])
-            same.append(value)
-            same.sort(key=len, reverse=True)
+            prefix = value[:MIN_CHARS]
+            counts = self._by_prefix.setdefault(prefix, {})
+            if not counts:
+                self._index_windows(prefix)
+            counts[len(value)] = counts.get(len(value), 0) + 1
+            self._lengths[prefix] = tuple(sorted(counts, reverse=True))
             while len(self._values) > self._max:
                 self._drop(self._values.popitem(last=False)[0])
+            # Replaced, not cleared, and only once the index is whole: a scrub that read the
+            # old set before this may add to it, but nobody reads that set again.
+            self.clean = set()
 
     def _drop(self, value: str) -> None:
         prefix = value[:MIN_CHARS]
-        same = self._by_prefix[prefix]
-        same.remove(value)
-        if not same:
-            del self._by_prefix[prefix]
+        counts = self._by_prefix[prefix]
+        counts[len(value)] -= 1
+        if not counts[len(value)]:
+            del counts[len(value)]
+        if counts:
+            self._lengths[prefix] = tuple(sorted(counts, reverse=True))
+        else:
+            del self._by_prefix[prefix], self._lengths[prefix]
+            self._unindex_windows(prefix)
+
+    def _index_windows(self, prefix: str) -> None:
+        for offset in range(_STRIDE):
+            window = prefix[offset : offset + _WINDOW]
+            counts = list(self._windows.get(window, _NO_COUNTS))
+            counts[offset] += 1
+            self._windows[window] = tuple(counts)
+
+    def _unindex_windows(self, prefix: str) -> None:
+        for offset in range(_STRIDE):
+            window = prefix[offset : offset + _WINDOW]
+            counts = list(self._windows[window])
+            counts[offset] -= 1
+            if any(counts):
+                self._windows[window] = tuple(counts)
+            else:
+                del self._windows[window]
+
+    def _may_hold(self, text: str) -> bool:
+        """Whether some held prefix occurs in ``text``: a fifth of the positions are probed,
+        and most texts (request ids, messages) are answered no without the full scan. A probe
+        that finds a window asks the prefix index at each offset the window is held at, at
+        most ``_STRIDE`` lookups, however many prefixes share it (every PAT starts "dapi")."""
+        windows = self._windows
+        index = self._lengths
+        for j in range(0, len(text) - _WINDOW + 1, _STRIDE):
+            counts = windows.get(text[j : j + _WINDOW])
+            if counts is None:
+                continue
+            for offset, count in enumerate(counts):
+                if count and j >= offset and text[j - offset : j - offset + MIN_CHARS] in index:
+                    return True
+        return False
 
     def scrub(self, text: str) -> str:
         """``text`` with every remembered value replaced by what it is shown as."""
-        index = self._by_prefix
-        if not index or len(text) < MIN_CHARS:
+        index, values = self._lengths, self._values
+        if not index or len(text) < MIN_CHARS or not self._may_hold(text):
             return text
         out: list[str] = []
         kept = i = 0
         last = len(text) - MIN_CHARS
         while i <= last:
-            candidates = index.get(text[i : i + MIN_CHARS])
-            if candidates is None:
+            lengths = index.get(text[i : i + MIN_CHARS])
+            if lengths is None:
                 i += 1
                 continue
-            found = next((v for v in candidates if text.startswith(v, i)), None)
+            found = next((p for n in lengths if (p := text[i : i + n]) in values), None)
             if found is None:
                 i += 1
                 continue
-            out += (text[kept:i], self._values.get(found, MASK))
+            out += (text[kept:i], values.get(found, MASK))
             i = kept = i + len(found)
         if not out:
             return text
@@ -103,6 +169,9 @@ class SecretRegistry:
         with self._lock:
             self._values.clear()
             self._by_prefix.clear()
+            self._lengths.clear()
+            self._windows.clear()
+            self.clean = set()
 
 
 REGISTRY = SecretRegistry()
