@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -17,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import logs, secrets_registry
+from tests.support.logging_config import configured_logs
 
 PAT = "dapi0123456789abcdef0123456789abcdef"
 OAUTH_SECRET = "dose0123456789ABCDEFabcdef01234567"
@@ -234,27 +233,11 @@ def test_timestamps_are_written_as_timestamper_writes_them(
     assert stamper() == moment.isoformat().replace("+00:00", "Z")  # from the cached second
 
 
-@contextlib.contextmanager
-def _configured(fmt: logs.LogFormat, level: str = "info") -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    with contextlib.redirect_stderr(stream):
-        logs.configure(level=level, fmt=fmt)
-    structlog.configure(cache_logger_on_first_use=False)
-    try:
-        yield stream
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-
-
 def test_module_loggers_write_the_documented_json_lines() -> None:
     """A module logger (made before configure) writes one JSON line per enabled event, with
     the bound context, the level and the time, redacted; below the level it writes nothing."""
     log = logs.get_logger("gateway.test")
-    with _configured("json") as stream, logs.bound(request_id="r2"):
+    with configured_logs("json") as stream, logs.bound(request_id="r2"):
         log.debug("quiet", detail="x")
         log.info("caller_authorized", subject="team-a:etl", outcome="allowed", token=OPAQUE)
         log.warning("retrying %s of %s", 2, 3)
@@ -270,7 +253,7 @@ def test_module_loggers_write_the_documented_json_lines() -> None:
 def test_console_output_still_renders() -> None:
     """The developer's console format gets the same redacted event."""
     log = logs.get_logger("gateway.test")
-    with _configured("console") as stream:
+    with configured_logs("console") as stream:
         log.info("caller_authorized", subject="team-a:etl", detail=f"Bearer {OPAQUE}")
     out = stream.getvalue()
     assert "caller_authorized" in out
@@ -281,7 +264,7 @@ def test_console_output_still_renders() -> None:
 def test_module_loggers_follow_capture_logs() -> None:
     """structlog's test capture sees a module logger's events once logs are configured."""
     log = logs.get_logger("gateway.test")
-    with _configured("json"), structlog.testing.capture_logs() as captured:
+    with configured_logs("json"), structlog.testing.capture_logs() as captured:
         log.info("run_submitted", run_id=7)
     assert captured == [{"event": "run_submitted", "run_id": 7, "log_level": "info"}]
 
@@ -290,7 +273,7 @@ def test_a_module_loggers_stack_and_exception_are_the_callers() -> None:
     """Through a module logger, a stack ends at the line that logged and an exception is
     rendered (redacted), with the level exception() has always had."""
     log = logs.get_logger("gateway.test")
-    with _configured("json") as stream:
+    with configured_logs("json") as stream:
         try:
             raise RuntimeError(f"refused Bearer {OPAQUE}")
         except RuntimeError:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
+from gateway import jsonexact
 from gateway.errors import StoreError
 from gateway.model import RunRecord, RunState, Transition
 from gateway.store.base import OutboxEntry
@@ -79,20 +77,10 @@ def from_us(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
-# orjson reads an integer past 64 bits (19 digits can be past i64) as a float, silently: text
-# with a run of 19 digits anywhere goes to the standard decoder, which keeps it exact.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-
-
 def loads(text: str) -> Any:
-    """A JSON column, read back exactly as it was written: by orjson, three times as quick,
-    unless the text may hold an integer orjson would round, or orjson refuses it."""
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    """A JSON column, read back exactly as it was written (``jsonexact``: orjson where that
+    is the same as the standard decoder)."""
+    return jsonexact.loads(text)
 
 
 def _maybe_time(value: int | None) -> datetime | None:

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
-import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
-from gateway import logs
 from gateway.settings import OAuthM2MIdentity, PatIdentity, Settings
 from tests.e2e.specs import spec
 from tests.fixtures.gateway import GatewayStack, StackFactory, stack_configs
+from tests.support.logging_config import configured_logs
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED", "SKIPPED", "INTERNAL_ERROR", "REJECTED"}
 # Three base64url segments, the first a JSON header: the emulator's ES256 access tokens.
@@ -77,21 +74,8 @@ def leaks(text: str, secrets: dict[str, str]) -> list[str]:
 @pytest.fixture
 def production_logs() -> Iterator[io.StringIO]:
     """structlog and stdlib logging configured as ``lakegate serve`` does, into a buffer."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    # configure() binds its renderers to sys.stderr as it is when called.
-    with contextlib.redirect_stderr(stream):
-        logs.configure(level="debug", fmt="json")
-    # The only departure from production: a logger cached on first use would keep writing to
-    # this buffer in every later test of the session.
-    structlog.configure(cache_logger_on_first_use=False)
-    try:
+    with configured_logs("json", level="debug") as stream:
         yield stream
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
 
 
 class Caller:
