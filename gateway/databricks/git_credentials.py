@@ -7,9 +7,9 @@
 
 Every call is made as the principal a credential belongs to (the caller's own credentials:
 no ``principal_id``), with that principal's Databricks token (and, for an Entra principal of
-a workspace with ``azure_resource_id``, its management headers, as Jobs calls carry), under
-the Jobs client's retry policy: a 401 drops exactly the refused token and is tried once
-more, 429 and 5xx back off.
+a workspace with ``azure_resource_id``, its management headers), through the same
+``calls.WorkspaceCalls`` as Jobs calls: a 401 drops exactly the refused token and is tried
+once more, 429 and 5xx back off, and aiohttp's exceptions become ``gateway.errors``.
 
 Databricks allows a service principal one credential per provider; a second create is
 refused (409 ``RESOURCE_ALREADY_EXISTS``, "Only one credential per provider is allowed",
@@ -20,24 +20,18 @@ registered with ``secrets_registry`` first, so an upstream error that echoes it 
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from gateway.databricks import wire
 from gateway.databricks.auth import TokenProvider
-from gateway.databricks.jobs import USER_AGENT, OnCall, Workspace, azure_headers
+from gateway.databricks.calls import OnCall, Workspace, WorkspaceCalls
 from gateway.databricks.retries import RetryPolicy
-from gateway.errors import DatabricksAuthError, DatabricksError, DatabricksUnavailable
-from gateway.logs import get_logger
+from gateway.errors import DatabricksError
 from gateway.secrets_registry import remember
 from gateway.settings import DatabricksSettings
-
-log = get_logger(__name__)
 
 PATH = "/api/2.0/git-credentials"
 # The provider Azure DevOps Services (Entra ID authentication included) is known by.
@@ -97,10 +91,7 @@ class GitCredentialsClient:
         timeout: aiohttp.ClientTimeout,
         on_call: OnCall | None = None,
     ) -> None:
-        self._session = session
-        self._retry = retry
-        self._timeout = timeout
-        self._on_call = on_call
+        self._calls = WorkspaceCalls(session, retry=retry, timeout=timeout, on_call=on_call)
 
     @classmethod
     def from_settings(
@@ -159,85 +150,8 @@ class GitCredentialsClient:
         endpoint: str,
         body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        retrying = self._retry.jobs(endpoint)
-        result: dict[str, Any] = await retrying(
-            self._attempt, ws, cred, method, suffix, endpoint, body
-        )
-        return result
-
-    async def _attempt(
-        self,
-        ws: Workspace,
-        cred: TokenProvider,
-        method: str,
-        suffix: str,
-        endpoint: str,
-        body: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        token = await cred.token()
-        # An Entra principal not yet a workspace user gets in as its Jobs calls do.
-        extra = await azure_headers(ws, cred)
-        status, headers, text = await self._send(
-            ws.host, token, extra, method, suffix, endpoint, body
-        )
-        if not 200 <= status < 300:
-            error = wire.error_from_response(status, headers, text, endpoint=endpoint)
-            if isinstance(error, DatabricksAuthError):
-                cred.invalidate(token)  # exactly this token; the retry fetches a fresh one
-            raise error
-        return wire.parse_json(text, endpoint=endpoint) if text.strip() else {}
-
-    async def _send(
-        self,
-        host: str,
-        token: str,
-        extra: Mapping[str, str],
-        method: str,
-        suffix: str,
-        endpoint: str,
-        body: Mapping[str, Any] | None,
-    ) -> tuple[int, Mapping[str, str], str]:
-        headers = {
-            **extra,
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        outcome, started = "transport_error", time.monotonic()
-        try:
-            async with self._session.request(
-                method,
-                f"{host.rstrip('/')}{PATH}{suffix}",
-                data=data,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                text = (await resp.read()).decode("utf-8", "replace")
-                outcome = str(resp.status)
-                return resp.status, resp.headers, text
-        except TimeoutError as exc:
-            outcome = "timeout"
-            raise DatabricksUnavailable(f"Databricks {endpoint} timed out on {host}") from exc
-        except aiohttp.ClientError as exc:
-            raise DatabricksUnavailable(
-                f"Databricks {endpoint} on {host}: {type(exc).__name__}"
-            ) from exc
-        except Exception as exc:
-            # A request aiohttp will not build (a header with a line break): named by its
-            # class only, since its text may quote the header, that is the credential.
-            outcome = "invalid_request"
-            raise DatabricksError(
-                f"Databricks {endpoint}: the request to {host} could not be sent "
-                f"({type(exc).__name__})"
-            ) from exc
-        finally:
-            if self._on_call is not None:
-                self._on_call(endpoint, outcome, time.monotonic() - started)
+        url = f"{ws.host.rstrip('/')}{PATH}{suffix}"
+        return await self._calls.call(ws, cred, method, url, endpoint, body=body)
 
 
 def _body(git_provider: str, git_username: str, token: str) -> dict[str, str]:
