@@ -7,7 +7,6 @@ registers its readiness check beside the task it checks, as every resource there
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from aiohttp import web
 from gateway.appkeys import ADMITTER
 from gateway.readiness import Check, ReadinessChecks
 from gateway.settings.reload import TenantsReloader
+from gateway.tasks import stop
 
 Ctx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -27,12 +27,6 @@ def _task_check(task: asyncio.Task[None]) -> Check:
     return check
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def tenants_ctx(reloader: TenantsReloader, checks: ReadinessChecks) -> Ctx:
     """Watch the tenants file and swap in each new policy that validates."""
 
@@ -42,7 +36,7 @@ def tenants_ctx(reloader: TenantsReloader, checks: ReadinessChecks) -> Ctx:
             with checks.registered("tenants", reloader.check):
                 yield
         finally:
-            await _stop(task)
+            await stop(task)
 
     return ctx
 
@@ -59,6 +53,6 @@ def admission_ctx(run: bool, checks: ReadinessChecks) -> Ctx:
             with checks.registered("admission", _task_check(task)):
                 yield
         finally:
-            await _stop(task)
+            await stop(task)
 
     return ctx

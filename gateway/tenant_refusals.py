@@ -25,6 +25,7 @@ from typing import Protocol
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.settings.tenants import TenantRefusal
+from gateway.tasks import stop
 
 log = get_logger(__name__)
 
@@ -106,6 +107,4 @@ class RefusalWatch:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)

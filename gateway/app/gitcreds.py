@@ -4,7 +4,6 @@ with its background refresher cancelled and awaited on shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -17,6 +16,7 @@ from gateway.gitcreds.keeper import GitCredentialKeeper
 from gateway.gitcreds.refresher import GitCredentialRefresher
 from gateway.runs.submitter import Submitter
 from gateway.settings import Settings
+from gateway.tasks import stop
 
 GIT_CREDENTIALS = web.AppKey("lakegate.git_credentials", GitCredentialKeeper)
 GIT_CREDENTIAL_REFRESHER = web.AppKey("lakegate.git_credential_refresher", GitCredentialRefresher)
@@ -45,8 +45,6 @@ def gitcreds_ctx(settings: Settings, over: Overrides) -> Ctx:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     return ctx

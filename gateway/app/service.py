@@ -32,6 +32,7 @@ from gateway.readiness import ReadinessChecks, task_check
 from gateway.runs.types import utcnow
 from gateway.runs.wiring import wire_runs
 from gateway.settings import Settings
+from gateway.tasks import stop
 
 log = get_logger(__name__)
 
@@ -79,11 +80,7 @@ def background_ctx(over: Overrides, checks: ReadinessChecks) -> Ctx:
             with scope:
                 yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*tasks)
             tasks.clear()
 
     return ctx

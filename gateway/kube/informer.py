@@ -14,7 +14,6 @@ without waiting. The owner calls ``start()`` once and ``aclose()`` at shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from gateway.kube.reflector import InformerOptions, Mode, Reflector, ReflectorSt
 from gateway.kube.source import ServiceAccountSource
 from gateway.logs import get_logger
 from gateway.selectors import LabelSelector
+from gateway.tasks import stop
 
 log = get_logger(__name__)
 
@@ -99,11 +99,7 @@ class ServiceAccountInformer:
     async def aclose(self) -> None:
         """Stop the loops and wait for them; the cache stays readable but no longer changes."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*tasks)
         for reflector in self._reflectors:
             await reflector.aclose()
 

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from gateway.tasks import stop
+
 # With no request seen for this long (or a quarter of the threshold, if shorter), /readyz
 # sends one of its own (GET /version).
 PROBE_AFTER_SECONDS = 5.0
@@ -81,9 +83,7 @@ class Reachability:
     async def aclose(self) -> None:
         task, self._probe = self._probe, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 def observe(api: Any, reachability: Reachability) -> None:

@@ -22,6 +22,7 @@ from gateway.logs import get_logger
 from gateway.runs.types import Clock, utcnow
 from gateway.settings.process import DEFAULT_LEASE_SECONDS
 from gateway.store.base import Store
+from gateway.tasks import stop
 
 log = get_logger(__name__)
 
@@ -64,9 +65,7 @@ class Claims:
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await stop(renewer)
             self._holds.subtract(ids)
             free = {run_id for run_id in ids if self._holds[run_id] <= 0}
             for run_id in free:

@@ -9,7 +9,6 @@ and on shutdown cancels the task and closes the session.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from gateway.appkeys import KUBE, METRICS, STORE, WEBHOOK_HTTP, WEBHOOKS
 from gateway.readiness import ReadinessChecks
 from gateway.runs.types import utcnow
 from gateway.settings import Settings
+from gateway.tasks import stop
 from gateway.webhooks.admin import WebhookAdmin
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.webhooks.guard import Guard
@@ -75,9 +75,7 @@ def webhooks_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -
                 yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
             await keys.aclose()
             await session.close()
 
