@@ -128,9 +128,7 @@ class Transitions:
     ) -> int:
         rows = []
         for update in updates:
-            state = RunState(update.state)
-            if state.terminal:
-                raise ValueError(f"run {update.run_id}: an ended run ({state}) is never due")
+            state = update.due_state()
             rows.append(
                 (utc(update.next_poll_at), update.state_message, update.run_page_url,
                  update.run_id, str(state), owner)

@@ -211,9 +211,7 @@ class SqliteLeases:
     ) -> int:
         rows = []
         for update in updates:
-            state = RunState(update.state)
-            if state.terminal:
-                raise ValueError(f"run {update.run_id}: an ended run ({state}) is never due")
+            state = update.due_state()
             rows.append(
                 {"next": to_us(update.next_poll_at), "message": update.state_message,
                  "url": update.run_page_url, "id": update.run_id, "state": state, "owner": owner}

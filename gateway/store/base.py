@@ -80,6 +80,13 @@ class Reschedule:
     state_message: str | None = None
     run_page_url: str | None = None
 
+    def due_state(self) -> RunState:
+        """``state`` as a RunState; ValueError for an ended one, which is never due."""
+        state = RunState(self.state)
+        if state.terminal:
+            raise ValueError(f"run {self.run_id}: an ended run ({state}) is never due")
+        return state
+
 
 class Store(OutboxStore, LeaseStore, Protocol):
     """The durable run ledger. One instance per process, opened once and closed once."""
