@@ -7,6 +7,7 @@ connection of the transaction they are part of, and run on the store's thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
@@ -77,12 +78,6 @@ def from_us(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
-def loads(text: str) -> Any:
-    """A JSON column, read back exactly as it was written (``jsonexact``: orjson where that
-    is the same as the standard decoder)."""
-    return jsonexact.loads(text)
-
-
 def _maybe_time(value: int | None) -> datetime | None:
     return None if value is None else from_us(value)
 
@@ -99,7 +94,15 @@ def identity_ref_text(ref: Mapping[str, str]) -> str:
 
 def states_param(states: Collection[RunState] | None) -> str:
     """A JSON array for ``state IN (SELECT value FROM json_each(?))``; None means every state."""
-    return _ALL_STATES if states is None else json.dumps(sorted(RunState(s) for s in states))
+    if states is None:
+        return _ALL_STATES
+    return _states_text(frozenset(RunState(s) for s in states))
+
+
+@functools.lru_cache(maxsize=64)
+def _states_text(states: frozenset[RunState]) -> str:
+    # The same few sets (active, terminal, not ended) on every admission and poll.
+    return json.dumps(sorted(states))
 
 
 def event_row(event: Mapping[str, Any] | None) -> tuple[str, str | None]:
@@ -125,7 +128,7 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             id=row["id"],
             namespace=row["namespace"],
             state=RunState(row["state"]),
-            spec=loads(row["spec"]),
+            spec=jsonexact.loads(row["spec"]),
             request_fingerprint=row["request_fingerprint"],
             workspace=row["workspace"],
             created_at=from_us(row["created_at"]),
@@ -136,9 +139,9 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             run_page_url=row["run_page_url"],
             state_message=row["state_message"],
             callback_url=row["callback_url"],
-            labels=loads(row["labels"]),
-            identity_ref=loads(row["identity_ref"]),
-            principal=loads(row["principal"]),
+            labels=jsonexact.loads(row["labels"]),
+            identity_ref=jsonexact.loads(row["identity_ref"]),
+            principal=jsonexact.loads(row["principal"]),
             next_poll_at=_maybe_time(row["next_poll_at"]),
             attempts=row["attempts"],
             cancel_requested=bool(row["cancel_requested"]),
@@ -167,7 +170,7 @@ def decode_outbox(row: sqlite3.Row) -> OutboxEntry:
             run_id=row["run_id"],
             namespace=row["namespace"],
             event_type=row["event_type"],
-            payload=json.loads(row["payload"]),
+            payload=jsonexact.loads(row["payload"]),
             created_at=from_us(row["created_at"]),
             attempts=row["attempts"],
             next_attempt_at=_maybe_time(row["next_attempt_at"]),
