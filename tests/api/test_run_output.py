@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.schema import assert_matches, assert_problem
-from tests.fixtures.gateway import StackFactory, namespace_name
+from tests.fixtures.gateway import GatewayStack, StackFactory, namespace_name
 
 NS = namespace_name(1)  # an OAuth service principal of its own
 CLUSTER = {"existing_cluster_id": "0101-000000-demo"}
@@ -22,6 +22,16 @@ def _notebook(key: str, **parameters: str) -> dict[str, Any]:
 
 def _python(key: str) -> dict[str, Any]:
     return {"task_key": key, "spark_python_task": {"python_file": "dbfs:/x.py"}, **CLUSTER}
+
+
+async def wide_run_output(stack: GatewayStack, keys: list[str]) -> dict[str, Any]:
+    """The output of a run of one Python task per key, once it has ended."""
+    spec = {"run_name": "wide", "tasks": [_python(key) for key in keys]}
+    async with stack.client() as client:
+        run = (await client.submit(NS, spec)).run
+        await client.wait(NS, run["id"], poll_interval=0.2)
+        output: dict[str, Any] = await client.output(NS, run["id"])
+    return output
 
 
 async def test_a_multi_task_run_shows_each_tasks_output(
@@ -103,11 +113,7 @@ async def test_every_task_of_a_run_over_a_page_is_shown(
     """Jobs API 2.2 pages a run's tasks 100 at a time: all 101 are there, in order."""
     stack = await gateway_stack_factory(namespaces=2)
     keys = [f"t{i:03d}" for i in range(101)]
-    spec = {"run_name": "wide", "tasks": [_python(key) for key in keys]}
-    async with stack.client() as client:
-        run = (await client.submit(NS, spec)).run
-        await client.wait(NS, run["id"], poll_interval=0.2)
-        output = await client.output(NS, run["id"])
+    output = await wide_run_output(stack, keys)
 
     assert [task["task_key"] for task in output["tasks"]] == keys
     assert all("ran for" in task["logs"] for task in output["tasks"])

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.api.schema import assert_problem
+from tests.api.test_run_output import wide_run_output
 from tests.fixtures.gateway import StackFactory, namespace_name
 
 NS = namespace_name(1)
@@ -106,11 +107,7 @@ async def test_a_250_task_run_s_output_lists_every_task(
     own task run id and output."""
     stack = await gateway_stack_factory(namespaces=2)
     keys = [f"t{i:03d}" for i in range(250)]
-    spec = {"run_name": "wide", "tasks": [_python(key) for key in keys]}
-    async with stack.client() as client:
-        run = (await client.submit(NS, spec)).run
-        await client.wait(NS, run["id"], poll_interval=0.2)
-        output = await client.output(NS, run["id"])
+    output = await wide_run_output(stack, keys)
 
     assert [task["task_key"] for task in output["tasks"]] == keys
     run_ids = [task["run_id"] for task in output["tasks"]]
