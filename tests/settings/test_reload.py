@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -12,6 +11,7 @@ from structlog.testing import capture_logs
 from gateway.settings import Settings
 from gateway.settings.loading import load_settings
 from gateway.settings.reload import TenantsReloader
+from tests.support.waiting import until
 
 GATEWAY = """
 workspaces:
@@ -61,23 +61,15 @@ def _stack(tmp_path: Path) -> tuple[Settings, ConfigMap, TenantsReloader, list[b
     return settings, configmap, reloader, stale
 
 
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.02)
-
-
 async def test_a_limit_lowered_and_raised_in_the_file_takes_effect(tmp_path: Path) -> None:
     """A symlink swap of the file is noticed within seconds; every reader sees the new limit."""
     settings, configmap, reloader, _ = await asyncio.to_thread(_stack, tmp_path)
     watcher = asyncio.create_task(reloader.watch_forever())
     try:
         await asyncio.to_thread(configmap.publish, tenants(3))
-        await _until(lambda: settings.tenants.quotas("team-a").max_active_runs == 3)
+        await until(lambda: settings.tenants.quotas("team-a").max_active_runs == 3)
         await asyncio.to_thread(configmap.publish, tenants(40))
-        await _until(lambda: settings.tenants.quotas("team-a").max_active_runs == 40)
+        await until(lambda: settings.tenants.quotas("team-a").max_active_runs == 40)
     finally:
         watcher.cancel()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.fixtures.identity_stack import (
     IdentityStack,
     IdentityStackFactory,
 )
+from tests.support.waiting import until
 
 GATEWAY = """
 workspaces:
@@ -53,14 +53,6 @@ ENVIRON = {"TEAM_A_ROTATED_TOKEN": "dapi" + "0" * 32}
 
 def _refused_line(metrics: Metrics, namespace: str, reason: str) -> str:
     return f'lakegate_tenants_refused{{namespace="{namespace}",reason="{reason}"}} 1.0'
-
-
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.02)
 
 
 async def _policy_step(stack: IdentityStack, namespace: str) -> str:
@@ -132,7 +124,7 @@ async def test_an_unset_variable_heals_on_a_reload_naming_the_credential_another
         with capture_logs() as logs:
             assert await app[TENANTS_RELOADER].reload()  # what SIGHUP runs
             # No probe: the reload itself has the refusals evaluated again.
-            await _until(lambda: "lakegate_tenants_refused{" not in metrics.render().decode())
+            await until(lambda: "lakegate_tenants_refused{" not in metrics.render().decode())
         assert {"event": "tenant_refusal_cleared", "namespace": "team-a"}.items() <= next(
             e for e in logs if e["event"] == "tenant_refusal_cleared"
         ).items()
@@ -159,15 +151,15 @@ async def test_the_watch_rechecks_only_while_a_tenant_is_refused() -> None:
     with capture_logs() as logs:
         await watch.refresh()
         async with watch.running():
-            await _until(lambda: source.asked >= 3)  # periodic while refused
+            await until(lambda: source.asked >= 3)  # periodic while refused
             assert _refused_line(metrics, "team-f", "file") in metrics.render().decode()
             source.now = []  # the file appeared
-            await _until(lambda: "lakegate_tenants_refused{" not in metrics.render().decode())
+            await until(lambda: "lakegate_tenants_refused{" not in metrics.render().decode())
             asked = source.asked
             await asyncio.sleep(0.25)
             assert source.asked == asked, "nothing refused: no periodic work"
             watch.wake()  # a reload
-            await _until(lambda: source.asked == asked + 1)
+            await until(lambda: source.asked == asked + 1)
     events = [(e["event"], e["namespace"]) for e in logs]
     assert events == [("tenant_refused", "team-f"), ("tenant_refusal_cleared", "team-f")]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from gateway.model import RunState
 from gateway.runs.specs import state_changed_event
 from gateway.runs.types import utcnow
 from tests.runs.conftest import new_run
+from tests.support.waiting import until
 from tests.webhooks.conftest import RigFactory
 
 
@@ -204,20 +204,12 @@ async def test_deliveries_are_counted_by_namespace_outcome_and_status(rig: RigFa
             assert line in text
 
 
-async def _until(done: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while True:
-            if done():
-                return
-            await asyncio.sleep(0.02)
-
-
 async def test_a_delivery_longer_than_the_lease_keeps_its_claim(rig: RigFactory) -> None:
     """The lease is renewed while the receiver is slow: no other replica claims the row."""
     async with rig(lease_seconds=1, timeout_seconds=5) as r:
         r.receiver.stall_seconds = 2.5
         await r.complete()
-        await _until(lambda: bool(r.dispatcher._leased))
+        await until(lambda: bool(r.dispatcher._leased))
         for _ in range(4):  # past two leases of 1 s
             await asyncio.sleep(0.6)
             assert await r.store.claim_outbox(utcnow(), owner="other", limit=5,
@@ -235,13 +227,13 @@ async def test_a_delivery_taken_over_is_not_settled_by_the_first_replica(
     async with rig(lease_seconds=1, timeout_seconds=5) as r:
         r.receiver.stall_seconds = 0.8
         await r.complete()
-        await _until(lambda: bool(r.dispatcher._leased))
+        await until(lambda: bool(r.dispatcher._leased))
         with capture_logs() as logs:
             later = utcnow() + timedelta(hours=1)
             [taken] = await r.store.claim_outbox(later, owner="other", limit=5, lease_seconds=1)
             await r.receiver.wait_for(1)
             # The attempt finished and its settlement was written, and refused.
-            await _until(lambda: any(e["event"] == "webhook_settlements_fenced" for e in logs))
+            await until(lambda: any(e["event"] == "webhook_settlements_fenced" for e in logs))
         [row] = await r.rows()
         assert (row.id, row.delivered_at, row.attempts) == (taken.id, None, 0)
         assert "webhook_leases_lost" in [e["event"] for e in logs]
