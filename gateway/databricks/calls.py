@@ -128,11 +128,9 @@ class WorkspaceCalls:
     ) -> dict[str, Any]:
         """The JSON object ``method url`` answers (``{}`` for an empty body), as ``cred``'s
         principal; ``endpoint`` names the call in retries, budgets, errors and metrics."""
-        retrying = self._retry.jobs(endpoint)
-        result: dict[str, Any] = await retrying(
-            self._attempt, ws, cred, method, url, endpoint, params, body
+        return await self._retry.run_jobs(
+            endpoint, lambda: self._attempt(ws, cred, method, url, endpoint, params, body)
         )
-        return result
 
     async def _attempt(
         self,

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -36,6 +38,7 @@ from gateway.settings import DatabricksSettings
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 RetryAfterOf = Callable[[BaseException], float | None]
 
@@ -62,10 +65,34 @@ class RetryPolicy:
             maximum=max(settings.retry_max_seconds, settings.retry_initial_seconds),
         )
 
-    def jobs(self, endpoint: str) -> AsyncRetrying:
-        """A fresh retrying controller for one Jobs API call (it counts auth failures)."""
-        decide = _JobsDecision()
-        return self._retrying(decide, "databricks_call_retrying", endpoint, retry_after_of)
+    async def run_jobs(self, endpoint: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, tried again as the policy says for one Jobs API call.
+
+        The first try runs before any retrying controller exists: nearly every call succeeds
+        at once, and building one (and going through it) cost more than the rest of the
+        call's bookkeeping. A first failure is handed to a controller as its first attempt,
+        with the time it took already spent from the deadline, so the retries that follow,
+        their waits and their log lines are what they would have been.
+        """
+        started = time.monotonic()
+        try:
+            return await attempt()
+        except Exception as exc:  # the controller decides what is retried, as for later tries
+            first: Exception | None = exc
+
+        async def again() -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await attempt()
+
+        spent = time.monotonic() - started
+        retrying = self._retrying(
+            _JobsDecision(), "databricks_call_retrying", endpoint, retry_after_of, spent=spent
+        )
+        result: T = await retrying(again)
+        return result
 
     def token_endpoint(self, url: str, retry_after: RetryAfterOf) -> AsyncRetrying:
         """A retrying controller for one token request; ``retry_after`` reads the wait hint."""
@@ -77,6 +104,8 @@ class RetryPolicy:
         event: str,
         target: str,
         retry_after: RetryAfterOf,
+        *,
+        spent: float = 0.0,
     ) -> AsyncRetrying:
         def retry(state: RetryCallState) -> bool:
             exc = _exception(state)
@@ -97,7 +126,7 @@ class RetryPolicy:
 
         return AsyncRetrying(
             sleep=self.sleep,
-            stop=stop_before_delay(self.deadline),
+            stop=stop_before_delay(max(0.0, self.deadline - spent)),
             wait=WaitRetryAfterFloor(
                 wait_exponential(multiplier=self.initial, max=self.maximum)
                 + wait_random(0, self.initial),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -123,7 +124,7 @@ async def test_transient_errors_are_retried_until_success() -> None:
     """5xx and dropped connections back off and try again."""
     sleeps = Sleeps()
     call = Flaky(DatabricksUnavailable("500"), DatabricksUnavailable("reset"))
-    assert await policy(sleeps).jobs("runs/get")(call) == "ok"
+    assert await policy(sleeps).run_jobs("runs/get", call) == "ok"
     assert call.calls == 3
     assert len(sleeps.calls) == 2
 
@@ -132,7 +133,7 @@ async def test_backoff_grows_and_is_capped() -> None:
     """Waits grow exponentially from initial, plus jitter up to initial, capped at maximum."""
     sleeps = Sleeps()
     call = Flaky(*[DatabricksUnavailable("500") for _ in range(6)])
-    await policy(sleeps, initial=0.1, maximum=0.5).jobs("runs/get")(call)
+    await policy(sleeps, initial=0.1, maximum=0.5).run_jobs("runs/get", call)
     assert 0.1 <= sleeps.calls[0] <= 0.2
     assert 0.2 <= sleeps.calls[1] <= 0.3
     assert all(s <= 0.6 for s in sleeps.calls)
@@ -143,7 +144,7 @@ async def test_rate_limit_waits_at_least_retry_after() -> None:
     """A 429's Retry-After is honoured even when the backoff is shorter."""
     sleeps = Sleeps()
     call = Flaky(DatabricksRateLimited("429", retry_after=3))
-    await policy(sleeps).jobs("runs/submit")(call)
+    await policy(sleeps).run_jobs("runs/submit", call)
     assert 3.0 <= sleeps.calls[0] <= 3.1
 
 
@@ -151,7 +152,7 @@ async def test_auth_failure_is_retried_once_without_waiting() -> None:
     """One refused token: retried at once, with no backoff."""
     sleeps = Sleeps()
     call = Flaky(DatabricksAuthError("refused"))
-    assert await policy(sleeps).jobs("runs/get")(call) == "ok"
+    assert await policy(sleeps).run_jobs("runs/get", call) == "ok"
     assert sleeps.calls == [0.0]
 
 
@@ -159,7 +160,7 @@ async def test_second_auth_failure_is_final() -> None:
     """Two refused tokens in one call: the second error is raised."""
     call = Flaky(DatabricksAuthError("first"), DatabricksAuthError("second"))
     with pytest.raises(DatabricksAuthError, match="second"):
-        await policy(Sleeps()).jobs("runs/get")(call)
+        await policy(Sleeps()).run_jobs("runs/get", call)
     assert call.calls == 2
 
 
@@ -169,7 +170,7 @@ async def test_auth_failures_count_across_transient_errors() -> None:
         DatabricksAuthError("first"), DatabricksUnavailable("503"), DatabricksAuthError("second")
     )
     with pytest.raises(DatabricksAuthError, match="second"):
-        await policy(Sleeps()).jobs("runs/get")(call)
+        await policy(Sleeps()).run_jobs("runs/get", call)
     assert call.calls == 3
 
 
@@ -177,7 +178,7 @@ async def test_each_call_gets_its_own_auth_retry() -> None:
     """The once-only rule is per call, not per policy."""
     retry = policy(Sleeps())
     for _ in range(2):
-        assert await retry.jobs("runs/get")(Flaky(DatabricksAuthError("refused"))) == "ok"
+        assert await retry.run_jobs("runs/get", Flaky(DatabricksAuthError("refused"))) == "ok"
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,7 @@ async def test_permanent_errors_fail_fast(exc: DatabricksError) -> None:
     sleeps = Sleeps()
     call = Flaky(exc)
     with pytest.raises(type(exc)) as raised:
-        await policy(sleeps).jobs("runs/submit")(call)
+        await policy(sleeps).run_jobs("runs/submit", call)
     assert raised.value is exc
     assert call.calls == 1
     assert sleeps.calls == []
@@ -204,7 +205,7 @@ async def test_retry_after_beyond_the_deadline_is_not_waited_for() -> None:
     sleeps = Sleeps()
     call = Flaky(DatabricksRateLimited("429", retry_after=100))
     with pytest.raises(DatabricksRateLimited):
-        await policy(sleeps, deadline=5).jobs("runs/submit")(call)
+        await policy(sleeps, deadline=5).run_jobs("runs/submit", call)
     assert call.calls == 1
     assert sleeps.calls == []
 
@@ -215,16 +216,43 @@ async def test_deadline_bounds_the_whole_call() -> None:
     call = Flaky(*[DatabricksUnavailable("503") for _ in range(1000)])
     started = time.monotonic()
     with pytest.raises(DatabricksUnavailable):
-        await retry.jobs("runs/get")(call)
+        await retry.run_jobs("runs/get", call)
     assert time.monotonic() - started < 0.5
     assert 3 < call.calls < 1000
+
+
+async def test_the_first_attempts_time_counts_toward_the_deadline() -> None:
+    """A slow first try spends the deadline like any other: the retry it leaves no room for
+    is not made, though the wait alone would fit in the whole deadline."""
+
+    class SlowThenBusy:
+        calls = 0
+
+        async def __call__(self) -> str:
+            self.calls += 1
+            await asyncio.sleep(0.25)
+            raise DatabricksRateLimited("429", retry_after=0.1)
+
+    sleeps = Sleeps()
+    call = SlowThenBusy()
+    with pytest.raises(DatabricksRateLimited):
+        await policy(sleeps, deadline=0.3, initial=0.01, maximum=0.02).run_jobs("runs/get", call)
+    assert call.calls == 1
+    assert sleeps.calls == []
+
+
+async def test_a_call_that_succeeds_at_once_is_tried_once() -> None:
+    sleeps = Sleeps()
+    call = Flaky()
+    assert await policy(sleeps).run_jobs("runs/get", call) == "ok"
+    assert (call.calls, sleeps.calls) == (1, [])
 
 
 async def test_retries_are_logged_with_a_constant_event() -> None:
     """Every retry logs databricks_call_retrying with the endpoint and the error."""
     call = Flaky(DatabricksRateLimited("429 slow down", http_status=429, retry_after=1))
     with capture_logs() as logs:
-        await policy(Sleeps()).jobs("runs/submit")(call)
+        await policy(Sleeps()).run_jobs("runs/submit", call)
     (event,) = [e for e in logs if e["event"] == "databricks_call_retrying"]
     assert event["endpoint"] == "runs/submit"
     assert event["error"] == "DatabricksRateLimited"
