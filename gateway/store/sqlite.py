@@ -111,7 +111,7 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
                 INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, message, at, at, identity_ref, dumps(new.principal)),
+                 next_poll_at, message, at, at, identity_ref, dumps(new.principal), state, at),
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
             record_transition(conn, row["id"], None, state, at, message)
