@@ -61,12 +61,14 @@ DUE_RUNS = """
 SELECT * FROM runs WHERE next_poll_at <= ? AND state IN (SELECT value FROM json_each(?))
 ORDER BY next_poll_at, id LIMIT ?
 """
+# From run_counts (migration 12), kept by triggers: a few rows, not a read of every run.
 COUNT_RUNS = """
-SELECT count(*) AS n FROM runs WHERE namespace = ? AND state IN (SELECT value FROM json_each(?))
+SELECT coalesce(sum(n), 0) AS n FROM run_counts
+WHERE namespace = ? AND state IN (SELECT value FROM json_each(?))
 """
 COUNT_ALL_RUNS = """
-SELECT namespace, state, count(*) AS n FROM runs
-WHERE state IN (SELECT value FROM json_each(?)) GROUP BY namespace, state
+SELECT namespace, state, sum(n) AS n FROM run_counts
+WHERE state IN (SELECT value FROM json_each(?)) GROUP BY namespace, state HAVING sum(n) > 0
 """
 
 

@@ -47,9 +47,6 @@ def _only_covering_ranges(plan: list[str], index: str) -> None:
 @pytest.mark.parametrize(
     ("sql", "params", "index"),
     [
-        (_sqlite_quota.NAMESPACE_ACTIVE, ("team-a", '["RUNNING"]'), "runs_namespace_state"),
-        (_sqlite_quota.NAMESPACE_QUEUED, ("team-a",), "runs_namespace_state"),
-        (_sqlite_quota.WORKSPACE_ACTIVE, ("ws", '["RUNNING"]'), "runs_workspace_state"),
         (_sqlite_quota.RATE_WAIT, PARAMS, "runs_namespace_created"),
         (_sqlite_quota.LAST_MINUTE, ("team-a", 0, 1), "runs_namespace_created"),
         (_sqlite_quota.MEAN_RUN, ("team-a", 0), "runs_ended"),
@@ -61,6 +58,32 @@ def test_sqlite_admission_reads_are_covering_index_ranges(
     """Every admission read is a range of one covering index: no table row, no sort. The mean
     run time is runs_ended's (migration 11), which only ended runs are in."""
     _only_covering_ranges(_plan(ledger, sql, params), index)
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "search"),
+    [
+        (
+            _sqlite_quota.NAMESPACE_ACTIVE,
+            ("team-a", '["RUNNING"]'),
+            "PRIMARY KEY (namespace=? AND state=?)",
+        ),
+        (_sqlite_quota.NAMESPACE_QUEUED, ("team-a",), "PRIMARY KEY (namespace=? AND state=?)"),
+        (
+            _sqlite_quota.WORKSPACE_ACTIVE,
+            ("ws", '["RUNNING"]'),
+            "INDEX run_counts_workspace (workspace=? AND state=?)",
+        ),
+    ],
+)
+def test_sqlite_admission_counts_read_a_few_rows_of_run_counts(
+    ledger: Path, sql: str, params: Any, search: str
+) -> None:
+    """The counts are rows of run_counts (migration 12) found by key, one per state asked
+    for: the runs table is not read at all."""
+    plan = _plan(ledger, sql, params)
+    assert any(step.startswith(f"SEARCH run_counts USING {search}") for step in plan), plan
+    assert not any(" runs " in f" {step} " for step in plan), plan
 
 
 @pytest.mark.parametrize("module", [_sqlite_quota, _pg_quota])

@@ -69,6 +69,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (9, "leases"),
         (10, "outbox_owner"),
         (11, "runs_ended"),
+        (12, "run_counts"),
     ]
 
 
