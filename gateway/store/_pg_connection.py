@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from gateway import jsonexact
 from gateway.errors import StoreError
 from gateway.store.errors import StoreUnavailable
 
@@ -69,8 +70,9 @@ def dumps(value: Any) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    # jsonb in and out as Python values.
-    await conn.set_type_codec("jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog")
+    # jsonb in and out as Python values; read by jsonexact (json.loads' values, by orjson
+    # where that is the same), as SQLite's columns are: a run's spec is decoded on every read.
+    await conn.set_type_codec("jsonb", encoder=dumps, decoder=jsonexact.loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

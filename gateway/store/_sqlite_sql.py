@@ -17,6 +17,7 @@ from typing import Any
 from gateway import jsonexact
 from gateway.errors import StoreError
 from gateway.model import RunRecord, RunState, Transition
+from gateway.store._lazy_json import LazyObject
 from gateway.store.base import OutboxEntry
 
 MAX_ID = 2**63 - 1
@@ -133,7 +134,8 @@ def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRec
             id=row["id"],
             namespace=row["namespace"],
             state=RunState(row["state"]),
-            spec=jsonexact.loads(row["spec"]),
+            # Decoded when read: most readers of a run never look at its spec.
+            spec=LazyObject(row["spec"], f"the spec of run {row['id']}"),
             request_fingerprint=row["request_fingerprint"],
             workspace=row["workspace"],
             created_at=from_us(row["created_at"]),

@@ -59,17 +59,43 @@ UNLIMITED_QUOTAS = {
 }
 
 
-def spec(name: str) -> dict[str, Any]:
-    """A one-task runs/submit payload; how long it runs is the emulator config's business."""
+def spec(name: str, tasks: int = 1) -> dict[str, Any]:
+    """A runs/submit payload; how long it runs is the emulator config's business.
+
+    One task by default; more make a pipeline of that many notebook tasks, each after the one
+    before, with a job cluster and parameters of its own, as real specs are: 30 tasks are
+    about 12 KB of JSON."""
+    if tasks == 1:
+        return {
+            "run_name": name,
+            "tasks": [
+                {
+                    "task_key": "main",
+                    "existing_cluster_id": "0101-000000-bench",
+                    "notebook_task": {"notebook_path": "/Shared/bench"},
+                }
+            ],
+        }
+    return {"run_name": name, "tasks": [_pipeline_task(i) for i in range(tasks)]}
+
+
+def _pipeline_task(i: int) -> dict[str, Any]:
     return {
-        "run_name": name,
-        "tasks": [
-            {
-                "task_key": "main",
-                "existing_cluster_id": "0101-000000-bench",
-                "notebook_task": {"notebook_path": "/Shared/bench"},
-            }
-        ],
+        "task_key": f"step_{i}",
+        "depends_on": [{"task_key": f"step_{i - 1}"}] if i else [],
+        "new_cluster": {
+            "spark_version": "15.4.x-scala2.12",
+            "node_type_id": "i3.xlarge",
+            "num_workers": 8,
+            "spark_conf": {"spark.sql.shuffle.partitions": "200"},
+            "custom_tags": {"team": "data"},
+        },
+        "notebook_task": {
+            "notebook_path": f"/Repos/team/etl/step_{i}",
+            "base_parameters": {"date": "2026-12-01", "env": "prod"},
+        },
+        "libraries": [{"pypi": {"package": "pandas==2.2.2"}}],
+        "timeout_seconds": 3600,
     }
 
 

@@ -1,7 +1,7 @@
 """Submit and get through the gateway versus straight to the Databricks emulator.
 
     .venv/bin/python tests/bench/bench_gateway.py [--workers 32] [--requests 3000]
-        [--namespaces 8] [--tmpfs] [--quiet-poller] [--seconds 60]
+        [--namespaces 8] [--tmpfs] [--quiet-poller] [--seconds 60] [--tasks 1]
 
 The emulator and the gateway each run in their own process (``_stack.running_stack``), and
 one aiohttp load generator, in this process, drives both in the same run, so the ratio
@@ -27,6 +27,9 @@ fsync costs nothing, and prints what share of the submit latency the difference 
 prints the ledger's commits and writes during the submit phase, from the gateway's own
 /metrics (``lakegate_ledger_commits_total``, ``lakegate_ledger_writes_total``): how many writes
 each commit carried.
+
+``--tasks N`` gives every spec N tasks (a pipeline, each task with a job cluster and
+parameters; 30 are about 12 KB): what the ledger stores, decodes and sends grows with it.
 
 What the issue-16 targets are read from: the "µs per request" column (gateway process CPU
 time per request, user + system, from /proc, not wall time) and the throughput ratios, all
@@ -130,7 +133,7 @@ async def drive(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
         async def direct_submit(_i: int) -> None:
-            body = {**spec("bench-direct"), "idempotency_token": uuid.uuid4().hex}
+            body = {**spec("bench-direct", args.tasks), "idempotency_token": uuid.uuid4().hex}
             async with http.post(f"{emu}{API}/submit", json=body, headers=direct_auth) as resp:
                 data = await resp.json()
                 assert resp.status == 200, f"runs/submit {resp.status}"
@@ -139,7 +142,7 @@ async def drive(
         async def gateway_submit(i: int) -> None:
             ns = namespaces[i % len(namespaces)]
             headers = {"Idempotency-Key": uuid.uuid4().hex}
-            body = {"spec": spec("bench-gateway")}
+            body = {"spec": spec("bench-gateway", args.tasks)}
             url = f"{gw}/v1/namespaces/{ns}/runs"
             async with http.post(url, json=body, headers=headers) as resp:
                 data = await resp.json()
@@ -266,6 +269,10 @@ def arguments(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentPa
     parser.add_argument("--requests", type=int, default=3000, help="per phase, after warm-up")
     parser.add_argument("--seconds", type=float, default=60.0, help="cap per phase")
     parser.add_argument("--namespaces", type=int, default=8)
+    parser.add_argument(
+        "--tasks", type=int, default=1,
+        help="tasks in each run's spec (default 1); 30 make about 12 KB, a real pipeline's size",
+    )  # fmt: skip
     parser.add_argument("--tmpfs", action="store_true", help=f"also run with the ledger in {TMPFS}")
     parser.add_argument("--quiet-poller", action="store_true", help="keep the poller idle")
     parser.add_argument("--log-level", default="info", help="the gateway's (default: info)")
@@ -282,7 +289,8 @@ def main() -> int:
     print(
         f"gateway bench: {args.workers} workers, {args.requests} requests per phase (cap "
         f"{args.seconds:g} s) after {args.workers * 4} warm-up submits each way, "
-        f"{args.namespaces} namespaces (PAT and OAuth M2M alternating)\n"
+        f"{args.namespaces} namespaces (PAT and OAuth M2M alternating), {args.tasks} task(s) "
+        "per spec\n"
         f"emulator, gateway and load generator each in their own process, sharing "
         f"{os.cpu_count()} CPUs: every gateway request also costs an emulator request on the "
         f"same cores\nruns stay active for an hour; gateway poller {poller}, gateway log "

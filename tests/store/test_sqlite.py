@@ -168,9 +168,21 @@ async def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:
 async def test_a_malformed_row_is_a_store_error(store: SqliteStore, path: Path) -> None:
     """A row the code cannot read (e.g. written by a newer version) raises StoreError."""
     run, _ = await store.create_run(new_run(), NOW)
-    execute(path, "UPDATE runs SET spec = '{not json'")
+    execute(path, "UPDATE runs SET labels = '{not json'")
     with pytest.raises(StoreError, match=f"run {run.id}"):
         await store.get_run_by_id(run.id)
+
+
+async def test_a_malformed_spec_fails_where_it_is_read(store: SqliteStore, path: Path) -> None:
+    """The spec is decoded when read: a bad one is a StoreError naming the run there, and
+    the rest of the row (all a poll or the API's view needs) still reads."""
+    run, _ = await store.create_run(new_run(), NOW)
+    execute(path, "UPDATE runs SET spec = '{not json'")
+    found = await store.get_run_by_id(run.id)
+    assert found is not None
+    assert found.namespace == run.namespace
+    with pytest.raises(StoreError, match=f"the spec of run {run.id} in the ledger is malformed"):
+        found.spec.get("run_name")
 
 
 async def test_cancelled_callers_leave_no_half_written_run(store: SqliteStore) -> None:
