@@ -1,10 +1,19 @@
-"""JSON decoding that is quick and exact: orjson where it reads a text as the standard
-decoder would, the standard decoder where it would not.
+"""JSON that is quick and exact: orjson where it reads or writes as the standard library
+would, the standard library where it would not.
 
-orjson decodes three to five times as quick, but reads an integer past 64 bits (a run of 19
-digits can be one) as a float, silently, and refuses what the standard decoder takes (NaN,
-Infinity, lone surrogates). Such a text goes to the standard decoder, so the value is the
-one ``json.loads`` gives, always.
+Decoding: orjson is three to five times as quick, but reads an integer past 64 bits (a run
+of 19 digits can be one) as a float, silently, and refuses what the standard decoder takes
+(NaN, Infinity, lone surrogates). Such a text goes to the standard decoder, so the value is
+the one ``json.loads`` gives, always.
+
+Encoding (``dumps``): orjson is ten times as quick on a large spec, but writes NaN and the
+infinities as null, and serialises some of what the standard encoder refuses. Datetimes and
+dataclasses are refused here too, anything orjson cannot take goes to the standard encoder,
+and any text of orjson's with a null in it is made again by the standard encoder, which
+refuses NaN. So for JSON values (what a decoder made: the only values lakegate writes) the
+text holds the value ``json.dumps(value, allow_nan=False)`` would, or the same error is
+raised; orjson alone still writes a UUID or an Enum, which json refuses. The bytes may
+differ (``1e+16`` is ``1e16``): what needs stable bytes, a fingerprint, uses json itself.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from typing import Any
 import orjson
 
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
+# Datetimes and dataclasses go to ``_refuse``, as the standard encoder refuses them.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def loads(text: str) -> Any:
@@ -26,3 +37,28 @@ def loads(text: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of ``value`` (UTF-8 text, not ASCII escapes), as ``json.dumps`` with
+    ``allow_nan=False`` reads; ValueError for NaN or an infinity, TypeError for what is not
+    JSON."""
+    try:
+        text = orjson.dumps(value, default=_refuse, option=_STRICT)
+    except TypeError:
+        # An integer past 64 bits, a key that is not a string (json makes it one), or a
+        # value neither takes: json decides, and raises for the last.
+        return _standard(value)
+    if b"null" in text:
+        # orjson's null may have been a NaN or an infinity.
+        return _standard(value)
+    # A subclass of str, int, float, dict or list is written as its base, as json does.
+    return text.decode("utf-8")
+
+
+def _standard(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

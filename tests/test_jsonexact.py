@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,6 +27,12 @@ VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
 
 
 def same(a: Any, b: Any) -> bool:
@@ -63,3 +71,47 @@ def test_the_texts_orjson_alone_reads_otherwise(text: str) -> None:
 def test_what_is_not_json_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="property name enclosed in double quotes"):
         jsonexact.loads("{'a': 1}")
+
+
+# --- dumps ----------------------------------------------------------------------------------
+
+
+def standard(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@given(VALUES)
+def test_every_value_is_written_as_the_standard_encoder_would_read(value: Any) -> None:
+    """The text decodes to what json's text decodes to, and each raises where the other does."""
+    try:
+        expected = standard(value)
+    except ValueError:
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            jsonexact.dumps(value)
+        return
+    assert same(json.loads(jsonexact.dumps(value)), json.loads(expected))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"n": 2**64},  # past orjson's integers
+        {1: "a"},  # a key json turns into text
+        [None, {"a": None}],
+        {"nested": [{"deep": [1.5, -0.0, 1e300]}]},
+    ],
+)
+def test_the_values_orjson_alone_writes_otherwise(value: Any) -> None:
+    assert json.loads(jsonexact.dumps(value)) == json.loads(standard(value))
+
+
+@pytest.mark.parametrize("value", [float("nan"), {"a": [float("inf")]}, -math.inf])
+def test_nan_and_the_infinities_are_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        jsonexact.dumps(value)
+
+
+@pytest.mark.parametrize("value", [datetime.now(UTC), {"a": {1, 2}}, object(), Point(1, 2)])
+def test_what_json_refuses_is_a_type_error(value: Any) -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsonexact.dumps(value)

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.api.jsonbody import depth, strict_loads
+from gateway.api.jsonbody import depth, read_json
 from gateway.errors import InvalidRequest
 from gateway.model import RunState
 from gateway.runs.specs import shape_problem, without_nulls
@@ -155,15 +155,16 @@ def _refuse(exc: ValidationError) -> NoReturn:
 def parse_submit(body: bytes) -> SubmitRequest:
     """Decode and validate a submission body."""
     try:
-        data = strict_loads(body)
+        parsed = read_json(body)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
         raise InvalidRequest(
             "The request body is not JSON; send a JSON object with 'spec'.", field="body"
         ) from exc
+    data = parsed.value
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", field="body")
-    where = unencodable(data)
+    where = None if parsed.text_checked else unencodable(data)
     if where is not None:
         raise InvalidRequest(
             f"{where} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is "
@@ -172,7 +173,8 @@ def parse_submit(body: bytes) -> SubmitRequest:
         )
     try:
         # A null counts as absent at every depth, in lakegate's fields and in the spec alike.
-        return SubmitBody.model_validate(without_nulls(data)).to_request()
+        cleaned = without_nulls(data) if parsed.may_hold_null else data
+        return SubmitBody.model_validate(cleaned).to_request()
     except ValidationError as exc:
         _refuse(exc)
 

@@ -13,7 +13,6 @@ Every aiohttp exception is translated into ``gateway.errors`` here and only here
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway import __version__
+from gateway import __version__, jsonexact
 from gateway.databricks import wire
 from gateway.databricks.auth import AzureManagementTokens, TokenProvider
 from gateway.databricks.budgets import RequestBudgets
@@ -181,7 +180,7 @@ class WorkspaceCalls:
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
-            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+            data = jsonexact.dumps(body).encode("utf-8")
         if self._budgets is not None:  # every attempt counts against the workspace's budget
             await self._budgets.turn(ws.host, endpoint)
         async with self._slot(ws):

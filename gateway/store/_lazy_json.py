@@ -25,10 +25,12 @@ class LazyObject(Mapping[str, Any]):
 
     __slots__ = ("_text", "_value", "_what")
 
-    def __init__(self, text: str, what: str) -> None:
+    def __init__(self, text: str, what: str, value: dict[str, Any] | None = None) -> None:
+        """``value``, when given, is what ``text`` decodes to: the object the text was
+        just written from, which then needs no decoding."""
         self._text = text
         self._what = what
-        self._value: dict[str, Any] | None = None
+        self._value = value
 
     def _decoded(self) -> dict[str, Any]:
         value = self._value

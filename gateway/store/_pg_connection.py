@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,7 +65,7 @@ class PoolSettings:
 
 def dumps(value: Any) -> str:
     """Compact JSON; NaN and non-JSON values raise ValueError or TypeError."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return jsonexact.dumps(value)
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:

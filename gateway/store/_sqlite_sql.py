@@ -90,7 +90,7 @@ def _maybe_time(value: int | None) -> datetime | None:
 
 def dumps(value: Any) -> str:
     """Compact JSON; NaN and non-JSON values raise here, before any transaction starts."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return jsonexact.dumps(value)
 
 
 def identity_ref_text(ref: Mapping[str, str]) -> str:
@@ -128,14 +128,17 @@ def row_state(row: sqlite3.Row) -> RunState:
         raise StoreError(f"run {row['id']} has an unknown state {row['state']!r}") from exc
 
 
-def decode_run(row: sqlite3.Row, history: tuple[Transition, ...] = ()) -> RunRecord:
+def decode_run(
+    row: sqlite3.Row, history: tuple[Transition, ...] = (), spec: dict[str, Any] | None = None
+) -> RunRecord:
+    """The run in ``row``; ``spec`` is its decoded spec when the caller has it already."""
     try:
         return RunRecord(
             id=row["id"],
             namespace=row["namespace"],
             state=RunState(row["state"]),
             # Decoded when read: most readers of a run never look at its spec.
-            spec=LazyObject(row["spec"], f"the spec of run {row['id']}"),
+            spec=LazyObject(row["spec"], f"the spec of run {row['id']}", spec),
             request_fingerprint=row["request_fingerprint"],
             workspace=row["workspace"],
             created_at=from_us(row["created_at"]),

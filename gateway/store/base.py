@@ -48,6 +48,8 @@ class NewRun:
     """A run to insert: everything the caller decides before the ledger assigns an id."""
 
     namespace: str
+    # A JSON object as a decoder gives one (string keys, lists, no tuples): it reads back
+    # from the ledger's text as itself.
     spec: Mapping[str, Any]
     request_fingerprint: str
     workspace: str

@@ -83,6 +83,9 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
         needs: UsageNeeds = EVERY_USAGE,
     ) -> tuple[RunRecord, bool]:
         at, spec, labels = to_us(now), dumps(new.spec), dumps(new.labels)
+        # A spec is a JSON object decoded from a request (NewRun's contract), which reads back
+        # from its text as itself.
+        written = new.spec if type(new.spec) is dict else None
         next_poll_at = None if new.next_poll_at is None else to_us(new.next_poll_at)
         identity_ref = identity_ref_text(new.identity_ref)
 
@@ -115,7 +118,8 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
             )  # fmt: skip
             assert row is not None  # RETURNING always yields the inserted row
             record_transition(conn, row["id"], None, state, at, message)
-            return decode_run(row), True
+            # The spec just written is the one the row holds: the submission reads it next.
+            return decode_run(row, spec=written), True
 
         return await self._run(body, write=True)
 

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.compat.errors import CompatError
 from gateway.api.compat.wire import epoch_ms
-from gateway.api.jsonbody import depth, strict_loads
+from gateway.api.jsonbody import depth, read_json
 from gateway.api.schemas import MAX_LABELS, MAX_SPEC_DEPTH, LabelKey, LabelValue, unencodable
 from gateway.model import TERMINAL_STATES, RunRecord, RunState
 from gateway.runs.specs import shape_problem, task_types, without_nulls
@@ -55,24 +55,27 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = strict_loads(raw)
+        parsed = read_json(raw)
     except (ValueError, RecursionError) as exc:
         raise CompatError(
             "Invalid JSON given in the body of the request - failed to parse given JSON",
             error_code="MALFORMED_REQUEST",
         ) from exc
+    body = parsed.value
     if not isinstance(body, dict):
         raise CompatError(
             "Invalid JSON given in the body of the request - expected a map",
             error_code="MALFORMED_REQUEST",
         )
-    where = unencodable(body)
+    where = None if parsed.text_checked else unencodable(body)
     if where is not None:
         raise CompatError(
             f"Invalid JSON given in the body of the request - {where} is not valid text "
             "(a lone surrogate)",
             error_code="MALFORMED_REQUEST",
         )
+    if not parsed.may_hold_null:
+        return body
     stripped: dict[str, Any] = without_nulls(body)
     return stripped
 
