@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from gateway.model.states import RunState
 
 
@@ -83,8 +85,37 @@ class NamespaceUsage:
 
 def request_fingerprint(body: Mapping[str, Any]) -> str:
     """A stable digest of a submission body, to tell a retry from a different request."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def canonical_json(body: Mapping[str, Any]) -> bytes:
+    """``json.dumps(body, sort_keys=True, compact, ensure_ascii=False)`` in UTF-8: the bytes
+    every stored fingerprint was made of, so they must never change.
+
+    orjson writes exactly these bytes for a value without a float, several times as quick
+    (tested over arbitrary such values); a float, whose text differs (``1e+16``, ``1e16``),
+    or what orjson cannot take (an integer past 64 bits) is written by json itself."""
+    if not _holds_float(body):
+        try:
+            return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _holds_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:
+            stack.extend(node)
+        elif kind is float or (kind is not bool and isinstance(node, float)):
+            return True
+    return False
 
 
 def databricks_idempotency_token(installation_id: str, run_id: int) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,6 +23,7 @@ from gateway.model import (
     request_fingerprint,
     transition,
 )
+from gateway.model.records import canonical_json
 
 S = RunState
 ENDS = {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELED, S.SKIPPED, S.INTERNAL_ERROR}
@@ -191,6 +194,54 @@ def test_fingerprint_ignores_key_order_but_not_values() -> None:
     b = request_fingerprint({"tasks": [{"task_key": "a"}], "run_name": "x"})
     c = request_fingerprint({"tasks": [{"task_key": "b"}], "run_name": "x"})
     assert a == b != c
+
+
+def _standard_canonical(value: Any) -> bytes:
+    """How every fingerprint was made before orjson: the bytes stored ones depend on."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON, max_size=5))
+def test_the_canonical_bytes_are_the_standard_encoders(body: dict[str, Any]) -> None:
+    """With floats or without, integers past 64 bits, any text: the same bytes as before."""
+    assert canonical_json(body) == _standard_canonical(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "digest"),
+    [
+        (
+            {"spec": {"run_name": "nightly", "tasks": [{"task_key": "é", "timeout_seconds": 3600,
+             "ok": True, "n": None}]}, "callback_url": None, "labels": {"team": "data"},
+             "identity": {}},
+            "8df0b549af6b6da69aae8b318151fded0a26c4d8eafff04f78a62488a99470f8",
+        ),
+        (
+            {"spec": {"run_name": "nightly", "tasks": [{"task_key": "é", "timeout_seconds": 3600,
+             "x": 1.5e16, "big": 2**70, "n": None, "ok": True}]}, "callback_url": None,
+             "labels": {"team": "data"}, "identity": {}},
+            "ec8b78ed26ef2295b231169634b2db2a1ad23e7adc4590c89fab00935a10f999",
+        ),
+    ],
+)  # fmt: skip
+def test_a_fingerprint_stored_by_an_earlier_version_still_matches(
+    body: dict[str, Any], digest: str
+) -> None:
+    """Digests computed with json.dumps before the orjson path: a retry across an upgrade
+    must still be recognised as the same request."""
+    assert request_fingerprint(body) == digest
 
 
 def test_idempotency_token_fits_databricks_limit_for_any_int64_id() -> None:
