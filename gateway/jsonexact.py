@@ -19,19 +19,29 @@ differ (``1e+16`` is ``1e16``): what needs stable bytes, a fingerprint, uses jso
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# Every ASCII digit made "0", every other byte " ": a run of 19 digits is then a substring
+# search, where a regular expression tried its class at every position (270 us for 13 KB).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN = b"0" * 19
 # Datetimes and dataclasses go to ``_refuse``, as the standard encoder refuses them.
 _STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+def long_digits(data: bytes | str) -> bool:
+    """Whether ``data`` has a run of 19 ASCII digits: an integer orjson may read as a float."""
+    if isinstance(data, str):
+        # One UTF-8 copy (a lone surrogate kept, it is no digit) is quicker than a str scan.
+        data = data.encode("utf-8", "surrogatepass")
+    return _NINETEEN in data.translate(_DIGITS_ONLY)
+
+
 def loads(text: str) -> Any:
     """``json.loads(text)``, by orjson when that is the same."""
-    if _LONG_DIGITS.search(text) is None:
+    if not long_digits(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

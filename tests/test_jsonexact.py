@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway import jsonexact
@@ -115,3 +116,14 @@ def test_nan_and_the_infinities_are_refused(value: Any) -> None:
 def test_what_json_refuses_is_a_type_error(value: Any) -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         jsonexact.dumps(value)
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 ,.-é٣\ud800"), max_size=60))
+@example("1" * 19)
+@example("[" + "9" * 18 + "]")
+@example("é" + "0" * 25)
+def test_long_digits_finds_exactly_the_runs_of_19_ascii_digits(text: str) -> None:
+    """Other digits (Arabic-Indic, here) are not JSON's; a lone surrogate breaks nothing."""
+    expected = re.search("[0-9]{19}", text) is not None
+    assert jsonexact.long_digits(text) is expected
+    assert jsonexact.long_digits(text.encode("utf-8", "surrogatepass")) is expected
