@@ -13,21 +13,11 @@ from hypothesis import strategies as st
 
 from gateway.api.jsonbody import depth, read_json, strict_loads
 from gateway.api.schemas import unencodable
+from tests.support.json_values import json_values
 
-# Texts a client may send: integers past 64 bits, floats near the ends of the range, text
+# Bodies a client may send: integers past 64 bits, floats near the ends of the range, text
 # with escapes and lone surrogates, nulls.
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
+VALUES = json_values(int_bits=80)
 
 
 def standard(raw: bytes) -> Any:

@@ -24,6 +24,7 @@ from gateway.model import (
     transition,
 )
 from gateway.model.records import canonical_json
+from tests.support.json_values import REAL_TEXT, json_values
 
 S = RunState
 ENDS = {S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELED, S.SKIPPED, S.INTERNAL_ERROR}
@@ -201,19 +202,7 @@ def _standard_canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
-    max_leaves=15,
-)
-
-
-@given(st.dictionaries(_TEXT, _JSON, max_size=5))
+@given(st.dictionaries(REAL_TEXT, json_values(text=REAL_TEXT, int_bits=70), max_size=5))
 def test_the_canonical_bytes_are_the_standard_encoders(body: dict[str, Any]) -> None:
     """With floats or without, integers past 64 bits, any text: the same bytes as before."""
     assert canonical_json(body) == _standard_canonical(body)

@@ -7,7 +7,7 @@ inserts, updates and deletes, and the migration's backfill over a ledger from be
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from gateway.model import ACTIVE_STATES, RunState
 from gateway.store import _sqlite_quota, _sqlite_sql
-from gateway.store._sqlite_schema import configure, migrate
+from gateway.store._sqlite_schema import migrate
 from gateway.store.migrate import load_migrations
-from gateway.store.sqlite import SqliteStore
+from tests.store.factories import NOW, new_run
+from tests.store.old_ledger import ledger_before, upgraded
 
 MIGRATION = next(m for m in load_migrations("sqlite") if m.name == "run_counts")
 NAMESPACES = st.sampled_from(["team-a", "team-b", "team-c"])
@@ -114,28 +115,20 @@ def test_the_gauges_and_the_queue_pass_count_without_reading_runs(
 
 def _old_ledger(path: Path) -> None:
     """A ledger at migration 11 with runs of two namespaces and two workspaces."""
-    earlier = tuple(m for m in load_migrations("sqlite") if m.version < MIGRATION.version)
-    with closing(sqlite3.connect(path)) as conn:
-        configure(conn, 1000)
-        migrate(conn, earlier)
-        with conn:
-            for namespace, workspace, state, times in [
-                ("team-a", "main", "RUNNING", 3),
-                ("team-a", "main", "SUCCEEDED", 2),
-                ("team-a", "other", "QUEUED", 1),
-                ("team-b", "main", "PENDING", 4),
-            ]:
-                for _ in range(times):
-                    _insert(conn, namespace, workspace, state)
+    with ledger_before(path, "run_counts") as conn:
+        for namespace, workspace, state, times in [
+            ("team-a", "main", "RUNNING", 3),
+            ("team-a", "main", "SUCCEEDED", 2),
+            ("team-a", "other", "QUEUED", 1),
+            ("team-b", "main", "PENDING", 4),
+        ]:
+            for _ in range(times):
+                _insert(conn, namespace, workspace, state)
 
 
 async def test_a_ledger_from_before_counts_the_runs_it_has(tmp_path: Path) -> None:
     """Migration 12 counts the runs already there; reads and later writes go on from it."""
-    path = tmp_path / "old.db"
-    await asyncio.to_thread(_old_ledger, path)
-    store = SqliteStore(path)
-    await store.open()
-    try:
+    async with upgraded(tmp_path / "old.db", _old_ledger) as store:
         assert await store.count_runs("team-a", ACTIVE_STATES) == 3
         assert await store.counts_by_namespace_state() == {
             ("team-a", RunState.RUNNING): 3,
@@ -148,5 +141,5 @@ async def test_a_ledger_from_before_counts_the_runs_it_has(tmp_path: Path) -> No
             {("other", "team-a"): 1},
             {("main", "team-a"): 3, ("main", "team-b"): 4},
         )
-    finally:
-        await store.close()
+        await store.create_run(dataclasses.replace(new_run("team-b"), workspace="main"), NOW)
+        assert await store.active_counts() == {("main", "team-a"): 3, ("main", "team-b"): 5}

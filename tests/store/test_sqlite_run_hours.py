@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 from contextlib import closing
@@ -12,11 +11,11 @@ import pytest
 
 from gateway.model import TERMINAL_STATES
 from gateway.store._sqlite_quota import RUN_SECONDS, RUN_SPANS
-from gateway.store._sqlite_schema import configure, migrate
+from gateway.store._sqlite_schema import migrate
 from gateway.store._sqlite_sql import to_us
 from gateway.store.migrate import load_migrations
-from gateway.store.sqlite import SqliteStore
 from tests.store.factories import NOW, at
+from tests.store.old_ledger import ledger_before, upgraded
 
 MIGRATION = next(m for m in load_migrations("sqlite") if m.name == "run_hours")
 
@@ -45,29 +44,19 @@ def test_run_time_reads_two_ranges_of_its_covering_index(tmp_path: Path, sql: st
 
 def _old_ledger(path: Path) -> None:
     """A ledger at migration 6 with one run queued, admitted and ended."""
-    earlier = tuple(m for m in load_migrations("sqlite") if m.version < MIGRATION.version)
-    with closing(sqlite3.connect(path)) as conn:
-        configure(conn, 1000)
-        migrate(conn, earlier)
-        with conn:
+    with ledger_before(path, MIGRATION.name) as conn:
+        conn.execute(
+            "INSERT INTO runs (id, namespace, state, spec, request_fingerprint, workspace,"
+            " created_at, updated_at) VALUES (1, 'team-a', 'SUCCEEDED', '{}', 'f', 'ws', 0, 0)"
+        )
+        for to_state, seconds in [("QUEUED", -100), ("SUBMITTING", -60), ("SUCCEEDED", -10)]:
             conn.execute(
-                "INSERT INTO runs (id, namespace, state, spec, request_fingerprint, workspace,"
-                " created_at, updated_at) VALUES (1, 'team-a', 'SUCCEEDED', '{}', 'f', 'ws', 0, 0)"
+                "INSERT INTO run_transitions (run_id, to_state, at) VALUES (1, ?, ?)",
+                (to_state, to_us(at(seconds))),
             )
-            for to_state, seconds in [("QUEUED", -100), ("SUBMITTING", -60), ("SUCCEEDED", -10)]:
-                conn.execute(
-                    "INSERT INTO run_transitions (run_id, to_state, at) VALUES (1, ?, ?)",
-                    (to_state, to_us(at(seconds))),
-                )
 
 
 async def test_a_ledger_from_before_takes_run_times_from_its_history(tmp_path: Path) -> None:
     """Runs written before migration 7 get started_at and ended_at from run_transitions."""
-    path = tmp_path / "old.db"
-    await asyncio.to_thread(_old_ledger, path)
-    store = SqliteStore(path)
-    await store.open()
-    try:
+    async with upgraded(tmp_path / "old.db", _old_ledger) as store:
         assert await store.run_spans("team-a", NOW) == [(at(-60), at(-10))]
-    finally:
-        await store.close()
