@@ -69,8 +69,9 @@ def dumps(value: Any) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    # jsonb in and out as Python values; read by jsonexact (json.loads' values, by orjson
-    # where that is the same), as SQLite's columns are: a run's spec is decoded on every read.
+    # jsonb in and out as Python values, read by jsonexact (json.loads' values, by orjson
+    # where that is the same): asyncpg decodes every jsonb column of every row it reads, a
+    # run's spec included.
     await conn.set_type_codec("jsonb", encoder=dumps, decoder=jsonexact.loads, schema="pg_catalog")
 
 

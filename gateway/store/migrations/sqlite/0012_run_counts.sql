@@ -1,9 +1,10 @@
 -- How many runs each (namespace, workspace) has in each state, kept by triggers in the same
 -- transaction as the write that changes it. As count(*) over the runs' indexes these reads
 -- grew with the runs counted: the run gauges' per-state counts of every live run scanned the
--- whole index, ended runs included (41 ms at 200,000 runs, every refresh, holding up the
+-- whole index, ended runs included (36-41 ms at 200,000 runs, every refresh, holding up the
 -- ledger's writes meanwhile), and a capped workspace's active runs, read on every accepted
--- submit, took 187 us at 2,000 active. From this table each is a few rows (29 us, 17 us).
+-- submit, took 187-203 us at 2,000 active. From this table each is a few rows (24-29 us,
+-- 17-20 us: tests/bench/bench_counts.py).
 --
 -- SQLite only: it has one writer at a time, so the hot rows cost nothing in contention. On
 -- PostgreSQL every replica's writes of a namespace would queue on the same rows.
