@@ -27,7 +27,7 @@ from gateway.databricks.budgets import RequestBudgets
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import DatabricksAuthError, DatabricksError, DatabricksUnavailable
 from gateway.logs import get_logger
-from gateway.settings import WorkspaceSettings
+from gateway.settings import DatabricksSettings, WorkspaceSettings
 
 log = get_logger(__name__)
 
@@ -83,6 +83,14 @@ async def azure_headers(ws: Workspace, cred: TokenProvider) -> dict[str, str]:
         AZURE_MANAGEMENT_TOKEN_HEADER: management,
         AZURE_RESOURCE_ID_HEADER: ws.azure_resource_id,
     }
+
+
+def request_timeout(settings: DatabricksSettings) -> aiohttp.ClientTimeout:
+    """One attempt's time limits, as the settings give them: the whole attempt, and the
+    connection within it."""
+    return aiohttp.ClientTimeout(
+        total=settings.request_timeout_seconds, sock_connect=settings.connect_timeout_seconds
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from gateway.databricks.auth import TokenProvider
-from gateway.databricks.calls import OnCall, Workspace, WorkspaceCalls
+from gateway.databricks.calls import OnCall, Workspace, WorkspaceCalls, request_timeout
 from gateway.databricks.retries import RetryPolicy
 from gateway.errors import DatabricksError
 from gateway.secrets_registry import remember
@@ -101,12 +101,8 @@ class GitCredentialsClient:
         *,
         on_call: OnCall | None = None,
     ) -> GitCredentialsClient:
-        timeout = aiohttp.ClientTimeout(
-            total=settings.request_timeout_seconds, sock_connect=settings.connect_timeout_seconds
-        )
-        return cls(
-            session, retry=RetryPolicy.from_settings(settings), timeout=timeout, on_call=on_call
-        )
+        retry = RetryPolicy.from_settings(settings)
+        return cls(session, retry=retry, timeout=request_timeout(settings), on_call=on_call)
 
     async def list(self, ws: Workspace, cred: TokenProvider) -> list[GitCredential]:
         return parse_list(await self._call(ws, cred, "GET", "", "git-credentials/list"))

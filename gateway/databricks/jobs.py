@@ -24,6 +24,7 @@ from gateway.databricks.calls import (
     Workspace,
     WorkspaceCalls,
     azure_headers,
+    request_timeout,
 )
 from gateway.databricks.retries import RetryPolicy
 from gateway.databricks.wire import RunSnapshot, RunsPage
@@ -76,11 +77,8 @@ class JobsClient:
         on_call: OnCall | None = None,
         budgets: RequestBudgets | None = None,
     ) -> JobsClient:
-        timeout = aiohttp.ClientTimeout(
-            total=settings.request_timeout_seconds,
-            sock_connect=settings.connect_timeout_seconds,
-        )
         retry = RetryPolicy.from_settings(settings)
+        timeout = request_timeout(settings)
         return cls(session, retry=retry, timeout=timeout, on_call=on_call, budgets=budgets)
 
     # --- the Jobs API ---------------------------------------------------------------------------
