@@ -1,4 +1,4 @@
-"""A JSON object column held as its text until somebody reads it.
+"""A run's spec held as its ledger text until somebody reads it.
 
 A run's spec is the largest thing in its row (a hundred-task job is tens of kilobytes) and
 nearly nothing that reads a run looks at it: the poller claims and reschedules runs by the
@@ -21,15 +21,16 @@ from gateway.errors import StoreError
 
 
 class LazyObject(Mapping[str, Any]):
-    """The JSON object ``text``, decoded on first use; ``what`` names it in errors."""
+    """The spec of run ``run_id``, JSON object ``text``, decoded on first use."""
 
-    __slots__ = ("_text", "_value", "_what")
+    __slots__ = ("_run_id", "_text", "_value")
 
-    def __init__(self, text: str, what: str, value: dict[str, Any] | None = None) -> None:
+    def __init__(self, text: str, run_id: int, value: dict[str, Any] | None = None) -> None:
         """``value``, when given, is what ``text`` decodes to: the object the text was
-        just written from, which then needs no decoding."""
+        just written from, which then needs no decoding. The run id is kept, not an error
+        message made from it: rows are decoded by the hundred, and errors are rare."""
         self._text = text
-        self._what = what
+        self._run_id = run_id
         self._value = value
 
     def _decoded(self) -> dict[str, Any]:
@@ -38,15 +39,15 @@ class LazyObject(Mapping[str, Any]):
             try:
                 decoded = jsonexact.loads(self._text)
             except ValueError as exc:
-                raise StoreError(f"{self._what} in the ledger is malformed: {exc}") from exc
+                raise self._malformed(str(exc)) from exc
             if not isinstance(decoded, dict):
-                raise StoreError(
-                    f"{self._what} in the ledger is malformed: not a JSON object but "
-                    f"{type(decoded).__name__}"
-                )
+                raise self._malformed(f"not a JSON object but {type(decoded).__name__}")
             # Two threads decoding at once both get an equal dict; either may be kept.
             value = self._value = decoded
         return value
+
+    def _malformed(self, why: str) -> StoreError:
+        return StoreError(f"the spec of run {self._run_id} in the ledger is malformed: {why}")
 
     def __getitem__(self, key: str) -> Any:
         return self._decoded()[key]

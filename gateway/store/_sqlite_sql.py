@@ -138,7 +138,7 @@ def decode_run(
             namespace=row["namespace"],
             state=RunState(row["state"]),
             # Decoded when read: most readers of a run never look at its spec.
-            spec=LazyObject(row["spec"], f"the spec of run {row['id']}", spec),
+            spec=LazyObject(row["spec"], row["id"], spec),
             request_fingerprint=row["request_fingerprint"],
             workspace=row["workspace"],
             created_at=from_us(row["created_at"]),
