@@ -6,7 +6,7 @@ once, and runs that have left the active list (they ended, and the list does not
 are asked about with ``runs/get``, or, when more than a page's worth ended, read from one
 ``completed_only`` walk that stops once it has shown them all. Polling a few thousand active
 runs so costs a few list pages per identity per interval instead of one call per run. The
-group's runs come from one store query (``Store.active_runs_of_group``). The interval
+group's runs come from one store query that leases them (``Store.claim_group``). The interval
 follows the age of the group's youngest run (``model.next_poll_delay``), with jitter so
 groups do not align, and is at least one shortest interval per page the walk took: a group
 costs at most one page per shortest interval, so the calls per run fall as groups grow. At
