@@ -64,14 +64,12 @@ def read_json(raw: bytes) -> JsonBody:
     return JsonBody(_standard_loads(raw), text_checked=False, may_hold_null=True)
 
 
-def strict_loads(raw: bytes | str) -> Any:
+def strict_loads(raw: bytes) -> Any:
     """Decode JSON, refusing NaN, Infinity and out-of-range numbers (ValueError)."""
-    if isinstance(raw, bytes):
-        return read_json(raw).value
-    return _standard_loads(raw)
+    return read_json(raw).value
 
 
-def _standard_loads(raw: bytes | str) -> Any:
+def _standard_loads(raw: bytes) -> Any:
     return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
 
 

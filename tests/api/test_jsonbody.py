@@ -82,7 +82,7 @@ def test_what_the_strict_reading_refuses_is_still_refused(raw: bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - json's messages vary by case
         read_json(raw)
     with pytest.raises(ValueError):  # noqa: PT011
-        strict_loads(raw.decode())
+        strict_loads(raw)
 
 
 @pytest.mark.parametrize(
