@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.databricks.auth import TokenProvider
 from gateway.databricks.jobs import Workspace
@@ -94,6 +94,15 @@ class IdentityResolver(Protocol):
     ) -> ResolvedIdentity: ...
 
 
+@runtime_checkable
+class HoldsResolutions(Protocol):
+    """A resolver that keeps its resolutions and can say which it holds fresh."""
+
+    def cached(
+        self, namespace: str, override: IdentityOverride | None = None
+    ) -> ResolvedIdentity | None: ...
+
+
 class AccountIndex(Protocol):
     """ServiceAccounts by namespace (``gateway.kube.ServiceAccountInformer``)."""
 
@@ -148,6 +157,12 @@ class NamespaceResolver:
             return await self._resolve(namespace, override), ttl
 
         return await self._resolutions.get((namespace, override), load)
+
+    def cached(
+        self, namespace: str, override: IdentityOverride | None = None
+    ) -> ResolvedIdentity | None:
+        """What ``resolve`` would answer without asking anyone; None if it would have to."""
+        return self._resolutions.peek((namespace, override))
 
     def forget(self, namespace: str) -> None:
         """Drop the namespace's resolutions; the next request resolves it afresh."""

@@ -7,9 +7,12 @@ soon as Databricks returned a run id, or after ``inline_submit_seconds`` with th
 SUBMITTING; the poller then keeps submitting it, with the same token, until the deadline.
 
 An idempotent replay (the namespace's Idempotency-Key again, with the same body) is answered
-from the ledger before any identity is resolved, so a retry gets its answer even while
-Kubernetes or a token endpoint is away. Everything remote goes through the ``Submitter`` and
-every write through the ``RunLedger``; this module only reads the store itself.
+from the ledger before any identity is asked for, so a retry gets its answer even while
+Kubernetes or a token endpoint is away: by a read of its own when the namespace's identity
+would have to be resolved, and by the insert's own idempotency check (one ledger job, not
+two, for every keyed submit) when the resolver holds that identity fresh. Everything remote
+goes through the ``Submitter`` and every write through the ``RunLedger``; this module only
+reads the store itself.
 """
 
 from __future__ import annotations
@@ -102,13 +105,22 @@ class RunsService:
                 self._webhook_guard,
             )  # fmt: skip
         fingerprint = _fingerprint(request)
-        if idempotency_key is not None:
+        # A held identity asks no one, so nothing can be away: the insert's own idempotency
+        # check then answers a replay, and a keyed submit needs no ledger read of its own.
+        identity = self._submitter.held_identity_for(namespace, request.identity)
+        looked_up = False
+        if idempotency_key is not None and identity is None:
+            looked_up = True
             replay = await self._replay(namespace, idempotency_key, fingerprint)
             if replay is not None:
                 return replay
         # Resolving first refuses an unconfigured namespace before anything is stored.
-        identity = await self._submitter.identity_for(namespace, request.identity)
-        new = self._new_run(namespace, request, identity, fingerprint, idempotency_key)
+        identity = identity or await self._submitter.identity_for(namespace, request.identity)
+        new = await self._new_or_replay(
+            namespace, request, identity, fingerprint, idempotency_key, looked_up=looked_up
+        )
+        if isinstance(new, SubmitOutcome):
+            return new
         run, created = await self._accept(new)
         if not created:
             return self._replayed(run)
@@ -122,6 +134,28 @@ class RunsService:
             # Refused for good: a 4xx that carries the stored run's id and the reason.
             raise RunRejected(run.state_message or "rejected", namespace=namespace, run_id=run.id)
         return SubmitOutcome(run=run, created=True)
+
+    async def _new_or_replay(
+        self,
+        namespace: str,
+        request: SubmitRequest,
+        identity: ResolvedIdentity,
+        fingerprint: str,
+        key: str | None,
+        *,
+        looked_up: bool,
+    ) -> NewRun | SubmitOutcome:
+        """The run to insert, or the replay of the one a key already names that a check
+        changed since (the tenant's guardrails reloaded) would now refuse."""
+        try:
+            return self._new_run(namespace, request, identity, fingerprint, key)
+        except InvalidRequest:
+            if key is None or looked_up:
+                raise
+            replay = await self._replay(namespace, key, fingerprint)
+            if replay is None:
+                raise
+            return replay
 
     async def _accept(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Insert ``new`` with admission deciding, in the insert's transaction, how it starts."""

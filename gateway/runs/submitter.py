@@ -35,7 +35,12 @@ from gateway.errors import (
     RunIdentityGone,
 )
 from gateway.identity.principal import describe, group_key, same
-from gateway.identity.resolver import IdentityOverride, IdentityResolver, ResolvedIdentity
+from gateway.identity.resolver import (
+    HoldsResolutions,
+    IdentityOverride,
+    IdentityResolver,
+    ResolvedIdentity,
+)
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.model import RunRecord, RunState, databricks_idempotency_token, submit_retry_delay
@@ -116,6 +121,7 @@ class Submitter:
         self._ledger = ledger
         self._jobs = jobs
         self._identities = identities
+        self._held = identities.cached if isinstance(identities, HoldsResolutions) else None
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
@@ -136,6 +142,18 @@ class Submitter:
     async def identity_for(self, namespace: str, choice: Mapping[str, str]) -> ResolvedIdentity:
         """The identity a new request of ``namespace`` runs as: its ``choice``, or the own."""
         return await self._identities.resolve(namespace, override_of(choice))
+
+    def held_identity_for(
+        self, namespace: str, choice: Mapping[str, str]
+    ) -> ResolvedIdentity | None:
+        """``identity_for``'s answer if the resolver holds it fresh, asking no one; else None."""
+        if self._held is None:
+            return None
+        try:
+            override = override_of(choice)
+        except InvalidRequest:
+            return None  # identity_for refuses it, after whatever the caller does first
+        return self._held(namespace, override)
 
     async def identity_of(self, run: RunRecord) -> ResolvedIdentity:
         """The identity the run was submitted under, and no other.

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.identity.builders import Builder
 from gateway.identity.cache import TokenCache
-from gateway.identity.resolver import NamespaceResolver
+from gateway.identity.resolver import HoldsResolutions, NamespaceResolver
 from gateway.settings import Settings, TenantsSettings
 
 PROD = "https://prod.cloud.databricks.com"
@@ -57,3 +57,15 @@ async def test_flush_makes_the_next_resolution_read_the_new_policy(
     assert (await resolver.resolve("team-b")).kind == before["team-b"]
     resolver.flush(None)
     assert (await resolver.resolve("team-b")).kind != before["team-b"]
+
+
+async def test_cached_answers_only_what_resolve_holds(resolver: NamespaceResolver) -> None:
+    """cached asks no one: nothing before the first resolution or after a flush, else the
+    very resolution resolve would answer; the run service finds it through HoldsResolutions."""
+    assert isinstance(resolver, HoldsResolutions)
+    assert resolver.cached("team-a") is None
+    resolved = await resolver.resolve("team-a")
+    assert resolver.cached("team-a") is resolved
+    assert resolver.cached("team-b") is None
+    resolver.flush({"team-a"})
+    assert resolver.cached("team-a") is None

@@ -162,13 +162,23 @@ def runs_settings() -> Settings:
 
 
 @pytest.fixture
+def runs_identities(databricks_emulator: DatabricksEmulator) -> Identities:
+    """The resolver ``wired`` builds on; a module overrides this fixture to change it."""
+    return Identities(databricks_emulator.url, databricks_emulator.pat)
+
+
+@pytest.fixture
 async def wired(
-    tmp_path: Any, databricks_emulator: DatabricksEmulator, clock: Clock, runs_settings: Settings
+    tmp_path: Any,
+    databricks_emulator: DatabricksEmulator,
+    clock: Clock,
+    runs_settings: Settings,
+    runs_identities: Identities,
 ) -> AsyncIterator[Wired]:
     store = SqliteStore(tmp_path / "ledger.db")
     await store.open()
     metrics = Metrics()
-    identities = Identities(databricks_emulator.url, databricks_emulator.pat)
+    identities = runs_identities
     async with aiohttp.ClientSession() as session:
         jobs = JobsClient.from_settings(session, DATABRICKS)
         runs = wire_runs(
