@@ -108,17 +108,13 @@ class RunsService:
         # A held identity asks no one, so nothing can be away: the insert's own idempotency
         # check then answers a replay, and a keyed submit needs no ledger read of its own.
         identity = self._submitter.held_identity_for(namespace, request.identity)
-        looked_up = False
         if idempotency_key is not None and identity is None:
-            looked_up = True
             replay = await self._replay(namespace, idempotency_key, fingerprint)
             if replay is not None:
                 return replay
         # Resolving first refuses an unconfigured namespace before anything is stored.
         identity = identity or await self._submitter.identity_for(namespace, request.identity)
-        new = await self._new_or_replay(
-            namespace, request, identity, fingerprint, idempotency_key, looked_up=looked_up
-        )
+        new = await self._new_or_replay(namespace, request, identity, fingerprint, idempotency_key)
         if isinstance(new, SubmitOutcome):
             return new
         run, created = await self._accept(new)
@@ -142,15 +138,15 @@ class RunsService:
         identity: ResolvedIdentity,
         fingerprint: str,
         key: str | None,
-        *,
-        looked_up: bool,
     ) -> NewRun | SubmitOutcome:
         """The run to insert, or the replay of the one a key already names that a check
-        changed since (the tenant's guardrails reloaded) would now refuse."""
+        changed since (the tenant's guardrails reloaded) would now refuse. A refused keyed
+        request is looked up here even if it was before resolving: a second read on a 4xx
+        path, rather than a flag carried to remember the first."""
         try:
             return self._new_run(namespace, request, identity, fingerprint, key)
         except InvalidRequest:
-            if key is None or looked_up:
+            if key is None:
                 raise
             replay = await self._replay(namespace, key, fingerprint)
             if replay is None:
