@@ -19,7 +19,7 @@ from gateway.identity.resolver import IdentityOverride, ResolvedIdentity
 from gateway.runs.types import SubmitRequest
 from gateway.settings import Settings, TenantsSettings
 from tests.fixtures.databricks_emulator import DatabricksEmulator
-from tests.runs.conftest import POLLER, SPEC, Identities, Wired
+from tests.runs.conftest import SPEC, Identities, Wired
 
 CLUSTER_SPEC: dict[str, Any] = {
     **SPEC,
@@ -50,12 +50,6 @@ class HeldIdentities(Identities):
 @pytest.fixture
 def runs_identities(databricks_emulator: DatabricksEmulator) -> HeldIdentities:
     return HeldIdentities(databricks_emulator.url, databricks_emulator.pat)
-
-
-@pytest.fixture
-def runs_settings() -> Settings:
-    # Its own object: a test below reloads its tenants the way the tenants reloader does.
-    return Settings(poller=POLLER)
 
 
 @pytest.fixture
