@@ -49,6 +49,7 @@ SELECT * FROM runs WHERE namespace = ? AND id < ? AND state IN (SELECT value FRO
 ORDER BY id DESC LIMIT ?
 """
 BY_IDEMPOTENCY_KEY = "SELECT * FROM runs WHERE namespace = ? AND idempotency_key = ?"
+BY_REMOTE_ID = "SELECT * FROM runs WHERE namespace = ? AND databricks_run_id = ?"
 # Served by the partial index runs_group_active (migration 4), whose WHERE this repeats word
 # for word; the states are REMOTE_ACTIVE_STATES, spelt out because an index cannot take them
 # as a parameter.

@@ -32,6 +32,7 @@ from gateway.store._sqlite_quota import QuotaReads, admitted
 from gateway.store._sqlite_sql import (
     ACTIVE_GROUP_RUNS,
     BY_IDEMPOTENCY_KEY,
+    BY_REMOTE_ID,
     COUNT_ALL_RUNS,
     COUNT_RUNS,
     DUE_RUNS,
@@ -145,12 +146,7 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
         self, namespace: str, databricks_run_id: int
     ) -> RunRecord | None:
         def body(conn: sqlite3.Connection) -> RunRecord | None:
-            row = one(
-                conn,
-                "SELECT * FROM runs WHERE namespace = ? AND databricks_run_id = ?",
-                (namespace, databricks_run_id),
-            )
-            return maybe_run(row)
+            return maybe_run(one(conn, BY_REMOTE_ID, (namespace, databricks_run_id)))
 
         return await self._run(body, write=False)
 

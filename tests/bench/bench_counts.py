@@ -72,19 +72,26 @@ def main() -> int:
         live = _sqlite_sql.states_param([s for s in RunState if s not in TERMINAL_STATES])
         active = _sqlite_sql.states_param(ACTIVE_STATES)
         rows = [
-            ("run gauges' per-state counts", _sqlite_sql.COUNT_ALL_RUNS, OVER_RUNS_BY_STATE,
-             (live,)),
-            ("a workspace's active runs", _sqlite_quota.WORKSPACE_ACTIVE, OVER_RUNS_WORKSPACE,
-             ("main", active)),
-        ]  # fmt: skip
+            (
+                "run gauges' per-state counts",
+                lambda: conn.execute(_sqlite_sql.COUNT_ALL_RUNS, (live,)).fetchall(),
+                lambda: conn.execute(OVER_RUNS_BY_STATE, (live,)).fetchall(),
+            ),
+            (
+                "a workspace's active runs",
+                lambda: _sqlite_quota.active_and_queued(
+                    conn, _sqlite_quota.WORKSPACE_COUNTS, "main"
+                )[0],
+                lambda: conn.execute(OVER_RUNS_WORKSPACE, ("main", active)).fetchone()[0],
+            ),
+        ]
         print(
             f"run counts: {args.runs:,} runs over {args.namespaces} namespaces, "
             f"{args.runs // 100:,} active; migration 12 filled run_counts in {fill:.2f} s"
         )
-        for what, ours, before, params in rows:
-            assert conn.execute(ours, params).fetchall() == conn.execute(before, params).fetchall()
-            new = per_call_us(lambda sql=ours, p=params: conn.execute(sql, p).fetchall())
-            old = per_call_us(lambda sql=before, p=params: conn.execute(sql, p).fetchall())
+        for what, ours, before in rows:
+            assert ours() == before(), what
+            new, old = per_call_us(ours), per_call_us(before)
             print(f"  {what:32} run_counts {new:9.1f} us   count(*) over runs {old:9.1f} us")
     return 0
 

@@ -70,6 +70,7 @@ async def test_each_migration_is_recorded_once(store: SqliteStore, path: Path) -
         (10, "outbox_owner"),
         (11, "runs_ended"),
         (12, "run_counts"),
+        (13, "unread_indexes"),
     ]
 
 
