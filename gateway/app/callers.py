@@ -8,7 +8,6 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 
-import aiohttp
 from aiohttp import web
 
 from gateway import __version__
@@ -21,6 +20,7 @@ from gateway.appkeys import (
 )
 from gateway.callers import CallerGate
 from gateway.errors import LakegateError
+from gateway.httpsession import shared_session
 from gateway.logs import get_logger
 from gateway.settings import Settings
 from gateway.settings.reload import TenantsReloader
@@ -32,9 +32,7 @@ def callers_ctx(settings: Settings, over: Overrides) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         # The one session for JWT issuers' discovery documents and key sets; it opens no
         # connection until a JWT from a configured issuer arrives.
-        session = aiohttp.ClientSession(
-            headers={"User-Agent": f"lakegate/{__version__}"}, trust_env=True
-        )
+        session = shared_session(user_agent=f"lakegate/{__version__}", trust_env=True)
         kube = app.get(KUBE)
         try:
             app[JWKS_HTTP] = session

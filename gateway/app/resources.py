@@ -21,6 +21,7 @@ from gateway.appkeys import (
     STORE,
 )
 from gateway.errors import LakegateError
+from gateway.httpsession import shared_session
 from gateway.logs import get_logger
 from gateway.readiness import ReadinessChecks
 from gateway.settings import Settings, StoreSettings
@@ -83,9 +84,9 @@ def http_ctx(settings: Settings) -> Ctx:
         # One session for every call to Databricks and its token endpoints; per-host caps are
         # the Jobs client's, the pool here only bounds sockets overall.
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(
+        session = shared_session(
             connector=connector,
-            headers={"User-Agent": f"lakegate/{__version__}"},
+            user_agent=f"lakegate/{__version__}",
             # trust_env makes aiohttp read ~/.netrc and the proxy variables in worker threads
             # on every request (~0.3 ms of CPU each); only worth it when a proxy is set.
             trust_env=bool(urllib.request.getproxies()),

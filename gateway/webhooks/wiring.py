@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.appkeys import KUBE, METRICS, STORE, WEBHOOK_HTTP, WEBHOOKS
+from gateway.httpsession import shared_session
 from gateway.readiness import ReadinessChecks
 from gateway.runs.types import utcnow
 from gateway.settings import Settings
@@ -43,10 +44,8 @@ def webhooks_ctx(settings: Settings, over: Overrides, checks: ReadinessChecks) -
             limit_per_host=options.max_per_endpoint,
             resolver=GuardedResolver(guard, over.webhook_resolver),
         )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": f"lakegate-webhooks/{__version__}"},
-            trust_env=False,
+        session = shared_session(
+            connector=connector, user_agent=f"lakegate-webhooks/{__version__}", trust_env=False
         )
         kube = app.get(KUBE)
         environ = over.environ if over.environ is not None else os.environ

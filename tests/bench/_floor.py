@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
 )
 """
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
-LEDGER: web.AppKey["Ledger"] = web.AppKey("ledger")
+LEDGER: web.AppKey[Ledger] = web.AppKey("ledger")
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 CONFIG = web.AppKey("config", argparse.Namespace)
 
