@@ -37,6 +37,17 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> Path:
+    """A SQLite ledger file with every migration applied, closed again: its schema and its
+    query plans are what the test reads."""
+    path = tmp_path / "lakegate.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    return path
+
+
 def _sqlite(tmp_path: Path) -> Callable[[], Store]:
     path = tmp_path / "ledger" / "lakegate.db"
     return lambda: SqliteStore(path)

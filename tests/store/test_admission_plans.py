@@ -19,19 +19,9 @@ import pytest
 
 from gateway.model import TERMINAL_STATES
 from gateway.store import _pg_quota, _sqlite_quota
-from gateway.store.sqlite import SqliteStore
 from tests.store.pg import pg_store
 
 PARAMS = {"ns": "team-a", "at": 0, "since": 0, "rows": 1, "burst": 1, "rate": 1.0}
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> Path:
-    path = tmp_path / "lakegate.db"
-    store = SqliteStore(path)
-    await store.open()
-    await store.close()
-    return path
 
 
 def _plan(path: Path, sql: str, params: Any) -> list[str]:
@@ -53,11 +43,11 @@ def _only_covering_ranges(plan: list[str], index: str) -> None:
     ],
 )
 def test_sqlite_admission_reads_are_covering_index_ranges(
-    ledger: Path, sql: str, params: Any, index: str
+    sqlite_file: Path, sql: str, params: Any, index: str
 ) -> None:
     """Every admission read is a range of one covering index: no table row, no sort. The mean
     run time is runs_ended's (migration 11), which only ended runs are in."""
-    _only_covering_ranges(_plan(ledger, sql, params), index)
+    _only_covering_ranges(_plan(sqlite_file, sql, params), index)
 
 
 @pytest.mark.parametrize(
@@ -68,11 +58,11 @@ def test_sqlite_admission_reads_are_covering_index_ranges(
     ],
 )
 def test_sqlite_admission_counts_read_a_few_rows_of_run_counts(
-    ledger: Path, sql: str, key: str, search: str
+    sqlite_file: Path, sql: str, key: str, search: str
 ) -> None:
     """The counts are the namespace's (or workspace's) rows of run_counts (migration 12),
     found by key, one per state it has runs in: the runs table is not read at all."""
-    plan = _plan(ledger, sql, (key,))
+    plan = _plan(sqlite_file, sql, (key,))
     assert any(step.startswith(f"SEARCH run_counts USING {search}") for step in plan), plan
     assert not any(" runs " in f" {step} " for step in plan), plan
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from gateway.store import _sqlite_connection, _sqlite_leases, _sqlite_quota, _sqlite_sql
-from gateway.store.sqlite import SqliteStore
 
 _NAMED = {"ns": "team-a", "ref": "{}", "owner": "r1", "now": 0, "until": 0, "limit": 1,
           "states": '["RUNNING"]', "ids": "[1]", "at": 0, "since": 0, "rows": 1, "burst": 1,
@@ -37,15 +36,6 @@ READERS: dict[str, tuple[str, Any]] = {
 }
 
 
-@pytest.fixture
-async def ledger(tmp_path: Path) -> Path:
-    path = tmp_path / "lakegate.db"
-    store = SqliteStore(path)
-    await store.open()
-    await store.close()
-    return path
-
-
 def _indexes(path: Path) -> set[str]:
     with closing(sqlite3.connect(path)) as conn:
         rows = conn.execute(
@@ -60,25 +50,25 @@ def _plan(path: Path, sql: str, params: Any) -> list[str]:
         return [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
 
-def test_every_index_of_runs_has_a_reader(ledger: Path) -> None:
+def test_every_index_of_runs_has_a_reader(sqlite_file: Path) -> None:
     """The migrated ledger's indexes of runs are exactly the ones READERS names."""
-    assert _indexes(ledger) == set(READERS)
+    assert _indexes(sqlite_file) == set(READERS)
 
 
-def test_the_unread_indexes_are_gone(ledger: Path) -> None:
+def test_the_unread_indexes_are_gone(sqlite_file: Path) -> None:
     """Migration 13 dropped the two indexes no query read any more."""
-    assert not {"runs_workspace_state", "runs_namespace_state"} & _indexes(ledger)
+    assert not {"runs_workspace_state", "runs_namespace_state"} & _indexes(sqlite_file)
 
 
 @pytest.mark.parametrize("index", sorted(READERS))
-def test_each_index_is_in_its_readers_plan(ledger: Path, index: str) -> None:
+def test_each_index_is_in_its_readers_plan(sqlite_file: Path, index: str) -> None:
     """SQLite plans the statement named for the index with that index."""
     sql, params = READERS[index]
-    plan = _plan(ledger, sql, params)
+    plan = _plan(sqlite_file, sql, params)
     assert any(f"INDEX {index} " in f"{step} " for step in plan), plan
 
 
-def test_free_leases_reads_the_leased_runs_only(ledger: Path) -> None:
+def test_free_leases_reads_the_leased_runs_only(sqlite_file: Path) -> None:
     """Start-up's lease reset walks runs_leased, not the runs table."""
-    plan = _plan(ledger, _sqlite_connection.FREE_LEASES[0], ())
+    plan = _plan(sqlite_file, _sqlite_connection.FREE_LEASES[0], ())
     assert plan == ["SCAN runs USING INDEX runs_leased"], plan
