@@ -270,6 +270,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def loop_thread_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the process's main thread, where its event loop runs; the
+    rest of ``cpu_seconds`` is its other threads' (the ledger's, executors'), ended ones too."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine_busy_seconds() -> float:
     """CPU time all processes have used so far (the busy columns of /proc/stat's cpu line)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (

@@ -33,7 +33,9 @@ parameters; 30 are about 12 KB): what the ledger stores, decodes and sends grows
 
 What the issue-16 targets are read from: the "µs per request" column (gateway process CPU
 time per request, user + system, from /proc, not wall time) and the throughput ratios, all
-from the one run. ``--event-loop uvloop`` runs the gateway on uvloop (server.event_loop).
+from the one run. The gateway's CPU is also split by thread: its main thread, where the event
+loop runs, and the others (the ledger's thread, and any executor's). ``--event-loop uvloop``
+runs the gateway on uvloop (server.event_loop).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from _stack import (
     count_delta,
     cpu_seconds,
     emulator_counts,
+    loop_thread_cpu_seconds,
     proc_status_kib,
     run_phase,
     running_stack,
@@ -78,6 +81,7 @@ class Variant:
     ledger_dir: str | None
     phases: dict[str, Phase] = field(default_factory=dict)
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # phase -> gw, emu s
+    loop_cpu: dict[str, float] = field(default_factory=dict)  # phase -> gateway's loop thread s
     calls: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> emulator calls
     # phase -> the ledger's commits and the writes they carried, from the gateway's /metrics
     ledger: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -179,11 +183,13 @@ async def drive(
             before = await emulator_counts(http, emu)
             ledger_before = await ledger_counts(http, gw)
             cpu_before = cpu_seconds(stack.gateway_pid), cpu_seconds(stack.emulator_pid)
+            loop_before = loop_thread_cpu_seconds(stack.gateway_pid)
             with hook(name) if hook is not None else nullcontext():
                 phase = await run_phase(name, args.workers, args.requests, args.seconds, call)
             gw_cpu = cpu_seconds(stack.gateway_pid) - cpu_before[0]
             emu_cpu = cpu_seconds(stack.emulator_pid) - cpu_before[1]
             variant.cpu[name] = (gw_cpu, emu_cpu)
+            variant.loop_cpu[name] = loop_thread_cpu_seconds(stack.gateway_pid) - loop_before
             variant.calls[name] = count_delta(before, await emulator_counts(http, emu))
             ledger_after = await ledger_counts(http, gw)
             variant.ledger[name] = (
@@ -245,6 +251,13 @@ def report(variant: Variant) -> None:
         print(
             f"    {name:<22} {gw_cpu:>5.2f} s / {emu_cpu:>5.2f} s"
             f"   = {gw_cpu / n * 1e6:>5.0f} / {emu_cpu / n * 1e6:>4.0f} µs per request"
+        )
+    for name in ("gateway submit", "gateway get"):
+        n = len(p[name].latencies) or 1
+        loop, total = variant.loop_cpu[name], variant.cpu[name][0]
+        print(
+            f"  {name}, the gateway's threads: event loop {loop / n * 1e6:.0f} µs, the others "
+            f"(the ledger's) {(total - loop) / n * 1e6:.0f} µs per request"
         )
     for name in ("gateway submit", "gateway get"):
         print(f"  Databricks calls during {name}: {_calls_summary(variant.calls[name])}")
