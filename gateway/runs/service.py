@@ -9,8 +9,8 @@ SUBMITTING; the poller then keeps submitting it, with the same token, until the 
 An idempotent replay (the namespace's Idempotency-Key again, with the same body) is answered
 from the ledger before any identity is asked for, so a retry gets its answer even while
 Kubernetes or a token endpoint is away: by a read of its own when the namespace's identity
-would have to be resolved, and by the insert's own idempotency check (one ledger job, not
-two, for every keyed submit) when the resolver holds that identity fresh. Everything remote
+would have to be resolved, and by the insert's own idempotency check (the lookup and the
+insert in one ledger job, not two) when the resolver holds that identity fresh. Everything remote
 goes through the ``Submitter`` and every write through the ``RunLedger``; this module only
 reads the store itself.
 """

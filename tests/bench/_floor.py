@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
 )
 """
 Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+Outcome = tuple[asyncio.Future[Any], bool, Any]
 LEDGER: web.AppKey[Ledger] = web.AppKey("ledger")
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 CONFIG = web.AppKey("config", argparse.Namespace)
@@ -77,23 +78,38 @@ class Ledger:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(SCHEMA)
-        while (batch := self._queue.get()) is not None:
+        closing = False
+        while not closing:
+            batch: list[Job] = []
+            taken = self._queue.get()
             with contextlib.suppress(queue.Empty):
-                while (more := self._queue.get_nowait()) is not None:
-                    batch.extend(more)
-            outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-            conn.execute("BEGIN IMMEDIATE")
-            for body, future in batch:
-                try:
-                    outcomes.append((future, True, body(conn)))
-                except Exception as exc:  # a measuring instrument: the caller sees it
-                    outcomes.append((future, False, exc))
-            conn.execute("COMMIT")
-            self._loop.call_soon_threadsafe(_settle, outcomes)
+                while taken is not None:
+                    batch.extend(taken)
+                    taken = self._queue.get_nowait()
+            closing = taken is None  # jobs queued before close() still run
+            self._loop.call_soon_threadsafe(_settle, _commit(conn, batch))
         conn.close()
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _commit(conn: sqlite3.Connection, batch: list[Job]) -> list[Outcome]:
+    """Every job of ``batch`` in one transaction; a failed BEGIN or COMMIT fails them all."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes: list[Outcome] = []
+        for body, future in batch:
+            try:
+                outcomes.append((future, True, body(conn)))
+            except Exception as exc:  # a measuring instrument: the caller sees it
+                outcomes.append((future, False, exc))
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(future, False, exc) for _body, future in batch]
+    return outcomes
+
+
+def _settle(outcomes: list[Outcome]) -> None:
     for future, ok, value in outcomes:
         if not future.done():
             future.set_result(value) if ok else future.set_exception(value)

@@ -263,18 +263,21 @@ def proc_status_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time the process has used so far."""
-    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def loop_thread_cpu_seconds(pid: int) -> float:
     """User plus system CPU time of the process's main thread, where its event loop runs; the
     rest of ``cpu_seconds`` is its other threads' (the ledger's, executors'), ended ones too."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
 def machine_busy_seconds() -> float:
