@@ -18,7 +18,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway import __version__
+from gateway import __version__, heap
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _POLL_LAG_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -46,6 +46,9 @@ class Metrics:
             "lakegate_build", "The running gateway's version.", registry=self.registry
         )
         self.build_info.info({"version": __version__, "python": platform.python_version()})
+        # The collector is the process's: one recorder, read by every application's registry.
+        heap.PAUSES.install()
+        self.registry.register(heap.PauseCollector())
 
     # --- the families, by what they watch -------------------------------------------------
 

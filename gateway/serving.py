@@ -15,7 +15,6 @@ keep-alive connection is closed after ``KEEPALIVE_SECONDS``.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway import heap
 from gateway.databricks_errors import error_body
 from gateway.errors import ConfigError
 from gateway.logs import get_logger
@@ -239,11 +239,7 @@ async def serve(
             await runner.setup()
             await start_site(runner, listener)
         started()
-        # What start-up built lives as long as the process: out of the collector's sight, a
-        # full collection under load walks only what requests make (pauses of 30-90 ms
-        # were seen before).
-        gc.collect()
-        gc.freeze()
+        heap.settle()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

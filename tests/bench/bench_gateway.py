@@ -26,7 +26,8 @@ file system; ``--tmpfs`` runs the whole bench a second time with the ledger on /
 fsync costs nothing, and prints what share of the submit latency the difference is. It also
 prints the ledger's commits and writes during the submit phase, from the gateway's own
 /metrics (``lakegate_ledger_commits_total``, ``lakegate_ledger_writes_total``): how many writes
-each commit carried.
+each commit carried; and, per gateway phase, the garbage collector's collections and the CPU
+they took per request (``lakegate_gc_pause_seconds``).
 
 ``--tasks N`` gives every spec N tasks (a pipeline, each task with a job cluster and
 parameters; 30 are about 12 KB): what the ledger stores, decodes and sends grows with it.
@@ -83,8 +84,8 @@ class Variant:
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # phase -> gw, emu s
     loop_cpu: dict[str, float] = field(default_factory=dict)  # phase -> gateway's loop thread s
     calls: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> emulator calls
-    # phase -> the ledger's commits and the writes they carried, from the gateway's /metrics
-    ledger: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # phase -> how much each of GATEWAY_COUNTERS grew, from the gateway's /metrics
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)
     rss_kib: int = 0
     fsync_ms: float = 0.0
     noise: str = ""
@@ -107,16 +108,28 @@ def fsync_p50_ms(directory: str, samples: int = 200) -> float:
     return times[len(times) // 2] * 1000
 
 
-async def ledger_counts(http: aiohttp.ClientSession, gateway: str) -> tuple[float, float]:
-    """The gateway's lakegate_ledger_commits_total and lakegate_ledger_writes_total."""
+# Counters of the gateway's /metrics the report reads, by the name each is kept under.
+GATEWAY_COUNTERS = {
+    "commits": "lakegate_ledger_commits_total",
+    "writes": "lakegate_ledger_writes_total",
+    "gc_collections": "lakegate_gc_pause_seconds_count",
+    "gc_seconds": "lakegate_gc_pause_seconds_sum",
+}
+
+
+async def gateway_counters(http: aiohttp.ClientSession, gateway: str) -> dict[str, float]:
+    """GATEWAY_COUNTERS read from one scrape of the gateway's /metrics, summed over labels
+    (the collector's generations)."""
     async with http.get(f"{gateway}/metrics") as resp:
         text = await resp.text()
-    found = {"commits": 0.0, "writes": 0.0}
+    found = dict.fromkeys(GATEWAY_COUNTERS, 0.0)
     for line in text.splitlines():
-        for what in found:
-            if line.startswith(f"lakegate_ledger_{what}_total "):
-                found[what] = float(line.split()[1])
-    return found["commits"], found["writes"]
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
+        for key, metric in GATEWAY_COUNTERS.items():
+            if name == metric:
+                found[key] += float(value)
+    return found
 
 
 # Wraps each measured phase, by its name: profile_gateway.py samples the gateway through it.
@@ -181,7 +194,7 @@ async def drive(
         )
         for name, call in plan:
             before = await emulator_counts(http, emu)
-            ledger_before = await ledger_counts(http, gw)
+            counters_before = await gateway_counters(http, gw)
             cpu_before = cpu_seconds(stack.gateway_pid), cpu_seconds(stack.emulator_pid)
             loop_before = loop_thread_cpu_seconds(stack.gateway_pid)
             with hook(name) if hook is not None else nullcontext():
@@ -191,11 +204,10 @@ async def drive(
             variant.cpu[name] = (gw_cpu, emu_cpu)
             variant.loop_cpu[name] = loop_thread_cpu_seconds(stack.gateway_pid) - loop_before
             variant.calls[name] = count_delta(before, await emulator_counts(http, emu))
-            ledger_after = await ledger_counts(http, gw)
-            variant.ledger[name] = (
-                ledger_after[0] - ledger_before[0],
-                ledger_after[1] - ledger_before[1],
-            )
+            counters_after = await gateway_counters(http, gw)
+            variant.counters[name] = {
+                key: counters_after[key] - counters_before[key] for key in GATEWAY_COUNTERS
+            }
             variant.phases[name] = phase
         variant.rss_kib = proc_status_kib(stack.gateway_pid, "VmRSS")
 
@@ -261,7 +273,14 @@ def report(variant: Variant) -> None:
         )
     for name in ("gateway submit", "gateway get"):
         print(f"  Databricks calls during {name}: {_calls_summary(variant.calls[name])}")
-    commits, writes = variant.ledger["gateway submit"]
+    for name in ("gateway submit", "gateway get"):
+        n = len(p[name].latencies) or 1
+        grew = variant.counters[name]
+        print(
+            f"  garbage collector during {name}: {grew['gc_collections']:.0f} collections, "
+            f"{grew['gc_seconds'] / n * 1e6:.1f} µs per request"
+        )
+    commits, writes = (variant.counters["gateway submit"][k] for k in ("commits", "writes"))
     submits = len(p["gateway submit"].latencies) or 1
     print(
         f"  ledger during gateway submit: {commits:.0f} commits for {writes:.0f} writes "
