@@ -89,3 +89,37 @@ def test_a_broken_rule_is_named_with_its_field(
 def test_a_spec_within_the_rules_passes(spec: dict[str, Any]) -> None:
     """A spec that keeps every rule (or asks for no cluster) is accepted as it is."""
     check_guardrails(spec, RULES)
+
+
+class _Untouchable(dict[str, Any]):
+    """A spec that fails any test that reads it."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise AssertionError(f"read {key!r}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raise AssertionError(f"read {key!r}")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("iterated")
+
+
+def test_with_no_rules_the_spec_is_not_walked() -> None:
+    """A namespace without guardrails costs no walk of its specs: the spec is never read."""
+    check_guardrails(_Untouchable(tasks=[]), GuardrailSettings())
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        GuardrailSettings(cluster_policy_ids=("p-1",)),
+        GuardrailSettings(required_cluster_policy=True),
+        GuardrailSettings(max_workers=4),
+        GuardrailSettings(node_types=("m5.large",)),
+        GuardrailSettings(serverless_only=True),
+    ],
+)
+def test_any_one_rule_makes_the_spec_read(rules: GuardrailSettings) -> None:
+    """Each rule alone is enough for the spec to be checked (here: read, and found out)."""
+    with pytest.raises(AssertionError, match=r"read|iterated"):
+        check_guardrails(_Untouchable(tasks=[]), rules)
