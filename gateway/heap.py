@@ -14,21 +14,18 @@ collection at all in the one-task bench and 8 in the 30-task one, 3 µs per subm
 now wait longer to be found, so they hold more memory meanwhile: 1,500 refused submits of
 128 KB each left the process at the same RSS (103-106 MiB) at either threshold.
 
-``GcPauses`` records every collection's generation and duration through ``gc.callbacks``;
-one recorder serves the process (the collector is the process's, not an application's), and
-each application's registry reads it through ``PauseCollector``.
+``PAUSES`` records every collection's generation and duration through ``gc.callbacks``, in
+a prometheus histogram of its own: the collector is the process's, not an application's, so
+every application's registry registers this one histogram.
 """
 
 from __future__ import annotations
 
-import bisect
 import gc
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import HistogramMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Histogram
 
 # What bench_gateway settled on (the module's docstring): 2,000 still left 151 µs per
 # 30-task submit, 7,000 left 55 µs.
@@ -50,79 +47,35 @@ def settle() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
 
 
-Tally = tuple[tuple[int, ...], float]
+PAUSES = Histogram(
+    "lakegate_gc_pause_seconds",
+    "Cyclic garbage collections of the gateway process and how long each held the "
+    "interpreter, by generation (2 is the full collection).",
+    ["generation"],
+    buckets=PAUSE_BUCKETS,
+    registry=None,
+)
+# Bound once: labels() takes the family's lock and builds a child, and a collection can start
+# inside a scrape that holds that lock. A child's observe() takes only its values' locks,
+# under which nothing is allocated that could start a collection.
+_BY_GENERATION = {g: PAUSES.labels(generation=str(g)) for g in GENERATIONS}
+_installed = False
+_started = 0.0
 
 
-def tallied(tally: Tally, seconds: float) -> Tally:
-    """``tally`` (the count in each bucket, and the sum) with one more pause of ``seconds``."""
-    counts, total = tally
-    # The first bucket whose bound is at least the pause; past every bound, the last.
-    index = bisect.bisect_left(PAUSE_BUCKETS, seconds)
-    return (*counts[:index], counts[index] + 1, *counts[index + 1 :]), total + seconds
+def record_pauses() -> None:
+    """Start recording collections in ``PAUSES``; a second call changes nothing."""
+    global _installed
+    if not _installed:
+        _installed = True
+        gc.callbacks.append(_on_collection)
 
 
-class GcPauses:
-    """Collections and their durations by generation, from ``gc.callbacks``.
-
-    No lock: the callbacks of one collection run on the thread that collects, and never
-    during another collection; each generation's tally is replaced whole, one dict item
-    assignment, so a scrape reads a count and a sum of the same collections. A lock here
-    could deadlock: a scrape's own allocation may start a collection while it holds it.
-    """
-
-    def __init__(self) -> None:
-        self._started = 0.0
-        empty = ((0,) * (len(PAUSE_BUCKETS) + 1), 0.0)
-        self._tally: dict[int, Tally] = dict.fromkeys(GENERATIONS, empty)
-        self._installed = False
-
-    def install(self) -> None:
-        """Start recording; a second call changes nothing."""
-        if not self._installed:
-            self._installed = True
-            gc.callbacks.append(self._callback)
-
-    def uninstall(self) -> None:
-        """Stop recording; what was recorded stays."""
-        if self._installed:
-            self._installed = False
-            gc.callbacks.remove(self._callback)
-
-    def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        generation = info["generation"]
-        self._tally[generation] = tallied(
-            self._tally[generation], time.perf_counter() - self._started
-        )
-
-    def snapshot(self) -> dict[int, Tally]:
-        """Per generation: the count in each bucket (the last past every bound), and the sum."""
-        return dict(self._tally)
-
-
-PAUSES = GcPauses()
-
-
-class PauseCollector(Collector):
-    """``lakegate_gc_pause_seconds``, read from ``PAUSES`` at each scrape."""
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        family = HistogramMetricFamily(
-            "lakegate_gc_pause_seconds",
-            "Cyclic garbage collections of the gateway process and how long each held the "
-            "interpreter, by generation (2 is the full collection).",
-            labels=["generation"],
-        )
-        for generation, (counts, total) in PAUSES.snapshot().items():
-            cumulative, running = [], 0
-            for bound, count in zip((*PAUSE_BUCKETS, float("inf")), counts, strict=True):
-                running += count
-                cumulative.append((_bound_text(bound), running))
-            family.add_metric([str(generation)], cumulative, total)
-        yield family
-
-
-def _bound_text(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
+def _on_collection(phase: str, info: dict[str, Any]) -> None:
+    # "start" and "stop" of one collection run on the thread that collects, and collections
+    # never overlap, so one start time serves.
+    global _started
+    if phase == "start":
+        _started = time.perf_counter()
+    else:
+        _BY_GENERATION[info["generation"]].observe(time.perf_counter() - _started)

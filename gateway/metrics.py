@@ -47,8 +47,8 @@ class Metrics:
         )
         self.build_info.info({"version": __version__, "python": platform.python_version()})
         # The collector is the process's: one recorder, read by every application's registry.
-        heap.PAUSES.install()
-        self.registry.register(heap.PauseCollector())
+        heap.record_pauses()
+        self.registry.register(heap.PAUSES)
 
     # --- the families, by what they watch -------------------------------------------------
 
