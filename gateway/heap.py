@@ -9,10 +9,11 @@ while it runs: its body's dicts and lists, the response, the run record. So ever
 requests a collection walked every in-flight request's objects and promoted them into the
 older generations, whose collections walked them again. Measured with ``bench_gateway``
 (32 workers, 6,000 submits), the collector took 34 µs of CPU per accepted submit with a
-one-task spec and 194 µs with a 30-task one (12 KB); at ``YOUNG_THRESHOLD`` it ran no
-collection at all in the one-task bench and 8 in the 30-task one, 3 µs per submit. Cycles
-now wait longer to be found, so they hold more memory meanwhile: 1,500 refused submits of
-128 KB each left the process at the same RSS (103-106 MiB) at either threshold.
+one-task spec and 194 µs with a 30-task one (12 KB); at ``YOUNG_THRESHOLD`` it ran at most
+one collection in a one-task bench of 6,000 submits and 4-8 in a 30-task one, 3-6 µs per
+submit. Cycles now wait longer to be found, so they hold more memory meanwhile: 1,500
+refused submits of 128 KB each left the process at the same RSS (103-106 MiB) at either
+threshold.
 
 ``PAUSES`` records every collection's generation and duration through ``gc.callbacks``, in
 a prometheus histogram of its own: the collector is the process's, not an application's, so
