@@ -26,6 +26,18 @@ _MICROSECOND = timedelta(microseconds=1)
 _ALL_STATES = json.dumps(sorted(RunState))
 
 
+# The columns INSERT_RUN writes, in its order, before started_at (a test holds the two to one
+# order). The new run is these values with the schema's defaults for the rest
+# (_INSERT_DEFAULTS), built in Python, not read back with RETURNING *: that took a third of
+# each statement's time (9-10 µs of 26), and UPDATE_RUN's the same.
+INSERTED_COLUMNS = (
+    "namespace", "state", "spec", "request_fingerprint", "workspace", "idempotency_key",
+    "databricks_host", "callback_url", "labels", "next_poll_at", "state_message",
+    "created_at", "updated_at", "identity_ref", "principal",
+)  # fmt: skip
+_INSERT_DEFAULTS = {
+    "databricks_run_id": None, "run_page_url": None, "attempts": 0, "cancel_requested": 0,
+}  # fmt: skip
 # started_at is the history's to keep (the runs_started trigger), but a run born SUBMITTING
 # starts at its insert: setting it here leaves the trigger nothing to write, which saved a
 # second write of the new row (and of the run-time index) on every accepted submit.
@@ -34,14 +46,17 @@ INSERT INTO runs (namespace, state, spec, request_fingerprint, workspace, idempo
                   databricks_host, callback_url, labels, next_poll_at, state_message,
                   created_at, updated_at, identity_ref, principal, started_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'SUBMITTING' THEN ? END)
-RETURNING *
 """
+# The columns UPDATE_RUN sets, in its order (held by the same test); the run's id comes last.
+UPDATED_COLUMNS = (
+    "state", "state_message", "databricks_run_id", "databricks_host", "run_page_url",
+    "next_poll_at", "attempts", "cancel_requested", "updated_at",
+)  # fmt: skip
 UPDATE_RUN = """
 UPDATE runs SET state = ?, state_message = ?, databricks_run_id = ?, databricks_host = ?,
                 run_page_url = ?, next_poll_at = ?, attempts = ?, cancel_requested = ?,
                 updated_at = ?
 WHERE id = ?
-RETURNING *
 """
 # A state filter is one JSON array parameter, so no query is ever assembled from strings.
 LIST_RUNS = """
@@ -130,7 +145,9 @@ def row_state(row: sqlite3.Row) -> RunState:
 
 
 def decode_run(
-    row: sqlite3.Row, history: tuple[Transition, ...] = (), spec: dict[str, Any] | None = None
+    row: sqlite3.Row | Mapping[str, Any],
+    history: tuple[Transition, ...] = (),
+    spec: dict[str, Any] | None = None,
 ) -> RunRecord:
     """The run in ``row``; ``spec`` is its decoded spec when the caller has it already."""
     try:
@@ -248,6 +265,26 @@ def run_with_history(conn: sqlite3.Connection, row: sqlite3.Row | None) -> RunRe
         "SELECT * FROM run_transitions WHERE run_id = ? ORDER BY id", (row["id"],)
     ).fetchall()
     return decode_run(row, tuple(decode_transition(entry) for entry in entries))
+
+
+def insert_run(
+    conn: sqlite3.Connection, values: tuple[Any, ...], spec: dict[str, Any] | None
+) -> RunRecord:
+    """INSERT_RUN with ``values`` (INSERTED_COLUMNS' values), and the new run; ``spec`` is
+    the decoded spec when the caller has it."""
+    state, at = values[1], values[11]
+    cursor = conn.execute(INSERT_RUN, (*values, state, at))
+    row = dict(zip(INSERTED_COLUMNS, values, strict=True), id=cursor.lastrowid, **_INSERT_DEFAULTS)
+    return decode_run(row, spec=spec)
+
+
+def update_run(conn: sqlite3.Connection, row: sqlite3.Row, values: tuple[Any, ...]) -> RunRecord:
+    """UPDATE_RUN with ``values`` (UPDATED_COLUMNS' values) on ``row``'s run, and the run as
+    it now stands: ``row``, read under the same write lock, with what was set."""
+    conn.execute(UPDATE_RUN, (*values, row["id"]))
+    now = dict(zip(row.keys(), row, strict=True))
+    now.update(zip(UPDATED_COLUMNS, values, strict=True))
+    return decode_run(now)
 
 
 def maybe_run(row: sqlite3.Row | None) -> RunRecord | None:

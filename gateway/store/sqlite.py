@@ -36,10 +36,8 @@ from gateway.store._sqlite_sql import (
     COUNT_ALL_RUNS,
     COUNT_RUNS,
     DUE_RUNS,
-    INSERT_RUN,
     LIST_RUNS,
     MAX_ID,
-    UPDATE_RUN,
     check_limit,
     decode_outbox,
     decode_run,
@@ -47,6 +45,7 @@ from gateway.store._sqlite_sql import (
     event_row,
     given,
     identity_ref_text,
+    insert_run,
     maybe_run,
     one,
     record_transition,
@@ -55,6 +54,7 @@ from gateway.store._sqlite_sql import (
     runs_of,
     states_param,
     to_us,
+    update_run,
 )
 from gateway.store.base import (
     EVERY_USAGE,
@@ -110,17 +110,16 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
                     state = choice
                 if state not in INITIAL_STATES:
                     raise ValueError(f"admission chose {state}; a run starts QUEUED or SUBMITTING")
-            row = one(
+            # The spec just written is the one the row holds: the submission reads it next.
+            run = insert_run(
                 conn,
-                INSERT_RUN,
                 (new.namespace, state, spec, new.request_fingerprint, new.workspace,
                  new.idempotency_key, new.databricks_host, new.callback_url, labels,
-                 next_poll_at, message, at, at, identity_ref, dumps(new.principal), state, at),
+                 next_poll_at, message, at, at, identity_ref, dumps(new.principal)),
+                written,
             )  # fmt: skip
-            assert row is not None  # RETURNING always yields the inserted row
-            record_transition(conn, row["id"], None, state, at, message)
-            # The spec just written is the one the row holds: the submission reads it next.
-            return decode_run(row, spec=written), True
+            record_transition(conn, run.id, None, state, at, message)
+            return run, True
 
         return await self._run(body, write=True)
 
@@ -207,16 +206,15 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
             if (current := row_state(row)) not in expected:
                 return None
             model.transition(current, to_state)
-            updated = one(
+            updated = update_run(
                 conn,
-                UPDATE_RUN,
+                row,
                 (to_state, message, given(databricks_run_id, row["databricks_run_id"]),
                  given(databricks_host, row["databricks_host"]),
                  given(run_page_url, row["run_page_url"]),
                  None if to_state.terminal else given(poll_at, row["next_poll_at"]),
-                 row["attempts"], row["cancel_requested"], at, run_id),
+                 row["attempts"], row["cancel_requested"], at),
             )  # fmt: skip
-            assert updated is not None  # the row was read under the same write lock
             if current != to_state:
                 record_transition(conn, run_id, current, to_state, at, message)
                 if payload is not None:
@@ -225,7 +223,7 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
                         " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
                         (run_id, row["namespace"], event_type, payload, at, at),
                     )
-            return decode_run(updated)
+            return updated
 
         return await self._run(body, write=True)
 
@@ -249,16 +247,15 @@ class SqliteStore(SqliteLifetime, QuotaReads, SqliteOutbox, SqliteLeases, Sqlite
             if row is None or fenced_off(row, owner):
                 return None
             state = row_state(row)
-            updated = one(
+            return update_run(
                 conn,
-                UPDATE_RUN,
+                row,
                 (state, given(state_message, row["state_message"]), row["databricks_run_id"],
                  row["databricks_host"], given(run_page_url, row["run_page_url"]),
                  None if state.terminal else given(poll_at, row["next_poll_at"]),
                  given(attempts, row["attempts"]) + add_attempts, row["cancel_requested"],
-                 given(at, row["updated_at"]), run_id),
+                 given(at, row["updated_at"])),
             )  # fmt: skip
-            return maybe_run(updated)
 
         return await self._run(body, write=True)
 
