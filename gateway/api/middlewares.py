@@ -13,7 +13,7 @@ request, and shaped by the right error middleware.
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import re
 import time
 from typing import Any
@@ -40,8 +40,15 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 def request_id_for(request: web.Request) -> str:
     """The caller's X-Request-Id when it is safe to log and echo, else a fresh one."""
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    # The shape of uuid4().hex (32 random hex digits) at a third of its cost.
-    return given if _SANE_REQUEST_ID.match(given) else os.urandom(16).hex()
+    return given if _SANE_REQUEST_ID.match(given) else fresh_request_id()
+
+
+def fresh_request_id() -> str:
+    """32 random hex digits, the shape of uuid4().hex. An id names a request in logs; it is
+    not a secret, so it needs no system randomness: os.urandom gives up the GIL for its
+    system call, and under load took it back only after the ledger's thread let go (80 µs
+    on a contended core, against 0.4 µs here)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def route_template(request: web.Request) -> str:

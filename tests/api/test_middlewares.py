@@ -161,3 +161,9 @@ async def test_owner_only_runs_in_the_application_that_serves_the_route() -> Non
         for path in ("/outer", "/sub/inner", "/sub/missing", "/missing"):
             await client.get(path)
     assert seen == ["root", "sub", "sub", "root"]
+
+
+async def test_generated_request_ids_differ(client: Client) -> None:
+    """Each request without an id of its own gets a new one."""
+    ids = {(await client.get("/healthz")).headers["X-Request-Id"] for _ in range(50)}
+    assert len(ids) == 50
