@@ -272,9 +272,9 @@ def insert_run(
 ) -> RunRecord:
     """INSERT_RUN with ``values`` (INSERTED_COLUMNS' values), and the new run; ``spec`` is
     the decoded spec when the caller has it."""
-    state, at = values[1], values[11]
-    cursor = conn.execute(INSERT_RUN, (*values, state, at))
-    row = dict(zip(INSERTED_COLUMNS, values, strict=True), id=cursor.lastrowid, **_INSERT_DEFAULTS)
+    row: dict[str, Any] = dict(zip(INSERTED_COLUMNS, values, strict=True))
+    cursor = conn.execute(INSERT_RUN, (*values, row["state"], row["created_at"]))
+    row.update(_INSERT_DEFAULTS, id=cursor.lastrowid)
     return decode_run(row, spec=spec)
 
 
