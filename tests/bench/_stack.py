@@ -167,12 +167,16 @@ def running_stack(
     ledger_dir: str | None = None,
     log_level: str = "info",
     event_loop: str = "asyncio",
+    gateway_source: Path | None = None,
 ) -> Iterator[Stack]:
     """Emulator and gateway processes for ``namespaces`` tenants, stopped on exit.
 
     ``lifecycle`` is the emulator's run life cycle (make runs long to keep them active);
     ``poller`` the gateway's poller settings (default: the gateway's defaults); the ledger
     lives in ``ledger_dir`` (default: the temporary directory, on the same disk as /tmp).
+    ``gateway_source`` is a checkout whose ``gateway`` package the gateway process runs
+    (default: this one's); the emulator always runs this checkout's, so that two checkouts'
+    gateways are measured against the same emulator.
     """
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lakegate-bench-")))
@@ -208,12 +212,16 @@ def running_stack(
 
         def start(name: str, args: list[str]) -> subprocess.Popen[bytes]:
             log = stack.enter_context((workdir / f"{name}.log").open("wb"))
+            # python -m finds the package in its working directory before the editable
+            # install's finder, which points at this checkout.
+            source = ROOT if name == "emulator" or gateway_source is None else gateway_source
             process = subprocess.Popen(
                 [sys.executable, "-m", "gateway", *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=ROOT,
+                cwd=source,
+                env={**os.environ, "PYTHONPATH": str(source)},
             )
             stack.callback(_stop, process)
             return process

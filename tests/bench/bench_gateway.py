@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/bench_gateway.py [--workers 32] [--requests 3000]
         [--namespaces 8] [--tmpfs] [--quiet-poller] [--seconds 60] [--tasks 1]
+        [--summary FILE] [--gateway-source DIR]
 
 The emulator and the gateway each run in their own process (``_stack.running_stack``), and
 one aiohttp load generator, in this process, drives both in the same run, so the ratio
@@ -37,12 +38,19 @@ time per request, user + system, from /proc, not wall time) and the throughput r
 from the one run. The gateway's CPU is also split by thread: its main thread, where the event
 loop runs, and the others (the ledger's thread, and any executor's). ``--event-loop uvloop``
 runs the gateway on uvloop (server.event_loop).
+
+The machine is shared and moves by half within an hour, so the report also gives the
+gateway's CPU per request as a multiple of the emulator's per straight request in the same
+run, which a slower hour slows on both sides. ``--summary FILE`` writes the run's figures
+(``figures()``) as JSON and ``--gateway-source DIR`` runs another checkout's gateway against
+this one's emulator: ``compare_gateway.py`` alternates runs of two revisions with them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -51,6 +59,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from _stack import (
@@ -225,6 +234,7 @@ def bench(
         ledger_dir=variant.ledger_dir,
         log_level=args.log_level,
         event_loop=args.event_loop,
+        gateway_source=args.gateway_source,
     ) as stack:
         variant.fsync_ms = fsync_p50_ms(str(stack.ledger_path.parent))
         watch = CpuWatch((stack.gateway_pid, stack.emulator_pid))
@@ -247,6 +257,31 @@ def _calls_summary(calls: dict[str, int]) -> str:
     return ", ".join(f"{k} {n}" for k, n in by_endpoint(calls).items()) or "none"
 
 
+def figures(variant: Variant) -> dict[str, float]:
+    """The run's figures a comparison reads: CPU per request in µs, and the gateway's as a
+    multiple of the emulator's CPU per straight request of the same kind, which travels
+    between machines and hours better than µs do (a slower machine slows both)."""
+    p = variant.phases
+    found: dict[str, float] = {}
+    for kind in ("submit", "get"):
+        gateway, straight = f"gateway {kind}", f"emulator runs/{kind}"
+        n_gw, n_emu = len(p[gateway].latencies) or 1, len(p[straight].latencies) or 1
+        gw_us = variant.cpu[gateway][0] / n_gw * 1e6
+        emu_us = variant.cpu[straight][1] / n_emu * 1e6
+        loop_us = variant.loop_cpu[gateway] / n_gw * 1e6
+        found |= {
+            f"{kind}_us": gw_us,
+            f"{kind}_loop_us": loop_us,
+            f"{kind}_other_threads_us": gw_us - loop_us,
+            f"emulator_{kind}_us": emu_us,
+            f"{kind}_x_emulator_cpu": gw_us / emu_us if emu_us else float("nan"),
+            f"{kind}_throughput_x": p[gateway].throughput / p[straight].throughput
+            if p[straight].throughput
+            else float("nan"),
+        }
+    return found
+
+
 def report(variant: Variant) -> None:
     print(f"-- {variant.label}")
     for phase in variant.phases.values():
@@ -264,6 +299,12 @@ def report(variant: Variant) -> None:
             f"    {name:<22} {gw_cpu:>5.2f} s / {emu_cpu:>5.2f} s"
             f"   = {gw_cpu / n * 1e6:>5.0f} / {emu_cpu / n * 1e6:>4.0f} µs per request"
         )
+    found = figures(variant)
+    print(
+        "  gateway CPU per request as a multiple of the emulator's per straight request "
+        f"(travels between machines): submit {found['submit_x_emulator_cpu']:.2f}x, "
+        f"get {found['get_x_emulator_cpu']:.2f}x"
+    )
     for name in ("gateway submit", "gateway get"):
         n = len(p[name].latencies) or 1
         loop, total = variant.loop_cpu[name], variant.cpu[name][0]
@@ -312,6 +353,14 @@ def arguments(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentPa
         "--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
         help="the gateway's server.event_loop (default: asyncio)",
     )  # fmt: skip
+    parser.add_argument(
+        "--gateway-source", type=Path, default=None,
+        help="run the gateway from this checkout (default: this one); compare_gateway.py uses it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--summary", type=Path, default=None,
+        help="also write the ledger-on-disk run's figures (figures()) to this file as JSON",
+    )  # fmt: skip
     return parser
 
 
@@ -337,6 +386,8 @@ def main() -> int:
         bench(args, variant)
         report(variant)
         failed |= any(ph.errors or not ph.latencies for ph in variant.phases.values())
+    if args.summary is not None and not failed:
+        args.summary.write_text(json.dumps(figures(variants[0]), indent=1), encoding="utf-8")
     if len(variants) == 2:
         disk = variants[0].phases["gateway submit"]
         tmpfs = variants[1].phases["gateway submit"]
