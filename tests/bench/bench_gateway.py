@@ -305,12 +305,11 @@ def report(variant: Variant) -> None:
         f"(travels between machines): submit {found['submit_x_emulator_cpu']:.2f}x, "
         f"get {found['get_x_emulator_cpu']:.2f}x"
     )
-    for name in ("gateway submit", "gateway get"):
-        n = len(p[name].latencies) or 1
-        loop, total = variant.loop_cpu[name], variant.cpu[name][0]
+    for kind in ("submit", "get"):
         print(
-            f"  {name}, the gateway's threads: event loop {loop / n * 1e6:.0f} µs, the others "
-            f"(the ledger's) {(total - loop) / n * 1e6:.0f} µs per request"
+            f"  gateway {kind}, the gateway's threads: event loop "
+            f"{found[f'{kind}_loop_us']:.0f} µs, the others (the ledger's) "
+            f"{found[f'{kind}_other_threads_us']:.0f} µs per request"
         )
     for name in ("gateway submit", "gateway get"):
         print(f"  Databricks calls during {name}: {_calls_summary(variant.calls[name])}")

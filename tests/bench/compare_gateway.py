@@ -74,7 +74,9 @@ def main() -> int:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     this = f"{here}{'+changes' if dirty else ''}"
-    runs: dict[str, list[dict[str, float]]] = {this: [], args.against: []}
+    # Against its own commit, the two gateways still need two names to keep their runs apart.
+    other_label = args.against if args.against != this else f"{args.against} (worktree)"
+    runs: dict[str, list[dict[str, float]]] = {this: [], other_label: []}
     with tempfile.TemporaryDirectory(prefix="lakegate-compare-") as tmp:
         workdir, other = Path(tmp), Path(tmp) / "other"
         subprocess.run(
@@ -86,9 +88,9 @@ def main() -> int:
             print(f"{args.pairs} runs of bench_gateway.py {' '.join(bench_args)} each, alternating")
             print("  " + " " * 16 + "".join(f" {heading:>10}" for heading in SHOWN.values()))
             for i in range(args.pairs):
-                order = [(this, None), (args.against, other)]
+                order = [(this, None), (other_label, other)]
                 for label, source in order if i % 2 == 0 else order[::-1]:
-                    figures = one_run(f"{label}-{i}", source, bench_args, workdir)
+                    figures = one_run(f"run-{i}-{source is None}", source, bench_args, workdir)
                     runs[label].append(figures)
                     print(row(label, figures), flush=True)
         finally:
@@ -100,8 +102,8 @@ def main() -> int:
     middle = {label: medians(found) for label, found in runs.items()}
     for label, figures in middle.items():
         print(row(label, figures))
-    ratio = middle[this]["submit_x_emulator_cpu"] / middle[args.against]["submit_x_emulator_cpu"]
-    print(f"  {this} / {args.against}, submit_x_emulator_cpu: {ratio:.2f}")
+    ratio = middle[this]["submit_x_emulator_cpu"] / middle[other_label]["submit_x_emulator_cpu"]
+    print(f"  {this} / {other_label}, submit_x_emulator_cpu: {ratio:.2f}")
     return 0
 
 
